@@ -1,0 +1,204 @@
+//! Control-plane wire types (`/v1/...`, reference §3).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::SandboxStatus;
+
+/// `template_id` arrives as a string from the SDKs but the docs allow an integer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StringOrNumber {
+    String(String),
+    Number(u64),
+}
+
+impl StringOrNumber {
+    pub fn into_string(self) -> String {
+        match self {
+            Self::String(s) => s,
+            Self::Number(n) => n.to_string(),
+        }
+    }
+}
+
+/// `POST /v1/sandboxes`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateSandboxRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_id: Option<StringOrNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Seconds until the sandbox is killed; absent means no timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_access: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_vars: Option<BTreeMap<String, String>>,
+}
+
+/// Resources of a sandbox (`disk_mb` here, `disk_gb` on templates: the reference's quirk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxResources {
+    pub vcpu: u32,
+    pub memory_mb: u64,
+    pub disk_mb: u64,
+}
+
+/// Sandbox object of `GET /v1/sandboxes/{id}`; create adds the token fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sandbox {
+    pub id: String,
+    #[serde(default = "sandbox_object")]
+    pub object: String,
+    pub status: SandboxStatus,
+    /// The agent base URL of this sandbox (`<server>/sandboxes/<id>/agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_name: Option<String>,
+    #[serde(default)]
+    pub organization_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<SandboxResources>,
+    #[serde(default)]
+    pub internet_access: bool,
+    /// Whether egress is actually available (Sandlot extension; false until networking lands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_access_available: Option<bool>,
+    #[serde(default)]
+    pub live_mode: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+fn sandbox_object() -> String {
+    "sandbox".into()
+}
+
+/// Cursor-paged list envelope (`{"object":"list","data":[...],...}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListEnvelope<T> {
+    #[serde(default)]
+    pub object: String,
+    #[serde(default = "Vec::new")]
+    pub data: Vec<T>,
+    #[serde(default)]
+    pub has_more: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// Reply of `DELETE /v1/sandboxes/{id}`, `pause` and `resume`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxStatusReply {
+    pub id: String,
+    pub status: SandboxStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// `PUT /v1/sandboxes/{id}/timeout`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetTimeoutRequest {
+    pub timeout_seconds: i64,
+}
+
+/// Reply of `PUT /v1/sandboxes/{id}/timeout`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetTimeoutReply {
+    pub id: String,
+    pub timeout_seconds: u64,
+    pub expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// Reply of `POST /v1/sandboxes/{id}/token/refresh`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenReply {
+    pub auth_token: String,
+    pub token_expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// Resource figures of a template (`disk_gb` on templates).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateResources {
+    pub vcpu: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+}
+
+/// Template object of `GET /v1/templates[/{name}]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub language: String,
+    #[serde(default)]
+    pub features: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_resources: Option<TemplateResources>,
+    #[serde(default)]
+    pub is_active: bool,
+    #[serde(default)]
+    pub is_public: bool,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default = "template_object")]
+    pub object: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+fn template_object() -> String {
+    "template".into()
+}
+
+/// `GET /health` on the control plane and the agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_seconds: Option<u64>,
+}

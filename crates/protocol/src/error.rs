@@ -1,0 +1,109 @@
+//! Error bodies and codes (reference §5).
+//!
+//! The server emits the "hybrid" body so the Python, JS and docs parsers all find a message and
+//! a code: on the control plane `error` is an object and `code`/`message` are repeated at the
+//! top; on the agent `error` is the message string. [`ErrorBody`] reads both.
+
+use serde::{Deserialize, Serialize};
+
+/// Error codes Sandlot emits (HopX agent and control-plane vocabularies).
+pub mod code {
+    pub const INVALID_JSON: &str = "INVALID_JSON";
+    pub const MISSING_PARAMETER: &str = "MISSING_PARAMETER";
+    pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
+    pub const AUTHENTICATION_REQUIRED: &str = "AUTHENTICATION_REQUIRED";
+    pub const INVALID_TOKEN: &str = "INVALID_TOKEN";
+    pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";
+    pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";
+    pub const SANDBOX_NOT_FOUND: &str = "SANDBOX_NOT_FOUND";
+    pub const PROCESS_NOT_FOUND: &str = "PROCESS_NOT_FOUND";
+    pub const TEMPLATE_NOT_FOUND: &str = "TEMPLATE_NOT_FOUND";
+    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const SANDBOX_PAUSED: &str = "SANDBOX_PAUSED";
+    pub const RESOURCE_LIMIT_ERROR: &str = "RESOURCE_LIMIT_ERROR";
+    pub const EXECUTION_FAILED: &str = "EXECUTION_FAILED";
+    pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
+    pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
+}
+
+/// The nested object form of `error` (what the Python SDK parses).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// `error` is an object on the control plane and a string on the agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ErrorField {
+    Message(String),
+    Detail(ErrorDetail),
+}
+
+/// Any error body either plane returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: Option<ErrorField>,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// Seconds to wait before retrying (429 replies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl ErrorBody {
+    /// The human message, wherever the body put it.
+    pub fn message(&self) -> Option<&str> {
+        if let Some(m) = self.message.as_deref() {
+            return Some(m);
+        }
+        match &self.error {
+            Some(ErrorField::Message(m)) => Some(m),
+            Some(ErrorField::Detail(d)) if !d.message.is_empty() => Some(&d.message),
+            _ => None,
+        }
+    }
+
+    /// The machine code, wherever the body put it.
+    pub fn code(&self) -> Option<&str> {
+        if let Some(c) = self.code.as_deref() {
+            return Some(c);
+        }
+        match &self.error {
+            Some(ErrorField::Detail(d)) => d.code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_reads_agent_and_control_plane_shapes() {
+        let agent: ErrorBody =
+            serde_json::from_str(r#"{"error":"nope","code":"PROCESS_NOT_FOUND"}"#).unwrap();
+        assert_eq!(agent.message(), Some("nope"));
+        assert_eq!(agent.code(), Some("PROCESS_NOT_FOUND"));
+
+        let nested: ErrorBody =
+            serde_json::from_str(r#"{"error":{"message":"gone","code":"RESOURCE_NOT_FOUND"}}"#)
+                .unwrap();
+        assert_eq!(nested.message(), Some("gone"));
+        assert_eq!(nested.code(), Some("RESOURCE_NOT_FOUND"));
+    }
+}

@@ -1,0 +1,48 @@
+//! Wire types of the HopX sandbox API, as `sandlotd` serves it and the Sandlot SDK speaks it.
+//!
+//! Every name here is the exact snake_case name that travels on the wire (see
+//! `shared/reference/hopx-api.md`). The SDK's camelCase JS types are separate structs that
+//! convert from these; the server serialises these directly. Optional fields are skipped when
+//! absent so that clients which only tolerate present-or-missing keys stay happy.
+
+pub mod agent;
+pub mod control;
+pub mod error;
+pub mod status;
+
+pub use agent::*;
+pub use control::*;
+pub use error::*;
+pub use status::*;
+
+/// Languages every template understands, with the aliases the agent's OpenAPI accepts.
+pub mod language {
+    /// Canonical language names accepted by `/execute*`.
+    pub const CANONICAL: &[&str] = &["python", "javascript", "bash"];
+
+    /// Maps a requested language (or alias) to its canonical name.
+    pub fn canonical(requested: &str) -> Option<&'static str> {
+        match requested.to_ascii_lowercase().as_str() {
+            "python" | "python3" | "py" => Some("python"),
+            "javascript" | "js" | "node" | "nodejs" => Some("javascript"),
+            "bash" | "sh" | "shell" => Some("bash"),
+            _ => None,
+        }
+    }
+}
+
+/// Defaults that both sides must agree on (reference §6).
+pub mod defaults {
+    /// `POST /execute` timeout in seconds when the request gives none.
+    pub const EXECUTE_TIMEOUT_SECS: u64 = 120;
+    /// `POST /execute/background` timeout in seconds when the request gives none.
+    pub const BACKGROUND_TIMEOUT_SECS: u64 = 300;
+    /// Working directory of code runs.
+    pub const WORKDIR: &str = "/workspace";
+    /// Language when the request gives none.
+    pub const LANGUAGE: &str = "python";
+    /// Extra HTTP time a client allows on top of a synchronous run's timeout.
+    pub const HTTP_GRACE_SECS: u64 = 30;
+    /// Local server address used when nothing else is configured.
+    pub const LOCAL_URL: &str = "http://127.0.0.1:7070";
+}

@@ -1,0 +1,2 @@
+//! Sandlot SDK (placeholder until the SDK issue lands).
+pub use sandlot_protocol as protocol;
