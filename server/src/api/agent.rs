@@ -1,0 +1,240 @@
+//! Agent routes (`<public_host>/...`): run code, list, get, kill and remove processes.
+
+use axum::extract::State;
+use axum::Json;
+use sandlot_protocol::{
+    code, BackgroundExecuteRequest, BackgroundExecuteResponse, ExecuteRequest, ExecuteResponse,
+    KillProcessRequest, ProcessActionReply, ProcessInfo, ProcessList,
+};
+use serde_json::{json, Value};
+
+use super::auth::AgentSandbox;
+use super::body::JsonBody;
+use super::control::validate_env;
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::sandbox::RunRequest;
+use crate::time::{now_rfc3339, rfc3339_millis};
+
+pub async fn health(
+    State(state): State<AppState>,
+    AgentSandbox { .. }: AgentSandbox,
+) -> Json<Value> {
+    Json(json!({
+        "status": "healthy",
+        "agent": "sandlotd",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "features": {
+            "code_execution": true,
+            "background_jobs": true,
+            "languages": ["python", "javascript", "bash"],
+        },
+    }))
+}
+
+pub async fn info(
+    State(state): State<AppState>,
+    AgentSandbox { sandbox, .. }: AgentSandbox,
+) -> Json<Value> {
+    Json(json!({
+        "vm_id": sandbox.id,
+        "agent": "sandlotd",
+        "agent_version": env!("CARGO_PKG_VERSION"),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "template": sandbox.template.name,
+        "languages": sandbox.template.languages,
+        "start_time": rfc3339_millis(sandbox.created_at),
+        "uptime": state.started.elapsed().as_secs(),
+        "limits": {
+            "memory_mb": state.cfg.sandbox_memory_mb,
+            "pids": state.cfg.sandbox_pids,
+            "cpus": state.cfg.sandbox_cpus,
+            "output_cap_bytes": state.cfg.output_cap_bytes,
+            "max_processes": state.cfg.max_processes_per_sandbox,
+        },
+        "endpoints": {
+            "health": "GET /health",
+            "info": "GET /info",
+            "execute": "POST /execute",
+            "execute_background": "POST /execute/background",
+            "list_processes": "GET /execute/processes",
+            "get_process": "GET /execute/processes/{id}",
+            "remove_process": "DELETE /execute/processes/{id}",
+            "kill_process": "POST /execute/kill/{id}",
+        },
+    }))
+}
+
+fn run_request(
+    code: Option<String>,
+    language: Option<String>,
+    timeout: Option<u64>,
+    workdir: Option<String>,
+    env: Option<std::collections::BTreeMap<String, String>>,
+    name: Option<String>,
+) -> ApiResult<RunRequest> {
+    let code = code.ok_or_else(|| ApiError::missing("code"))?;
+    if let Some(env) = &env {
+        validate_env(env)?;
+    }
+    Ok(RunRequest {
+        code,
+        language,
+        timeout,
+        workdir,
+        env,
+        name,
+    })
+}
+
+pub async fn execute(
+    State(state): State<AppState>,
+    AgentSandbox { sandbox, .. }: AgentSandbox,
+    JsonBody(req): JsonBody<ExecuteRequest>,
+) -> ApiResult<Json<ExecuteResponse>> {
+    let run = run_request(
+        req.code,
+        req.language,
+        req.timeout,
+        req.workdir.or(req.working_dir),
+        req.env,
+        None,
+    )?;
+    let (entry, lang) = state.node.run_sync(&sandbox, run).await?;
+    let info = entry.to_info();
+    Ok(Json(ExecuteResponse {
+        success: info.exit_code == Some(0),
+        stdout: info.stdout,
+        stderr: info.stderr,
+        exit_code: info.exit_code.unwrap_or(-1),
+        execution_time: info.execution_time.unwrap_or(0.0),
+        timestamp: Some(now_rfc3339()),
+        language: Some(lang.into()),
+        status: Some(info.status),
+        stdout_truncated: info.stdout_truncated,
+        stderr_truncated: info.stderr_truncated,
+    }))
+}
+
+pub async fn execute_background(
+    State(state): State<AppState>,
+    AgentSandbox { sandbox, .. }: AgentSandbox,
+    JsonBody(req): JsonBody<BackgroundExecuteRequest>,
+) -> ApiResult<Json<BackgroundExecuteResponse>> {
+    let name = req.name.filter(|n| !n.is_empty());
+    let run = run_request(
+        req.code,
+        req.language,
+        req.timeout,
+        req.workdir.or(req.working_dir),
+        req.env,
+        name,
+    )?;
+    let entry = state.node.start_process(&sandbox, run)?;
+    let info = entry.to_info();
+    Ok(Json(BackgroundExecuteResponse {
+        process_id: info.process_id,
+        execution_id: info.execution_id,
+        status: info.status,
+        name: info.name,
+        timeout: Some(entry.timeout_secs),
+        start_time: info.started_at,
+        message: Some("Process started in the background".into()),
+    }))
+}
+
+pub async fn list_processes(AgentSandbox { sandbox, .. }: AgentSandbox) -> Json<ProcessList> {
+    let processes: Vec<ProcessInfo> = sandbox
+        .processes
+        .all()
+        .iter()
+        .map(|p| p.to_info())
+        .collect();
+    Json(ProcessList {
+        count: processes.len(),
+        processes,
+        timestamp: Some(now_rfc3339()),
+    })
+}
+
+fn process_param(params: &std::collections::HashMap<String, String>) -> ApiResult<String> {
+    params
+        .get("pid")
+        .cloned()
+        .ok_or_else(|| ApiError::missing("process_id"))
+}
+
+pub async fn get_process(
+    State(state): State<AppState>,
+    AgentSandbox { sandbox, params }: AgentSandbox,
+) -> ApiResult<Json<ProcessInfo>> {
+    let entry = state
+        .node
+        .find_process(&sandbox, &process_param(&params)?)?;
+    Ok(Json(entry.to_info()))
+}
+
+async fn kill(
+    state: &AppState,
+    sandbox: &crate::sandbox::Sandbox,
+    process_id: &str,
+) -> ApiResult<Json<ProcessActionReply>> {
+    let entry = state.node.kill_process(sandbox, process_id).await?;
+    let status = entry.status();
+    let message = match status {
+        sandlot_protocol::ProcessStatus::Killed => "Process terminated successfully".to_string(),
+        other => format!("Process had already ended ({})", other.as_str()),
+    };
+    Ok(Json(ProcessActionReply {
+        success: true,
+        process_id: entry.id.clone(),
+        status,
+        message,
+    }))
+}
+
+/// `POST /execute/kill/{pid}` and `POST /processes/{pid}/kill`.
+pub async fn kill_by_path(
+    State(state): State<AppState>,
+    AgentSandbox { sandbox, params }: AgentSandbox,
+) -> ApiResult<Json<ProcessActionReply>> {
+    kill(&state, &sandbox, &process_param(&params)?).await
+}
+
+/// `DELETE /execute/kill` with `{"process_id": ...}`.
+pub async fn kill_by_body(
+    State(state): State<AppState>,
+    AgentSandbox { sandbox, .. }: AgentSandbox,
+    JsonBody(req): JsonBody<KillProcessRequest>,
+) -> ApiResult<Json<ProcessActionReply>> {
+    let id = req
+        .process_id
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::missing("process_id"))?;
+    kill(&state, &sandbox, &id).await
+}
+
+/// `DELETE /execute/processes/{pid}`: forget a finished process.
+pub async fn remove_process(
+    State(state): State<AppState>,
+    AgentSandbox { sandbox, params }: AgentSandbox,
+) -> ApiResult<Json<ProcessActionReply>> {
+    let id = process_param(&params)?;
+    let entry = state
+        .node
+        .remove_process(&sandbox, &id)
+        .map_err(|e| match e {
+            crate::sandbox::NodeError::Invalid(msg) => {
+                ApiError::new(axum::http::StatusCode::CONFLICT, code::CONFLICT, msg)
+            }
+            other => other.into(),
+        })?;
+    Ok(Json(ProcessActionReply {
+        success: true,
+        process_id: id,
+        status: entry.status(),
+        message: "Process record removed".into(),
+    }))
+}

@@ -1,0 +1,109 @@
+//! Authentication: the API key on the control plane, per-sandbox tokens on the agent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use sandlot_protocol::code;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::sandbox::Sandbox;
+use crate::token::TokenError;
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = header(parts, "authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Constant-time string equality, so a key cannot be guessed byte by byte from timings.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Proof that the request carries the API key (or that the server runs in local mode).
+pub struct ApiKey;
+
+impl FromRequestParts<AppState> for ApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = state.cfg.api_key.as_deref() else {
+            return Ok(ApiKey);
+        };
+        let presented = header(parts, "x-api-key").or_else(|| bearer(parts));
+        match presented {
+            None => Err(ApiError::unauthorized(
+                code::AUTHENTICATION_REQUIRED,
+                "Missing API key: send it as X-API-Key or Authorization: Bearer",
+            )),
+            Some(key) if same(key, expected) => Ok(ApiKey),
+            Some(_) => Err(ApiError::unauthorized(
+                code::INVALID_TOKEN,
+                "Invalid API key",
+            )),
+        }
+    }
+}
+
+/// The sandbox an agent request addresses, after its token (or the API key) was checked.
+pub struct AgentSandbox {
+    pub sandbox: Arc<Sandbox>,
+    pub params: HashMap<String, String>,
+}
+
+impl FromRequestParts<AppState> for AgentSandbox {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(code::INVALID_REQUEST, e.to_string()))?;
+        let id = params.get("id").cloned().unwrap_or_default();
+
+        let api_key_ok = matches!(
+            (state.cfg.api_key.as_deref(), header(parts, "x-api-key")),
+            (Some(expected), Some(key)) if same(key, expected)
+        );
+        if !api_key_ok {
+            let Some(token) = bearer(parts) else {
+                return Err(ApiError::unauthorized(
+                    code::AUTHENTICATION_REQUIRED,
+                    "Missing sandbox token: send Authorization: Bearer <auth_token>",
+                ));
+            };
+            // A valid API key as bearer also opens the agent (the key owns every sandbox).
+            let key_as_bearer = state.cfg.api_key.as_deref().is_some_and(|k| same(token, k));
+            if !key_as_bearer {
+                state.signer.verify(token, &id).map_err(|e| match e {
+                    TokenError::Expired => ApiError::unauthorized(
+                        code::TOKEN_EXPIRED,
+                        "Sandbox token expired; refresh it with POST /v1/sandboxes/{id}/token/refresh",
+                    ),
+                    TokenError::WrongSandbox => {
+                        ApiError::unauthorized(code::INVALID_TOKEN, "This token belongs to another sandbox")
+                    }
+                    TokenError::Malformed | TokenError::BadSignature => {
+                        ApiError::unauthorized(code::INVALID_TOKEN, "Invalid sandbox token")
+                    }
+                })?;
+            }
+        }
+        let sandbox = state.node.get(&id)?;
+        Ok(AgentSandbox { sandbox, params })
+    }
+}

@@ -1,0 +1,281 @@
+//! Control-plane routes (`/v1/...`): sandboxes, tokens and templates.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use sandlot_protocol::{
+    code, CreateSandboxRequest, ListEnvelope, Sandbox as WireSandbox, SandboxResources,
+    SandboxStatus, SandboxStatusReply, SetTimeoutReply, SetTimeoutRequest, Template, TokenReply,
+};
+use serde::Deserialize;
+
+use super::auth::ApiKey;
+use super::body::JsonBody;
+use super::context;
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::sandbox::template::{self, TEMPLATES};
+use crate::sandbox::{CreateOptions, Sandbox};
+use crate::time::rfc3339_seconds;
+
+/// The wire form of a sandbox; `with_token` adds a fresh agent token (create, connect).
+pub fn wire_sandbox(state: &AppState, s: &Sandbox, with_token: bool) -> WireSandbox {
+    let view = s.view();
+    let agent = format!("{}/sandboxes/{}/agent", state.cfg.public_base_url(), s.id);
+    let (auth_token, token_expires_at) = if with_token {
+        let (token, exp) = state.signer.issue(&s.id);
+        (Some(token), Some(rfc3339_seconds(exp)))
+    } else {
+        (None, None)
+    };
+    WireSandbox {
+        id: s.id.clone(),
+        object: "sandbox".into(),
+        status: view.status,
+        public_host: Some(agent.clone()),
+        direct_url: Some(agent),
+        template_id: Some(s.template.id.into()),
+        template_name: Some(s.template.name.into()),
+        organization_id: 1,
+        node_id: Some("local".into()),
+        region: Some("local".into()),
+        resources: Some(SandboxResources {
+            vcpu: state.cfg.sandbox_cpus.ceil() as u32,
+            memory_mb: state.cfg.sandbox_memory_mb,
+            disk_mb: state.cfg.sandbox_tmp_mb,
+        }),
+        internet_access: s.internet_access,
+        internet_access_available: Some(false),
+        live_mode: false,
+        timeout_seconds: view.timeout_seconds,
+        expires_at: view.expires_at.map(rfc3339_seconds),
+        created_at: Some(rfc3339_seconds(s.created_at)),
+        auth_token,
+        token_expires_at,
+        request_id: Some(context::current().request_id),
+    }
+}
+
+pub async fn create(
+    _: ApiKey,
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<CreateSandboxRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let template = req
+        .template_id
+        .map(|t| t.into_string())
+        .or(req.template_name)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                code::MISSING_PARAMETER,
+                "missing 'template_name' or 'template_id'",
+            )
+        })?;
+    if req.timeout_seconds == Some(0) {
+        return Err(ApiError::bad_request(
+            code::INVALID_REQUEST,
+            "timeout_seconds must be positive",
+        ));
+    }
+    let env_vars = req.env_vars.unwrap_or_default();
+    validate_env(&env_vars)?;
+    let sandbox = state
+        .node
+        .create(CreateOptions {
+            template,
+            timeout_seconds: req.timeout_seconds,
+            internet_access: req.internet_access.unwrap_or(false),
+            env_vars,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(wire_sandbox(&state, &sandbox, true)),
+    ))
+}
+
+pub fn validate_env(env: &BTreeMap<String, String>) -> ApiResult<()> {
+    for (k, v) in env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+            return Err(ApiError::bad_request(
+                code::INVALID_REQUEST,
+                format!("invalid environment variable name '{k}'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    status: Option<String>,
+}
+
+pub async fn list(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<ListEnvelope<WireSandbox>>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(SandboxStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                code::INVALID_REQUEST,
+                format!("unknown status filter '{s}'"),
+            )
+        })?),
+    };
+    let all: Vec<_> = state
+        .node
+        .list()
+        .into_iter()
+        .filter(|s| status.is_none_or(|st| s.view().status == st))
+        .collect();
+    // The cursor is the id of the last sandbox of the previous page.
+    let start = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(c) => all
+            .iter()
+            .position(|s| s.id == c)
+            .map(|i| i + 1)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    code::INVALID_REQUEST,
+                    "unknown cursor; start again without one",
+                )
+            })?,
+    };
+    let page: Vec<_> = all.iter().skip(start).take(limit).collect();
+    let has_more = start + page.len() < all.len();
+    Ok(Json(ListEnvelope {
+        object: "list".into(),
+        next_cursor: has_more
+            .then(|| page.last().map(|s| s.id.clone()))
+            .flatten(),
+        data: page
+            .iter()
+            .map(|s| wire_sandbox(&state, s, false))
+            .collect(),
+        has_more,
+        url: Some("/v1/sandboxes".into()),
+        request_id: Some(context::current().request_id),
+    }))
+}
+
+pub async fn get(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WireSandbox>> {
+    let sandbox = state.node.get(&id)?;
+    Ok(Json(wire_sandbox(&state, &sandbox, false)))
+}
+
+fn status_reply(id: String, status: SandboxStatus) -> Json<SandboxStatusReply> {
+    Json(SandboxStatusReply {
+        id,
+        status,
+        request_id: Some(context::current().request_id),
+    })
+}
+
+pub async fn delete(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxStatusReply>> {
+    state.node.kill(&id).await?;
+    Ok(status_reply(id, SandboxStatus::Deleted))
+}
+
+pub async fn pause(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxStatusReply>> {
+    state.node.pause(&id).await?;
+    Ok(status_reply(id, SandboxStatus::Paused))
+}
+
+pub async fn resume(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxStatusReply>> {
+    state.node.resume(&id).await?;
+    Ok(status_reply(id, SandboxStatus::Running))
+}
+
+pub async fn set_timeout(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<SetTimeoutRequest>,
+) -> ApiResult<Json<SetTimeoutReply>> {
+    let seconds = u64::try_from(req.timeout_seconds)
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| {
+            ApiError::bad_request(code::INVALID_REQUEST, "timeout_seconds must be positive")
+        })?;
+    let expires = state.node.set_timeout(&id, seconds)?;
+    Ok(Json(SetTimeoutReply {
+        id,
+        timeout_seconds: seconds,
+        expires_at: rfc3339_seconds(expires),
+        request_id: Some(context::current().request_id),
+    }))
+}
+
+pub async fn refresh_token(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TokenReply>> {
+    let sandbox = state.node.get(&id)?;
+    let (token, exp) = state.signer.issue(&sandbox.id);
+    Ok(Json(TokenReply {
+        auth_token: token,
+        token_expires_at: rfc3339_seconds(exp),
+        request_id: Some(context::current().request_id),
+    }))
+}
+
+fn wire_template(state: &AppState, t: &template::TemplateSpec) -> Template {
+    let mut wire = t.to_wire(state.cfg.sandbox_memory_mb, state.cfg.sandbox_cpus);
+    wire.request_id = Some(context::current().request_id);
+    wire
+}
+
+pub async fn templates(_: ApiKey, State(state): State<AppState>) -> Json<ListEnvelope<Template>> {
+    Json(ListEnvelope {
+        object: "list".into(),
+        data: TEMPLATES.iter().map(|t| wire_template(&state, t)).collect(),
+        has_more: false,
+        next_cursor: None,
+        url: Some("/v1/templates".into()),
+        request_id: Some(context::current().request_id),
+    })
+}
+
+pub async fn template(
+    _: ApiKey,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Template>> {
+    let t = template::find(&name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            code::TEMPLATE_NOT_FOUND,
+            format!("Template '{name}' not found; available: code-interpreter, base"),
+        )
+    })?;
+    Ok(Json(wire_template(&state, t)))
+}

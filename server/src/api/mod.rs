@@ -1,0 +1,91 @@
+//! The HTTP API: control plane under `/v1`, each sandbox's agent under
+//! `/sandboxes/{id}/agent` (its `public_host`), and `/health`.
+
+mod agent;
+mod auth;
+mod body;
+mod context;
+mod control;
+mod error;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use sandlot_protocol::code;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::sandbox::LocalNode;
+use crate::token::TokenSigner;
+use error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub node: Arc<LocalNode>,
+    pub signer: TokenSigner,
+    pub started: Instant,
+}
+
+pub fn router(state: AppState) -> Router {
+    let agent = Router::new()
+        .route("/health", get(agent::health))
+        .route("/info", get(agent::info))
+        .route("/execute", post(agent::execute))
+        .route("/execute/background", post(agent::execute_background))
+        .route("/execute/processes", get(agent::list_processes))
+        .route(
+            "/execute/processes/{pid}",
+            get(agent::get_process).delete(agent::remove_process),
+        )
+        .route("/execute/kill/{pid}", post(agent::kill_by_path))
+        .route("/execute/kill", delete(agent::kill_by_body))
+        .route("/processes/{pid}/kill", post(agent::kill_by_path));
+
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/sandboxes", post(control::create).get(control::list))
+        .route(
+            "/v1/sandboxes/{id}",
+            get(control::get).delete(control::delete),
+        )
+        .route("/v1/sandboxes/{id}/pause", post(control::pause))
+        .route("/v1/sandboxes/{id}/resume", post(control::resume))
+        .route("/v1/sandboxes/{id}/timeout", put(control::set_timeout))
+        .route(
+            "/v1/sandboxes/{id}/token/refresh",
+            post(control::refresh_token),
+        )
+        .route("/v1/templates", get(control::templates))
+        .route("/v1/templates/{name}", get(control::template))
+        .nest("/sandboxes/{id}/agent", agent)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
+        .layer(axum::middleware::from_fn(context::middleware))
+        .with_state(state)
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "healthy", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        code::RESOURCE_NOT_FOUND,
+        "No such endpoint",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        code::METHOD_NOT_ALLOWED,
+        "Method not allowed on this endpoint",
+    )
+}

@@ -1,0 +1,85 @@
+//! Command line and environment configuration of sandlotd.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// sandlotd: a self-hosted sandbox server that speaks the HopX sandbox API.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sandlotd", version)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "SANDLOT_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite store, the signing key and sandbox workspaces.
+    #[arg(long, env = "SANDLOT_DATA_DIR", default_value = "./.sandlot")]
+    pub data_dir: PathBuf,
+
+    /// API key required on the control plane. Without one, a loopback server runs in local
+    /// mode (any key accepted); a non-loopback server refuses to start.
+    #[arg(long, env = "SANDLOT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Base URL clients use to reach this server (for `public_host`); default: from --listen.
+    #[arg(long, env = "SANDLOT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "SANDLOT_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Sandboxes this server runs at once.
+    #[arg(long, env = "SANDLOT_MAX_SANDBOXES", default_value_t = 1000)]
+    pub max_sandboxes: usize,
+
+    /// Processes running at once in one sandbox.
+    #[arg(long, env = "SANDLOT_MAX_PROCESSES", default_value_t = 64)]
+    pub max_processes_per_sandbox: usize,
+
+    /// Process records kept per sandbox; the oldest finished ones are dropped beyond it.
+    #[arg(long, env = "SANDLOT_MAX_PROCESS_RECORDS", default_value_t = 20_000)]
+    pub max_process_records: usize,
+
+    /// Bytes of stdout (and of stderr) kept per process: head and tail, middle dropped.
+    #[arg(long, env = "SANDLOT_OUTPUT_CAP_BYTES", default_value_t = 1024 * 1024)]
+    pub output_cap_bytes: usize,
+
+    /// Memory limit of one sandbox, in MiB.
+    #[arg(long, env = "SANDLOT_SANDBOX_MEMORY_MB", default_value_t = 512)]
+    pub sandbox_memory_mb: u64,
+
+    /// Process (and thread) limit of one sandbox.
+    #[arg(long, env = "SANDLOT_SANDBOX_PIDS", default_value_t = 256)]
+    pub sandbox_pids: u64,
+
+    /// CPU quota of one sandbox, in cores.
+    #[arg(long, env = "SANDLOT_SANDBOX_CPUS", default_value_t = 1.0)]
+    pub sandbox_cpus: f64,
+
+    /// Size of a sandbox's /tmp, in MiB.
+    #[arg(long, env = "SANDLOT_SANDBOX_TMP_MB", default_value_t = 256)]
+    pub sandbox_tmp_mb: u64,
+
+    /// Longest run-time limit a process may ask for, in seconds.
+    #[arg(long, env = "SANDLOT_MAX_TIMEOUT_SECS", default_value_t = 24 * 3600)]
+    pub max_timeout_secs: u64,
+}
+
+impl Config {
+    /// The base URL clients reach this server at.
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => {
+                let addr = if self.listen.ip().is_unspecified() {
+                    SocketAddr::new([127, 0, 0, 1].into(), self.listen.port())
+                } else {
+                    self.listen
+                };
+                format!("http://{addr}")
+            }
+        }
+    }
+}

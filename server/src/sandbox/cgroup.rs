@@ -1,0 +1,348 @@
+//! Per-sandbox cgroups: limits, kill-the-tree, freeze, and the start-up sweep.
+//!
+//! The layout is detected once at start:
+//! * **hybrid** (this machine): limits live in the v1 `memory`, `pids` and `cpu` hierarchies;
+//!   the v2 tree at `/sys/fs/cgroup/unified` (no controllers) gives `cgroup.kill` and
+//!   `cgroup.freeze` for tracking and killing;
+//! * **pure v2**: one tree carries limits, kill and freeze;
+//! * **none usable**: rlimits alone (said in the log).
+//!
+//! Every group is created under the server's own cgroup (read from `/proc/self/cgroup`) in a
+//! `sandlot` sub-tree, so the server never touches groups it does not own and can sweep that
+//! sub-tree after a crash. Each sandbox gets `sandlot/<sandbox>`; each process additionally
+//! gets `sandlot/<sandbox>/<process>` in the tracking tree so killing one process kills its
+//! whole tree and nothing else.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const ROOT: &str = "/sys/fs/cgroup";
+const SUBTREE: &str = "sandlot";
+
+/// Resource limits of one sandbox.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub pids: u64,
+    /// CPU quota in cores (e.g. 1.0).
+    pub cpus: f64,
+}
+
+/// The cgroup layout sandlotd found at start.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    /// v1 hierarchies used for limits: (controller, our base dir).
+    v1: Vec<(&'static str, PathBuf)>,
+    /// v2 base dir used for tracking, kill and freeze (and limits when `v2_limits`).
+    v2: Option<PathBuf>,
+    v2_limits: bool,
+}
+
+impl Cgroups {
+    /// Detects the layout and creates our `sandlot` sub-trees.
+    pub fn detect() -> Self {
+        let own = own_cgroups();
+        let mut v1 = Vec::new();
+        let mut v2 = None;
+        let mut v2_limits = false;
+
+        let pure_v2 = fs::read_to_string(format!("{ROOT}/cgroup.controllers"))
+            .map(|c| c.split_whitespace().any(|c| c == "memory"))
+            .unwrap_or(false);
+        if pure_v2 {
+            let base = join(ROOT, own.v2.as_deref().unwrap_or("/")).join(SUBTREE);
+            if fs::create_dir_all(&base).is_ok() {
+                // Controllers must be enabled top-down; the server's own group keeps its
+                // processes, so this may fail, and then only kill/freeze are available.
+                v2_limits = enable_controllers(&base);
+                v2 = Some(base);
+            }
+        } else {
+            for ctrl in ["memory", "pids", "cpu"] {
+                let Some(rel) = own.v1.iter().find(|(c, _)| c.split(',').any(|c| c == ctrl)) else {
+                    continue;
+                };
+                let base = join(&format!("{ROOT}/{ctrl}"), &rel.1).join(SUBTREE);
+                if fs::create_dir_all(&base).is_ok() {
+                    v1.push((ctrl, base));
+                }
+            }
+            let unified = format!("{ROOT}/unified");
+            if Path::new(&unified).join("cgroup.procs").exists() {
+                let base = join(&unified, own.v2.as_deref().unwrap_or("/")).join(SUBTREE);
+                if fs::create_dir_all(&base).is_ok() && base.join("cgroup.kill").exists() {
+                    v2 = Some(base);
+                }
+            }
+        }
+        Self { v1, v2, v2_limits }
+    }
+
+    /// One line for the start-up log.
+    pub fn describe(&self) -> String {
+        let limits: Vec<&str> = self.v1.iter().map(|(c, _)| *c).collect();
+        match (&self.v2, self.v2_limits, limits.is_empty()) {
+            (Some(_), true, _) => "cgroup v2 (limits, kill, freeze)".into(),
+            (Some(_), false, false) => {
+                format!("cgroup v1 limits ({}) + v2 kill/freeze", limits.join(","))
+            }
+            (Some(_), false, true) => "cgroup v2 kill/freeze only; limits by rlimits".into(),
+            (None, _, false) => format!(
+                "cgroup v1 limits ({}); kill by process group",
+                limits.join(",")
+            ),
+            (None, _, true) => "no usable cgroups; limits by rlimits only".into(),
+        }
+    }
+
+    /// Whether memory/pids limits are enforced by cgroups (else rlimits must do it).
+    pub fn enforces_limits(&self) -> bool {
+        self.v2_limits || self.v1.iter().any(|(c, _)| *c == "pids")
+    }
+
+    /// Creates a sandbox's groups and applies its limits; returns the `cgroup.procs` files a
+    /// process of the sandbox (its init) must join.
+    pub fn create_sandbox(&self, sandbox: &str, limits: Limits) -> io::Result<Vec<String>> {
+        let mut procs = Vec::new();
+        for (ctrl, base) in &self.v1 {
+            let dir = base.join(sandbox);
+            fs::create_dir_all(&dir)?;
+            match *ctrl {
+                "memory" => {
+                    write(&dir, "memory.limit_in_bytes", limits.memory_bytes)?;
+                    // Swap is counted too where the kernel allows it.
+                    let _ = write(&dir, "memory.memsw.limit_in_bytes", limits.memory_bytes);
+                }
+                "pids" => write(&dir, "pids.max", limits.pids)?,
+                "cpu" => {
+                    let period = 100_000u64;
+                    write(&dir, "cpu.cfs_period_us", period)?;
+                    write(
+                        &dir,
+                        "cpu.cfs_quota_us",
+                        (limits.cpus * period as f64) as u64,
+                    )?;
+                }
+                _ => {}
+            }
+            procs.push(dir.join("cgroup.procs").to_string_lossy().into_owned());
+        }
+        if let Some(base) = &self.v2 {
+            let dir = base.join(sandbox);
+            fs::create_dir_all(&dir)?;
+            if self.v2_limits {
+                enable_controllers(&dir);
+                let init = dir.join("init");
+                fs::create_dir_all(&init)?;
+                write(&dir, "memory.max", limits.memory_bytes)?;
+                let _ = write(&dir, "memory.swap.max", 0);
+                write(&dir, "pids.max", limits.pids)?;
+                let quota = (limits.cpus * 100_000.0) as u64;
+                fs::write(dir.join("cpu.max"), format!("{quota} 100000"))?;
+                procs.push(init.join("cgroup.procs").to_string_lossy().into_owned());
+            } else {
+                procs.push(dir.join("cgroup.procs").to_string_lossy().into_owned());
+            }
+        }
+        Ok(procs)
+    }
+
+    /// The `cgroup.procs` files a process must join: the sandbox's limit groups plus its own
+    /// tracking group (created here).
+    pub fn create_process(&self, sandbox: &str, process: &str) -> io::Result<Vec<String>> {
+        let mut procs: Vec<String> = self
+            .v1
+            .iter()
+            .map(|(_, base)| {
+                base.join(sandbox)
+                    .join("cgroup.procs")
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        if let Some(base) = &self.v2 {
+            let dir = base.join(sandbox).join(process);
+            fs::create_dir_all(&dir)?;
+            procs.push(dir.join("cgroup.procs").to_string_lossy().into_owned());
+        }
+        Ok(procs)
+    }
+
+    /// Kills every process in a process's tracking group. False when there is no such group
+    /// (the caller then falls back to the process group).
+    pub fn kill_process(&self, sandbox: &str, process: &str) -> bool {
+        match &self.v2 {
+            Some(base) => {
+                fs::write(base.join(sandbox).join(process).join("cgroup.kill"), "1").is_ok()
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a finished process's tracking group.
+    pub fn remove_process(&self, sandbox: &str, process: &str) {
+        if let Some(base) = &self.v2 {
+            let _ = remove_dir_retrying(&base.join(sandbox).join(process));
+        }
+    }
+
+    /// Kills everything in a sandbox's groups.
+    pub fn kill_sandbox(&self, sandbox: &str) {
+        if let Some(base) = &self.v2 {
+            let _ = fs::write(base.join(sandbox).join("cgroup.kill"), "1");
+        }
+        for (_, base) in &self.v1 {
+            kill_v1_members(&base.join(sandbox));
+        }
+    }
+
+    /// Freezes (`true`) or thaws a sandbox. Errors when no freezer is available.
+    pub fn freeze_sandbox(&self, sandbox: &str, frozen: bool) -> io::Result<()> {
+        match &self.v2 {
+            Some(base) => fs::write(
+                base.join(sandbox).join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+            ),
+            None => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no cgroup freezer",
+            )),
+        }
+    }
+
+    /// Removes a (dead) sandbox's groups.
+    pub fn remove_sandbox(&self, sandbox: &str) {
+        for dir in self.dirs_of(sandbox) {
+            remove_tree(&dir);
+        }
+    }
+
+    /// Kills and removes every sandbox group left by an earlier run. Returns how many
+    /// sandboxes were swept.
+    pub fn sweep(&self) -> usize {
+        let mut seen = std::collections::BTreeSet::new();
+        for base in self.bases() {
+            for entry in fs::read_dir(&base).into_iter().flatten().flatten() {
+                if entry.path().is_dir() {
+                    seen.insert(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        for sandbox in &seen {
+            self.kill_sandbox(sandbox);
+            self.remove_sandbox(sandbox);
+        }
+        seen.len()
+    }
+
+    fn bases(&self) -> Vec<PathBuf> {
+        self.v1
+            .iter()
+            .map(|(_, b)| b.clone())
+            .chain(self.v2.clone())
+            .collect()
+    }
+
+    fn dirs_of(&self, sandbox: &str) -> Vec<PathBuf> {
+        self.bases().into_iter().map(|b| b.join(sandbox)).collect()
+    }
+}
+
+struct OwnCgroups {
+    /// (controller list, path) for each v1 hierarchy.
+    v1: Vec<(String, String)>,
+    v2: Option<String>,
+}
+
+fn own_cgroups() -> OwnCgroups {
+    let text = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut v1 = Vec::new();
+    let mut v2 = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("/"),
+        );
+        if ctrls.is_empty() {
+            v2 = Some(path.to_string());
+        } else {
+            v1.push((ctrls.to_string(), path.to_string()));
+        }
+    }
+    OwnCgroups { v1, v2 }
+}
+
+fn join(root: &str, rel: &str) -> PathBuf {
+    Path::new(root).join(rel.trim_start_matches('/'))
+}
+
+fn write(dir: &Path, file: &str, value: u64) -> io::Result<()> {
+    fs::write(dir.join(file), value.to_string())
+        .map_err(|e| io::Error::new(e.kind(), format!("{}/{file}: {e}", dir.display())))
+}
+
+fn enable_controllers(dir: &Path) -> bool {
+    let parent = dir.parent().unwrap_or(dir);
+    fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu").is_ok()
+        && fs::write(dir.join("cgroup.subtree_control"), "+memory +pids +cpu").is_ok()
+}
+
+/// v1 has no `cgroup.kill`: signal every member until the group is empty (a fork racing the
+/// loop is caught by the next round).
+fn kill_v1_members(dir: &Path) {
+    for _ in 0..50 {
+        let mut any = false;
+        for d in walk(dir) {
+            for pid in fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+            {
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    any = true;
+                    // SAFETY: signalling a pid read from our own cgroup.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        if !any {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `dir` and its sub-directories, deepest first.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            out.extend(walk(&entry.path()));
+        }
+    }
+    out.push(dir.to_path_buf());
+    out
+}
+
+fn remove_tree(dir: &Path) {
+    for d in walk(dir) {
+        let _ = remove_dir_retrying(&d);
+    }
+}
+
+/// `rmdir` fails with EBUSY until the last member has been reaped; give it a moment.
+fn remove_dir_retrying(dir: &Path) -> io::Result<()> {
+    let mut last = Ok(());
+    for _ in 0..100 {
+        last = fs::remove_dir(dir);
+        match &last {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    last
+}

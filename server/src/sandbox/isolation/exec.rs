@@ -1,0 +1,191 @@
+//! `sandlotd __sandbox-exec <json>`: run one process inside an existing sandbox.
+//!
+//! The helper joins the sandbox's cgroups (so limits and kill-the-tree cover the process from
+//! its first instruction), joins its namespaces through a pidfd of the sandbox's pid 1, and
+//! forks: only children land in the joined pid namespace. The child drops every privilege and
+//! execs the program; the helper waits and exits with the child's status (128+signal when the
+//! child was killed). stdout/stderr are the server's pipes, inherited untouched.
+
+use std::io::Read;
+
+use super::sys::{check, die, fork, wait_exit_code, write_file};
+use super::{seccomp, CodeDelivery, ExecConfig, Rlimits};
+
+const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP;
+
+pub fn main(arg: Option<String>) -> ! {
+    let cfg: ExecConfig = match arg.as_deref().map(serde_json::from_str) {
+        Some(Ok(cfg)) => cfg,
+        Some(Err(e)) => die("parse exec config", e),
+        None => die("exec config", "missing argument"),
+    };
+    let mut code = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut code) {
+        die("read program", e);
+    }
+
+    let me = std::process::id().to_string();
+    for procs in &cfg.cgroup_procs {
+        if let Err(e) = write_file(procs, &me) {
+            die("join cgroup", e);
+        }
+    }
+    if let Err(e) = join_namespaces(cfg.init_pid) {
+        die("join sandbox", e);
+    }
+    let program = memfd_with(&code).unwrap_or_else(|e| die("stage program", e));
+    let filters = seccomp::filters().unwrap_or_else(|e| die("seccomp", e));
+
+    let child = fork().unwrap_or_else(|e| die("fork", e));
+    if child == 0 {
+        exec_child(&cfg, program, &filters);
+    }
+    // SAFETY: our copy of the program fd is no longer needed.
+    unsafe { libc::close(program) };
+    std::process::exit(wait_exit_code(child));
+}
+
+fn join_namespaces(init_pid: i32) -> std::io::Result<()> {
+    // SAFETY: plain syscalls; the pidfd is closed after use.
+    unsafe {
+        let pidfd = check(
+            libc::syscall(libc::SYS_pidfd_open, init_pid, 0) as libc::c_int,
+            "pidfd_open",
+        )?;
+        let joined = check(libc::setns(pidfd, NAMESPACES), "setns");
+        libc::close(pidfd);
+        joined?;
+    }
+    Ok(())
+}
+
+/// An anonymous in-memory file holding the program text, positioned at its start.
+fn memfd_with(code: &[u8]) -> std::io::Result<libc::c_int> {
+    // SAFETY: the name is NUL-terminated; writes stay within `code`.
+    unsafe {
+        let fd = check(libc::memfd_create(c"program".as_ptr(), 0), "memfd_create")?;
+        let mut written = 0;
+        while written < code.len() {
+            let n = libc::write(
+                fd,
+                code[written..].as_ptr() as *const libc::c_void,
+                code.len() - written,
+            );
+            if n <= 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            written += n as usize;
+        }
+        check(libc::lseek(fd, 0, libc::SEEK_SET) as libc::c_int, "lseek")?;
+        Ok(fd)
+    }
+}
+
+/// In the forked child, now pid N of the sandbox: drop everything and exec.
+fn exec_child(cfg: &ExecConfig, program: libc::c_int, filters: &[seccompiler::BpfProgram]) -> ! {
+    // SAFETY: syscalls on our own process; all strings are built before exec and outlive it.
+    unsafe {
+        // A new session makes the process a group leader; the helper's death kills it.
+        libc::setsid();
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+
+        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        match cfg.code {
+            CodeDelivery::Stdin => {
+                libc::dup2(program, 0);
+            }
+            CodeDelivery::Fd3 => {
+                libc::dup2(devnull, 0);
+                libc::dup2(program, 3);
+            }
+        }
+        close_fds_from(if cfg.code == CodeDelivery::Fd3 { 4 } else { 3 });
+
+        let cwd = super::sys::cstr(&cfg.cwd).unwrap_or_else(|e| die("workdir", e));
+        if libc::chdir(cwd.as_ptr()) != 0 {
+            die(
+                &format!("workdir {}", cfg.cwd),
+                std::io::Error::last_os_error(),
+            );
+        }
+        set_rlimits(&cfg.rlimits);
+
+        // Drop the capability bounding set while still privileged, then the ids.
+        for cap in 0..64 {
+            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+        }
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setresgid(cfg.gid, cfg.gid, cfg.gid) != 0
+            || libc::setresuid(cfg.uid, cfg.uid, cfg.uid) != 0
+        {
+            die("drop privileges", std::io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            die("no_new_privs", std::io::Error::last_os_error());
+        }
+        if let Err(e) = seccomp::apply(filters) {
+            die("seccomp", e);
+        }
+
+        let argv: Vec<_> = cfg.argv.iter().map(|a| cstring(a)).collect();
+        let env: Vec<_> = cfg
+            .env
+            .iter()
+            .map(|(k, v)| cstring(&format!("{k}={v}")))
+            .collect();
+        let mut argv_ptrs: Vec<_> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let mut env_ptrs: Vec<_> = env.iter().map(|e| e.as_ptr()).collect();
+        env_ptrs.push(std::ptr::null());
+        libc::execve(argv_ptrs[0], argv_ptrs.as_ptr(), env_ptrs.as_ptr());
+        die(
+            &format!("exec {}", cfg.argv[0]),
+            std::io::Error::last_os_error(),
+        );
+    }
+}
+
+fn cstring(s: &str) -> std::ffi::CString {
+    // NULs cannot be passed to exec; drop them rather than fail the run.
+    std::ffi::CString::new(s.replace('\0', "")).expect("NULs removed")
+}
+
+fn close_fds_from(first: libc::c_int) {
+    // SAFETY: closing descriptors we do not hand to the program.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        ) != 0
+        {
+            for fd in first..1024 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+fn set_rlimits(limits: &Rlimits) {
+    let set = |resource, value: u64| {
+        let lim = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: valid pointer to a local rlimit.
+        unsafe { libc::setrlimit(resource, &lim) };
+    };
+    set(libc::RLIMIT_NOFILE, limits.nofile);
+    set(libc::RLIMIT_NPROC, limits.nproc);
+    set(libc::RLIMIT_FSIZE, limits.fsize_bytes);
+    set(libc::RLIMIT_CORE, 0);
+    if limits.as_bytes > 0 {
+        set(libc::RLIMIT_AS, limits.as_bytes);
+    }
+}

@@ -1,0 +1,119 @@
+//! `sandlotd __sandbox-init`: create a sandbox and keep it alive.
+//!
+//! Protocol with the server: the helper reads an [`InitConfig`] as JSON on stdin, and once the
+//! sandbox is ready prints `ready <host pid of the sandbox's pid 1>` on stdout. It then waits
+//! for pid 1 and exits when the sandbox dies (the server kills pid 1 to kill the sandbox).
+//! Any failure is printed on stderr and the helper exits non-zero.
+
+use std::io::{Read, Write};
+
+use super::sys::{check, die, fork, wait_exit_code, write_file};
+use super::{rootfs, InitConfig};
+
+const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP;
+
+pub fn main() -> ! {
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        die("read config", e);
+    }
+    let cfg: InitConfig = serde_json::from_str(&input).unwrap_or_else(|e| die("parse config", e));
+
+    // Join the sandbox's cgroups first, so pid 1 and everything after it is accounted there.
+    let me = std::process::id().to_string();
+    for procs in &cfg.cgroup_procs {
+        if let Err(e) = write_file(procs, &me) {
+            die("join cgroup", e);
+        }
+    }
+    // SAFETY: plain syscall.
+    if let Err(e) = check(unsafe { libc::unshare(NAMESPACES) }, "unshare") {
+        die("create namespaces", e);
+    }
+
+    let (ready_r, ready_w) = pipe().unwrap_or_else(|e| die("pipe", e));
+    let child = fork().unwrap_or_else(|e| die("fork", e));
+    if child == 0 {
+        // SAFETY: closing our copy of the read end.
+        unsafe { libc::close(ready_r) };
+        run_pid1(&cfg, ready_w);
+    }
+    // SAFETY: closing our copy of the write end so EOF means pid 1 died.
+    unsafe { libc::close(ready_w) };
+    let mut status = [0u8; 64];
+    // SAFETY: reading into a valid buffer.
+    let n = unsafe {
+        libc::read(
+            ready_r,
+            status.as_mut_ptr() as *mut libc::c_void,
+            status.len(),
+        )
+    };
+    if n <= 0 || !status.starts_with(b"ok") {
+        // pid 1 printed its own reason on stderr.
+        std::process::exit(wait_exit_code(child).max(1));
+    }
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "ready {child}");
+    let _ = out.flush();
+    std::process::exit(wait_exit_code(child));
+}
+
+fn pipe() -> std::io::Result<(libc::c_int, libc::c_int)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid out-array of two ints.
+    check(
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) },
+        "pipe2",
+    )?;
+    Ok((fds[0], fds[1]))
+}
+
+/// Pid 1 of the sandbox: build the root, report readiness, then reap forever.
+fn run_pid1(cfg: &InitConfig, ready_w: libc::c_int) -> ! {
+    if let Err(e) = rootfs::build(cfg) {
+        die("build sandbox root", e);
+    }
+    // SAFETY: writing a constant buffer to our pipe, then closing it.
+    unsafe {
+        libc::write(ready_w, b"ok".as_ptr() as *const libc::c_void, 2);
+        libc::close(ready_w);
+    }
+    set_process_name(b"sandlot-init\0");
+    reap_forever()
+}
+
+fn set_process_name(name: &[u8]) {
+    // SAFETY: `name` is NUL-terminated and at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
+extern "C" fn on_sigchld(_: libc::c_int) {}
+
+/// Processes that join the sandbox are re-parented to us when their helper exits; reap them
+/// so no zombie outlives its process. SIGCHLD stays blocked except inside `sigsuspend`, so a
+/// child that exits between the reap loop and the wait cannot be missed.
+fn reap_forever() -> ! {
+    // SAFETY: installing a no-op handler and adjusting our own signal mask.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigchld as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_NOCLDSTOP;
+        libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut());
+        let mut block: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut block);
+        libc::sigaddset(&mut block, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_BLOCK, &block, std::ptr::null_mut());
+        let mut wait_mask: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut wait_mask);
+        loop {
+            while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
+            libc::sigsuspend(&wait_mask);
+        }
+    }
+}

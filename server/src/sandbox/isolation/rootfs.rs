@@ -1,0 +1,215 @@
+//! The sandbox's root filesystem, built by pid 1 inside its new mount namespace.
+//!
+//! Layout: a small tmpfs root holding read-only binds of the template's system directories
+//! (`/usr` and the merged-usr symlinks), a synthetic `/etc` (generated passwd/group/hosts plus
+//! a few read-only host entries the runtimes need), a minimal `/dev`, a fresh `/proc` of the
+//! sandbox's pid namespace, private `/tmp` and `/dev/shm` tmpfs mounts, and the sandbox's own
+//! `/workspace` bound from the host data dir. Nothing else of the host is reachable.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use super::sys::{check, cstr, mount};
+use super::InitConfig;
+
+const RO_FLAGS: libc::c_ulong =
+    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+
+pub fn build(cfg: &InitConfig) -> io::Result<()> {
+    // Nothing we mount may propagate back to the host.
+    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    set_hostname(&cfg.hostname)?;
+
+    let root = cfg.root_dir.as_str();
+    mount(
+        Some("sandlot"),
+        root,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("size=8m,mode=0755"),
+    )?;
+
+    for dir in [
+        "proc",
+        "dev",
+        "tmp",
+        "etc",
+        "workspace",
+        "root",
+        "home",
+        "run",
+        "var",
+    ] {
+        fs::create_dir_all(format!("{root}/{dir}"))?;
+    }
+    for host in &cfg.ro_binds {
+        let target = format!("{root}{host}");
+        fs::create_dir_all(&target)?;
+        bind_ro(host, &target)?;
+    }
+    // Debian's merged /usr: /bin, /lib, /lib64 and /sbin are symlinks into it.
+    for (link, to) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("sbin", "usr/sbin"),
+    ] {
+        if Path::new(&format!("{root}/{to}")).exists() {
+            symlink(to, format!("{root}/{link}"))?;
+        }
+    }
+    fs::create_dir_all(format!("{root}/var/tmp"))?;
+    fs::set_permissions(
+        format!("{root}/var/tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )?;
+
+    build_etc(cfg, root)?;
+    build_dev(cfg, root)?;
+
+    mount(
+        Some("proc"),
+        &format!("{root}/proc"),
+        Some("proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    let tmp_opts = format!("size={}m,mode=1777", cfg.tmp_size_mb);
+    mount(
+        Some("tmpfs"),
+        &format!("{root}/tmp"),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(&tmp_opts),
+    )?;
+    mount(
+        Some(&cfg.workspace_dir),
+        &format!("{root}/workspace"),
+        None,
+        libc::MS_BIND,
+        None,
+    )?;
+    mount(
+        None,
+        &format!("{root}/workspace"),
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV,
+        None,
+    )?;
+
+    pivot_into(root)?;
+    // The root tmpfs itself becomes read-only; /tmp, /dev/shm and /workspace stay writable.
+    mount(
+        None,
+        "/",
+        None,
+        libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+        None,
+    )?;
+    Ok(())
+}
+
+fn set_hostname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length describe `name`.
+    let ret = unsafe { libc::sethostname(name.as_ptr() as *const libc::c_char, name.len()) };
+    check(ret, "sethostname").map(|_| ())
+}
+
+fn bind_ro(src: &str, target: &str) -> io::Result<()> {
+    mount(Some(src), target, None, libc::MS_BIND | libc::MS_REC, None)?;
+    mount(None, target, None, RO_FLAGS, None)
+}
+
+fn build_etc(cfg: &InitConfig, root: &str) -> io::Result<()> {
+    for (name, content) in &cfg.etc_files {
+        fs::write(format!("{root}/etc/{name}"), content)?;
+    }
+    for host in &cfg.etc_binds {
+        let src = Path::new(host);
+        // Follow symlinks such as /etc/localtime so the bind has a real source.
+        let Ok(resolved) = fs::canonicalize(src) else {
+            continue;
+        };
+        let target = format!("{root}{host}");
+        if resolved.is_dir() {
+            fs::create_dir_all(&target)?;
+        } else {
+            if let Some(parent) = Path::new(&target).parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::write(&target, "")?;
+        }
+        bind_ro(&resolved.to_string_lossy(), &target)?;
+    }
+    Ok(())
+}
+
+fn build_dev(cfg: &InitConfig, root: &str) -> io::Result<()> {
+    let dev = format!("{root}/dev");
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("size=64k,mode=0755"),
+    )?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = format!("{dev}/{node}");
+        fs::write(&target, "")?;
+        mount(
+            Some(&format!("/dev/{node}")),
+            &target,
+            None,
+            libc::MS_BIND,
+            None,
+        )?;
+    }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(to, format!("{dev}/{link}"))?;
+    }
+    fs::create_dir_all(format!("{dev}/shm"))?;
+    let shm_opts = format!("size={}m,mode=1777", cfg.tmp_size_mb.min(64));
+    mount(
+        Some("shm"),
+        &format!("{dev}/shm"),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(&shm_opts),
+    )?;
+    // Sealing /dev read-only keeps the device list fixed.
+    mount(
+        None,
+        &dev,
+        None,
+        libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("size=64k,mode=0755"),
+    )
+}
+
+/// Makes `root` the new `/` and detaches the host's tree.
+fn pivot_into(root: &str) -> io::Result<()> {
+    let root_c = cstr(root)?;
+    let dot = cstr(".")?;
+    // SAFETY: valid NUL-terminated paths; pivot_root(".", ".") stacks the old root on top of
+    // the new one, and the lazy unmount then drops it.
+    unsafe {
+        check(libc::chdir(root_c.as_ptr()), "chdir root")?;
+        check(
+            libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) as libc::c_int,
+            "pivot_root",
+        )?;
+        check(
+            libc::umount2(dot.as_ptr(), libc::MNT_DETACH),
+            "detach old root",
+        )?;
+        check(libc::chdir(c"/".as_ptr()), "chdir /")?;
+    }
+    Ok(())
+}

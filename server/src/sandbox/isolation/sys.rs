@@ -1,0 +1,83 @@
+//! Thin, checked wrappers over the raw syscalls the helpers use.
+
+use std::ffi::CString;
+use std::io;
+
+pub fn check(ret: libc::c_int, what: &str) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        Err(io::Error::new(err.kind(), format!("{what}: {err}")))
+    } else {
+        Ok(ret)
+    }
+}
+
+pub fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in string"))
+}
+
+pub fn mount(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = src.map(cstr).transpose()?;
+    let target_c = cstr(target)?;
+    let fstype = fstype.map(cstr).transpose()?;
+    let data = data.map(cstr).transpose()?;
+    // SAFETY: every pointer is either null or a valid NUL-terminated string that outlives
+    // the call.
+    let ret = unsafe {
+        libc::mount(
+            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            target_c.as_ptr(),
+            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags,
+            data.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
+        )
+    };
+    check(ret, &format!("mount {target}")).map(|_| ())
+}
+
+/// Writes `data` to an existing file (cgroupfs, procfs).
+pub fn write_file(path: &str, data: &str) -> io::Result<()> {
+    std::fs::write(path, data).map_err(|e| io::Error::new(e.kind(), format!("write {path}: {e}")))
+}
+
+pub fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: the helpers are single-threaded, so the child may keep using the allocator.
+    let pid = unsafe { libc::fork() };
+    check(pid, "fork")
+}
+
+/// Blocks until `pid` ends; returns the shell-style exit status (128+signal when killed).
+pub fn wait_exit_code(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: plain syscall with a valid out-pointer.
+        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if ret == pid {
+            break;
+        }
+        if ret < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return 255;
+        }
+    }
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    }
+}
+
+/// Prints a helper failure on stderr (which the server captures) and exits.
+pub fn die(context: &str, err: impl std::fmt::Display) -> ! {
+    eprintln!("sandlot: {context}: {err}");
+    // SAFETY: exiting without running destructors is what a failed helper wants.
+    unsafe { libc::_exit(126) }
+}

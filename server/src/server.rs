@@ -1,0 +1,130 @@
+//! Start-up and shutdown of the server.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::sandbox::cgroup::Cgroups;
+use crate::sandbox::LocalNode;
+use crate::store::Store;
+use crate::token::TokenSigner;
+
+pub fn main() -> ExitCode {
+    let cfg = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SANDLOT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cfg: Config) -> Result<(), String> {
+    // SAFETY: plain syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(
+            "sandlotd must run as root: it creates namespaces and cgroups for sandboxes".into(),
+        );
+    }
+    if cfg.api_key.is_none() {
+        if !cfg.listen.ip().is_loopback() {
+            return Err(format!(
+                "refusing to listen on {} without an API key: pass --api-key or SANDLOT_API_KEY",
+                cfg.listen
+            ));
+        }
+        warn!(
+            "no API key configured: local mode, any key (or none) is accepted on {}",
+            cfg.listen
+        );
+    }
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
+    let cfg = Arc::new(Config {
+        data_dir: std::fs::canonicalize(&cfg.data_dir).map_err(|e| e.to_string())?,
+        ..cfg
+    });
+    let store = Arc::new(
+        Store::open(&cfg.data_dir.join("sandlot.db"))
+            .map_err(|e| format!("cannot open the store: {e}"))?,
+    );
+    let signer =
+        TokenSigner::load_or_create(&cfg.data_dir).map_err(|e| format!("signing key: {e}"))?;
+    let cgroups = Arc::new(Cgroups::detect());
+    info!("isolation: namespaces + seccomp; {}", cgroups.describe());
+
+    let node = Arc::new(LocalNode::new(cfg.clone(), cgroups, store).map_err(|e| e.to_string())?);
+    node.recover()
+        .await
+        .map_err(|e| format!("recovery failed: {e}"))?;
+    info!(sandboxes = node.count(), "state recovered");
+
+    let reaper = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                node.reap_expired().await;
+            }
+        })
+    };
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    info!(
+        "sandlotd {} listening on http://{}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.listen
+    );
+    let app = api::router(AppState {
+        cfg: cfg.clone(),
+        node: node.clone(),
+        signer,
+        started: Instant::now(),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+
+    info!("shutting down: killing sandboxes");
+    reaper.abort();
+    node.shutdown().await;
+    info!("bye");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,139 @@
+//! Agent tokens: HS256 JWTs that name one sandbox and expire.
+//!
+//! A node can verify a token with the signing key alone, without asking a control plane
+//! (DESIGN.md, "room to grow"). The key is random, kept in the data dir so tokens survive a
+//! restart.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::time::unix_seconds;
+
+/// Lifetime of an agent token. Well over the SDKs' one-hour refresh threshold.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone)]
+pub struct TokenSigner {
+    key: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sid: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Why a token was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed,
+    BadSignature,
+    Expired,
+    WrongSandbox,
+}
+
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+impl TokenSigner {
+    /// Loads the key from `dir/token.key`, creating it on first start.
+    pub fn load_or_create(dir: &Path) -> std::io::Result<Self> {
+        let path = dir.join("token.key");
+        if let Ok(key) = std::fs::read(&path) {
+            if key.len() >= 32 {
+                return Ok(Self { key });
+            }
+        }
+        let mut key = vec![0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+        std::fs::write(&path, &key)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(Self { key })
+    }
+
+    /// Issues a token for `sandbox`; returns it with its expiry.
+    pub fn issue(&self, sandbox: &str) -> (String, SystemTime) {
+        let now = SystemTime::now();
+        let exp = now + TOKEN_LIFETIME;
+        let claims = Claims {
+            sid: sandbox.into(),
+            iat: unix_seconds(now),
+            exp: unix_seconds(exp),
+        };
+        let payload = serde_json::to_vec(&claims).expect("claims serialise");
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(HEADER),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig = URL_SAFE_NO_PAD.encode(self.mac(&signing_input).finalize().into_bytes());
+        (format!("{signing_input}.{sig}"), exp)
+    }
+
+    /// Checks signature, expiry and that the token opens `sandbox`.
+    pub fn verify(&self, token: &str, sandbox: &str) -> Result<(), TokenError> {
+        let (signing_input, sig) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let (_, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| TokenError::Malformed)?;
+        self.mac(signing_input)
+            .verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| TokenError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        if claims.exp <= unix_seconds(SystemTime::now()) {
+            return Err(TokenError::Expired);
+        }
+        if claims.sid != sandbox {
+            return Err(TokenError::WrongSandbox);
+        }
+        Ok(())
+    }
+
+    fn mac(&self, input: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key size");
+        mac.update(input.as_bytes());
+        mac
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> TokenSigner {
+        TokenSigner { key: vec![7; 32] }
+    }
+
+    #[test]
+    fn a_token_opens_its_own_sandbox_only() {
+        let (token, exp) = signer().issue("sbx1");
+        assert!(exp > SystemTime::now() + Duration::from_secs(3600));
+        assert_eq!(signer().verify(&token, "sbx1"), Ok(()));
+        assert_eq!(
+            signer().verify(&token, "sbx2"),
+            Err(TokenError::WrongSandbox)
+        );
+    }
+
+    #[test]
+    fn tampered_or_foreign_tokens_are_refused() {
+        let (token, _) = signer().issue("sbx1");
+        let other = TokenSigner { key: vec![8; 32] };
+        assert_eq!(other.verify(&token, "sbx1"), Err(TokenError::BadSignature));
+        assert_eq!(signer().verify("abc", "sbx1"), Err(TokenError::Malformed));
+        let mut forged = token.clone();
+        forged.insert(10, 'x');
+        assert!(signer().verify(&forged, "sbx1").is_err());
+    }
+}
