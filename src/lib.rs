@@ -1,2 +1,18 @@
-//! Sandlot SDK (placeholder until the SDK issue lands).
+//! Sandlot SDK: drive Sandlot (or any HopX-compatible service) sandboxes from JavaScript and
+//! TypeScript. Compiled to WebAssembly with wasm-bindgen; the npm package wraps it in a thin
+//! JS façade (`pkg-template/`) that exports the error classes and hides the wasm init.
+//!
+//! Modules by concern: `config` (where the server and key come from), `http` (the single
+//! request core), `errors` (taxonomy → JS error classes), `types` (JS-facing types and their
+//! wire mapping), `sandbox` (the class and control-plane calls), `process` (running code).
+
+mod config;
+mod errors;
+mod http;
+mod process;
+mod sandbox;
+mod types;
+
+pub use sandbox::Sandbox;
 pub use sandlot_protocol as protocol;
+pub use types::*;

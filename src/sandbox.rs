@@ -1,0 +1,529 @@
+//! `Sandbox`: the exported class, its factories and its control-plane methods.
+//!
+//! A sandbox is reached two ways: the control plane (`/v1/sandboxes/{id}/...`, API key) for
+//! lifecycle, and its agent (`public_host`, bearer token) for running code. The agent token
+//! is kept here and refreshed through the control plane when it is close to expiry or when
+//! the agent answers 401; a sandbox connected with only a token (a browser handed a session
+//! by its backend) uses the token as it is.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use gloo_net::http::Method;
+use sandlot_protocol as wire;
+use tsify::Ts;
+use wasm_bindgen::prelude::*;
+use web_sys::AbortSignal;
+
+use crate::config::{self, ClientConfig};
+use crate::errors::{ErrorKind, NotFoundHint, SdkError};
+use crate::http::{signal_of, Auth, Call};
+use crate::types::{
+    CallOptions, ConnectOptions, CreateOptions, ListOptions, SandboxInfo, SandboxSession,
+    TimeoutInfo, TokenInfo,
+};
+
+/// The agent token and when it stops working.
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub value: String,
+    pub expires_at: Option<String>,
+    /// `expires_at` in ms since the epoch, when it parsed.
+    pub expires_at_ms: Option<f64>,
+}
+
+impl Token {
+    pub fn new(value: String, expires_at: Option<String>) -> Self {
+        let expires_at_ms = expires_at
+            .as_deref()
+            .map(js_sys::Date::parse)
+            .filter(|ms| !ms.is_nan());
+        Self {
+            value,
+            expires_at,
+            expires_at_ms,
+        }
+    }
+
+    /// HopX policy: refresh when less than an hour is left.
+    pub fn needs_refresh(&self, now_ms: f64) -> bool {
+        self.expires_at_ms
+            .is_some_and(|at| at - now_ms < config::TOKEN_REFRESH_MARGIN_MS)
+    }
+}
+
+pub(crate) struct Inner {
+    pub id: String,
+    pub control: ClientConfig,
+    pub agent_url: String,
+    pub token: RefCell<Option<Token>>,
+    /// Whether the control plane can be asked for a new token (false for a token-only session
+    /// that was given no API key or URL: its default URL may not even be the right server).
+    pub can_refresh: bool,
+}
+
+/// A running sandbox. Get one with `Sandbox.create`, `Sandbox.connect`; end it with `kill()`
+/// (or `await using`).
+#[wasm_bindgen]
+pub struct Sandbox {
+    pub(crate) inner: Rc<Inner>,
+}
+
+/// Turns a failed `Ts` conversion of an argument into a `ValidationError`.
+pub(crate) fn arg<T: tsify::Tsify + serde::de::DeserializeOwned + Default>(
+    value: Option<Ts<T>>,
+    name: &str,
+) -> Result<T, SdkError> {
+    match value {
+        None => Ok(T::default()),
+        Some(v) if v.js_value().is_null() || v.js_value().is_undefined() => Ok(T::default()),
+        Some(v) => T::from_js(v.js_value())
+            .map_err(|e| SdkError::invalid_argument(format!("invalid {name}: {e}"))),
+    }
+}
+
+/// Converts a result for JS; a failure here means a value JS cannot represent.
+pub(crate) fn out<T: tsify::Tsify + serde::Serialize>(value: &T) -> Result<Ts<T>, SdkError> {
+    Ts::from_rust(value).map_err(|e| SdkError::invalid_response(e.to_string()))
+}
+
+pub(crate) fn encode(segment: &str) -> String {
+    String::from(js_sys::encode_uri_component(segment))
+}
+
+fn control_auth(cfg: &ClientConfig) -> Auth {
+    cfg.api_key.clone().map_or(Auth::None, Auth::ApiKey)
+}
+
+impl Inner {
+    fn sandbox_url(&self, suffix: &str) -> String {
+        format!(
+            "{}/v1/sandboxes/{}{suffix}",
+            self.control.base_url,
+            encode(&self.id)
+        )
+    }
+
+    /// A control-plane call about this sandbox (404 means the sandbox is gone).
+    pub fn control_call(&self, method: Method, suffix: &str) -> Call {
+        Call::new(
+            method,
+            self.sandbox_url(suffix),
+            control_auth(&self.control),
+        )
+        .not_found(NotFoundHint::Sandbox)
+    }
+
+    pub async fn refresh_token(&self, signal: Option<&AbortSignal>) -> Result<Token, SdkError> {
+        let reply: wire::TokenReply = self
+            .control_call(Method::POST, "/token/refresh")
+            .fetch(signal)
+            .await?;
+        let token = Token::new(reply.auth_token, Some(reply.token_expires_at));
+        *self.token.borrow_mut() = Some(token.clone());
+        Ok(token)
+    }
+
+    /// The token to send now, refreshed first when missing or close to expiry.
+    async fn current_token(
+        &self,
+        signal: Option<&AbortSignal>,
+    ) -> Result<Option<String>, SdkError> {
+        let cached = self.token.borrow().clone();
+        match cached {
+            Some(t) if !(self.can_refresh && t.needs_refresh(js_sys::Date::now())) => {
+                Ok(Some(t.value))
+            }
+            None if !self.can_refresh => Ok(None),
+            _ => Ok(Some(self.refresh_token(signal).await?.value)),
+        }
+    }
+
+    /// Sends an agent call with the bearer token; on a 401 refreshes the token once and
+    /// sends it again.
+    pub async fn agent_call(
+        &self,
+        method: Method,
+        path: &str,
+        configure: impl Fn(Call) -> Result<Call, SdkError>,
+        signal: Option<&AbortSignal>,
+    ) -> Result<JsValue, SdkError> {
+        let url = format!("{}{path}", self.agent_url);
+        let build = |token: Option<String>| {
+            let auth = token.map_or(Auth::None, Auth::Bearer);
+            configure(Call::new(method.clone(), url.clone(), auth))
+        };
+        let token = self.current_token(signal).await?;
+        match build(token)?.send(signal).await {
+            Err(e) if e.status == Some(401) && self.can_refresh => {
+                let fresh = self.refresh_token(signal).await?;
+                build(Some(fresh.value))?.send(signal).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl Sandbox {
+    fn from_wire(
+        reply: wire::Sandbox,
+        control: ClientConfig,
+        can_refresh: bool,
+    ) -> Result<Self, SdkError> {
+        let agent_url = reply
+            .public_host
+            .or(reply.direct_url)
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| {
+                format!("{}/sandboxes/{}/agent", control.base_url, encode(&reply.id))
+            });
+        let token = reply
+            .auth_token
+            .map(|t| Token::new(t, reply.token_expires_at));
+        Ok(Self {
+            inner: Rc::new(Inner {
+                id: reply.id,
+                control,
+                agent_url,
+                token: RefCell::new(token),
+                can_refresh,
+            }),
+        })
+    }
+
+    async fn connect_by_id(id: String, opts: ConnectOptions) -> Result<Sandbox, SdkError> {
+        let signal = signal_of(&opts.signal)?;
+        let control = config::resolve(opts.api_key, opts.base_url, config::env_var)
+            .map_err(SdkError::invalid_argument)?;
+        let url = format!("{}/v1/sandboxes/{}", control.base_url, encode(&id));
+        let info: wire::Sandbox = Call::new(Method::GET, url, control_auth(&control))
+            .not_found(NotFoundHint::Sandbox)
+            .fetch(signal.as_ref())
+            .await?;
+        let status = info.status;
+        let sandbox = Sandbox::from_wire(info, control, true)?;
+        match status {
+            wire::SandboxStatus::Running | wire::SandboxStatus::Creating => {}
+            wire::SandboxStatus::Paused => {
+                sandbox
+                    .inner
+                    .control_call(Method::POST, "/resume")
+                    .send(signal.as_ref())
+                    .await?;
+            }
+            other => {
+                return Err(SdkError::new(
+                    ErrorKind::Sandlot,
+                    format!(
+                        "sandbox {id} is {} and cannot be connected to",
+                        other.as_str()
+                    ),
+                )
+                .with_code("SANDBOX_NOT_RUNNING"))
+            }
+        }
+        sandbox.inner.refresh_token(signal.as_ref()).await?;
+        Ok(sandbox)
+    }
+
+    fn connect_with_session(
+        session: SandboxSession,
+        opts: ConnectOptions,
+    ) -> Result<Sandbox, SdkError> {
+        signal_of(&opts.signal)?;
+        if session.sandbox_id.is_empty() || session.token.is_empty() {
+            return Err(SdkError::invalid_argument(
+                "sandboxId and token must not be empty",
+            ));
+        }
+        let agent_url = config::normalize_base_url(&session.agent_url).map_err(|_| {
+            SdkError::invalid_argument("agentUrl must be an absolute http:// or https:// URL")
+        })?;
+        // Refreshing needs the control plane; only try it when the caller pointed us at one.
+        let can_refresh = opts.api_key.is_some() || opts.base_url.is_some();
+        let control = config::resolve(opts.api_key, opts.base_url, config::env_var)
+            .map_err(SdkError::invalid_argument)?;
+        Ok(Sandbox {
+            inner: Rc::new(Inner {
+                id: session.sandbox_id,
+                control,
+                agent_url,
+                token: RefCell::new(Some(Token::new(session.token, session.token_expires_at))),
+                can_refresh,
+            }),
+        })
+    }
+}
+
+#[wasm_bindgen]
+impl Sandbox {
+    /// Creates a sandbox and resolves once the server has accepted it.
+    #[wasm_bindgen(js_name = create)]
+    pub async fn create(options: Option<Ts<CreateOptions>>) -> Result<Sandbox, JsValue> {
+        let opts = arg(options, "create options")?;
+        let signal = signal_of(&opts.signal)?;
+        let control = config::resolve(opts.api_key.clone(), opts.base_url.clone(), config::env_var)
+            .map_err(SdkError::invalid_argument)?;
+        let url = format!("{}/v1/sandboxes", control.base_url);
+        let reply: wire::Sandbox = Call::new(Method::POST, url, control_auth(&control))
+            .json(&opts.to_wire())?
+            .timeout_ms(config::CREATE_HTTP_TIMEOUT_MS)
+            .fetch(signal.as_ref())
+            .await?;
+        Ok(Sandbox::from_wire(reply, control, true)?)
+    }
+
+    /// Attaches to an existing sandbox, either by id (through the control plane, which needs
+    /// the API key; a paused sandbox is resumed) or with a `SandboxSession`
+    /// `{ sandboxId, token, agentUrl }`, which needs no key and makes no request.
+    #[wasm_bindgen(js_name = connect)]
+    pub async fn connect(
+        #[wasm_bindgen(unchecked_param_type = "string | SandboxSession")] target: JsValue,
+        options: Option<Ts<ConnectOptions>>,
+    ) -> Result<Sandbox, JsValue> {
+        let opts = arg(options, "connect options")?;
+        if let Some(id) = target.as_string() {
+            if id.is_empty() {
+                return Err(SdkError::invalid_argument("sandboxId must not be empty").into());
+            }
+            return Ok(Sandbox::connect_by_id(id, opts).await?);
+        }
+        if !target.is_object() {
+            return Err(SdkError::invalid_argument(
+                "connect takes a sandbox id or { sandboxId, token, agentUrl }",
+            )
+            .into());
+        }
+        let session: SandboxSession = serde_wasm_bindgen::from_value(target)
+            .map_err(|e| SdkError::invalid_argument(format!("invalid session: {e}")))?;
+        Ok(Sandbox::connect_with_session(session, opts)?)
+    }
+
+    /// Lists the sandboxes the key can see (all pages unless `limit` is given).
+    #[wasm_bindgen(js_name = list)]
+    pub async fn list(options: Option<Ts<ListOptions>>) -> Result<Vec<Ts<SandboxInfo>>, JsValue> {
+        let opts = arg(options, "list options")?;
+        let signal = signal_of(&opts.signal)?;
+        let control = config::resolve(opts.api_key, opts.base_url, config::env_var)
+            .map_err(SdkError::invalid_argument)?;
+        let page_size = opts.limit.unwrap_or(100);
+        let mut cursor: Option<String> = None;
+        let mut all = Vec::new();
+        loop {
+            let mut url = format!("{}/v1/sandboxes?limit={page_size}", control.base_url);
+            if let Some(status) = opts.status {
+                url.push_str("&status=");
+                url.push_str(
+                    &serde_wasm_bindgen::to_value(&status)?
+                        .as_string()
+                        .unwrap_or_default(),
+                );
+            }
+            if let Some(c) = &cursor {
+                url.push_str("&cursor=");
+                url.push_str(&encode(c));
+            }
+            let page: wire::ListEnvelope<wire::Sandbox> =
+                Call::new(Method::GET, url, control_auth(&control))
+                    .fetch(signal.as_ref())
+                    .await?;
+            for s in page.data {
+                all.push(out(&SandboxInfo::from(s))?);
+            }
+            cursor = page.next_cursor.filter(|_| page.has_more);
+            if opts.limit.is_some() || cursor.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The sandbox id.
+    #[wasm_bindgen(getter, js_name = sandboxId)]
+    pub fn sandbox_id(&self) -> String {
+        self.inner.id.clone()
+    }
+
+    /// The agent base URL (`public_host`).
+    #[wasm_bindgen(getter, js_name = agentUrl)]
+    pub fn agent_url(&self) -> String {
+        self.inner.agent_url.clone()
+    }
+
+    /// What a client without the API key needs to drive this sandbox:
+    /// pass it to `Sandbox.connect(session)`. Contains the agent token.
+    #[wasm_bindgen(js_name = getSession)]
+    pub fn get_session(&self) -> Result<Ts<SandboxSession>, JsValue> {
+        let token = self.inner.token.borrow().clone();
+        let token = token.ok_or_else(|| {
+            SdkError::new(ErrorKind::Authentication, "this sandbox has no agent token")
+                .with_code("NO_TOKEN")
+        })?;
+        Ok(out(&SandboxSession {
+            sandbox_id: self.inner.id.clone(),
+            token: token.value,
+            agent_url: self.inner.agent_url.clone(),
+            token_expires_at: token.expires_at,
+        })?)
+    }
+
+    /// Current state of the sandbox, from the control plane.
+    #[wasm_bindgen(js_name = getInfo)]
+    pub async fn get_info(
+        &self,
+        options: Option<Ts<CallOptions>>,
+    ) -> Result<Ts<SandboxInfo>, JsValue> {
+        let opts = arg(options, "options")?;
+        let signal = signal_of(&opts.signal)?;
+        let reply: wire::Sandbox = self
+            .inner
+            .control_call(Method::GET, "")
+            .fetch(signal.as_ref())
+            .await?;
+        Ok(out(&SandboxInfo::from(reply))?)
+    }
+
+    /// Kills the sandbox and every process in it.
+    #[wasm_bindgen(js_name = kill)]
+    pub async fn kill(&self, options: Option<Ts<CallOptions>>) -> Result<(), JsValue> {
+        let opts = arg(options, "options")?;
+        let signal = signal_of(&opts.signal)?;
+        self.inner
+            .control_call(Method::DELETE, "")
+            .send(signal.as_ref())
+            .await?;
+        Ok(())
+    }
+
+    /// Pauses the sandbox (its agent stops answering until `resume()`).
+    #[wasm_bindgen(js_name = pause)]
+    pub async fn pause(&self, options: Option<Ts<CallOptions>>) -> Result<(), JsValue> {
+        let opts = arg(options, "options")?;
+        let signal = signal_of(&opts.signal)?;
+        self.inner
+            .control_call(Method::POST, "/pause")
+            .send(signal.as_ref())
+            .await?;
+        Ok(())
+    }
+
+    /// Resumes a paused sandbox.
+    #[wasm_bindgen(js_name = resume)]
+    pub async fn resume(&self, options: Option<Ts<CallOptions>>) -> Result<(), JsValue> {
+        let opts = arg(options, "options")?;
+        let signal = signal_of(&opts.signal)?;
+        self.inner
+            .control_call(Method::POST, "/resume")
+            .send(signal.as_ref())
+            .await?;
+        Ok(())
+    }
+
+    /// Kills the sandbox `seconds` from now (replacing any earlier timeout).
+    #[wasm_bindgen(js_name = setTimeout)]
+    pub async fn set_timeout(
+        &self,
+        seconds: f64,
+        options: Option<Ts<CallOptions>>,
+    ) -> Result<Ts<TimeoutInfo>, JsValue> {
+        let opts = arg(options, "options")?;
+        let signal = signal_of(&opts.signal)?;
+        if !seconds.is_finite() || seconds.fract() != 0.0 || seconds <= 0.0 {
+            return Err(SdkError::invalid_argument("seconds must be a positive integer").into());
+        }
+        let body = wire::SetTimeoutRequest {
+            timeout_seconds: seconds as i64,
+        };
+        let reply: wire::SetTimeoutReply = self
+            .inner
+            .control_call(Method::PUT, "/timeout")
+            .json(&body)?
+            .fetch(signal.as_ref())
+            .await?;
+        Ok(out(&TimeoutInfo::from(reply))?)
+    }
+
+    /// Gets a new agent token now (the SDK also does this by itself when needed).
+    #[wasm_bindgen(js_name = refreshToken)]
+    pub async fn refresh_token(
+        &self,
+        options: Option<Ts<CallOptions>>,
+    ) -> Result<Ts<TokenInfo>, JsValue> {
+        let opts = arg(options, "options")?;
+        let signal = signal_of(&opts.signal)?;
+        let token = self.inner.refresh_token(signal.as_ref()).await?;
+        Ok(out(&TokenInfo {
+            token: token.value,
+            expires_at: token.expires_at.unwrap_or_default(),
+        })?)
+    }
+
+    /// `await using sandbox = await Sandbox.create()` kills the sandbox at scope end; a
+    /// sandbox that is already gone is fine.
+    #[wasm_bindgen(js_name = "[Symbol.asyncDispose]")]
+    pub async fn async_dispose(&self) -> Result<(), JsValue> {
+        match self.inner.control_call(Method::DELETE, "").send(None).await {
+            Err(e) if matches!(e.kind, ErrorKind::SandboxNotFound | ErrorKind::NotFound) => Ok(()),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn token_needs_refresh_only_within_the_last_hour() {
+        let t = Token::new("t".into(), Some("2026-01-01T12:00:00Z".into()));
+        let at = t.expires_at_ms.unwrap();
+        assert!(!t.needs_refresh(at - 2.0 * 3_600_000.0));
+        assert!(t.needs_refresh(at - 30.0 * 60_000.0));
+        assert!(t.needs_refresh(at + 1.0));
+        let unknown = Token::new("t".into(), Some("not a date".into()));
+        assert!(
+            !unknown.needs_refresh(0.0),
+            "an unparsable expiry is not refreshed ahead"
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn session_connect_validates_without_any_request() {
+        let session = SandboxSession {
+            sandbox_id: "sbx_1".into(),
+            token: "tok".into(),
+            agent_url: "http://127.0.0.1:1/sandboxes/sbx_1/agent/".into(),
+            token_expires_at: None,
+        };
+        let s = Sandbox::connect_with_session(session.clone(), ConnectOptions::default()).unwrap();
+        assert_eq!(
+            s.inner.agent_url,
+            "http://127.0.0.1:1/sandboxes/sbx_1/agent"
+        );
+        assert!(!s.inner.can_refresh);
+        let bad = SandboxSession {
+            agent_url: "sandboxes/x".into(),
+            ..session
+        };
+        let e = Sandbox::connect_with_session(bad, ConnectOptions::default())
+            .err()
+            .unwrap();
+        assert_eq!(e.code, "INVALID_ARGUMENT");
+    }
+
+    #[wasm_bindgen_test]
+    fn agent_url_falls_back_to_the_sandlot_layout() {
+        let reply: wire::Sandbox = serde_wasm_bindgen::from_value(
+            js_sys::JSON::parse(r#"{"id":"a b","status":"running"}"#).unwrap(),
+        )
+        .unwrap();
+        let cfg = ClientConfig {
+            base_url: "http://h:1".into(),
+            api_key: None,
+        };
+        let s = Sandbox::from_wire(reply, cfg, true).unwrap();
+        assert_eq!(s.inner.agent_url, "http://h:1/sandboxes/a%20b/agent");
+        assert!(s.inner.token.borrow().is_none());
+    }
+}
