@@ -23,6 +23,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -74,7 +75,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     );
     let signer =
         TokenSigner::load_or_create(&cfg.data_dir).map_err(|e| format!("signing key: {e}"))?;
-    let cgroups = Arc::new(Cgroups::detect());
+    let cgroups = Arc::new(Cgroups::detect(&instance_name(&cfg.data_dir)));
     info!("isolation: namespaces + seccomp; {}", cgroups.describe());
 
     let node = Arc::new(LocalNode::new(cfg.clone(), cgroups, store).map_err(|e| e.to_string())?);
@@ -127,4 +128,13 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// A short stable name for this data dir (FNV-1a of its path), used for the cgroup sub-tree.
+fn instance_name(data_dir: &std::path::Path) -> String {
+    let hash = data_dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    format!("{:08x}", hash as u32)
 }

@@ -8,9 +8,9 @@
 //! * **none usable**: rlimits alone (said in the log).
 //!
 //! Every group is created under the server's own cgroup (read from `/proc/self/cgroup`) in a
-//! `sandlot` sub-tree, so the server never touches groups it does not own and can sweep that
-//! sub-tree after a crash. Each sandbox gets `sandlot/<sandbox>`; each process additionally
-//! gets `sandlot/<sandbox>/<process>` in the tracking tree so killing one process kills its
+//! `sandlot-<instance>` sub-tree (one per data dir), so the server never touches groups it does not own and can sweep that
+//! sub-tree after a crash. Each sandbox gets `<sub-tree>/<sandbox>`; each process additionally
+//! gets `<sub-tree>/<sandbox>/<process>` in the tracking tree so killing one process kills its
 //! whole tree and nothing else.
 
 use std::fs;
@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const ROOT: &str = "/sys/fs/cgroup";
-const SUBTREE: &str = "sandlot";
 
 /// Resource limits of one sandbox.
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +40,11 @@ pub struct Cgroups {
 }
 
 impl Cgroups {
-    /// Detects the layout and creates our `sandlot` sub-trees.
-    pub fn detect() -> Self {
+    /// Detects the layout and creates our sub-trees, named after `instance` so that servers
+    /// with different data dirs never sweep each other's sandboxes.
+    pub fn detect(instance: &str) -> Self {
+        let subtree = format!("sandlot-{instance}");
+        let subtree = subtree.as_str();
         let own = own_cgroups();
         let mut v1 = Vec::new();
         let mut v2 = None;
@@ -52,7 +54,7 @@ impl Cgroups {
             .map(|c| c.split_whitespace().any(|c| c == "memory"))
             .unwrap_or(false);
         if pure_v2 {
-            let base = join(ROOT, own.v2.as_deref().unwrap_or("/")).join(SUBTREE);
+            let base = join(ROOT, own.v2.as_deref().unwrap_or("/")).join(subtree);
             if fs::create_dir_all(&base).is_ok() {
                 // Controllers must be enabled top-down; the server's own group keeps its
                 // processes, so this may fail, and then only kill/freeze are available.
@@ -64,14 +66,14 @@ impl Cgroups {
                 let Some(rel) = own.v1.iter().find(|(c, _)| c.split(',').any(|c| c == ctrl)) else {
                     continue;
                 };
-                let base = join(&format!("{ROOT}/{ctrl}"), &rel.1).join(SUBTREE);
+                let base = join(&format!("{ROOT}/{ctrl}"), &rel.1).join(subtree);
                 if fs::create_dir_all(&base).is_ok() {
                     v1.push((ctrl, base));
                 }
             }
             let unified = format!("{ROOT}/unified");
             if Path::new(&unified).join("cgroup.procs").exists() {
-                let base = join(&unified, own.v2.as_deref().unwrap_or("/")).join(SUBTREE);
+                let base = join(&unified, own.v2.as_deref().unwrap_or("/")).join(subtree);
                 if fs::create_dir_all(&base).is_ok() && base.join("cgroup.kill").exists() {
                     v2 = Some(base);
                 }
@@ -235,6 +237,13 @@ impl Cgroups {
             self.remove_sandbox(sandbox);
         }
         seen.len()
+    }
+
+    /// Removes our (empty) sub-trees on a clean shutdown.
+    pub fn remove_base(&self) {
+        for base in self.bases() {
+            let _ = fs::remove_dir(base);
+        }
     }
 
     fn bases(&self) -> Vec<PathBuf> {

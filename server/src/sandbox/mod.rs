@@ -771,6 +771,8 @@ impl LocalNode {
             })
             .await;
         }
+        let cgroups = self.cgroups.clone();
+        let _ = tokio::task::spawn_blocking(move || cgroups.remove_base()).await;
         self.store.flush();
     }
 }

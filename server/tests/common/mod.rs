@@ -1,0 +1,233 @@
+//! Test harness: starts the real `sandlotd` binary on a free loopback port with its own data
+//! dir, and talks to it over HTTP.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub struct Server {
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub api_key: Option<String>,
+    args: Vec<String>,
+    child: Option<Child>,
+    pub http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().unwrap().port()
+}
+
+impl Server {
+    /// A server with an API key (`test-key`) and default limits.
+    pub async fn start() -> Self {
+        Self::start_with(Some("test-key"), &[]).await
+    }
+
+    pub async fn start_with(api_key: Option<&str>, extra: &[&str]) -> Self {
+        let mut dir = std::env::temp_dir();
+        let mut rnd = [0u8; 6];
+        getrandom::fill(&mut rnd).unwrap();
+        dir.push(format!("sandlot-test-{}", rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Server {
+            url: String::new(),
+            data_dir: dir,
+            api_key: api_key.map(str::to_string),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            http: reqwest::Client::new(),
+        };
+        server.launch().await;
+        server
+    }
+
+    async fn launch(&mut self) {
+        let port = free_port();
+        self.url = format!("http://127.0.0.1:{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandlotd"));
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.args)
+            .env_remove("SANDLOT_API_KEY")
+            .env("SANDLOT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(key) = &self.api_key {
+            cmd.arg("--api-key").arg(key);
+        }
+        self.child = Some(cmd.spawn().expect("start sandlotd"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/health", self.url)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "sandlotd did not become healthy");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `kill -9` the server, then start it again on the same data dir.
+    pub async fn crash_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        self.launch().await;
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        c.wait().unwrap()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn control(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.api_key {
+            Some(k) => rb.header("X-API-Key", k),
+            None => rb,
+        }
+    }
+
+    pub async fn cp(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut rb = self.control(self.http.request(method, format!("{}{path}", self.url)));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        send(rb).await
+    }
+
+    pub async fn create(&self, template: &str) -> Sandbox {
+        let (status, body) = self.cp(reqwest::Method::POST, "/v1/sandboxes", Some(json!({"template_name": template}))).await;
+        assert_eq!(status, 201, "create failed: {body}");
+        Sandbox {
+            id: body["id"].as_str().unwrap().to_string(),
+            agent: body["public_host"].as_str().unwrap().to_string(),
+            token: body["auth_token"].as_str().unwrap().to_string(),
+            http: self.http.clone(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.terminate();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+pub async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = rb.send().await.expect("request reaches sandlotd");
+    let status = resp.status().as_u16();
+    assert!(resp.headers().contains_key("x-request-id"), "every response carries X-Request-ID");
+    let text = resp.text().await.unwrap();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, body)
+}
+
+/// A sandbox as a client sees it: its agent URL and token.
+#[derive(Clone)]
+pub struct Sandbox {
+    pub id: String,
+    pub agent: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Sandbox {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{path}", self.agent))
+            .header("Authorization", format!("Bearer {}", self.token));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        send(rb).await
+    }
+
+    /// Runs code synchronously and returns the response body (asserting 200).
+    pub async fn run(&self, language: &str, code: &str) -> Value {
+        let (status, body) =
+            self.call(reqwest::Method::POST, "/execute", Some(json!({"code": code, "language": language}))).await;
+        assert_eq!(status, 200, "execute failed: {body}");
+        body
+    }
+
+    pub async fn background(&self, body: Value) -> Value {
+        let (status, reply) = self.call(reqwest::Method::POST, "/execute/background", Some(body)).await;
+        assert_eq!(status, 200, "background failed: {reply}");
+        reply
+    }
+
+    pub async fn process(&self, id: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, &format!("/execute/processes/{id}"), None).await;
+        assert_eq!(status, 200, "get process failed: {body}");
+        body
+    }
+
+    /// Polls until the process reaches a final status (or panics after `secs`).
+    pub async fn wait_final(&self, id: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let p = self.process(id).await;
+            if !matches!(p["status"].as_str(), Some("queued") | Some("running")) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "process {id} still {} after {secs} s", p["status"]);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls until the process is running and has printed `marker`.
+    pub async fn wait_output(&self, id: &str, marker: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let p = self.process(id).await;
+            if p["stdout"].as_str().unwrap_or("").contains(marker) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "process {id} never printed {marker:?}: {p}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Whether a host pid is alive (and not a zombie).
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Host pids of every process whose command line contains `needle`.
+pub fn pids_with_cmdline(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) && pid_alive(pid) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
