@@ -151,17 +151,24 @@ fn exit_code_of(status: &std::process::ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
+/// Kills the helper and everything in the process's tracking cgroup. A stop can race with
+/// the helper joining its cgroup, so repeat until the helper is gone, then sweep the group
+/// once more for anything it left.
 async fn kill_tree(launch: &Launch, entry: &ProcessEntry, child: &mut tokio::process::Child) {
+    for _ in 0..50 {
+        kill_group(launch, entry).await;
+        let _ = child.start_kill();
+        if tokio::time::timeout(Duration::from_millis(100), child.wait()).await.is_ok() {
+            break;
+        }
+    }
+    kill_group(launch, entry).await;
+}
+
+async fn kill_group(launch: &Launch, entry: &ProcessEntry) {
     let cgroups = launch.cgroups.clone();
     let (sandbox, process) = (launch.sandbox_id.clone(), entry.id.clone());
-    let by_cgroup = tokio::task::spawn_blocking(move || cgroups.kill_process(&sandbox, &process))
-        .await
-        .unwrap_or(false);
-    if !by_cgroup {
-        // Fallback without a tracking cgroup: the helper's death takes its child with it
-        // (PDEATHSIG); the child's own descendants die with the sandbox at the latest.
-        let _ = child.start_kill();
-    }
+    let _ = tokio::task::spawn_blocking(move || cgroups.kill_process(&sandbox, &process)).await;
 }
 
 async fn pump(mut pipe: impl AsyncRead + Unpin, entry: Arc<ProcessEntry>, stderr: bool) {

@@ -93,6 +93,11 @@ fn exec_child(cfg: &ExecConfig, program: libc::c_int, filters: &[seccompiler::Bp
         // A new session makes the process a group leader; the helper's death kills it.
         libc::setsid();
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        // The helper lives outside the sandbox's pid namespace, so our parent pid reads as 0
+        // while it lives; anything else means it died before PDEATHSIG was armed.
+        if libc::getppid() != 0 {
+            libc::_exit(137);
+        }
 
         let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
         match cfg.code {
