@@ -35,7 +35,11 @@ pub struct Config {
     pub max_sandboxes: usize,
 
     /// Processes running at once in one sandbox.
-    #[arg(long = "max-processes", env = "SANDLOT_MAX_PROCESSES", default_value_t = 64)]
+    #[arg(
+        long = "max-processes",
+        env = "SANDLOT_MAX_PROCESSES",
+        default_value_t = 64
+    )]
     pub max_processes_per_sandbox: usize,
 
     /// Process records kept per sandbox; the oldest finished ones are dropped beyond it.

@@ -135,6 +135,8 @@ fn instance_name(data_dir: &std::path::Path) -> String {
     let hash = data_dir
         .to_string_lossy()
         .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
     format!("{:08x}", hash as u32)
 }

@@ -14,14 +14,28 @@ async fn execute_runs_each_language_and_reports_failure_as_200() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
     let r = sb.run("python", "print('py', 1+1)").await;
-    assert_eq!((r["stdout"].as_str(), r["exit_code"].as_i64(), r["success"].as_bool()), (Some("py 2\n"), Some(0), Some(true)));
+    assert_eq!(
+        (
+            r["stdout"].as_str(),
+            r["exit_code"].as_i64(),
+            r["success"].as_bool()
+        ),
+        (Some("py 2\n"), Some(0), Some(true))
+    );
     assert!(r["execution_time"].as_f64().unwrap() > 0.0);
     let r = sb.run("javascript", "console.log('js', 2+2)").await;
     assert_eq!(r["stdout"], "js 4\n");
     let r = sb.run("node", "console.error('to stderr')").await;
     assert_eq!(r["stderr"], "to stderr\n");
     let r = sb.run("bash", "echo sh; exit 7").await;
-    assert_eq!((r["stdout"].as_str(), r["exit_code"].as_i64(), r["success"].as_bool()), (Some("sh\n"), Some(7), Some(false)));
+    assert_eq!(
+        (
+            r["stdout"].as_str(),
+            r["exit_code"].as_i64(),
+            r["success"].as_bool()
+        ),
+        (Some("sh\n"), Some(7), Some(false))
+    );
     let r = sb.run("python", "raise SystemExit('boom')").await;
     assert_eq!(r["exit_code"], 1);
     assert!(r["stderr"].as_str().unwrap().contains("boom"));
@@ -32,10 +46,14 @@ async fn execute_honours_env_workdir_and_timeout() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
     let (status, r) = sb
-        .call(Method::POST, "/execute", Some(json!({
-            "code": "import os; print(os.environ['SEED'], os.getcwd())",
-            "env": {"SEED": "42"}, "workdir": "/tmp"
-        })))
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({
+                "code": "import os; print(os.environ['SEED'], os.getcwd())",
+                "env": {"SEED": "42"}, "workdir": "/tmp"
+            })),
+        )
         .await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["stdout"], "42 /tmp\n");
@@ -59,8 +77,14 @@ async fn background_run_goes_from_running_to_completed_with_output_and_times() {
             "language": "python", "name": "long-task", "env": {"SEED": "42"}, "timeout": 30
         }))
         .await;
-    assert!(started.elapsed() < Duration::from_millis(900), "returns before the code ends");
-    assert!(matches!(p["status"].as_str(), Some("queued") | Some("running")));
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "returns before the code ends"
+    );
+    assert!(matches!(
+        p["status"].as_str(),
+        Some("queued") | Some("running")
+    ));
     assert_eq!(p["name"], "long-task");
     assert_eq!(p["timeout"], 30);
     let id = p["process_id"].as_str().unwrap();
@@ -92,7 +116,9 @@ async fn background_run_goes_from_running_to_completed_with_output_and_times() {
 async fn failing_and_unnamed_processes_are_failed_without_a_name() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
-    let p = sb.background(json!({"code": "import sys; print('oops', file=sys.stderr); sys.exit(3)"})).await;
+    let p = sb
+        .background(json!({"code": "import sys; print('oops', file=sys.stderr); sys.exit(3)"}))
+        .await;
     assert!(p.get("name").is_none(), "no name key when unnamed: {p}");
     let done = sb.wait_final(p["process_id"].as_str().unwrap(), 10).await;
     assert_eq!(done["status"], "failed");
@@ -116,7 +142,10 @@ async fn several_named_processes_run_at_once() {
         assert_eq!(done["name"], *name);
         assert_eq!(done["stdout"], format!("{name}\n"));
     }
-    assert!(started.elapsed() < Duration::from_secs(6), "they ran concurrently");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "they ran concurrently"
+    );
 }
 
 #[tokio::test]
@@ -132,19 +161,30 @@ async fn every_kill_route_kills_the_whole_tree() {
         let marker = format!("sandlot-tree-{}-{i}", sb.id);
         // A parent with a grandchild that ignores SIGTERM and sits in its own session.
         let code = format!("(setsid bash -c 'trap \"\" TERM; exec -a {marker}-grandchild sleep 300' &) ; echo up; exec -a {marker}-parent sleep 300");
-        let p = sb.background(json!({"code": code, "language": "bash"})).await;
+        let p = sb
+            .background(json!({"code": code, "language": "bash"}))
+            .await;
         let id = p["process_id"].as_str().unwrap().to_string();
         sb.wait_output(&id, "up", 10).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(common::pids_with_cmdline(&marker).len(), 2, "parent and grandchild run");
+        assert_eq!(
+            common::pids_with_cmdline(&marker).len(),
+            2,
+            "parent and grandchild run"
+        );
         let path = route.replace("{}", &id);
-        let (status, reply) = sb.call(method, &path, body.then(|| json!({"process_id": id}))).await;
+        let (status, reply) = sb
+            .call(method, &path, body.then(|| json!({"process_id": id})))
+            .await;
         assert_eq!(status, 200, "{path}: {reply}");
         assert_eq!(reply["status"], "killed");
         assert_eq!(reply["process_id"], id);
         let done = sb.process(&id).await;
         assert_eq!(done["status"], "killed");
-        assert!(common::pids_with_cmdline(&marker).is_empty(), "{path} left processes behind");
+        assert!(
+            common::pids_with_cmdline(&marker).is_empty(),
+            "{path} left processes behind"
+        );
     }
 }
 
@@ -168,14 +208,23 @@ async fn timeout_kills_the_tree_and_records_timeout() {
 async fn removing_a_record_needs_a_finished_process() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
-    let p = sb.background(json!({"code": "sleep 30", "language": "bash"})).await;
+    let p = sb
+        .background(json!({"code": "sleep 30", "language": "bash"}))
+        .await;
     let id = p["process_id"].as_str().unwrap();
-    let (status, b) = sb.call(Method::DELETE, &format!("/execute/processes/{id}"), None).await;
+    let (status, b) = sb
+        .call(Method::DELETE, &format!("/execute/processes/{id}"), None)
+        .await;
     assert_eq!(status, 409, "running records cannot be removed: {b}");
-    sb.call(Method::POST, &format!("/execute/kill/{id}"), None).await;
-    let (status, b) = sb.call(Method::DELETE, &format!("/execute/processes/{id}"), None).await;
+    sb.call(Method::POST, &format!("/execute/kill/{id}"), None)
+        .await;
+    let (status, b) = sb
+        .call(Method::DELETE, &format!("/execute/processes/{id}"), None)
+        .await;
     assert_eq!(status, 200, "{b}");
-    let (status, b) = sb.call(Method::GET, &format!("/execute/processes/{id}"), None).await;
+    let (status, b) = sb
+        .call(Method::GET, &format!("/execute/processes/{id}"), None)
+        .await;
     assert_eq!(status, 404);
     assert_eq!(b["code"], "PROCESS_NOT_FOUND");
     let (_, list) = sb.call(Method::GET, "/execute/processes", None).await;
@@ -194,39 +243,94 @@ async fn unknown_ids_are_404_with_the_right_code() {
         let (status, b) = sb.call(method, path, None).await;
         assert_eq!(status, 404, "{path}");
         assert_eq!(b["code"], "PROCESS_NOT_FOUND");
-        assert_eq!(b["error"], b["message"], "agent errors carry the message as a string");
+        assert_eq!(
+            b["error"], b["message"],
+            "agent errors carry the message as a string"
+        );
     }
-    let (status, b) = sb.call(Method::DELETE, "/execute/kill", Some(json!({"process_id": "proc_nope"}))).await;
-    assert_eq!((status, b["code"].as_str()), (404, Some("PROCESS_NOT_FOUND")));
+    let (status, b) = sb
+        .call(
+            Method::DELETE,
+            "/execute/kill",
+            Some(json!({"process_id": "proc_nope"})),
+        )
+        .await;
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (404, Some("PROCESS_NOT_FOUND"))
+    );
     // A valid token for a sandbox that is gone.
-    s.cp(Method::DELETE, &format!("/v1/sandboxes/{}", sb.id), None).await;
+    s.cp(Method::DELETE, &format!("/v1/sandboxes/{}", sb.id), None)
+        .await;
     let (status, b) = sb.call(Method::GET, "/execute/processes", None).await;
-    assert_eq!((status, b["code"].as_str()), (404, Some("SANDBOX_NOT_FOUND")));
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (404, Some("SANDBOX_NOT_FOUND"))
+    );
 }
 
 #[tokio::test]
 async fn bad_run_requests_are_400_and_lose_nothing() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
-    let (status, b) = sb.call(Method::POST, "/execute", Some(json!({"code": "print(1)", "language": "cobol"}))).await;
+    let (status, b) = sb
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({"code": "print(1)", "language": "cobol"})),
+        )
+        .await;
     assert_eq!((status, b["code"].as_str()), (400, Some("INVALID_REQUEST")));
     assert!(b["error"].as_str().unwrap().contains("cobol"));
-    let (status, b) = sb.call(Method::POST, "/execute/background", Some(json!({"language": "python"}))).await;
-    assert_eq!((status, b["code"].as_str()), (400, Some("MISSING_PARAMETER")));
+    let (status, b) = sb
+        .call(
+            Method::POST,
+            "/execute/background",
+            Some(json!({"language": "python"})),
+        )
+        .await;
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (400, Some("MISSING_PARAMETER"))
+    );
     let (status, b) = send(
-        s.http.post(format!("{}/execute", sb.agent)).header("Authorization", format!("Bearer {}", sb.token)).body("{\"code\": "),
+        s.http
+            .post(format!("{}/execute", sb.agent))
+            .header("Authorization", format!("Bearer {}", sb.token))
+            .body("{\"code\": "),
     )
     .await;
     assert_eq!((status, b["code"].as_str()), (400, Some("INVALID_JSON")));
-    let (status, _) = sb.call(Method::POST, "/execute", Some(json!({"code": "1", "timeout": 0}))).await;
+    let (status, _) = sb
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({"code": "1", "timeout": 0})),
+        )
+        .await;
     assert_eq!(status, 400);
-    let (status, _) = sb.call(Method::POST, "/execute", Some(json!({"code": "1", "workdir": "relative"}))).await;
+    let (status, _) = sb
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({"code": "1", "workdir": "relative"})),
+        )
+        .await;
     assert_eq!(status, 400);
     let base = s.create("base").await;
-    let (status, _) = base.call(Method::POST, "/execute", Some(json!({"code": "print(1)", "language": "python"}))).await;
+    let (status, _) = base
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({"code": "print(1)", "language": "python"})),
+        )
+        .await;
     assert_eq!(status, 400, "the base template has bash only");
     assert_eq!(base.run("bash", "echo ok").await["stdout"], "ok\n");
-    assert_eq!(sb.run("python", "print('still fine')").await["stdout"], "still fine\n");
+    assert_eq!(
+        sb.run("python", "print('still fine')").await["stdout"],
+        "still fine\n"
+    );
 }
 
 #[tokio::test]
@@ -236,12 +340,37 @@ async fn agent_auth_rejects_missing_wrong_and_foreign_tokens() {
     let b = s.create("code-interpreter").await;
     let url = format!("{}/execute/processes", a.agent);
     let (status, body) = send(s.http.get(&url)).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("AUTHENTICATION_REQUIRED")));
-    let (status, body) = send(s.http.get(&url).header("Authorization", "Bearer not-a-token")).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("INVALID_TOKEN")));
-    let (status, body) = send(s.http.get(&url).header("Authorization", format!("Bearer {}", b.token))).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("INVALID_TOKEN")), "B's token does not open A");
-    let (status, _) = send(s.http.get(&url).header("Authorization", format!("Bearer {}", a.token))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("AUTHENTICATION_REQUIRED"))
+    );
+    let (status, body) = send(
+        s.http
+            .get(&url)
+            .header("Authorization", "Bearer not-a-token"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("INVALID_TOKEN"))
+    );
+    let (status, body) = send(
+        s.http
+            .get(&url)
+            .header("Authorization", format!("Bearer {}", b.token)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("INVALID_TOKEN")),
+        "B's token does not open A"
+    );
+    let (status, _) = send(
+        s.http
+            .get(&url)
+            .header("Authorization", format!("Bearer {}", a.token)),
+    )
+    .await;
     assert_eq!(status, 200);
     // The account key opens every sandbox's agent (what the JS HopX SDK falls back to).
     let (status, _) = send(s.http.get(&url).header("X-API-Key", "test-key")).await;
@@ -285,34 +414,65 @@ async fn process_cap_answers_429() {
     let s = Server::start_with(Some("test-key"), &["--max-processes", "2"]).await;
     let sb = s.create("code-interpreter").await;
     for _ in 0..2 {
-        sb.background(json!({"code": "sleep 30", "language": "bash"})).await;
+        sb.background(json!({"code": "sleep 30", "language": "bash"}))
+            .await;
     }
-    let (status, b) = sb.call(Method::POST, "/execute/background", Some(json!({"code": "sleep 1", "language": "bash"}))).await;
-    assert_eq!((status, b["code"].as_str()), (429, Some("RESOURCE_LIMIT_ERROR")));
+    let (status, b) = sb
+        .call(
+            Method::POST,
+            "/execute/background",
+            Some(json!({"code": "sleep 1", "language": "bash"})),
+        )
+        .await;
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (429, Some("RESOURCE_LIMIT_ERROR"))
+    );
 }
 
 #[tokio::test]
 async fn pause_freezes_and_resume_thaws() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
-    let p = sb.background(json!({"code": "import time\nwhile True:\n  print('tick')\n  time.sleep(0.1)"})).await;
+    let p = sb
+        .background(json!({"code": "import time\nwhile True:\n  print('tick')\n  time.sleep(0.1)"}))
+        .await;
     let id = p["process_id"].as_str().unwrap().to_string();
     sb.wait_output(&id, "tick", 10).await;
-    let (status, b) = s.cp(Method::POST, &format!("/v1/sandboxes/{}/pause", sb.id), None).await;
+    let (status, b) = s
+        .cp(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/pause", sb.id),
+            None,
+        )
+        .await;
     assert_eq!((status, b["status"].as_str()), (200, Some("paused")));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = sb.process(&id).await["stdout_bytes"].as_u64().unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     let after = sb.process(&id).await["stdout_bytes"].as_u64().unwrap();
     assert_eq!(before, after, "a paused sandbox makes no progress");
-    let (status, b) = sb.call(Method::POST, "/execute", Some(json!({"code": "print(1)"}))).await;
+    let (status, b) = sb
+        .call(Method::POST, "/execute", Some(json!({"code": "print(1)"})))
+        .await;
     assert_eq!((status, b["code"].as_str()), (409, Some("SANDBOX_PAUSED")));
-    let (_, info) = s.cp(Method::GET, &format!("/v1/sandboxes/{}", sb.id), None).await;
+    let (_, info) = s
+        .cp(Method::GET, &format!("/v1/sandboxes/{}", sb.id), None)
+        .await;
     assert_eq!(info["status"], "paused");
-    let (status, b) = s.cp(Method::POST, &format!("/v1/sandboxes/{}/resume", sb.id), None).await;
+    let (status, b) = s
+        .cp(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/resume", sb.id),
+            None,
+        )
+        .await;
     assert_eq!((status, b["status"].as_str()), (200, Some("running")));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(sb.process(&id).await["stdout_bytes"].as_u64().unwrap() > after, "progress again after resume");
+    assert!(
+        sb.process(&id).await["stdout_bytes"].as_u64().unwrap() > after,
+        "progress again after resume"
+    );
 }
 
 #[tokio::test]
@@ -322,12 +482,18 @@ async fn killing_a_sandbox_ends_all_its_processes() {
     let marker = format!("sandlot-sbkill-{}", sb.id);
     for i in 0..3 {
         let p = sb.background(json!({"code": format!("echo up; exec -a {marker}-{i} sleep 300"), "language": "bash", "name": format!("p{i}")})).await;
-        sb.wait_output(p["process_id"].as_str().unwrap(), "up", 10).await;
+        sb.wait_output(p["process_id"].as_str().unwrap(), "up", 10)
+            .await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(common::pids_with_cmdline(&marker).len(), 3);
-    let (status, _) = s.cp(Method::DELETE, &format!("/v1/sandboxes/{}", sb.id), None).await;
+    let (status, _) = s
+        .cp(Method::DELETE, &format!("/v1/sandboxes/{}", sb.id), None)
+        .await;
     assert_eq!(status, 200);
     assert!(common::pids_with_cmdline(&marker).is_empty());
-    assert!(!s.data_dir.join("sandboxes").join(&sb.id).exists(), "its files are removed");
+    assert!(
+        !s.data_dir.join("sandboxes").join(&sb.id).exists(),
+        "its files are removed"
+    );
 }

@@ -61,9 +61,15 @@ async fn host_files_are_invisible_and_the_system_is_read_only() {
     let lines: Vec<&str> = r["stdout"].as_str().unwrap().lines().collect();
     assert_eq!(lines[0].trim(), "0", "/root and /home are empty: {r}");
     let joined = lines.join("\n");
-    assert!(!joined.contains("shadow-visible") && !joined.contains("datadir-visible"), "{r}");
+    assert!(
+        !joined.contains("shadow-visible") && !joined.contains("datadir-visible"),
+        "{r}"
+    );
     let visible_pids: u32 = lines[1].trim().parse().unwrap();
-    assert!(visible_pids < 10, "only the sandbox's own processes are visible, saw {visible_pids}");
+    assert!(
+        visible_pids < 10,
+        "only the sandbox's own processes are visible, saw {visible_pids}"
+    );
     assert_eq!(lines[2].trim(), "1", "/usr is read-only");
     assert_eq!(lines[3].trim(), "etc-ro");
     assert!(lines[4].starts_with("sandbox-"));
@@ -84,7 +90,10 @@ async fn there_is_no_network() {
     let out = r["stdout"].as_str().unwrap();
     assert!(out.starts_with("['lo']"), "{r}");
     assert!(out.contains("dns fails"), "{r}");
-    assert!(out.contains(&format!("connect {}", libc::ENETUNREACH)), "{r}");
+    assert!(
+        out.contains(&format!("connect {}", libc::ENETUNREACH)),
+        "{r}"
+    );
 }
 
 #[tokio::test]
@@ -92,12 +101,24 @@ async fn each_sandbox_has_its_own_workspace_and_tmp() {
     let s = Server::start().await;
     let a = s.create("code-interpreter").await;
     let b = s.create("code-interpreter").await;
-    a.run("bash", "echo secret-a > /workspace/a.txt; echo tmp-a > /tmp/t.txt").await;
+    a.run(
+        "bash",
+        "echo secret-a > /workspace/a.txt; echo tmp-a > /tmp/t.txt",
+    )
+    .await;
     let r = a.run("bash", "cat /workspace/a.txt /tmp/t.txt").await;
-    assert_eq!(r["stdout"], "secret-a\ntmp-a\n", "files persist across runs in one sandbox");
-    let r = b.run("bash", "ls -A /workspace; cat /tmp/t.txt 2>&1 || true").await;
+    assert_eq!(
+        r["stdout"], "secret-a\ntmp-a\n",
+        "files persist across runs in one sandbox"
+    );
+    let r = b
+        .run("bash", "ls -A /workspace; cat /tmp/t.txt 2>&1 || true")
+        .await;
     assert!(!r["stdout"].as_str().unwrap().contains("a.txt"), "{r}");
-    assert!(r["stdout"].as_str().unwrap().contains("No such file"), "{r}");
+    assert!(
+        r["stdout"].as_str().unwrap().contains("No such file"),
+        "{r}"
+    );
     let r = b.run("python", "import os; print(os.getuid())").await;
     let r2 = a.run("python", "import os; print(os.getuid())").await;
     assert_ne!(r["stdout"], r2["stdout"], "sandboxes run as different uids");
@@ -115,16 +136,35 @@ async fn a_fork_bomb_hits_the_pids_limit_and_everything_else_carries_on() {
              \x20   if pid == 0:\n        time.sleep(5); os._exit(0)\n    n += 1\nprint('forked', n)",
         )
         .await;
-    let forked: u32 = r["stdout"].as_str().unwrap().trim().trim_start_matches("forked ").parse().unwrap();
+    let forked: u32 = r["stdout"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .trim_start_matches("forked ")
+        .parse()
+        .unwrap();
     assert!(forked < 32, "pids limit holds: {forked} forks");
     // A classic shell fork bomb, in the background, bounded by its timeout.
-    let p = bomb.background(json!({"code": ":(){ :|:& };:", "language": "bash", "timeout": 3})).await;
-    assert_eq!(other.run("python", "print('alive')").await["stdout"], "alive\n");
+    let p = bomb
+        .background(json!({"code": ":(){ :|:& };:", "language": "bash", "timeout": 3}))
+        .await;
+    assert_eq!(
+        other.run("python", "print('alive')").await["stdout"],
+        "alive\n"
+    );
     let done = bomb.wait_final(p["process_id"].as_str().unwrap(), 30).await;
-    assert!(matches!(done["status"].as_str(), Some("timeout") | Some("completed") | Some("failed")), "{done}");
+    assert!(
+        matches!(
+            done["status"].as_str(),
+            Some("timeout") | Some("completed") | Some("failed")
+        ),
+        "{done}"
+    );
     let (status, _) = s.cp(Method::GET, "/health", None).await;
     assert_eq!(status, 200);
-    let (status, _) = s.cp(Method::DELETE, &format!("/v1/sandboxes/{}", bomb.id), None).await;
+    let (status, _) = s
+        .cp(Method::DELETE, &format!("/v1/sandboxes/{}", bomb.id), None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(other.run("bash", "echo still").await["stdout"], "still\n");
 }
@@ -134,7 +174,13 @@ async fn the_memory_limit_holds_and_the_server_carries_on() {
     let s = Server::start_with(Some("test-key"), &["--sandbox-memory-mb", "128"]).await;
     let sb = s.create("code-interpreter").await;
     let r = sb.run("python", "x = bytearray(400 * 1024 * 1024)\nx[::4096] = b'1' * len(x[::4096])\nprint('allocated')").await;
-    assert_ne!(r["exit_code"], 0, "400 MB in a 128 MB sandbox must fail: {r}");
+    assert_ne!(
+        r["exit_code"], 0,
+        "400 MB in a 128 MB sandbox must fail: {r}"
+    );
     assert!(!r["stdout"].as_str().unwrap().contains("allocated"));
-    assert_eq!(sb.run("python", "print('after oom')").await["stdout"], "after oom\n");
+    assert_eq!(
+        sb.run("python", "print('after oom')").await["stdout"],
+        "after oom\n"
+    );
 }

@@ -158,7 +158,10 @@ async fn kill_tree(launch: &Launch, entry: &ProcessEntry, child: &mut tokio::pro
     for _ in 0..50 {
         kill_group(launch, entry).await;
         let _ = child.start_kill();
-        if tokio::time::timeout(Duration::from_millis(100), child.wait()).await.is_ok() {
+        if tokio::time::timeout(Duration::from_millis(100), child.wait())
+            .await
+            .is_ok()
+        {
             break;
         }
     }

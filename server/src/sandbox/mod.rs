@@ -183,41 +183,36 @@ impl LocalNode {
         }
     }
 
-    pub fn create(
-        &self,
-        opts: CreateOptions,
-    ) -> impl std::future::Future<Output = NodeResult<Arc<Sandbox>>> + '_ {
-        async move {
-            let template = template::find(&opts.template)
-                .ok_or_else(|| NodeError::TemplateNotFound(opts.template.clone()))?;
-            let uid = self.reserve_uid()?;
-            let id = ids::sandbox_id();
-            let now = SystemTime::now();
-            let record = SandboxRecord {
-                id: id.clone(),
-                template: template.name.into(),
-                status: SandboxStatus::Running,
-                uid,
-                internet_access: opts.internet_access,
-                env_vars: opts.env_vars.clone(),
-                timeout_seconds: opts.timeout_seconds,
-                expires_at_ms: opts
-                    .timeout_seconds
-                    .map(|t| unix_millis(now + Duration::from_secs(t))),
-                created_at_ms: unix_millis(now),
-            };
-            match self.start(&record).await {
-                Ok(sandbox) => {
-                    if let Err(e) = self.store.insert_sandbox(&record) {
-                        self.destroy(&sandbox).await;
-                        return Err(NodeError::Internal(format!("store: {e}")));
-                    }
-                    Ok(sandbox)
+    pub async fn create(&self, opts: CreateOptions) -> NodeResult<Arc<Sandbox>> {
+        let template = template::find(&opts.template)
+            .ok_or_else(|| NodeError::TemplateNotFound(opts.template.clone()))?;
+        let uid = self.reserve_uid()?;
+        let id = ids::sandbox_id();
+        let now = SystemTime::now();
+        let record = SandboxRecord {
+            id: id.clone(),
+            template: template.name.into(),
+            status: SandboxStatus::Running,
+            uid,
+            internet_access: opts.internet_access,
+            env_vars: opts.env_vars.clone(),
+            timeout_seconds: opts.timeout_seconds,
+            expires_at_ms: opts
+                .timeout_seconds
+                .map(|t| unix_millis(now + Duration::from_secs(t))),
+            created_at_ms: unix_millis(now),
+        };
+        match self.start(&record).await {
+            Ok(sandbox) => {
+                if let Err(e) = self.store.insert_sandbox(&record) {
+                    self.destroy(&sandbox).await;
+                    return Err(NodeError::Internal(format!("store: {e}")));
                 }
-                Err(e) => {
-                    self.release_uid(uid);
-                    Err(e)
-                }
+                Ok(sandbox)
+            }
+            Err(e) => {
+                self.release_uid(uid);
+                Err(e)
             }
         }
     }

@@ -32,7 +32,10 @@ impl Server {
         let mut dir = std::env::temp_dir();
         let mut rnd = [0u8; 6];
         getrandom::fill(&mut rnd).unwrap();
-        dir.push(format!("sandlot-test-{}", rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+        dir.push(format!(
+            "sandlot-test-{}",
+            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let mut server = Server {
             url: String::new(),
@@ -103,7 +106,12 @@ impl Server {
         }
     }
 
-    pub async fn cp(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn cp(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut rb = self.control(self.http.request(method, format!("{}{path}", self.url)));
         if let Some(b) = body {
             rb = rb.json(&b);
@@ -112,7 +120,13 @@ impl Server {
     }
 
     pub async fn create(&self, template: &str) -> Sandbox {
-        let (status, body) = self.cp(reqwest::Method::POST, "/v1/sandboxes", Some(json!({"template_name": template}))).await;
+        let (status, body) = self
+            .cp(
+                reqwest::Method::POST,
+                "/v1/sandboxes",
+                Some(json!({"template_name": template})),
+            )
+            .await;
         assert_eq!(status, 201, "create failed: {body}");
         Sandbox {
             id: body["id"].as_str().unwrap().to_string(),
@@ -135,9 +149,16 @@ impl Drop for Server {
 pub async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = rb.send().await.expect("request reaches sandlotd");
     let status = resp.status().as_u16();
-    assert!(resp.headers().contains_key("x-request-id"), "every response carries X-Request-ID");
+    assert!(
+        resp.headers().contains_key("x-request-id"),
+        "every response carries X-Request-ID"
+    );
     let text = resp.text().await.unwrap();
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, body)
 }
 
@@ -151,7 +172,12 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut rb = self
             .http
             .request(method, format!("{}{path}", self.agent))
@@ -164,20 +190,33 @@ impl Sandbox {
 
     /// Runs code synchronously and returns the response body (asserting 200).
     pub async fn run(&self, language: &str, code: &str) -> Value {
-        let (status, body) =
-            self.call(reqwest::Method::POST, "/execute", Some(json!({"code": code, "language": language}))).await;
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/execute",
+                Some(json!({"code": code, "language": language})),
+            )
+            .await;
         assert_eq!(status, 200, "execute failed: {body}");
         body
     }
 
     pub async fn background(&self, body: Value) -> Value {
-        let (status, reply) = self.call(reqwest::Method::POST, "/execute/background", Some(body)).await;
+        let (status, reply) = self
+            .call(reqwest::Method::POST, "/execute/background", Some(body))
+            .await;
         assert_eq!(status, 200, "background failed: {reply}");
         reply
     }
 
     pub async fn process(&self, id: &str) -> Value {
-        let (status, body) = self.call(reqwest::Method::GET, &format!("/execute/processes/{id}"), None).await;
+        let (status, body) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/execute/processes/{id}"),
+                None,
+            )
+            .await;
         assert_eq!(status, 200, "get process failed: {body}");
         body
     }
@@ -190,7 +229,11 @@ impl Sandbox {
             if !matches!(p["status"].as_str(), Some("queued") | Some("running")) {
                 return p;
             }
-            assert!(Instant::now() < deadline, "process {id} still {} after {secs} s", p["status"]);
+            assert!(
+                Instant::now() < deadline,
+                "process {id} still {} after {secs} s",
+                p["status"]
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -203,7 +246,10 @@ impl Sandbox {
             if p["stdout"].as_str().unwrap_or("").contains(marker) {
                 return p;
             }
-            assert!(Instant::now() < deadline, "process {id} never printed {marker:?}: {p}");
+            assert!(
+                Instant::now() < deadline,
+                "process {id} never printed {marker:?}: {p}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -212,7 +258,10 @@ impl Sandbox {
 /// Whether a host pid is alive (and not a zombie).
 pub fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -221,7 +270,9 @@ pub fn pid_alive(pid: i32) -> bool {
 pub fn pids_with_cmdline(needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             if cmd.contains(needle) && pid_alive(pid) {
