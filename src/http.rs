@@ -13,6 +13,8 @@
 //! `AbortError` and `TimeoutError`.
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use gloo_net::http::{Method, RequestBuilder};
@@ -37,6 +39,9 @@ extern "C" {
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(handle: &JsValue);
 }
+
+/// A boxed, single-threaded future (everything here runs on the JS event loop).
+pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// How a request authenticates.
 #[derive(Debug, Clone)]
@@ -98,21 +103,31 @@ impl Call {
     }
 
     /// Sends the call (with retries when allowed) and returns the parsed JSON body
-    /// (`null` for an empty 2xx body).
-    pub async fn send(&self, signal: Option<&AbortSignal>) -> Result<JsValue, SdkError> {
-        let mut attempt = 1;
-        loop {
-            match self.send_once(signal).await {
-                Err(e) if self.idempotent && attempt < config::MAX_ATTEMPTS && e.is_retryable() => {
-                    let Some(wait) = config::backoff_ms(attempt, e.retry_after) else {
-                        return Err(e);
-                    };
-                    sleep(wait, signal).await?;
-                    attempt += 1;
+    /// (`null` for an empty 2xx body). Boxed, so the wasm holds one copy of this state
+    /// machine rather than one inlined into every API method (size).
+    pub fn send<'a>(
+        &'a self,
+        signal: Option<&'a AbortSignal>,
+    ) -> LocalBoxFuture<'a, Result<JsValue, SdkError>> {
+        Box::pin(async move {
+            let mut attempt = 1;
+            loop {
+                match self.send_once(signal).await {
+                    Err(e)
+                        if self.idempotent
+                            && attempt < config::MAX_ATTEMPTS
+                            && e.is_retryable() =>
+                    {
+                        let Some(wait) = config::backoff_ms(attempt, e.retry_after) else {
+                            return Err(e);
+                        };
+                        sleep(wait, signal).await?;
+                        attempt += 1;
+                    }
+                    other => return other,
                 }
-                other => return other,
             }
-        }
+        })
     }
 
     /// Sends the call and decodes the reply into `T`.

@@ -45,13 +45,11 @@ impl Sandbox {
         let body = opts.to_wire(code);
         let reply = self
             .inner
-            .agent_call(
-                Method::POST,
-                "/execute",
-                |c| {
-                    Ok(c.json(&body)?
-                        .timeout_ms(config::sync_exec_http_timeout_ms(exec_timeout)))
-                },
+            .send_agent(
+                self.inner
+                    .agent(Method::POST, "/execute")
+                    .json(&body)?
+                    .timeout_ms(config::sync_exec_http_timeout_ms(exec_timeout)),
                 signal.as_ref(),
             )
             .await?;
@@ -73,13 +71,11 @@ impl Sandbox {
         let body = opts.to_wire(code);
         let reply = self
             .inner
-            .agent_call(
-                Method::POST,
-                "/execute/background",
-                |c| {
-                    Ok(c.json(&body)?
-                        .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS))
-                },
+            .send_agent(
+                self.inner
+                    .agent(Method::POST, "/execute/background")
+                    .json(&body)?
+                    .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS),
                 signal.as_ref(),
             )
             .await?;
@@ -100,7 +96,10 @@ impl Sandbox {
         let signal = signal_of(&opts.signal)?;
         let reply = self
             .inner
-            .agent_call(Method::GET, "/execute/processes", Ok, signal.as_ref())
+            .send_agent(
+                self.inner.agent(Method::GET, "/execute/processes"),
+                signal.as_ref(),
+            )
             .await?;
         let list: wire::ProcessList = decode(reply)?;
         let mut processes = Vec::with_capacity(list.processes.len());
@@ -114,7 +113,7 @@ impl Sandbox {
     #[wasm_bindgen(js_name = getProcess)]
     pub async fn get_process(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "string")] process_id: JsValue,
+        #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
         options: Option<Ts<CallOptions>>,
     ) -> Result<Ts<ProcessInfo>, JsValue> {
         let id = string_arg(&process_id, "processId")?;
@@ -128,7 +127,7 @@ impl Sandbox {
     #[wasm_bindgen(js_name = waitForProcess)]
     pub async fn wait_for_process(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "string")] process_id: JsValue,
+        #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
         options: Option<Ts<WaitOptions>>,
     ) -> Result<Ts<ProcessInfo>, JsValue> {
         let id = string_arg(&process_id, "processId")?;
@@ -161,7 +160,7 @@ impl Sandbox {
     #[wasm_bindgen(js_name = killProcess)]
     pub async fn kill_process(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "string")] process_id: JsValue,
+        #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
         options: Option<Ts<CallOptions>>,
     ) -> Result<Ts<ProcessActionResult>, JsValue> {
         let id = string_arg(&process_id, "processId")?;
@@ -170,10 +169,11 @@ impl Sandbox {
         let path = format!("/execute/kill/{}", encode(&id));
         let reply = self
             .inner
-            .agent_call(
-                Method::POST,
-                &path,
-                |c| Ok(c.idempotent(true).not_found(NotFoundHint::Process)),
+            .send_agent(
+                self.inner
+                    .agent(Method::POST, &path)
+                    .idempotent(true)
+                    .not_found(NotFoundHint::Process),
                 signal.as_ref(),
             )
             .await?;
@@ -185,7 +185,7 @@ impl Sandbox {
     #[wasm_bindgen(js_name = removeProcess)]
     pub async fn remove_process(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "string")] process_id: JsValue,
+        #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
         options: Option<Ts<CallOptions>>,
     ) -> Result<Ts<ProcessActionResult>, JsValue> {
         let id = string_arg(&process_id, "processId")?;
@@ -194,10 +194,10 @@ impl Sandbox {
         let path = format!("/execute/processes/{}", encode(&id));
         let reply = self
             .inner
-            .agent_call(
-                Method::DELETE,
-                &path,
-                |c| Ok(c.not_found(NotFoundHint::Process)),
+            .send_agent(
+                self.inner
+                    .agent(Method::DELETE, &path)
+                    .not_found(NotFoundHint::Process),
                 signal.as_ref(),
             )
             .await?;
@@ -215,10 +215,10 @@ impl Sandbox {
         let path = format!("/execute/processes/{}", encode(id));
         let reply = self
             .inner
-            .agent_call(
-                Method::GET,
-                &path,
-                |c| Ok(c.not_found(NotFoundHint::Process)),
+            .send_agent(
+                self.inner
+                    .agent(Method::GET, &path)
+                    .not_found(NotFoundHint::Process),
                 signal,
             )
             .await?;

@@ -17,7 +17,7 @@ use web_sys::AbortSignal;
 
 use crate::config::{self, ClientConfig};
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
-use crate::http::{signal_of, Auth, Call};
+use crate::http::{signal_of, Auth, Call, LocalBoxFuture};
 use crate::types::{
     CallOptions, ConnectOptions, CreateOptions, ListOptions, SandboxInfo, SandboxSession,
     TimeoutInfo, TokenInfo,
@@ -77,8 +77,11 @@ pub(crate) fn arg<T: tsify::Tsify + serde::de::DeserializeOwned + Default>(
     match value {
         None => Ok(T::default()),
         Some(v) if v.js_value().is_null() || v.js_value().is_undefined() => Ok(T::default()),
-        Some(v) => T::from_js(v.js_value())
-            .map_err(|e| SdkError::invalid_argument(format!("invalid {name}: {e}"))),
+        Some(v) => T::from_js(v.js_value()).map_err(|e| {
+            let e = e.to_string();
+            let e = e.strip_prefix("Error: ").unwrap_or(&e);
+            SdkError::invalid_argument(format!("invalid {name}: {e}"))
+        }),
     }
 }
 
@@ -139,28 +142,29 @@ impl Inner {
         }
     }
 
+    /// An agent call to `path`; [`Inner::send_agent`] adds the token.
+    pub fn agent(&self, method: Method, path: &str) -> Call {
+        Call::new(method, format!("{}{path}", self.agent_url), Auth::None)
+    }
+
     /// Sends an agent call with the bearer token; on a 401 refreshes the token once and
-    /// sends it again.
-    pub async fn agent_call(
-        &self,
-        method: Method,
-        path: &str,
-        configure: impl Fn(Call) -> Result<Call, SdkError>,
-        signal: Option<&AbortSignal>,
-    ) -> Result<JsValue, SdkError> {
-        let url = format!("{}{path}", self.agent_url);
-        let build = |token: Option<String>| {
-            let auth = token.map_or(Auth::None, Auth::Bearer);
-            configure(Call::new(method.clone(), url.clone(), auth))
-        };
-        let token = self.current_token(signal).await?;
-        match build(token)?.send(signal).await {
-            Err(e) if e.status == Some(401) && self.can_refresh => {
-                let fresh = self.refresh_token(signal).await?;
-                build(Some(fresh.value))?.send(signal).await
+    /// sends it again. Boxed so that one copy of this state machine serves every method.
+    pub fn send_agent<'a>(
+        &'a self,
+        mut call: Call,
+        signal: Option<&'a AbortSignal>,
+    ) -> LocalBoxFuture<'a, Result<JsValue, SdkError>> {
+        Box::pin(async move {
+            let token = self.current_token(signal).await?;
+            call.auth = token.map_or(Auth::None, Auth::Bearer);
+            match call.send(signal).await {
+                Err(e) if e.status == Some(401) && self.can_refresh => {
+                    call.auth = Auth::Bearer(self.refresh_token(signal).await?.value);
+                    call.send(signal).await
+                }
+                other => other,
             }
-            other => other,
-        }
+        })
     }
 }
 

@@ -77,12 +77,15 @@ impl From<wire::SandboxStatus> for SandboxStatus {
 // ---------------------------------------------------------------------------------------------
 // Options (JS → Rust)
 
+/// Template used when `create` is given neither `template` nor `templateId` (HopX's default).
+pub const DEFAULT_TEMPLATE: &str = "code-interpreter";
+
 /// `Sandbox.create(options)`.
 #[derive(Tsify, Deserialize, Debug, Default)]
 #[tsify(hashmap_as_object)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateOptions {
-    /// Template name, e.g. `"code-interpreter"` (the server's default when omitted).
+    /// Template name (default `"code-interpreter"`).
     #[serde(default)]
     #[tsify(optional)]
     pub template: Option<String>,
@@ -121,10 +124,13 @@ impl CreateOptions {
     pub fn to_wire(&self) -> wire::CreateSandboxRequest {
         wire::CreateSandboxRequest {
             template_id: self.template_id.clone().map(wire::StringOrNumber::String),
-            template_name: if self.template_id.is_some() {
-                None
-            } else {
-                self.template.clone()
+            template_name: match self.template_id {
+                Some(_) => None,
+                None => Some(
+                    self.template
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_TEMPLATE.to_string()),
+                ),
             },
             region: self.region.clone(),
             timeout_seconds: self.timeout_seconds,

@@ -1,0 +1,42 @@
+/** What every SDK error carries besides its message. */
+export interface SandlotErrorDetails {
+  code?: string;
+  status?: number;
+  requestId?: string;
+  retryAfter?: number;
+  cause?: unknown;
+}
+
+/** Base class of every error the SDK raises. */
+export declare class SandlotError extends Error {
+  constructor(message: string, details?: SandlotErrorDetails);
+  /** Machine-readable code: the server's (e.g. `PROCESS_NOT_FOUND`) or the SDK's. */
+  readonly code: string;
+  /** HTTP status, when the error came from a reply. */
+  readonly status?: number;
+  /** The server's request id (`X-Request-ID`), when the error came from a reply. */
+  readonly requestId?: string;
+}
+/** 401/403: missing or wrong API key or sandbox token. */
+export declare class AuthenticationError extends SandlotError {}
+/** 404: the thing asked for does not exist. */
+export declare class NotFoundError extends SandlotError {}
+/** 404 on a sandbox (unknown id, or already killed). */
+export declare class SandboxNotFoundError extends NotFoundError {}
+/** 404 on a background process. */
+export declare class ProcessNotFoundError extends NotFoundError {}
+/** 400/413/422, or an argument refused before sending (`code` `INVALID_ARGUMENT`). */
+export declare class ValidationError extends SandlotError {}
+/** 429: a limit was hit. */
+export declare class RateLimitError extends SandlotError {
+  /** Seconds to wait before trying again, when the server said. */
+  readonly retryAfter?: number;
+}
+/** The request (or a wait) took longer than its budget, or the server answered 408/504. */
+export declare class TimeoutError extends SandlotError {}
+/** The server could not be reached. */
+export declare class NetworkError extends SandlotError {}
+/** 5xx: the server failed. */
+export declare class ServerError extends SandlotError {}
+/** The caller's `AbortSignal` fired; its `reason` is this error's `cause`. */
+export declare class AbortError extends SandlotError {}

@@ -1,0 +1,19 @@
+// Node entry (ESM): re-exports the CommonJS entry, so `import` and `require` share one wasm
+// instance and the very same classes (no dual-package hazard).
+import cjs from './index.cjs';
+
+export const {
+  Sandbox,
+  initialize,
+  SandlotError,
+  AuthenticationError,
+  NotFoundError,
+  SandboxNotFoundError,
+  ProcessNotFoundError,
+  ValidationError,
+  RateLimitError,
+  TimeoutError,
+  NetworkError,
+  ServerError,
+  AbortError,
+} = cjs;
