@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine (Debian, Rust, Node 20, npm, python3) lacks to build and test
+# Sandlot. Idempotent: every step checks first, so a second run takes a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WASM_BINDGEN_VERSION="0.2.130"   # must equal the `=` pin of wasm-bindgen in Cargo.toml
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# Rust → wasm toolchain.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+if ! command -v wasm-pack >/dev/null; then
+  say "installing wasm-pack (cargo install, a few minutes)"
+  cargo install wasm-pack
+fi
+# wasm-pack would download wasm-bindgen from GitHub, which is unreachable here: install the
+# exact CLI version with cargo so `--mode no-install` finds it on PATH.
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, a few minutes)"
+  cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
+fi
+
+# Debian packages: the runtimes the code-interpreter template runs, and (for the browser
+# tests) chromium + chromedriver. Only what is missing is installed.
+need_apt=()
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
+[ -x /usr/bin/node ] || need_apt+=(nodejs)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ -n "${SANDLOT_BROWSER_TESTS:-1}" ] && [ "${SANDLOT_BROWSER_TESTS:-1}" != 0 ]; then
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Node dev dependencies (typescript, binaryen's wasm-opt, test tools).
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm install"
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+fi
+say "ready"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test suite: formatting and lints, Rust unit and integration tests (against the
+# real sandlotd), then the SDK's suites (wasm tests, JS end-to-end, TypeScript).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy (server and protocol)"
+cargo clippy -p sandlot-server -p sandlot-protocol --all-targets -- -D warnings
+say "cargo test (protocol unit tests, server unit and integration tests)"
+cargo test -p sandlot-protocol -p sandlot-server
+if [ -f scripts/test-sdk.sh ]; then
+  bash scripts/test-sdk.sh
+fi
+say "all suites passed"
