@@ -41,3 +41,7 @@ wasm=pkg/dist/web/sandlot_bg.wasm
 raw=$(wc -c <"$wasm")
 gz=$(gzip -9c "$wasm" | wc -c)
 echo "sandlot_bg.wasm: ${raw} bytes raw, ${gz} bytes gzip -9 (before wasm-opt: ${raw_before} raw)"
+
+# Let the repository's own examples `import 'sandlot'` the package just built.
+mkdir -p node_modules
+ln -sfn ../pkg node_modules/sandlot

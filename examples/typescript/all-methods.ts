@@ -1,0 +1,132 @@
+// Calls every method of the SDK with its types checked under `tsc --strict`: the types are
+// part of the contract. Also runnable (compile with tsc, run with node) against a server.
+import {
+  AbortError,
+  AuthenticationError,
+  NetworkError,
+  NotFoundError,
+  ProcessNotFoundError,
+  RateLimitError,
+  Sandbox,
+  SandboxNotFoundError,
+  SandlotError,
+  ServerError,
+  TimeoutError,
+  ValidationError,
+  initialize,
+  type BackgroundExecution,
+  type ExecutionResult,
+  type ProcessInfo,
+  type ProcessStatus,
+  type SandboxInfo,
+  type SandboxSession,
+} from 'sandlot';
+
+function describe(error: unknown): string {
+  if (error instanceof RateLimitError) return `rate limited, retry after ${error.retryAfter ?? '?'}s`;
+  if (error instanceof ProcessNotFoundError) return `no such process (${error.code})`;
+  if (error instanceof SandboxNotFoundError) return `no such sandbox (${error.code})`;
+  if (error instanceof NotFoundError) return `not found (${error.status})`;
+  if (error instanceof AuthenticationError) return `bad credentials (${error.requestId ?? 'no request id'})`;
+  if (error instanceof ValidationError) return `invalid: ${error.message}`;
+  if (error instanceof TimeoutError) return 'timed out';
+  if (error instanceof NetworkError) return 'server unreachable';
+  if (error instanceof ServerError) return `server failed: ${error.status}`;
+  if (error instanceof AbortError) return `aborted: ${String(error.cause)}`;
+  if (error instanceof SandlotError) return `${error.name} ${error.code}`;
+  return String(error);
+}
+
+function isFinal(status: ProcessStatus): boolean {
+  return status !== 'queued' && status !== 'running';
+}
+
+async function main(): Promise<void> {
+  await initialize();
+  const controller = new AbortController();
+
+  await using sandbox = await Sandbox.create({
+    template: 'code-interpreter',
+    timeoutSeconds: 600,
+    internetAccess: false,
+    envVars: { APP: 'typescript-example' },
+    signal: controller.signal,
+  });
+  const id: string = sandbox.sandboxId;
+  console.log(`sandbox ${id} at ${sandbox.agentUrl}`);
+
+  const info: SandboxInfo = await sandbox.getInfo({ signal: controller.signal });
+  console.log(`status ${info.status}, template ${info.templateName ?? info.templateId ?? '?'}`);
+
+  const all: SandboxInfo[] = await Sandbox.list({ limit: 50 });
+  console.log(`${all.length} sandbox(es) listed`);
+
+  const run: ExecutionResult = await sandbox.runCode('import os; print(os.environ["APP"])', {
+    language: 'python',
+    timeout: 30,
+    env: { EXTRA: '1' },
+    workdir: '/workspace',
+  });
+  console.log(`runCode -> ${run.stdout.trim()} (exit ${run.exitCode}, ${run.executionTime}s, ok=${run.success})`);
+
+  const bg: BackgroundExecution = await sandbox.runCodeBackground('import time; time.sleep(30)', {
+    language: 'python',
+    name: 'sleeper',
+    env: { SEED: '42' },
+    timeout: 120,
+  });
+  console.log(`started ${bg.name ?? 'unnamed'} ${bg.processId} / ${bg.executionId}: ${bg.status}, ${bg.timeout}s`);
+
+  const processes: ProcessInfo[] = await sandbox.listProcesses();
+  for (const p of processes) {
+    console.log(`${p.processId} ${p.name ?? ''} ${p.language} ${p.status} exit=${p.exitCode ?? '-'} pid=${p.pid ?? '-'}`);
+  }
+  const one: ProcessInfo = await sandbox.getProcess(bg.processId);
+  console.log(`getProcess: ${one.status}, started ${one.startedAt ?? '?'}`);
+
+  const killed = await sandbox.killProcess(bg.processId);
+  const ended: ProcessInfo = await sandbox.waitForProcess(bg.processId, { intervalMs: 100, timeoutMs: 10_000 });
+  console.log(`killProcess: ${killed.status}; final ${ended.status}, final=${isFinal(ended.status)}`);
+  const removed = await sandbox.removeProcess(bg.processId);
+  console.log(`removeProcess: ${removed.success}`);
+  try {
+    await sandbox.getProcess(bg.processId);
+  } catch (error) {
+    console.log(`getProcess after remove: ${describe(error)}`);
+  }
+
+  const timeout = await sandbox.setTimeout(900);
+  console.log(`timeout now ${timeout.timeoutSeconds}s, until ${timeout.expiresAt}`);
+
+  const token = await sandbox.refreshToken();
+  console.log(`token refreshed, expires ${token.expiresAt}`);
+
+  // Hand the session to a client that has no API key (e.g. a browser).
+  const session: SandboxSession = sandbox.getSession();
+  const client = await Sandbox.connect({
+    sandboxId: session.sandboxId,
+    token: session.token,
+    agentUrl: session.agentUrl,
+  });
+  const fromClient = await client.runCode('echo from-a-token-only-client', { language: 'bash' });
+  console.log(fromClient.stdout.trim());
+
+  const again = await Sandbox.connect(id, {});
+  console.log(`connect by id: ${again.sandboxId === id}`);
+
+  await sandbox.pause();
+  await sandbox.resume();
+
+  try {
+    await Sandbox.connect('sbx-does-not-exist');
+  } catch (error) {
+    console.log(`connect to a missing sandbox: ${describe(error)}`);
+  }
+  // `await using` kills the sandbox here; kill() is the explicit way.
+  await again.kill();
+}
+
+main().catch((error: unknown) => {
+  console.error(describe(error));
+  process.exitCode = 1;
+});
