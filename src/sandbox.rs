@@ -57,9 +57,10 @@ pub(crate) struct Inner {
     pub control: ClientConfig,
     pub agent_url: String,
     pub token: RefCell<Option<Token>>,
-    /// Whether the control plane can be asked for a new token (false for a token-only session
-    /// that was given no API key or URL: its default URL may not even be the right server).
-    pub can_refresh: bool,
+    /// Whether this handle may call the control plane (lifecycle calls, token refresh). False
+    /// for a token-only session given no API key or URL, whose default URL may not even be
+    /// the right server: its control-plane calls fail fast with an `AuthenticationError`.
+    pub has_control: bool,
 }
 
 /// A running sandbox. Get one with `Sandbox.create`, `Sandbox.connect`; end it with `kill()`
@@ -108,18 +109,22 @@ impl Inner {
     }
 
     /// A control-plane call about this sandbox (404 means the sandbox is gone).
-    pub fn control_call(&self, method: Method, suffix: &str) -> Call {
-        Call::new(
-            method,
-            self.sandbox_url(suffix),
-            control_auth(&self.control),
-        )
-        .not_found(NotFoundHint::Sandbox)
+    pub fn control_call(&self, method: Method, suffix: &str) -> Result<Call, SdkError> {
+        if !self.has_control {
+            return Err(SdkError::new(
+                ErrorKind::Authentication,
+                "this sandbox was connected with a session token only; pass apiKey (and baseURL) \
+                 to Sandbox.connect for control-plane calls",
+            )
+            .with_code("NO_API_KEY"));
+        }
+        let auth = control_auth(&self.control);
+        Ok(Call::new(method, self.sandbox_url(suffix), auth).not_found(NotFoundHint::Sandbox))
     }
 
     pub async fn refresh_token(&self, signal: Option<&AbortSignal>) -> Result<Token, SdkError> {
         let reply: wire::TokenReply = self
-            .control_call(Method::POST, "/token/refresh")
+            .control_call(Method::POST, "/token/refresh")?
             .fetch(signal)
             .await?;
         let token = Token::new(reply.auth_token, Some(reply.token_expires_at));
@@ -134,10 +139,10 @@ impl Inner {
     ) -> Result<Option<String>, SdkError> {
         let cached = self.token.borrow().clone();
         match cached {
-            Some(t) if !(self.can_refresh && t.needs_refresh(js_sys::Date::now())) => {
+            Some(t) if !(self.has_control && t.needs_refresh(js_sys::Date::now())) => {
                 Ok(Some(t.value))
             }
-            None if !self.can_refresh => Ok(None),
+            None if !self.has_control => Ok(None),
             _ => Ok(Some(self.refresh_token(signal).await?.value)),
         }
     }
@@ -158,7 +163,7 @@ impl Inner {
             let token = self.current_token(signal).await?;
             call.auth = token.map_or(Auth::None, Auth::Bearer);
             match call.send(signal).await {
-                Err(e) if e.status == Some(401) && self.can_refresh => {
+                Err(e) if e.status == Some(401) && self.has_control => {
                     call.auth = Auth::Bearer(self.refresh_token(signal).await?.value);
                     call.send(signal).await
                 }
@@ -172,7 +177,7 @@ impl Sandbox {
     fn from_wire(
         reply: wire::Sandbox,
         control: ClientConfig,
-        can_refresh: bool,
+        has_control: bool,
     ) -> Result<Self, SdkError> {
         let agent_url = reply
             .public_host
@@ -190,7 +195,7 @@ impl Sandbox {
                 control,
                 agent_url,
                 token: RefCell::new(token),
-                can_refresh,
+                has_control,
             }),
         })
     }
@@ -211,7 +216,7 @@ impl Sandbox {
             wire::SandboxStatus::Paused => {
                 sandbox
                     .inner
-                    .control_call(Method::POST, "/resume")
+                    .control_call(Method::POST, "/resume")?
                     .send(signal.as_ref())
                     .await?;
             }
@@ -243,17 +248,19 @@ impl Sandbox {
         let agent_url = config::normalize_base_url(&session.agent_url).map_err(|_| {
             SdkError::invalid_argument("agentUrl must be an absolute http:// or https:// URL")
         })?;
-        // Refreshing needs the control plane; only try it when the caller pointed us at one.
-        let can_refresh = opts.api_key.is_some() || opts.base_url.is_some();
+        // The control plane is only used when the caller pointed us at one (options or a key
+        // in the environment); a browser handed a session has neither.
+        let explicit = opts.api_key.is_some() || opts.base_url.is_some();
         let control = config::resolve(opts.api_key, opts.base_url, config::env_var)
             .map_err(SdkError::invalid_argument)?;
+        let has_control = explicit || control.api_key.is_some();
         Ok(Sandbox {
             inner: Rc::new(Inner {
                 id: session.sandbox_id,
                 control,
                 agent_url,
                 token: RefCell::new(Some(Token::new(session.token, session.token_expires_at))),
-                can_refresh,
+                has_control,
             }),
         })
     }
@@ -380,7 +387,7 @@ impl Sandbox {
         let signal = signal_of(&opts.signal)?;
         let reply: wire::Sandbox = self
             .inner
-            .control_call(Method::GET, "")
+            .control_call(Method::GET, "")?
             .fetch(signal.as_ref())
             .await?;
         Ok(out(&SandboxInfo::from(reply))?)
@@ -392,7 +399,7 @@ impl Sandbox {
         let opts = arg(options, "options")?;
         let signal = signal_of(&opts.signal)?;
         self.inner
-            .control_call(Method::DELETE, "")
+            .control_call(Method::DELETE, "")?
             .send(signal.as_ref())
             .await?;
         Ok(())
@@ -404,7 +411,7 @@ impl Sandbox {
         let opts = arg(options, "options")?;
         let signal = signal_of(&opts.signal)?;
         self.inner
-            .control_call(Method::POST, "/pause")
+            .control_call(Method::POST, "/pause")?
             .send(signal.as_ref())
             .await?;
         Ok(())
@@ -416,7 +423,7 @@ impl Sandbox {
         let opts = arg(options, "options")?;
         let signal = signal_of(&opts.signal)?;
         self.inner
-            .control_call(Method::POST, "/resume")
+            .control_call(Method::POST, "/resume")?
             .send(signal.as_ref())
             .await?;
         Ok(())
@@ -439,7 +446,7 @@ impl Sandbox {
         };
         let reply: wire::SetTimeoutReply = self
             .inner
-            .control_call(Method::PUT, "/timeout")
+            .control_call(Method::PUT, "/timeout")?
             .json(&body)?
             .fetch(signal.as_ref())
             .await?;
@@ -465,7 +472,12 @@ impl Sandbox {
     /// sandbox that is already gone is fine.
     #[wasm_bindgen(js_name = "[Symbol.asyncDispose]")]
     pub async fn async_dispose(&self) -> Result<(), JsValue> {
-        match self.inner.control_call(Method::DELETE, "").send(None).await {
+        match self
+            .inner
+            .control_call(Method::DELETE, "")?
+            .send(None)
+            .await
+        {
             Err(e) if matches!(e.kind, ErrorKind::SandboxNotFound | ErrorKind::NotFound) => Ok(()),
             Err(e) => Err(e.into()),
             Ok(_) => Ok(()),
@@ -505,7 +517,7 @@ mod tests {
             s.inner.agent_url,
             "http://127.0.0.1:1/sandboxes/sbx_1/agent"
         );
-        assert!(!s.inner.can_refresh);
+        assert!(!s.inner.has_control);
         let bad = SandboxSession {
             agent_url: "sandboxes/x".into(),
             ..session
