@@ -66,6 +66,10 @@ pub struct Config {
     #[arg(long, env = "SANDLOT_SANDBOX_TMP_MB", default_value_t = 256)]
     pub sandbox_tmp_mb: u64,
 
+    /// Longest silence on an output stream before a keepalive is sent, in seconds.
+    #[arg(long, env = "SANDLOT_STREAM_KEEPALIVE_SECS", default_value_t = 15)]
+    pub stream_keepalive_secs: u64,
+
     /// Longest run-time limit a process may ask for, in seconds.
     #[arg(long, env = "SANDLOT_MAX_TIMEOUT_SECS", default_value_t = 24 * 3600)]
     pub max_timeout_secs: u64,

@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::Json;
 use sandlot_protocol::{
-    code, BackgroundExecuteRequest, BackgroundExecuteResponse, ExecuteRequest, ExecuteResponse,
-    KillProcessRequest, ProcessActionReply, ProcessInfo, ProcessList,
+    code, defaults, BackgroundExecuteRequest, BackgroundExecuteResponse, ExecuteRequest,
+    ExecuteResponse, KillProcessRequest, ProcessActionReply, ProcessInfo, ProcessList,
 };
 use serde_json::{json, Value};
 
@@ -67,7 +67,7 @@ pub async fn info(
     }))
 }
 
-fn run_request(
+pub(super) fn run_request(
     code: Option<String>,
     language: Option<String>,
     timeout: Option<u64>,
@@ -132,7 +132,9 @@ pub async fn execute_background(
         req.env,
         name,
     )?;
-    let entry = state.node.start_process(&sandbox, run)?;
+    let entry = state
+        .node
+        .start_process(&sandbox, run, defaults::BACKGROUND_TIMEOUT_SECS, true)?;
     let info = entry.to_info();
     Ok(Json(BackgroundExecuteResponse {
         process_id: info.process_id,

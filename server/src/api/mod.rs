@@ -7,6 +7,7 @@ mod body;
 mod context;
 mod control;
 mod error;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,6 +42,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/execute/processes/{pid}",
             get(agent::get_process).delete(agent::remove_process),
+        )
+        .route(
+            "/execute/processes/{pid}/stream",
+            get(stream::follow_process),
+        )
+        .route(
+            "/execute/stream",
+            get(stream::websocket).post(stream::run_and_follow),
         )
         .route("/execute/kill/{pid}", post(agent::kill_by_path))
         .route("/execute/kill", delete(agent::kill_by_body))

@@ -1,5 +1,6 @@
 //! Processes: the per-sandbox process table and the runner that drives one process.
 
+pub mod events;
 pub mod output;
 pub mod runner;
 
@@ -11,6 +12,7 @@ use sandlot_protocol::{ProcessInfo, ProcessStatus};
 use tokio::sync::{watch, Notify};
 
 use crate::time::{rfc3339_millis, seconds_between};
+use events::{EventLog, Gap, OutputEvent, Stream};
 use output::OutputBuffer;
 
 /// Why a process was stopped from outside.
@@ -32,6 +34,8 @@ pub struct ProcState {
     pub error: Option<String>,
     pub stdout: OutputBuffer,
     pub stderr: OutputBuffer,
+    /// The same output as numbered events, for streams.
+    pub events: EventLog,
     /// Output loaded from the store for a finished process (its buffers are not kept).
     pub stored_output: Option<StoredOutput>,
     pub stop: Option<StopReason>,
@@ -61,6 +65,8 @@ pub struct ProcessEntry {
     pub stop_requested: Notify,
     /// Flips to true once the process has reached a final status.
     pub finished: watch::Sender<bool>,
+    /// Wakes stream readers when output arrives or the process ends.
+    pub changed: Notify,
 }
 
 impl ProcessEntry {
@@ -87,12 +93,56 @@ impl ProcessEntry {
                 error: None,
                 stdout: OutputBuffer::new(output_cap),
                 stderr: OutputBuffer::new(output_cap),
+                events: EventLog::new(output_cap * 2),
                 stored_output: None,
                 stop: None,
             }),
             stop_requested: Notify::new(),
             finished: watch::channel(false).0,
+            changed: Notify::new(),
         }
+    }
+
+    /// Records a chunk of output and wakes stream readers.
+    pub fn push_output(&self, stream: Stream, bytes: &[u8]) {
+        let mut st = self.lock();
+        match stream {
+            Stream::Stdout => st.stdout.push(bytes),
+            Stream::Stderr => st.stderr.push(bytes),
+        }
+        st.events.push(stream, bytes);
+        drop(st);
+        self.changed.notify_waiters();
+    }
+
+    /// Output events after `after`, the gap before them if any were dropped, and the
+    /// sequence number of the final (exit) event once the process has ended.
+    pub fn events_since(&self, after: u64) -> (Option<Gap>, Vec<OutputEvent>, Option<u64>) {
+        let mut st = self.lock();
+        let exit_seq = st
+            .status
+            .is_final()
+            .then(|| st.events.last_seq().max(2) + 1);
+        if let (Some(stored), 0) = (&st.stored_output, st.events.last_seq()) {
+            // Restored after a restart: the output is whole text, replayed as two events.
+            let at = st.completed_at.unwrap_or(st.started_at);
+            let events = [
+                (1, Stream::Stdout, &stored.stdout),
+                (2, Stream::Stderr, &stored.stderr),
+            ]
+            .into_iter()
+            .filter(|(seq, _, data)| *seq > after && !data.is_empty())
+            .map(|(seq, stream, data)| OutputEvent {
+                seq,
+                stream,
+                data: data.clone(),
+                at,
+            })
+            .collect();
+            return (None, events, exit_seq);
+        }
+        let (gap, events) = st.events.since(after);
+        (gap, events, exit_seq.map(|_| st.events.last_seq() + 1))
     }
 
     pub fn status(&self) -> ProcessStatus {

@@ -14,6 +14,7 @@ use sandlot_protocol::ProcessStatus;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use super::events::Stream;
 use super::{ProcessEntry, StopReason};
 use crate::sandbox::cgroup::Cgroups;
 use crate::sandbox::isolation::{CodeDelivery, ExecConfig, Rlimits, EXEC_SUBCOMMAND};
@@ -81,12 +82,12 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
     let out = tokio::spawn(pump(
         child.stdout.take().expect("piped"),
         entry.clone(),
-        false,
+        Stream::Stdout,
     ));
     let err = tokio::spawn(pump(
         child.stderr.take().expect("piped"),
         entry.clone(),
-        true,
+        Stream::Stderr,
     ));
 
     let deadline = tokio::time::sleep(Duration::from_secs(entry.timeout_secs));
@@ -140,8 +141,10 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
     }
     st.status = status;
     st.exit_code = Some(exit_code);
+    st.events.finish();
     drop(st);
     entry.finished.send_replace(true);
+    entry.changed.notify_waiters();
 }
 
 fn exit_code_of(status: &std::process::ExitStatus) -> i32 {
@@ -174,19 +177,12 @@ async fn kill_group(launch: &Launch, entry: &ProcessEntry) {
     let _ = tokio::task::spawn_blocking(move || cgroups.kill_process(&sandbox, &process)).await;
 }
 
-async fn pump(mut pipe: impl AsyncRead + Unpin, entry: Arc<ProcessEntry>, stderr: bool) {
+async fn pump(mut pipe: impl AsyncRead + Unpin, entry: Arc<ProcessEntry>, stream: Stream) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let mut st = entry.lock();
-                if stderr {
-                    st.stderr.push(&buf[..n]);
-                } else {
-                    st.stdout.push(&buf[..n]);
-                }
-            }
+            Ok(n) => entry.push_output(stream, &buf[..n]),
         }
     }
 }
@@ -197,7 +193,9 @@ fn fail(entry: &ProcessEntry, reason: String) {
     st.exit_code = Some(-1);
     st.completed_at = Some(SystemTime::now());
     st.stderr.push(reason.as_bytes());
+    st.events.push(Stream::Stderr, reason.as_bytes());
     st.error = Some(reason);
     drop(st);
     entry.finished.send_replace(true);
+    entry.changed.notify_waiters();
 }

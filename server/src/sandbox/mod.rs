@@ -537,14 +537,16 @@ impl LocalNode {
         }
     }
 
-    /// Starts a background process and returns at once.
+    /// Starts a process and returns at once. `recorded` processes are listed and stored
+    /// (background runs); others live only as long as their caller follows them (streams).
     pub fn start_process(
         self: &Arc<Self>,
         sandbox: &Arc<Sandbox>,
         req: RunRequest,
+        default_timeout: u64,
+        recorded: bool,
     ) -> NodeResult<Arc<ProcessEntry>> {
-        let (launch, lang, timeout) =
-            self.prepare_run(sandbox, &req, defaults::BACKGROUND_TIMEOUT_SECS)?;
+        let (launch, lang, timeout) = self.prepare_run(sandbox, &req, default_timeout)?;
         if sandbox.processes.active_count() >= self.cfg.max_processes_per_sandbox {
             return Err(NodeError::LimitReached(format!(
                 "this sandbox runs at most {} processes at once; wait for one to end or kill one",
@@ -559,17 +561,21 @@ impl LocalNode {
             timeout,
             self.cfg.output_cap_bytes,
         ));
-        self.store
-            .insert_process(&record_of(&sandbox.id, &entry))
-            .map_err(|e| NodeError::Internal(format!("store: {e}")))?;
-        sandbox.processes.insert(entry.clone());
-        self.trim_records(sandbox);
+        if recorded {
+            self.store
+                .insert_process(&record_of(&sandbox.id, &entry))
+                .map_err(|e| NodeError::Internal(format!("store: {e}")))?;
+            sandbox.processes.insert(entry.clone());
+            self.trim_records(sandbox);
+        }
 
         let node = self.clone();
         let (run_entry, sandbox_id) = (entry.clone(), sandbox.id.clone());
         tokio::spawn(async move {
             runner::run(run_entry.clone(), launch, req.code).await;
-            node.persist_finished(&sandbox_id, &run_entry);
+            if recorded {
+                node.persist_finished(&sandbox_id, &run_entry);
+            }
         });
         Ok(entry)
     }
