@@ -52,3 +52,32 @@ test('create, run code, typed error, kill', async () => {
   }
   await assert.rejects(sandbox.getInfo(), sdk.SandboxNotFoundError);
 });
+
+test('TypeScript resolves the CommonJS types (.d.cts) under --strict', async () => {
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const { execFileSync } = require('node:child_process');
+  fs.writeFileSync(
+    path.join(__dirname, 'check.cts'),
+    [
+      "import { Sandbox, SandlotError, RateLimitError, type ProcessInfo } from 'sandlot';",
+      'export async function main(): Promise<ProcessInfo[]> {',
+      "  const sandbox: Sandbox = await Sandbox.create({ template: 'code-interpreter' });",
+      '  try {',
+      '    return await sandbox.listProcesses();',
+      '  } catch (e) {',
+      '    if (e instanceof RateLimitError) console.log(e.retryAfter);',
+      '    if (e instanceof SandlotError) console.log(e.code, e.status, e.requestId);',
+      '    throw e;',
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const tsc = path.join(process.env.SANDLOT_REPO, 'node_modules/.bin/tsc');
+  execFileSync(
+    tsc,
+    ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--lib', 'es2022,esnext.disposable,dom', '--types', 'node', 'check.cts'],
+    { cwd: __dirname, stdio: 'inherit' },
+  );
+});
