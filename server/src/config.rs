@@ -70,6 +70,23 @@ pub struct Config {
     #[arg(long, env = "SANDLOT_STREAM_KEEPALIVE_SECS", default_value_t = 15)]
     pub stream_keepalive_secs: u64,
 
+    /// Hosts webhook callbacks may go to (comma-separated; `*` allows any host).
+    #[arg(
+        long,
+        env = "SANDLOT_WEBHOOK_ALLOW_HOSTS",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1"
+    )]
+    pub webhook_allow_hosts: Vec<String>,
+
+    /// Delivery attempts per webhook before it is given up.
+    #[arg(long, env = "SANDLOT_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8)]
+    pub webhook_max_attempts: u32,
+
+    /// First retry delay of a failing webhook, in ms; it doubles per attempt (at most 60 s).
+    #[arg(long, env = "SANDLOT_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
+    pub webhook_retry_base_ms: u64,
+
     /// Longest run-time limit a process may ask for, in seconds.
     #[arg(long, env = "SANDLOT_MAX_TIMEOUT_SECS", default_value_t = 24 * 3600)]
     pub max_timeout_secs: u64,

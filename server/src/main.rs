@@ -12,6 +12,7 @@ mod server;
 mod store;
 mod time;
 mod token;
+mod webhook;
 
 use sandbox::isolation::{self, EXEC_SUBCOMMAND, INIT_SUBCOMMAND};
 

@@ -14,6 +14,7 @@ use crate::sandbox::cgroup::Cgroups;
 use crate::sandbox::LocalNode;
 use crate::store::Store;
 use crate::token::TokenSigner;
+use crate::webhook::Webhooks;
 
 pub fn main() -> ExitCode {
     let cfg = Config::parse();
@@ -78,11 +79,15 @@ async fn run(cfg: Config) -> Result<(), String> {
     let cgroups = Arc::new(Cgroups::detect(&instance_name(&cfg.data_dir)));
     info!("isolation: namespaces + seccomp; {}", cgroups.describe());
 
-    let node = Arc::new(LocalNode::new(cfg.clone(), cgroups, store).map_err(|e| e.to_string())?);
+    let node =
+        Arc::new(LocalNode::new(cfg.clone(), cgroups, store.clone()).map_err(|e| e.to_string())?);
     node.recover()
         .await
         .map_err(|e| format!("recovery failed: {e}"))?;
     info!(sandboxes = node.count(), "state recovered");
+    let webhooks = Arc::new(Webhooks::new(cfg.clone(), store));
+    webhooks.recover();
+    let deliveries = tokio::spawn(webhooks.clone().run());
 
     let reaper = {
         let node = node.clone();
@@ -107,6 +112,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         cfg: cfg.clone(),
         node: node.clone(),
         signer,
+        webhooks,
         started: Instant::now(),
     });
     axum::serve(listener, app)
@@ -117,6 +123,8 @@ async fn run(cfg: Config) -> Result<(), String> {
     info!("shutting down: killing sandboxes");
     reaper.abort();
     node.shutdown().await;
+    // Deliveries not yet made stay in the store and go out after the next start.
+    deliveries.abort();
     info!("bye");
     Ok(())
 }

@@ -155,3 +155,59 @@ pub struct ProcessActionReply {
     pub status: ProcessStatus,
     pub message: String,
 }
+
+/// `POST /execute/async`: run in the background and POST the result to `callback_url`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AsyncExecuteRequest {
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Run-time limit in seconds (default 1800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub callback_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_signature_secret: Option<String>,
+}
+
+/// Reply of `POST /execute/async`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AsyncExecuteResponse {
+    pub execution_id: String,
+    pub process_id: String,
+    pub status: ProcessStatus,
+    pub callback_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+/// The body POSTed to a callback when an async execution ends (signed with
+/// `X-HopX-Signature: sha256=<hex HMAC-SHA256(secret, X-HopX-Timestamp + body)>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookPayload {
+    pub execution_id: String,
+    #[serde(default)]
+    pub process_id: Option<String>,
+    /// `completed`, `failed` or `timeout`.
+    pub status: String,
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: Option<i32>,
+    pub execution_time: f64,
+    pub timestamp: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}

@@ -37,6 +37,10 @@ pub mod defaults {
     pub const EXECUTE_TIMEOUT_SECS: u64 = 120;
     /// `POST /execute/background` timeout in seconds when the request gives none.
     pub const BACKGROUND_TIMEOUT_SECS: u64 = 300;
+    /// `POST /execute/async` timeout in seconds when the request gives none.
+    pub const ASYNC_TIMEOUT_SECS: u64 = 1800;
+    /// Streamed runs (`/execute/stream`) when the request gives none.
+    pub const STREAM_TIMEOUT_SECS: u64 = 60;
     /// Working directory of code runs.
     pub const WORKDIR: &str = "/workspace";
     /// Language when the request gives none.

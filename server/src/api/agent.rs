@@ -3,8 +3,9 @@
 use axum::extract::State;
 use axum::Json;
 use sandlot_protocol::{
-    code, defaults, BackgroundExecuteRequest, BackgroundExecuteResponse, ExecuteRequest,
-    ExecuteResponse, KillProcessRequest, ProcessActionReply, ProcessInfo, ProcessList,
+    code, defaults, AsyncExecuteRequest, AsyncExecuteResponse, BackgroundExecuteRequest,
+    BackgroundExecuteResponse, ExecuteRequest, ExecuteResponse, KillProcessRequest,
+    ProcessActionReply, ProcessInfo, ProcessList,
 };
 use serde_json::{json, Value};
 
@@ -15,6 +16,7 @@ use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::sandbox::RunRequest;
 use crate::time::{now_rfc3339, rfc3339_millis};
+use crate::webhook::Callback;
 
 pub async fn health(
     State(state): State<AppState>,
@@ -144,6 +146,51 @@ pub async fn execute_background(
         timeout: Some(entry.timeout_secs),
         start_time: info.started_at,
         message: Some("Process started in the background".into()),
+    }))
+}
+
+/// `POST /execute/async`: start in the background; POST the result to the callback at the end.
+pub async fn execute_async(
+    State(state): State<AppState>,
+    AgentSandbox { sandbox, .. }: AgentSandbox,
+    JsonBody(req): JsonBody<AsyncExecuteRequest>,
+) -> ApiResult<Json<AsyncExecuteResponse>> {
+    let callback = Callback {
+        url: req
+            .callback_url
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| ApiError::missing("callback_url"))?,
+        headers: req.callback_headers.unwrap_or_default(),
+        secret: req.callback_signature_secret.filter(|s| !s.is_empty()),
+    };
+    state
+        .webhooks
+        .validate(&callback)
+        .map_err(|msg| ApiError::bad_request(code::INVALID_REQUEST, msg))?;
+    let name = req.name.filter(|n| !n.is_empty());
+    let run = run_request(
+        req.code,
+        req.language,
+        req.timeout,
+        req.workdir.or(req.working_dir),
+        req.env,
+        name,
+    )?;
+    let entry = state
+        .node
+        .start_process(&sandbox, run, defaults::ASYNC_TIMEOUT_SECS, true)?;
+    let url = callback.url.clone();
+    if let Err(e) = state.webhooks.register(entry.clone(), callback) {
+        entry.request_stop(crate::exec::StopReason::Killed);
+        return Err(ApiError::from(crate::sandbox::NodeError::Internal(e)));
+    }
+    Ok(Json(AsyncExecuteResponse {
+        execution_id: entry.execution_id.clone(),
+        process_id: entry.id.clone(),
+        status: entry.status(),
+        callback_url: url,
+        message: Some("Execution queued. Will POST to callback_url when complete.".into()),
+        timestamp: Some(now_rfc3339()),
     }))
 }
 

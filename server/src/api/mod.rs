@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::sandbox::LocalNode;
 use crate::token::TokenSigner;
+use crate::webhook::Webhooks;
 use error::ApiError;
 
 #[derive(Clone)]
@@ -29,6 +30,7 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     pub node: Arc<LocalNode>,
     pub signer: TokenSigner,
+    pub webhooks: Arc<Webhooks>,
     pub started: Instant,
 }
 
@@ -38,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/info", get(agent::info))
         .route("/execute", post(agent::execute))
         .route("/execute/background", post(agent::execute_background))
+        .route("/execute/async", post(agent::execute_async))
         .route("/execute/processes", get(agent::list_processes))
         .route(
             "/execute/processes/{pid}",

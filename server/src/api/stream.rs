@@ -13,7 +13,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use sandlot_protocol::{code, BackgroundExecuteRequest, ProcessStatus};
+use sandlot_protocol::{code, defaults, BackgroundExecuteRequest, ProcessStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -26,9 +26,6 @@ use super::AppState;
 use crate::exec::events::{Gap, OutputEvent};
 use crate::exec::{ProcessEntry, StopReason};
 use crate::time::{now_rfc3339, rfc3339_millis};
-
-/// Default run-time limit of streamed runs (HopX's stream default).
-const STREAM_TIMEOUT_SECS: u64 = 60;
 
 #[derive(Debug, Deserialize)]
 pub struct SinceQuery {
@@ -73,7 +70,7 @@ pub async fn run_and_follow(
     )?;
     let entry = state
         .node
-        .start_process(&sandbox, run, STREAM_TIMEOUT_SECS, true)?;
+        .start_process(&sandbox, run, defaults::STREAM_TIMEOUT_SECS, true)?;
     let start = sse_event(
         Some(0),
         "start",
@@ -244,7 +241,7 @@ async fn ws_session(state: AppState, sandbox: Arc<crate::sandbox::Sandbox>, mut 
         )?;
         Ok(state
             .node
-            .start_process(&sandbox, run, STREAM_TIMEOUT_SECS, false)?)
+            .start_process(&sandbox, run, defaults::STREAM_TIMEOUT_SECS, false)?)
     });
     let entry = match started {
         Ok(entry) => entry,

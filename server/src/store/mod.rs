@@ -46,6 +46,36 @@ pub struct ProcessRecord {
     pub error: Option<String>,
 }
 
+const PROCESS_COLUMNS: &str = "process_id, sandbox_id, execution_id, name, language, status,
+    exit_code, stdout, stderr, stdout_truncated, stderr_truncated, stdout_bytes, stderr_bytes,
+    started_at_ms, completed_at_ms, pid, timeout, error";
+
+fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessRecord> {
+    let status: String = r.get(5)?;
+    Ok(ProcessRecord {
+        process_id: r.get(0)?,
+        sandbox_id: r.get(1)?,
+        execution_id: r.get(2)?,
+        name: r.get(3)?,
+        language: r.get(4)?,
+        status: ProcessStatus::parse(&status).unwrap_or(ProcessStatus::Failed),
+        exit_code: r.get(6)?,
+        output: StoredOutput {
+            stdout: r.get(7)?,
+            stderr: r.get(8)?,
+            stdout_truncated: r.get(9)?,
+            stderr_truncated: r.get(10)?,
+            stdout_bytes: r.get(11)?,
+            stderr_bytes: r.get(12)?,
+        },
+        started_at_ms: r.get(13)?,
+        completed_at_ms: r.get(14)?,
+        pid: r.get(15)?,
+        timeout: r.get(16)?,
+        error: r.get(17)?,
+    })
+}
+
 pub struct Store {
     conn: Mutex<Connection>,
 }
@@ -84,7 +114,35 @@ CREATE TABLE IF NOT EXISTS processes (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS processes_by_sandbox ON processes (sandbox_id, seq);
+CREATE TABLE IF NOT EXISTS webhooks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id TEXT NOT NULL,
+    process_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    secret TEXT,
+    body TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks (state, next_attempt_ms);
 ";
+
+/// A webhook delivery as stored. `state`: `waiting` (for its process), `pending` (body ready,
+/// due at `next_attempt_ms`), `delivered`, `failed` (gave up).
+#[derive(Debug, Clone)]
+pub struct WebhookRecord {
+    pub id: i64,
+    pub execution_id: String,
+    pub process_id: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub secret: Option<String>,
+    pub body: Option<String>,
+    pub attempts: u32,
+}
 
 impl Store {
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
@@ -245,38 +303,103 @@ impl Store {
 
     pub fn processes_of(&self, sandbox_id: &str) -> rusqlite::Result<Vec<ProcessRecord>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT process_id, sandbox_id, execution_id, name, language, status, exit_code,
-                    stdout, stderr, stdout_truncated, stderr_truncated, stdout_bytes,
-                    stderr_bytes, started_at_ms, completed_at_ms, pid, timeout, error
-             FROM processes WHERE sandbox_id = ?1 ORDER BY seq",
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {PROCESS_COLUMNS} FROM processes WHERE sandbox_id = ?1 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map(params![sandbox_id], process_row)?;
+        rows.collect()
+    }
+
+    pub fn insert_webhook(&self, w: &WebhookRecord) -> rusqlite::Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO webhooks (execution_id, process_id, url, headers, secret, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'waiting')",
+            params![
+                w.execution_id,
+                w.process_id,
+                w.url,
+                serde_json::to_string(&w.headers).unwrap_or_default(),
+                w.secret
+            ],
         )?;
-        let rows = stmt.query_map(params![sandbox_id], |r| {
-            let status: String = r.get(5)?;
-            Ok(ProcessRecord {
-                process_id: r.get(0)?,
-                sandbox_id: r.get(1)?,
-                execution_id: r.get(2)?,
-                name: r.get(3)?,
-                language: r.get(4)?,
-                status: ProcessStatus::parse(&status).unwrap_or(ProcessStatus::Failed),
-                exit_code: r.get(6)?,
-                output: StoredOutput {
-                    stdout: r.get(7)?,
-                    stderr: r.get(8)?,
-                    stdout_truncated: r.get(9)?,
-                    stderr_truncated: r.get(10)?,
-                    stdout_bytes: r.get(11)?,
-                    stderr_bytes: r.get(12)?,
-                },
-                started_at_ms: r.get(13)?,
-                completed_at_ms: r.get(14)?,
-                pid: r.get(15)?,
-                timeout: r.get(16)?,
-                error: r.get(17)?,
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Gives a waiting webhook its body and makes it due now.
+    pub fn webhook_ready(&self, id: i64, body: &str, now_ms: i64) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "UPDATE webhooks SET body = ?2, state = 'pending', next_attempt_ms = ?3 WHERE id = ?1",
+            params![id, body, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Webhooks still waiting for their process (after a restart, those processes ended).
+    pub fn waiting_webhooks(&self) -> rusqlite::Result<Vec<WebhookRecord>> {
+        self.webhooks_where("state = 'waiting'", params![])
+    }
+
+    /// Pending webhooks due at `now_ms`.
+    pub fn due_webhooks(&self, now_ms: i64, limit: u32) -> rusqlite::Result<Vec<WebhookRecord>> {
+        self.webhooks_where(
+            "state = 'pending' AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2",
+            params![now_ms, limit],
+        )
+    }
+
+    fn webhooks_where(
+        &self,
+        clause: &str,
+        args: impl rusqlite::Params,
+    ) -> rusqlite::Result<Vec<WebhookRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, execution_id, process_id, url, headers, secret, body, attempts
+             FROM webhooks WHERE {clause}"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
+            let headers: String = r.get(4)?;
+            Ok(WebhookRecord {
+                id: r.get(0)?,
+                execution_id: r.get(1)?,
+                process_id: r.get(2)?,
+                url: r.get(3)?,
+                headers: serde_json::from_str(&headers).unwrap_or_default(),
+                secret: r.get(5)?,
+                body: r.get(6)?,
+                attempts: r.get(7)?,
             })
         })?;
         rows.collect()
+    }
+
+    /// Records an attempt: delivered, retry at `next_attempt_ms`, or given up.
+    pub fn webhook_attempted(
+        &self,
+        id: i64,
+        state: &str,
+        attempts: u32,
+        next_attempt_ms: i64,
+        error: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "UPDATE webhooks SET state = ?2, attempts = ?3, next_attempt_ms = ?4, last_error = ?5
+             WHERE id = ?1",
+            params![id, state, attempts, next_attempt_ms, error],
+        )?;
+        Ok(())
+    }
+
+    /// A process's stored record, if any.
+    pub fn process(&self, process_id: &str) -> rusqlite::Result<Option<ProcessRecord>> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {PROCESS_COLUMNS} FROM processes WHERE process_id = ?1"),
+                params![process_id],
+                process_row,
+            )
+            .optional()
     }
 
     /// Checkpoints the WAL into the main file (on shutdown).
