@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { execFileSync } from 'node:child_process';
 
 import { startServer } from './harness.mjs';
 
@@ -32,6 +33,15 @@ test('package.json exports map: node import/require, types, default', () => {
     assert.ok(fs.existsSync(path.join(pkgDir, file)), `${file} is in the package`);
   }
   assert.equal(pkg.name, 'sandlot');
+});
+
+test('publint --strict and arethetypeswrong find no problem in the package', () => {
+  const bin = (name) => path.join(process.env.SANDLOT_REPO, 'node_modules/.bin', name);
+  const copy = fs.mkdtempSync(path.join(path.dirname(pkgDir), '..', 'lint-'));
+  fs.cpSync(pkgDir, copy, { recursive: true });
+  const out = execFileSync(bin('publint'), ['--strict', copy], { encoding: 'utf8' });
+  assert.match(out, /All good/);
+  execFileSync(bin('attw'), ['--pack', copy, '--exclude-entrypoints', './sandlot_bg.wasm', '--format', 'ascii'], { encoding: 'utf8' });
 });
 
 test('the web entry imports nothing from node: and has no createRequire', () => {
