@@ -70,6 +70,11 @@ pub struct Config {
     #[arg(long, env = "SANDLOT_STREAM_KEEPALIVE_SECS", default_value_t = 15)]
     pub stream_keepalive_secs: u64,
 
+    /// Browser origins allowed to call sandbox agents (CORS; comma-separated, `*` for any).
+    /// The control plane never answers cross-origin requests: a page never holds the API key.
+    #[arg(long, env = "SANDLOT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
     /// Hosts webhook callbacks may go to (comma-separated; `*` allows any host).
     #[arg(
         long,

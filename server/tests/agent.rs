@@ -497,3 +497,69 @@ async fn killing_a_sandbox_ends_all_its_processes() {
         "its files are removed"
     );
 }
+
+#[tokio::test]
+async fn cors_opens_agents_to_allowed_origins_only_and_never_the_control_plane() {
+    let s = Server::start_with(
+        Some("test-key"),
+        &["--cors-origins", "http://localhost:5173"],
+    )
+    .await;
+    let sb = s.create("code-interpreter").await;
+    let preflight = |url: String, origin: &'static str| {
+        s.http
+            .request(Method::OPTIONS, url)
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let ok = preflight(format!("{}/execute", sb.agent), "http://localhost:5173")
+        .await
+        .unwrap();
+    assert!(ok.status().is_success());
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let allowed = ok.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+
+    let other = preflight(format!("{}/execute", sb.agent), "http://evil.example")
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    let cp = preflight(format!("{}/v1/sandboxes", s.url), "http://localhost:5173")
+        .await
+        .unwrap();
+    assert!(
+        cp.headers().get("access-control-allow-origin").is_none(),
+        "control plane has no CORS"
+    );
+
+    let resp = s
+        .http
+        .post(format!("{}/execute", sb.agent))
+        .header("Origin", "http://localhost:5173")
+        .header("Authorization", format!("Bearer {}", sb.token))
+        .json(&json!({"code": "print(1)"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let exposed = resp.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-request-id"));
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use sandlot_protocol::code;
@@ -24,6 +24,7 @@ use crate::sandbox::LocalNode;
 use crate::token::TokenSigner;
 use crate::webhook::Webhooks;
 use error::ApiError;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -77,9 +78,42 @@ pub fn router(state: AppState) -> Router {
         .nest("/sandboxes/{id}/agent", agent)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors(&state.cfg.cors_origins))
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
         .layer(axum::middleware::from_fn(context::middleware))
         .with_state(state)
+}
+
+/// CORS for the agent routes only: a page holding a sandbox's token may call that sandbox;
+/// the control plane never answers cross-origin (a page never holds the API key).
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let any = origins.iter().any(|o| o == "*");
+    let allow = AllowOrigin::predicate(move |origin, parts| {
+        parts.uri.path().starts_with("/sandboxes/") && (any || origins.contains(origin))
+    });
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 async fn health() -> Json<Value> {
