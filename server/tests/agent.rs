@@ -563,3 +563,58 @@ async fn cors_opens_agents_to_allowed_origins_only_and_never_the_control_plane()
         .to_ascii_lowercase();
     assert!(exposed.contains("x-request-id"));
 }
+
+#[tokio::test]
+async fn global_env_from_create_and_the_env_routes_reaches_every_process() {
+    let s = Server::start().await;
+    let (status, b) = s
+        .cp(
+            Method::POST,
+            "/v1/sandboxes",
+            Some(json!({"template_name": "code-interpreter", "env_vars": {"FROM_CREATE": "1"}})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let sb = common::Sandbox {
+        id: b["id"].as_str().unwrap().into(),
+        agent: b["public_host"].as_str().unwrap().into(),
+        token: b["auth_token"].as_str().unwrap().into(),
+        http: s.http.clone(),
+    };
+    let (_, env) = sb.call(Method::GET, "/env", None).await;
+    assert_eq!(env["env_vars"], json!({"FROM_CREATE": "1"}));
+    let (status, env) = sb
+        .call(
+            Method::PATCH,
+            "/env",
+            Some(json!({"env_vars": {"A": "x"}, "merge": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(env["env_vars"], json!({"FROM_CREATE": "1", "A": "x"}));
+    let r = sb.run("bash", "echo $FROM_CREATE-$A").await;
+    assert_eq!(r["stdout"], "1-x\n");
+    // The request's own env wins over the global one.
+    let (_, r) = sb
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({"code": "echo $A", "language": "bash", "env": {"A": "req"}})),
+        )
+        .await;
+    assert_eq!(r["stdout"], "req\n");
+    let (_, env) = sb
+        .call(Method::PUT, "/env", Some(json!({"env_vars": {"B": "y"}})))
+        .await;
+    assert_eq!(env["env_vars"], json!({"B": "y"}));
+    let (_, env) = sb.call(Method::DELETE, "/env", None).await;
+    assert_eq!(env["count"], 0);
+    let (status, _) = sb
+        .call(
+            Method::PUT,
+            "/env",
+            Some(json!({"env_vars": {"BAD=NAME": "1"}})),
+        )
+        .await;
+    assert_eq!(status, 400);
+}

@@ -287,3 +287,43 @@ pub async fn remove_process(
         message: "Process record removed".into(),
     }))
 }
+
+/// Body of `PUT /env` and `PATCH /env`.
+#[derive(Debug, serde::Deserialize)]
+pub struct EnvBody {
+    env_vars: Option<std::collections::BTreeMap<String, String>>,
+}
+
+fn env_reply(env: std::collections::BTreeMap<String, String>) -> Json<Value> {
+    Json(json!({ "count": env.len(), "env_vars": env, "timestamp": now_rfc3339() }))
+}
+
+/// `GET /env`: the sandbox's global environment (every later process starts with it).
+pub async fn get_env(AgentSandbox { sandbox, .. }: AgentSandbox) -> Json<Value> {
+    env_reply(sandbox.env_vars())
+}
+
+/// `PUT /env` replaces the global environment; `PATCH /env` merges into it.
+pub async fn set_env(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    AgentSandbox { sandbox, .. }: AgentSandbox,
+    JsonBody(body): JsonBody<EnvBody>,
+) -> ApiResult<Json<Value>> {
+    let vars = body.env_vars.ok_or_else(|| ApiError::missing("env_vars"))?;
+    validate_env(&vars)?;
+    let merge = method == axum::http::Method::PATCH;
+    Ok(env_reply(state.node.set_env(&sandbox, vars, merge)?))
+}
+
+/// `DELETE /env`: clears the global environment.
+pub async fn clear_env(
+    State(state): State<AppState>,
+    AgentSandbox { sandbox, .. }: AgentSandbox,
+) -> ApiResult<Json<Value>> {
+    Ok(env_reply(state.node.set_env(
+        &sandbox,
+        Default::default(),
+        false,
+    )?))
+}

@@ -39,6 +39,13 @@ pub fn router(state: AppState) -> Router {
     let agent = Router::new()
         .route("/health", get(agent::health))
         .route("/info", get(agent::info))
+        .route(
+            "/env",
+            get(agent::get_env)
+                .put(agent::set_env)
+                .patch(agent::set_env)
+                .delete(agent::clear_env),
+        )
         .route("/execute", post(agent::execute))
         .route("/execute/background", post(agent::execute_background))
         .route("/execute/async", post(agent::execute_async))

@@ -57,7 +57,8 @@ pub struct Sandbox {
     pub template: &'static TemplateSpec,
     pub uid: u32,
     pub internet_access: bool,
-    pub env_vars: BTreeMap<String, String>,
+    /// The sandbox's global environment (`env_vars` at create, `/env` later).
+    env_vars: Mutex<BTreeMap<String, String>>,
     pub created_at: SystemTime,
     state: Mutex<SandboxState>,
     pub processes: ProcessTable,
@@ -82,6 +83,13 @@ pub struct SandboxView {
 impl Sandbox {
     fn state(&self) -> std::sync::MutexGuard<'_, SandboxState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn env_vars(&self) -> BTreeMap<String, String> {
+        self.env_vars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn view(&self) -> SandboxView {
@@ -286,7 +294,7 @@ impl LocalNode {
             template,
             uid: record.uid,
             internet_access: record.internet_access,
-            env_vars: record.env_vars.clone(),
+            env_vars: Mutex::new(record.env_vars.clone()),
             created_at: from_unix_millis(record.created_at_ms),
             state: Mutex::new(SandboxState {
                 status: SandboxStatus::Running,
@@ -422,6 +430,27 @@ impl LocalNode {
         Ok(())
     }
 
+    /// Replaces (`merge == false`) or merges the sandbox's global environment; returns it.
+    pub fn set_env(
+        &self,
+        sandbox: &Sandbox,
+        vars: BTreeMap<String, String>,
+        merge: bool,
+    ) -> NodeResult<BTreeMap<String, String>> {
+        let updated = {
+            let mut env = sandbox.env_vars.lock().unwrap_or_else(|p| p.into_inner());
+            if !merge {
+                env.clear();
+            }
+            env.extend(vars);
+            env.clone()
+        };
+        self.store
+            .set_sandbox_env(&sandbox.id, &updated)
+            .map_err(|e| NodeError::Internal(format!("store: {e}")))?;
+        Ok(updated)
+    }
+
     /// Sets the sandbox to die `seconds` from now.
     pub fn set_timeout(&self, id: &str, seconds: u64) -> NodeResult<SystemTime> {
         let sandbox = self.get(id)?;
@@ -493,7 +522,7 @@ impl LocalNode {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        env.extend(sandbox.env_vars.clone());
+        env.extend(sandbox.env_vars());
         for (k, v) in req.env.iter().flatten() {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
                 return Err(NodeError::Invalid(format!(

@@ -188,6 +188,18 @@ impl Store {
         Ok(())
     }
 
+    pub fn set_sandbox_env(
+        &self,
+        id: &str,
+        env: &BTreeMap<String, String>,
+    ) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "UPDATE sandboxes SET env_vars = ?2 WHERE id = ?1",
+            params![id, serde_json::to_string(env).unwrap_or_default()],
+        )?;
+        Ok(())
+    }
+
     pub fn set_sandbox_expiry(
         &self,
         id: &str,
