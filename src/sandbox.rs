@@ -78,12 +78,15 @@ pub(crate) fn arg<T: tsify::Tsify + serde::de::DeserializeOwned + Default>(
     match value {
         None => Ok(T::default()),
         Some(v) if v.js_value().is_null() || v.js_value().is_undefined() => Ok(T::default()),
-        Some(v) => T::from_js(v.js_value()).map_err(|e| {
-            let e = e.to_string();
-            let e = e.strip_prefix("Error: ").unwrap_or(&e);
-            SdkError::invalid_argument(format!("invalid {name}: {e}"))
-        }),
+        Some(v) => T::from_js(v.js_value()).map_err(|e| invalid(name, e)),
     }
+}
+
+/// A `ValidationError` for an argument serde-wasm-bindgen could not read.
+fn invalid(name: &str, e: serde_wasm_bindgen::Error) -> SdkError {
+    let text = e.to_string();
+    let text = text.strip_prefix("Error: ").unwrap_or(&text);
+    SdkError::invalid_argument(format!("invalid {name}: {text}"))
 }
 
 /// Converts a result for JS; a failure here means a value JS cannot represent.
@@ -305,8 +308,8 @@ impl Sandbox {
             )
             .into());
         }
-        let session: SandboxSession = serde_wasm_bindgen::from_value(target)
-            .map_err(|e| SdkError::invalid_argument(format!("invalid session: {e}")))?;
+        let session: SandboxSession =
+            serde_wasm_bindgen::from_value(target).map_err(|e| invalid("session", e))?;
         Ok(Sandbox::connect_with_session(session, opts)?)
     }
 

@@ -47,6 +47,26 @@ main()
   .then((result) => fetch('/report', { method: 'POST', body: JSON.stringify(result) }));
 `;
 
+/** Opens `url` in headless Chromium while `until(browserExit)` runs, then kills it. */
+async function withChromium(url, until) {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sandlot-chromium-'));
+  const browser = spawn(
+    chromium,
+    ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, url],
+    { stdio: 'ignore', detached: true },
+  );
+  const exited = new Promise((resolve) => browser.once('exit', resolve));
+  try {
+    await until(exited);
+  } finally {
+    try {
+      process.kill(-browser.pid, 'SIGKILL'); // its own process group: the browser and its helpers
+    } catch {}
+    await exited;
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+}
+
 let sandlotd;
 let web;
 let reported;
@@ -120,27 +140,16 @@ test('the Vite build drives a sandbox from headless Chromium', { skip: !chromium
   web = await serve(path.join(app, 'dist'));
   sandlotd = await startServer(['--public-url', web.url]);
   web.setUpstream(sandlotd.url);
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sandlot-chromium-'));
-  const browser = spawn(
-    chromium,
-    ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, `${web.url}/?key=${sandlotd.apiKey}`],
-    { stdio: 'ignore', detached: true },
-  );
-  try {
-    await new Promise((resolve, reject) => {
+  await withChromium(`${web.url}/?key=${sandlotd.apiKey}`, (browserExit) =>
+    new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the page did not report within 60 s')), 60_000);
       reported = () => {
         clearTimeout(timer);
         resolve();
       };
-      browser.once('exit', (code) => reject(new Error(`chromium exited (${code}) before the page reported`)));
-    });
-  } finally {
-    try {
-      process.kill(-browser.pid, 'SIGKILL');
-    } catch {}
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
+      browserExit.then((code) => reject(new Error(`chromium exited (${code}) before the page reported`)));
+    }),
+  );
   const [result] = reports;
   assert.equal(result.ok, true, `page failed: ${result.name}: ${result.error}`);
   assert.equal(result.sync, '42\n');
@@ -149,3 +158,45 @@ test('the Vite build drives a sandbox from headless Chromium', { skip: !chromium
   assert.deepEqual(result.typedError, { processNotFound: true, base: true, status: 404 });
   assert.equal(result.viaSession, 'session\n');
 });
+
+test('examples/browser: a plain <script type=module> page driven by a backend-made session', { skip: !chromium && 'no chromium installed' }, async () => {
+  const server = await startServer();
+  const example = spawn(process.execPath, [path.join(here, 'examples/browser/server.mjs'), '--port', '0', '--once'], {
+    env: { ...process.env, SANDLOT_URL: server.url, SANDLOT_API_KEY: server.apiKey },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  example.stdout.on('data', (d) => (output += d));
+  const exampleExit = new Promise((resolve) => example.once('exit', resolve));
+  try {
+    const url = await eventuallyMatch(() => output.match(/listening on (\S+)/)?.[1]);
+    let timer;
+    await withChromium(url, (browserExit) =>
+      Promise.race([
+        exampleExit,
+        browserExit.then((code) => {
+          throw new Error(`chromium exited (${code}) first`);
+        }),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no report within 60 s: ${output}`)), 60_000);
+        }),
+      ]).finally(() => clearTimeout(timer)),
+    );
+    assert.equal(await exampleExit, 0, output);
+    assert.match(output, /page reported: \{"ok":true/);
+    assert.match(output, /step 2/);
+  } finally {
+    if (example.exitCode === null) example.kill();
+    await server.stop();
+  }
+});
+
+async function eventuallyMatch(fn, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('example server did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
