@@ -62,6 +62,15 @@ describe('TypeScript', () => {
     await run(tsc, ['-p', project, '--noEmit', '--strict'], { timeout: 120_000 });
   });
 
+  test('negative type tests: private constructor, closed unions, optional fields, checked options', async () => {
+    await run(
+      tsc,
+      ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
+        '--lib', 'es2022,esnext.disposable,dom', '--types', 'node', path.join(here, 'types-check.ts')],
+      { timeout: 120_000 },
+    );
+  });
+
   test('the TypeScript example runs', async () => {
     const out = path.join(here, 'ts-out');
     await run(tsc, ['-p', project, '--noEmit', 'false', '--outDir', out], { timeout: 120_000 });
