@@ -24,6 +24,7 @@ use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::exec::events::{Gap, OutputEvent};
+use crate::exec::follow::{Followed, Follower};
 use crate::exec::{ProcessEntry, StopReason};
 use crate::time::{now_rfc3339, rfc3339_millis};
 
@@ -150,7 +151,7 @@ fn sse_response(
 /// Writes events until the process has ended and its exit event is out, or the client left.
 async fn pump_sse(
     entry: Arc<ProcessEntry>,
-    mut after: u64,
+    after: u64,
     preamble: Option<Bytes>,
     keepalive: Duration,
     tx: mpsc::Sender<Bytes>,
@@ -159,33 +160,17 @@ async fn pump_sse(
     if let Some(p) = preamble {
         tx.send(p).await?;
     }
-    loop {
-        let changed = entry.changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let (gap, events, exit_seq) = entry.events_since(after);
-        if let Some(gap) = gap {
-            tx.send(sse_event(Some(gap.to_seq), "truncated", &gap_json(&gap)))
-                .await?;
-            after = gap.to_seq;
-        }
-        for e in events {
-            tx.send(sse_event(Some(e.seq), e.stream.as_str(), &output_json(&e)))
-                .await?;
-            after = e.seq;
-        }
-        if let Some(exit) = exit_seq {
-            if after < exit {
-                tx.send(sse_event(Some(exit), "exit", &exit_json(&entry, exit)))
-                    .await?;
-            }
-            return Ok(());
-        }
-        tokio::select! {
-            _ = &mut changed => {}
-            _ = tokio::time::sleep(keepalive) => tx.send(Bytes::from_static(b": keepalive\n\n")).await?,
-        }
+    let mut follower = Follower::new(entry.clone(), after, keepalive);
+    while let Some(item) = follower.next().await {
+        let chunk = match item {
+            Followed::Gap(gap) => sse_event(Some(gap.to_seq), "truncated", &gap_json(&gap)),
+            Followed::Output(e) => sse_event(Some(e.seq), e.stream.as_str(), &output_json(&e)),
+            Followed::Exit(seq) => sse_event(Some(seq), "exit", &exit_json(&entry, seq)),
+            Followed::Idle => Bytes::from_static(b": keepalive\n\n"),
+        };
+        tx.send(chunk).await?;
     }
+    Ok(())
 }
 
 /// First frame of HopX's WebSocket stream.
@@ -270,47 +255,47 @@ async fn forward_ws(
     socket: &mut WebSocket,
     keepalive: Duration,
 ) -> Result<(), axum::Error> {
-    let mut after = 0;
+    let mut follower = Follower::new(entry.clone(), 0, keepalive);
     loop {
-        let changed = entry.changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let (_, events, exit_seq) = entry.events_since(after);
-        for e in events {
-            send_json(socket, json!({"type": e.stream.as_str(), "data": e.data, "timestamp": rfc3339_millis(e.at)})).await?;
-            after = e.seq;
-        }
-        if exit_seq.is_some() {
-            let info = entry.to_info();
-            if info.status == ProcessStatus::Timeout {
-                let msg = format!("Execution timed out after {} s", entry.timeout_secs);
-                send_json(socket, json!({"type": "error", "error": msg, "code": "EXECUTION_TIMEOUT", "timestamp": now_rfc3339()})).await?;
-            }
-            send_json(
-                socket,
-                json!({
-                    "type": "result",
-                    "exit_code": info.exit_code,
-                    "execution_time": info.execution_time,
-                    "timestamp": now_rfc3339(),
-                }),
-            )
-            .await?;
-            return send_json(
-                socket,
-                json!({"type": "complete", "success": info.exit_code == Some(0)}),
-            )
-            .await;
-        }
-        tokio::select! {
-            _ = &mut changed => {}
+        let item = tokio::select! {
+            item = follower.next() => item,
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     return Err(axum::Error::new(std::io::Error::other("client closed the stream")));
                 }
-                _ => {}
+                _ => continue,
             },
-            _ = tokio::time::sleep(keepalive) => socket.send(Message::Ping(Bytes::new())).await?,
+        };
+        match item {
+            Some(Followed::Output(e)) => {
+                let frame = json!({"type": e.stream.as_str(), "data": e.data, "timestamp": rfc3339_millis(e.at)});
+                send_json(socket, frame).await?;
+            }
+            Some(Followed::Idle) => socket.send(Message::Ping(Bytes::new())).await?,
+            // The WebSocket protocol has no truncation frame; the cap still bounds memory.
+            Some(Followed::Gap(_)) => {}
+            Some(Followed::Exit(_)) | None => break,
         }
     }
+    let info = entry.to_info();
+    if info.status == ProcessStatus::Timeout {
+        let msg = format!("Execution timed out after {} s", entry.timeout_secs);
+        let frame = json!({"type": "error", "error": msg, "code": "EXECUTION_TIMEOUT", "timestamp": now_rfc3339()});
+        send_json(socket, frame).await?;
+    }
+    send_json(
+        socket,
+        json!({
+            "type": "result",
+            "exit_code": info.exit_code,
+            "execution_time": info.execution_time,
+            "timestamp": now_rfc3339(),
+        }),
+    )
+    .await?;
+    send_json(
+        socket,
+        json!({"type": "complete", "success": info.exit_code == Some(0)}),
+    )
+    .await
 }

@@ -1,6 +1,7 @@
 //! Processes: the per-sandbox process table and the runner that drives one process.
 
 pub mod events;
+pub mod follow;
 pub mod output;
 pub mod runner;
 

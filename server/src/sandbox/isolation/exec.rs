@@ -9,14 +9,7 @@
 use std::io::Read;
 
 use super::sys::{check, die, fork, wait_exit_code, write_file};
-use super::{seccomp, CodeDelivery, ExecConfig, Rlimits};
-
-const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP;
+use super::{seccomp, CodeDelivery, ExecConfig, Rlimits, NAMESPACES};
 
 pub fn main(arg: Option<String>) -> ! {
     let cfg: ExecConfig = match arg.as_deref().map(serde_json::from_str) {

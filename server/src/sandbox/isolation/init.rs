@@ -8,14 +8,7 @@
 use std::io::{Read, Write};
 
 use super::sys::{check, die, fork, wait_exit_code, write_file};
-use super::{rootfs, InitConfig};
-
-const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP;
+use super::{rootfs, InitConfig, NAMESPACES};
 
 pub fn main() -> ! {
     let mut input = String::new();

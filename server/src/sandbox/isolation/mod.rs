@@ -21,6 +21,15 @@ mod sys;
 
 use serde::{Deserialize, Serialize};
 
+/// The namespaces a sandbox has of its own (and every process joins). No user namespace:
+/// the helpers run as real root and drop to an unprivileged uid instead.
+const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP;
+
 /// Sub-command names of the helpers (argv[1]).
 pub const INIT_SUBCOMMAND: &str = "__sandbox-init";
 pub const EXEC_SUBCOMMAND: &str = "__sandbox-exec";
