@@ -18,7 +18,7 @@ use super::context;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::sandbox::template::{self, TEMPLATES};
-use crate::sandbox::{CreateOptions, Sandbox};
+use crate::sandbox::{CreateOptions, NodeError, Sandbox};
 use crate::time::rfc3339_seconds;
 
 /// The wire form of a sandbox; `with_token` adds a fresh agent token (create, connect).
@@ -83,15 +83,17 @@ pub async fn create(
     }
     let env_vars = req.env_vars.unwrap_or_default();
     validate_env(&env_vars)?;
-    let sandbox = state
-        .node
-        .create(CreateOptions {
-            template,
-            timeout_seconds: req.timeout_seconds,
-            internet_access: req.internet_access.unwrap_or(false),
-            env_vars,
-        })
-        .await?;
+    let opts = CreateOptions {
+        template,
+        timeout_seconds: req.timeout_seconds,
+        internet_access: req.internet_access.unwrap_or(false),
+        env_vars,
+    };
+    // Runs to the end even if the client goes away, so no half-made sandbox is left behind.
+    let node = state.node.clone();
+    let sandbox = tokio::spawn(async move { node.create(opts).await })
+        .await
+        .map_err(|e| ApiError::from(NodeError::Internal(e.to_string())))??;
     Ok((
         StatusCode::CREATED,
         Json(wire_sandbox(&state, &sandbox, true)),
@@ -191,7 +193,11 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxStatusReply>> {
-    state.node.kill(&id).await?;
+    // Runs to the end even if the client goes away: cleanup is never left half done.
+    let (node, sid) = (state.node.clone(), id.clone());
+    tokio::spawn(async move { node.kill(&sid).await })
+        .await
+        .map_err(|e| ApiError::from(NodeError::Internal(e.to_string())))??;
     Ok(status_reply(id, SandboxStatus::Deleted))
 }
 
