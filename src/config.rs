@@ -116,7 +116,7 @@ pub fn backoff_ms(retry: u32, retry_after_secs: Option<f64>) -> Option<u32> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;

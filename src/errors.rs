@@ -256,7 +256,7 @@ impl From<SdkError> for JsValue {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
     use super::*;
     use sandlot_protocol::ErrorDetail;

@@ -359,7 +359,7 @@ pub fn signal_of(value: &JsValue) -> Result<Option<AbortSignal>, SdkError> {
         .map_err(|_| SdkError::invalid_argument("signal must be an AbortSignal"))
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;

@@ -566,7 +566,7 @@ pub struct TokenInfo {
     pub expires_at: String,
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;

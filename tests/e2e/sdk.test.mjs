@@ -98,7 +98,7 @@ describe('configuration', () => {
     try {
       await Sandbox.list({ apiKey: 'x' });
     } catch (e) {
-      assert.ok(e instanceof NetworkError || e instanceof AuthenticationError, `${e.name}: ${e.message}`);
+      assert.ok(e instanceof SandlotError, `${e.name}: ${e.message}`);
       if (e instanceof NetworkError) assert.match(e.message, /127\.0\.0\.1:7070/);
     }
   });
