@@ -40,6 +40,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The official HopX Python SDK, for the compatibility suite (its own virtualenv).
+venv=target/compat-venv
+if ! "$venv/bin/python" -c 'import hopx_ai' 2>/dev/null; then
+  say "installing hopx-ai 0.5.0 (PyPI) into $venv"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q 'hopx-ai==0.5.0'
+fi
+
 # Node dev dependencies (typescript, binaryen's wasm-opt, test tools).
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm install"

@@ -79,6 +79,14 @@ impl TokenSigner {
 
     /// Checks signature, expiry and that the token opens `sandbox`.
     pub fn verify(&self, token: &str, sandbox: &str) -> Result<(), TokenError> {
+        if self.sandbox_of(token)? != sandbox {
+            return Err(TokenError::WrongSandbox);
+        }
+        Ok(())
+    }
+
+    /// Checks signature and expiry; returns the sandbox the token opens.
+    pub fn sandbox_of(&self, token: &str) -> Result<String, TokenError> {
         let (signing_input, sig) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (_, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
         let sig = URL_SAFE_NO_PAD
@@ -94,10 +102,7 @@ impl TokenSigner {
         if claims.exp <= unix_seconds(SystemTime::now()) {
             return Err(TokenError::Expired);
         }
-        if claims.sid != sandbox {
-            return Err(TokenError::WrongSandbox);
-        }
-        Ok(())
+        Ok(claims.sid)
     }
 
     fn mac(&self, input: &str) -> Hmac<Sha256> {

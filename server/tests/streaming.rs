@@ -398,3 +398,44 @@ async fn websocket_requires_the_sandbox_token() {
         "B's token does not open A's stream"
     );
 }
+
+#[tokio::test]
+async fn websocket_at_the_root_finds_the_sandbox_from_its_token() {
+    // HopX's Python SDK opens ws://host/execute/stream, dropping public_host's path.
+    let s = Server::start().await;
+    let sb = s.create("code-interpreter").await;
+    let url = format!("{}/execute/stream", s.url.replacen("http://", "ws://", 1));
+    let mut req = url.clone().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", sb.token).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade");
+    ws.send(Message::Text(
+        json!({"type": "execute", "code": "print('root')"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let mut out = String::new();
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "stdout" {
+                out.push_str(v["data"].as_str().unwrap());
+            }
+            if v["type"] == "complete" {
+                break;
+            }
+        }
+    }
+    assert_eq!(out, "root\n");
+    let req = url.into_client_request().unwrap();
+    assert!(
+        tokio_tungstenite::connect_async(req).await.is_err(),
+        "no token, no stream"
+    );
+}

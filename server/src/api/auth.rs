@@ -60,6 +60,41 @@ impl FromRequestParts<AppState> for ApiKey {
     }
 }
 
+fn token_error(e: TokenError) -> ApiError {
+    match e {
+        TokenError::Expired => ApiError::unauthorized(
+            code::TOKEN_EXPIRED,
+            "Sandbox token expired; refresh it with POST /v1/sandboxes/{id}/token/refresh",
+        ),
+        TokenError::WrongSandbox => {
+            ApiError::unauthorized(code::INVALID_TOKEN, "This token belongs to another sandbox")
+        }
+        TokenError::Malformed | TokenError::BadSignature => {
+            ApiError::unauthorized(code::INVALID_TOKEN, "Invalid sandbox token")
+        }
+    }
+}
+
+/// The sandbox named by the request's token alone. HopX's Python SDK opens WebSockets at the
+/// host's root (`ws://host/execute/stream`), dropping `public_host`'s path; the token says
+/// which sandbox is meant.
+pub struct TokenSandbox(pub Arc<Sandbox>);
+
+impl FromRequestParts<AppState> for TokenSandbox {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::unauthorized(
+                code::AUTHENTICATION_REQUIRED,
+                "Missing sandbox token: send Authorization: Bearer <auth_token>",
+            )
+        })?;
+        let id = state.signer.sandbox_of(token).map_err(token_error)?;
+        Ok(TokenSandbox(state.node.get(&id)?))
+    }
+}
+
 /// The sandbox an agent request addresses, after its token (or the API key) was checked.
 pub struct AgentSandbox {
     pub sandbox: Arc<Sandbox>,
@@ -89,18 +124,7 @@ impl FromRequestParts<AppState> for AgentSandbox {
             // A valid API key as bearer also opens the agent (the key owns every sandbox).
             let key_as_bearer = state.cfg.api_key.as_deref().is_some_and(|k| same(token, k));
             if !key_as_bearer {
-                state.signer.verify(token, &id).map_err(|e| match e {
-                    TokenError::Expired => ApiError::unauthorized(
-                        code::TOKEN_EXPIRED,
-                        "Sandbox token expired; refresh it with POST /v1/sandboxes/{id}/token/refresh",
-                    ),
-                    TokenError::WrongSandbox => {
-                        ApiError::unauthorized(code::INVALID_TOKEN, "This token belongs to another sandbox")
-                    }
-                    TokenError::Malformed | TokenError::BadSignature => {
-                        ApiError::unauthorized(code::INVALID_TOKEN, "Invalid sandbox token")
-                    }
-                })?;
+                state.signer.verify(token, &id).map_err(token_error)?;
             }
         }
         let sandbox = state.node.get(&id)?;

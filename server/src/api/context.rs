@@ -41,7 +41,8 @@ pub async fn middleware(req: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
         .unwrap_or_else(crate::ids::request_id);
-    let plane = if req.uri().path().starts_with("/sandboxes/") {
+    let path = req.uri().path();
+    let plane = if path.starts_with("/sandboxes/") || path.starts_with("/execute") {
         Plane::Agent
     } else {
         Plane::Control

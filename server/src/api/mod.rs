@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/templates", get(control::templates))
         .route("/v1/templates/{name}", get(control::template))
         .nest("/sandboxes/{id}/agent", agent)
+        .route("/execute/stream", get(stream::websocket_by_token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors(&state.cfg.cors_origins))

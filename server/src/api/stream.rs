@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::agent::run_request;
-use super::auth::AgentSandbox;
+use super::auth::{AgentSandbox, TokenSandbox};
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
@@ -191,6 +191,15 @@ struct WsExecute {
 pub async fn websocket(
     State(state): State<AppState>,
     AgentSandbox { sandbox, .. }: AgentSandbox,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| ws_session(state, sandbox, socket))
+}
+
+/// The same WebSocket at the server's root, for clients that drop `public_host`'s path.
+pub async fn websocket_by_token(
+    State(state): State<AppState>,
+    TokenSandbox(sandbox): TokenSandbox,
     ws: WebSocketUpgrade,
 ) -> Response {
     ws.on_upgrade(move |socket| ws_session(state, sandbox, socket))

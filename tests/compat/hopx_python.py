@@ -1,0 +1,128 @@
+"""The official HopX Python SDK (hopx-ai 0.5.0), unmodified, against a real sandlotd.
+
+Usage: python hopx_python.py <base_url> <api_key>. Prints one line per check and a closing
+'N passed, N failed' line; exits non-zero on any failure.
+"""
+
+import asyncio
+import sys
+import time
+import traceback
+
+from hopx_ai import Sandbox
+
+BASE, KEY = sys.argv[1], sys.argv[2]
+results = []
+
+
+def check(name):
+    def wrap(fn):
+        try:
+            fn()
+            results.append((name, None))
+            print(f"ok   {name}")
+        except Exception as e:  # noqa: BLE001 - report every failure and go on
+            results.append((name, e))
+            print(f"FAIL {name}: {type(e).__name__}: {e}")
+            traceback.print_exc()
+        return fn
+
+    return wrap
+
+
+sb = Sandbox.create(template="code-interpreter", api_key=KEY, base_url=BASE, env_vars={"GREETING": "hi"})
+
+
+@check("create and get_info")
+def _():
+    info = sb.get_info()
+    assert info.status == "running", info.status
+    assert info.template_name == "code-interpreter"
+
+
+@check("run_code sees env_vars from create")
+def _():
+    r = sb.run_code("import os; print(os.environ['GREETING'], 6 * 7)")
+    assert (r.stdout, r.exit_code, r.success) == ("hi 42\n", 0, True), r
+
+
+@check("failing bash is a result with its exit code")
+def _():
+    r = sb.run_code("echo out; exit 3", language="bash")
+    assert (r.stdout, r.exit_code) == ("out\n", 3), r
+
+
+@check("background run, list, wait for completion")
+def _():
+    bg = sb.run_code_background("import time; print('bg'); time.sleep(0.3)", name="job")
+    pid = bg["process_id"]
+    assert bg["name"] == "job"
+    for _ in range(100):
+        proc = next(p for p in sb.list_processes() if p["process_id"] == pid)
+        if proc["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.1)
+    assert (proc["status"], proc["stdout"], proc["exit_code"]) == ("completed", "bg\n", 0), proc
+
+
+@check("kill_process")
+def _():
+    bg = sb.run_code_background("import time; time.sleep(60)")
+    reply = sb.kill_process(bg["process_id"])
+    assert reply["status"] == "killed", reply
+    proc = next(p for p in sb.list_processes() if p["process_id"] == bg["process_id"])
+    assert proc["status"] == "killed", proc
+
+
+@check("run_code_stream over WebSocket")
+def _():
+    async def collect():
+        return [m async for m in sb.run_code_stream("for i in range(3): print(i)")]
+
+    msgs = asyncio.run(collect())
+    out = "".join(m["data"] for m in msgs if m["type"] == "stdout")
+    assert out == "0\n1\n2\n", msgs
+    assert msgs[-1] == {"type": "complete", "success": True}, msgs[-1]
+
+
+@check("env get, set, update")
+def _():
+    assert sb.env.get_all().get("GREETING") == "hi"
+    sb.env.update({"EXTRA": "1"})
+    r = sb.run_code("echo $GREETING$EXTRA", language="bash")
+    assert r.stdout == "hi1\n", r
+
+
+@check("pause and resume")
+def _():
+    sb.pause()
+    assert sb.get_info().status == "paused"
+    sb.resume()
+    assert sb.get_info().status == "running"
+
+
+@check("set_timeout and refresh_token")
+def _():
+    sb.set_timeout(600)
+    sb.refresh_token()
+    assert sb.run_code("print('after refresh')").stdout == "after refresh\n"
+
+
+@check("list sandboxes and connect")
+def _():
+    ids = [s.sandbox_id for s in Sandbox.list(api_key=KEY, base_url=BASE)]
+    assert sb.sandbox_id in ids, ids
+    again = Sandbox.connect(sb.sandbox_id, api_key=KEY, base_url=BASE)
+    assert again.run_code("print(1)").stdout == "1\n"
+
+
+@check("kill the sandbox")
+def _():
+    sb.kill()
+    ids = [s.sandbox_id for s in Sandbox.list(api_key=KEY, base_url=BASE)]
+    assert sb.sandbox_id not in ids
+
+
+failed = sum(1 for _, e in results if e)
+print(f"{len(results) - failed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
