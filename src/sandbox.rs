@@ -98,6 +98,14 @@ pub(crate) fn encode(segment: &str) -> String {
     String::from(js_sys::encode_uri_component(segment))
 }
 
+/// Options, then the environment, then the local default (see `config`).
+fn client_config(
+    api_key: Option<String>,
+    base_url: Option<String>,
+) -> Result<ClientConfig, SdkError> {
+    config::resolve(api_key, base_url, config::env_var).map_err(SdkError::invalid_argument)
+}
+
 fn control_auth(cfg: &ClientConfig) -> Auth {
     cfg.api_key.clone().map_or(Auth::None, Auth::ApiKey)
 }
@@ -177,11 +185,7 @@ impl Inner {
 }
 
 impl Sandbox {
-    fn from_wire(
-        reply: wire::Sandbox,
-        control: ClientConfig,
-        has_control: bool,
-    ) -> Result<Self, SdkError> {
+    fn from_wire(reply: wire::Sandbox, control: ClientConfig, has_control: bool) -> Self {
         let agent_url = reply
             .public_host
             .or(reply.direct_url)
@@ -192,7 +196,7 @@ impl Sandbox {
         let token = reply
             .auth_token
             .map(|t| Token::new(t, reply.token_expires_at));
-        Ok(Self {
+        Self {
             inner: Rc::new(Inner {
                 id: reply.id,
                 control,
@@ -200,20 +204,19 @@ impl Sandbox {
                 token: RefCell::new(token),
                 has_control,
             }),
-        })
+        }
     }
 
     async fn connect_by_id(id: String, opts: ConnectOptions) -> Result<Sandbox, SdkError> {
         let signal = signal_of(&opts.signal)?;
-        let control = config::resolve(opts.api_key, opts.base_url, config::env_var)
-            .map_err(SdkError::invalid_argument)?;
+        let control = client_config(opts.api_key, opts.base_url)?;
         let url = format!("{}/v1/sandboxes/{}", control.base_url, encode(&id));
         let info: wire::Sandbox = Call::new(Method::GET, url, control_auth(&control))
             .not_found(NotFoundHint::Sandbox)
             .fetch(signal.as_ref())
             .await?;
         let status = info.status;
-        let sandbox = Sandbox::from_wire(info, control, true)?;
+        let sandbox = Sandbox::from_wire(info, control, true);
         match status {
             wire::SandboxStatus::Running | wire::SandboxStatus::Creating => {}
             wire::SandboxStatus::Paused => {
@@ -254,8 +257,7 @@ impl Sandbox {
         // The control plane is only used when the caller pointed us at one (options or a key
         // in the environment); a browser handed a session has neither.
         let explicit = opts.api_key.is_some() || opts.base_url.is_some();
-        let control = config::resolve(opts.api_key, opts.base_url, config::env_var)
-            .map_err(SdkError::invalid_argument)?;
+        let control = client_config(opts.api_key, opts.base_url)?;
         let has_control = explicit || control.api_key.is_some();
         Ok(Sandbox {
             inner: Rc::new(Inner {
@@ -276,15 +278,14 @@ impl Sandbox {
     pub async fn create(options: Option<Ts<CreateOptions>>) -> Result<Sandbox, JsValue> {
         let opts = arg(options, "create options")?;
         let signal = signal_of(&opts.signal)?;
-        let control = config::resolve(opts.api_key.clone(), opts.base_url.clone(), config::env_var)
-            .map_err(SdkError::invalid_argument)?;
+        let control = client_config(opts.api_key.clone(), opts.base_url.clone())?;
         let url = format!("{}/v1/sandboxes", control.base_url);
         let reply: wire::Sandbox = Call::new(Method::POST, url, control_auth(&control))
             .json(&opts.to_wire())?
             .timeout_ms(config::CREATE_HTTP_TIMEOUT_MS)
             .fetch(signal.as_ref())
             .await?;
-        Ok(Sandbox::from_wire(reply, control, true)?)
+        Ok(Sandbox::from_wire(reply, control, true))
     }
 
     /// Attaches to an existing sandbox, either by id (through the control plane, which needs
@@ -318,8 +319,7 @@ impl Sandbox {
     pub async fn list(options: Option<Ts<ListOptions>>) -> Result<Vec<Ts<SandboxInfo>>, JsValue> {
         let opts = arg(options, "list options")?;
         let signal = signal_of(&opts.signal)?;
-        let control = config::resolve(opts.api_key, opts.base_url, config::env_var)
-            .map_err(SdkError::invalid_argument)?;
+        let control = client_config(opts.api_key, opts.base_url)?;
         let page_size = opts.limit.unwrap_or(100);
         let mut cursor: Option<String> = None;
         let mut all = Vec::new();
@@ -541,7 +541,7 @@ mod tests {
             base_url: "http://h:1".into(),
             api_key: None,
         };
-        let s = Sandbox::from_wire(reply, cfg, true).unwrap();
+        let s = Sandbox::from_wire(reply, cfg, true);
         assert_eq!(s.inner.agent_url, "http://h:1/sandboxes/a%20b/agent");
         assert!(s.inner.token.borrow().is_none());
     }
