@@ -68,7 +68,7 @@ pub fn normalize_base_url(url: &str) -> Result<String, String> {
     match rest {
         Some(host) if !host.is_empty() => Ok(url.to_string()),
         _ => Err(format!(
-            "baseURL must be an absolute http:// or https:// URL, got {url:?}"
+            "baseURL must be an absolute http:// or https:// URL, got \"{url}\""
         )),
     }
 }
