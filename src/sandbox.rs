@@ -472,9 +472,13 @@ impl Sandbox {
     }
 
     /// `await using sandbox = await Sandbox.create()` kills the sandbox at scope end; a
-    /// sandbox that is already gone is fine.
+    /// sandbox that is already gone is fine. A token-only session does nothing here: the
+    /// backend that created the sandbox owns its lifetime.
     #[wasm_bindgen(js_name = "[Symbol.asyncDispose]")]
     pub async fn async_dispose(&self) -> Result<(), JsValue> {
+        if !self.inner.has_control {
+            return Ok(());
+        }
         match self
             .inner
             .control_call(Method::DELETE, "")?

@@ -191,7 +191,11 @@ describe('sandbox lifecycle', () => {
     const r = await client.runCode('echo hi', { language: 'bash' });
     assert.equal(r.stdout, 'hi\n');
     // Control-plane calls need the key, which this client does not have.
-    await rejects(client.getInfo(), AuthenticationError);
+    await rejects(client.getInfo(), AuthenticationError, (e) => assert.equal(e.code, 'NO_API_KEY'));
+    await rejects(client.kill(), AuthenticationError);
+    // Disposing a session handle leaves the sandbox to its owner.
+    await client[Symbol.asyncDispose]();
+    assert.equal((await sandbox.getInfo()).status, 'running');
   });
 });
 
