@@ -324,16 +324,28 @@ impl Drop for AbortGuard {
 }
 
 /// The error for a call the caller aborted; the signal's reason becomes `cause`.
+/// A signal made by `AbortSignal.timeout(ms)` fires with a `TimeoutError` reason; that is a
+/// deadline, so it becomes the SDK's `TimeoutError` rather than `AbortError`.
 fn aborted(signal: &AbortSignal) -> SdkError {
-    let mut e = SdkError::new(ErrorKind::Aborted, "the operation was aborted");
     let reason = signal.reason();
+    let is_deadline = reason
+        .dyn_ref::<js_sys::Error>()
+        .is_some_and(|e| e.name() == "TimeoutError");
+    let mut e = if is_deadline {
+        SdkError::new(
+            ErrorKind::Timeout,
+            "the operation's AbortSignal deadline passed",
+        )
+    } else {
+        SdkError::new(ErrorKind::Aborted, "the operation was aborted")
+    };
     if !reason.is_undefined() {
         e.cause = Some(reason);
     }
     e
 }
 
-/// Waits `ms`, or rejects with `AbortError` as soon as the caller's signal fires.
+/// Waits `ms`, or rejects (`AbortError`) as soon as the caller's signal fires.
 pub async fn sleep(ms: u32, signal: Option<&AbortSignal>) -> Result<(), SdkError> {
     let guard = AbortGuard::arm(signal, ms)?;
     let internal = guard.controller.signal();

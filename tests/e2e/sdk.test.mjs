@@ -446,8 +446,11 @@ describe('abort', () => {
     await rejects(sandbox.waitForProcess('p', { signal }), AbortError);
   });
 
-  test('AbortSignal.timeout works as a per-call deadline', async () => {
-    await rejects(sandbox.runCode('import time\ntime.sleep(10)', { signal: AbortSignal.timeout(200) }), AbortError);
+  test('AbortSignal.timeout works as a per-call deadline and reports TimeoutError', async () => {
+    await rejects(sandbox.runCode('import time\ntime.sleep(10)', { signal: AbortSignal.timeout(200) }), TimeoutError, (e) => {
+      assert.equal(e.code, 'TIMEOUT');
+      assert.equal(e.cause.name, 'TimeoutError');
+    });
     // The SDK is still usable afterwards.
     assert.equal((await sandbox.runCode('print(3)')).stdout, '3\n');
   });
