@@ -181,7 +181,8 @@ impl Sandbox {
         Ok(out(&ProcessActionResult::from(reply))?)
     }
 
-    /// Forgets a process's record (killing it first if it still runs).
+    /// Forgets an ended process's record. A running process must be killed first: the
+    /// server answers 409 (`SandlotError`, code `CONFLICT`).
     #[wasm_bindgen(js_name = removeProcess)]
     pub async fn remove_process(
         &self,

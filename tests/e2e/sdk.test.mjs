@@ -295,6 +295,10 @@ describe('running code', () => {
 
   test('killProcess keeps the record; removeProcess forgets it', async () => {
     const r = await sandbox.runCodeBackground('sleep 60', { language: 'bash', name: 'victim' });
+    await rejects(sandbox.removeProcess(r.processId), SandlotError, (e) => {
+      assert.equal(e.status, 409);
+      assert.equal(e.code, 'CONFLICT');
+    });
     const killed = await sandbox.killProcess(r.processId);
     assert.equal(killed.success, true);
     assert.equal(killed.processId, r.processId);
