@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use gloo_net::http::{Method, RequestBuilder};
+use gloo_net::http::{Headers, Method, RequestBuilder};
 use sandlot_protocol::ErrorBody;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -25,7 +25,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, AbortSignal};
+use web_sys::{AbortController, AbortSignal, ReadableStreamDefaultReader};
 
 use crate::config;
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
@@ -140,17 +140,7 @@ impl Call {
 
     async fn send_once(&self, signal: Option<&AbortSignal>) -> Result<JsValue, SdkError> {
         let guard = AbortGuard::arm(signal, self.timeout_ms)?;
-        let mut builder = RequestBuilder::new(&self.url)
-            .method(self.method.clone())
-            .header("Accept", "application/json")
-            .abort_signal(Some(&guard.controller.signal()));
-        match &self.auth {
-            Auth::None => {}
-            Auth::ApiKey(key) => builder = builder.header("X-API-Key", key),
-            Auth::Bearer(token) => {
-                builder = builder.header("Authorization", &format!("Bearer {token}"))
-            }
-        }
+        let builder = self.builder(&guard).header("Accept", "application/json");
         let request = match &self.body {
             Some(body) => builder
                 .header("Content-Type", "application/json")
@@ -170,33 +160,157 @@ impl Call {
             .map_err(|e| guard.fetch_error(e, &self.url))?;
         drop(guard);
 
-        let parsed = if text.trim().is_empty() {
-            Ok(JsValue::NULL)
-        } else {
-            js_sys::JSON::parse(&text)
-        };
-        if (200..300).contains(&status) {
-            return parsed.map_err(|_| {
-                SdkError::invalid_response(format!(
-                    "{} {} answered {status} with a body that is not JSON",
-                    self.method, self.url
-                ))
-            });
+        if !(200..300).contains(&status) {
+            return Err(reply_error(status, &text, &headers, self.not_found));
         }
-        let body: Option<ErrorBody> = parsed
-            .ok()
-            .filter(JsValue::is_object)
-            .and_then(|v| serde_wasm_bindgen::from_value(v).ok());
-        let retry_after = headers
-            .get("retry-after")
-            .and_then(|v| parse_retry_after(&v));
-        Err(SdkError::from_response(
-            status,
-            body.as_ref(),
-            headers.get("x-request-id"),
-            retry_after,
-            self.not_found,
-        ))
+        if text.trim().is_empty() {
+            return Ok(JsValue::NULL);
+        }
+        js_sys::JSON::parse(&text).map_err(|_| {
+            SdkError::invalid_response(format!(
+                "{} {} answered {status} with a body that is not JSON",
+                self.method, self.url
+            ))
+        })
+    }
+
+    /// Opens a Server-Sent Events response: resolves once the server has answered 2xx, with a
+    /// reader over the body. Never retried (the stream layer resumes by event id instead).
+    pub fn open_stream<'a>(
+        &'a self,
+        signal: Option<&'a AbortSignal>,
+    ) -> LocalBoxFuture<'a, Result<EventStream, SdkError>> {
+        Box::pin(async move {
+            let mut guard = AbortGuard::arm(signal, self.timeout_ms)?;
+            let request = self.builder(&guard).header("Accept", "text/event-stream");
+            let request = match &self.body {
+                Some(body) => request
+                    .header("Content-Type", "application/json")
+                    .body(body.as_str()),
+                None => request.build(),
+            }
+            .map_err(|e| guard.fetch_error(e, &self.url))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| guard.fetch_error(e, &self.url))?;
+            let status = response.status();
+            if !(200..300).contains(&status) {
+                let headers = response.headers();
+                let text = response
+                    .text()
+                    .await
+                    .map_err(|e| guard.fetch_error(e, &self.url))?;
+                return Err(reply_error(status, &text, &headers, self.not_found));
+            }
+            let body = response.body().ok_or_else(|| {
+                SdkError::invalid_response(format!("{} answered without a body", self.url))
+            })?;
+            let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+            // The answer came: from here on only the caller's signal (and the stream layer's
+            // idle watchdog) end the stream.
+            guard.disarm_timer();
+            Ok(EventStream {
+                reader,
+                guard,
+                url: self.url.clone(),
+            })
+        })
+    }
+
+    /// The request with method, auth and abort signal set.
+    fn builder(&self, guard: &AbortGuard) -> RequestBuilder {
+        let builder = RequestBuilder::new(&self.url)
+            .method(self.method.clone())
+            .abort_signal(Some(&guard.controller.signal()));
+        match &self.auth {
+            Auth::None => builder,
+            Auth::ApiKey(key) => builder.header("X-API-Key", key),
+            Auth::Bearer(token) => builder.header("Authorization", &format!("Bearer {token}")),
+        }
+    }
+}
+
+/// The error for a non-2xx reply, from its status, body and headers.
+fn reply_error(status: u16, text: &str, headers: &Headers, hint: NotFoundHint) -> SdkError {
+    let body: Option<ErrorBody> = js_sys::JSON::parse(text)
+        .ok()
+        .filter(JsValue::is_object)
+        .and_then(|v| serde_wasm_bindgen::from_value(v).ok());
+    let retry_after = headers
+        .get("retry-after")
+        .and_then(|v| parse_retry_after(&v));
+    SdkError::from_response(
+        status,
+        body.as_ref(),
+        headers.get("x-request-id"),
+        retry_after,
+        hint,
+    )
+}
+
+/// An open event-stream body. Dropping it leaves the connection to be cancelled with
+/// [`EventStream::cancel`]; the caller's signal stays wired to it until then.
+pub struct EventStream {
+    reader: ReadableStreamDefaultReader,
+    guard: AbortGuard,
+    url: String,
+}
+
+/// How reading a stream chunk can end besides with bytes.
+pub enum ReadEnd {
+    /// The body ended (the server closed it).
+    Closed,
+    /// The connection broke or went idle: worth resuming.
+    Lost(SdkError),
+    /// The caller aborted: stop.
+    Aborted(SdkError),
+}
+
+impl EventStream {
+    /// The next chunk of the body. `idle_ms` without a byte (keepalives included) counts as a
+    /// lost connection.
+    pub async fn read(&mut self, idle_ms: u32) -> Result<Vec<u8>, ReadEnd> {
+        let reader = self.reader.clone();
+        let on_idle = Closure::once(move || {
+            let _ = reader.cancel();
+        });
+        let ms = i32::try_from(idle_ms).unwrap_or(i32::MAX);
+        let handle = set_timeout(on_idle.as_ref().unchecked_ref(), ms);
+        let result = JsFuture::from(self.reader.read()).await;
+        clear_timeout(&handle);
+        drop(on_idle);
+        let chunk = match result {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let error = self.guard.js_error(&e, &self.url);
+                return Err(
+                    if error.kind == ErrorKind::Aborted || error.kind == ErrorKind::Timeout {
+                        ReadEnd::Aborted(error)
+                    } else {
+                        ReadEnd::Lost(error)
+                    },
+                );
+            }
+        };
+        let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done"))
+            .map(|v| v.is_truthy())
+            .unwrap_or(true);
+        if done {
+            return Err(ReadEnd::Closed);
+        }
+        let value = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).unwrap_or_default();
+        Ok(js_sys::Uint8Array::new(&value).to_vec())
+    }
+
+    /// The body's reader, for cancelling a pending read from elsewhere.
+    pub fn reader(&self) -> ReadableStreamDefaultReader {
+        self.reader.clone()
+    }
+
+    /// Closes the connection (and the caller's signal listener).
+    pub async fn cancel(self) {
+        let _ = JsFuture::from(self.reader.cancel()).await;
     }
 }
 
@@ -284,8 +398,31 @@ impl AbortGuard {
         })
     }
 
+    /// Stops the timer; the caller's signal stays wired.
+    fn disarm_timer(&mut self) {
+        if let Some((handle, _closure)) = self.timer.take() {
+            clear_timeout(&handle);
+        }
+    }
+
+    /// Maps a raw JS rejection (of a stream read) to the SDK's error classes.
+    fn js_error(&self, error: &JsValue, url: &str) -> SdkError {
+        let (name, message) = match error.dyn_ref::<js_sys::Error>() {
+            Some(e) => (String::from(e.name()), String::from(e.message())),
+            None => (String::new(), String::from("the connection failed")),
+        };
+        self.classify(&name, message, url)
+    }
+
     /// Maps a rejected `fetch` (or body read) to the SDK's error classes.
     fn fetch_error(&self, error: gloo_net::Error, url: &str) -> SdkError {
+        match error {
+            gloo_net::Error::JsError(e) => self.classify(&e.name, e.message, url),
+            gloo_net::Error::GlooError(message) => self.classify("", message, url),
+        }
+    }
+
+    fn classify(&self, name: &str, message: String, url: &str) -> SdkError {
         match self.fired.get() {
             Fired::Caller => {
                 return aborted(self.caller.as_ref().map(|(s, _)| s).expect("caller signal"))
@@ -298,15 +435,13 @@ impl AbortGuard {
             }
             Fired::No => {}
         }
-        match error {
-            gloo_net::Error::JsError(e) if e.name == "AbortError" => {
-                SdkError::new(ErrorKind::Aborted, e.message)
-            }
-            gloo_net::Error::JsError(e) => SdkError::new(
+        if name == "AbortError" {
+            SdkError::new(ErrorKind::Aborted, message)
+        } else {
+            SdkError::new(
                 ErrorKind::Network,
-                format!("could not reach {url}: {}", e.message),
-            ),
-            gloo_net::Error::GlooError(message) => SdkError::new(ErrorKind::Network, message),
+                format!("could not reach {url}: {message}"),
+            )
         }
     }
 }

@@ -4,15 +4,18 @@
 //!
 //! Modules by concern: `config` (where the server and key come from), `http` (the single
 //! request core), `errors` (taxonomy → JS error classes), `types` (JS-facing types and their
-//! wire mapping), `sandbox` (the class and control-plane calls), `process` (running code).
+//! wire mapping), `sandbox` (the class and control-plane calls), `process` (running code), `stream` (live
+//! output over Server-Sent Events).
 
 mod config;
 mod errors;
 mod http;
 mod process;
 mod sandbox;
+mod stream;
 mod types;
 
 pub use sandbox::Sandbox;
 pub use sandlot_protocol as protocol;
+pub use stream::{ProcessStream, ProcessStreamIterator};
 pub use types::*;

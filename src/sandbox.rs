@@ -17,7 +17,7 @@ use web_sys::AbortSignal;
 
 use crate::config::{self, ClientConfig};
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
-use crate::http::{signal_of, Auth, Call, LocalBoxFuture};
+use crate::http::{signal_of, Auth, Call, EventStream, LocalBoxFuture};
 use crate::types::{
     CallOptions, ConnectOptions, CreateOptions, ListOptions, SandboxInfo, SandboxSession,
     TimeoutInfo, TokenInfo,
@@ -177,6 +177,28 @@ impl Inner {
                 Err(e) if e.status == Some(401) && self.has_control => {
                     call.auth = Auth::Bearer(self.refresh_token(signal).await?.value);
                     call.send(signal).await
+                }
+                other => other,
+            }
+        })
+    }
+}
+
+impl Inner {
+    /// Opens an agent event stream with the bearer token; like [`Inner::send_agent`], a 401
+    /// refreshes the token once and tries again.
+    pub fn open_agent_stream<'a>(
+        &'a self,
+        mut call: Call,
+        signal: Option<&'a AbortSignal>,
+    ) -> LocalBoxFuture<'a, Result<EventStream, SdkError>> {
+        Box::pin(async move {
+            let token = self.current_token(signal).await?;
+            call.auth = token.map_or(Auth::None, Auth::Bearer);
+            match call.open_stream(signal).await {
+                Err(e) if e.status == Some(401) && self.has_control => {
+                    call.auth = Auth::Bearer(self.refresh_token(signal).await?.value);
+                    call.open_stream(signal).await
                 }
                 other => other,
             }

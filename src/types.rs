@@ -284,6 +284,20 @@ pub struct WaitOptions {
     pub signal: JsValue,
 }
 
+/// `sandbox.streamProcess(id, options)`.
+#[derive(Tsify, Deserialize, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamOptions {
+    /// Resume after this event `seq` (events up to it are not sent again). Default: from
+    /// the start of the process's kept output.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub since: Option<u64>,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    #[tsify(type = "AbortSignal", optional)]
+    pub signal: JsValue,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Results (Rust → JS)
 
@@ -564,6 +578,103 @@ pub struct TokenInfo {
     pub token: String,
     /// RFC 3339 expiry.
     pub expires_at: String,
+}
+
+/// One event of a process's live output (`streamProcess`, `runCodeStream`).
+#[derive(Tsify, Serialize, Debug, Clone, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum StreamEvent {
+    /// First event of `runCodeStream`: the process that was started.
+    Start {
+        #[serde(rename = "processId")]
+        process_id: String,
+        #[serde(rename = "executionId")]
+        execution_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        name: Option<String>,
+        /// Effective run-time limit in seconds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        timeout: Option<u64>,
+    },
+    /// A piece of stdout (`seq` orders every event of the process).
+    Stdout {
+        data: String,
+        seq: u64,
+    },
+    Stderr {
+        data: String,
+        seq: u64,
+    },
+    /// Events `fromSeq..=toSeq` were dropped to stay within the server's output cap.
+    Truncated {
+        #[serde(rename = "fromSeq")]
+        from_seq: u64,
+        #[serde(rename = "toSeq")]
+        to_seq: u64,
+        #[serde(rename = "droppedBytes")]
+        dropped_bytes: u64,
+    },
+    /// The process ended; the stream ends after this event.
+    Exit {
+        status: ProcessStatus,
+        #[serde(rename = "exitCode", skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        exit_code: Option<i32>,
+        #[serde(rename = "executionTime", skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        execution_time: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        error: Option<String>,
+        seq: u64,
+    },
+}
+
+impl From<wire::StreamEvent> for StreamEvent {
+    fn from(e: wire::StreamEvent) -> Self {
+        match e {
+            wire::StreamEvent::Start {
+                process_id,
+                execution_id,
+                name,
+                timeout,
+                ..
+            } => Self::Start {
+                process_id,
+                execution_id,
+                name,
+                timeout,
+            },
+            wire::StreamEvent::Stdout { data, seq, .. } => Self::Stdout { data, seq },
+            wire::StreamEvent::Stderr { data, seq, .. } => Self::Stderr { data, seq },
+            wire::StreamEvent::Truncated {
+                from_seq,
+                to_seq,
+                dropped_bytes,
+                ..
+            } => Self::Truncated {
+                from_seq,
+                to_seq,
+                dropped_bytes,
+            },
+            wire::StreamEvent::Exit {
+                status,
+                exit_code,
+                execution_time,
+                error,
+                seq,
+                ..
+            } => Self::Exit {
+                status: status.into(),
+                exit_code,
+                execution_time,
+                error,
+                seq,
+            },
+        }
+    }
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]

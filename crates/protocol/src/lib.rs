@@ -9,11 +9,13 @@ pub mod agent;
 pub mod control;
 pub mod error;
 pub mod status;
+pub mod stream;
 
 pub use agent::*;
 pub use control::*;
 pub use error::*;
 pub use status::*;
+pub use stream::*;
 
 /// Languages every template understands, with the aliases the agent's OpenAPI accepts.
 pub mod language {
