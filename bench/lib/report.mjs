@@ -1,0 +1,248 @@
+// Turns the results of a run into bench/results/report.{json,md}: every figure a median with
+// p99, a ratio against the baseline measured in the same run, and a plain verdict per target.
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const TARGETS = {
+  sdkVsRaw: 1.15,
+  packageGzipKB: 150,
+  ttiP50: 40,
+  burstMedian: 500,
+  createP50: 10,
+  execOverhead: 3,
+  idleSandboxMB: 2,
+};
+
+const ms = (x) => (x === undefined || Number.isNaN(x) ? '—' : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : Math.round(x).toLocaleString('en-US'));
+const ratio = (x) => (x === undefined || Number.isNaN(x) || !Number.isFinite(x) ? '—' : `${x.toFixed(2)}×`);
+const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KB`;
+const mbFromKiB = (k) => `${(k / 1024).toFixed(2)} MB`;
+const pct = (x) => `${(x * 100).toFixed(1)} %`;
+const yes = (ok) => (ok ? '**met**' : '**MISSED**');
+const int = (x) => Math.round(x).toLocaleString('en-US');
+
+export function verdicts(r) {
+  const v = [];
+  if (r.sdk) {
+    for (const row of r.sdk.rows) {
+      const s = row.variants.sandlot;
+      const o = row.variants.official;
+      v.push({
+        figure: `SDK ${row.op}: Sandlot / raw fetch (median)`,
+        target: `≤ ${TARGETS.sdkVsRaw}×`,
+        value: s.errors ? `${ratio(s.ratio)} (${s.errors} errors)` : ratio(s.ratio),
+        met: s.ratio <= TARGETS.sdkVsRaw && !s.errors,
+      });
+      if (o.unsupported || (!o.n && o.errors)) {
+        v.push({ figure: `SDK ${row.op}: Sandlot vs official`, target: 'faster', value: o.unsupported ? 'official SDK has no such call' : `official failed: ${o.firstError}`, met: null });
+      } else {
+        v.push({
+          figure: `SDK ${row.op}: Sandlot vs official (median)`,
+          target: 'faster',
+          value: `${ms(s.median)} vs ${ms(o.median)} ms`,
+          met: s.median < o.median,
+        });
+      }
+    }
+  }
+  if (r.weight) {
+    const w = r.weight.sandlot;
+    v.push({ figure: 'package: .wasm + Node JS, gzip', target: `< ${TARGETS.packageGzipKB} KB`, value: kb(w.node.gzip), met: w.node.gzip < TARGETS.packageGzipKB * 1024 });
+    v.push({ figure: 'package: .wasm + browser JS, gzip', target: `< ${TARGETS.packageGzipKB} KB`, value: kb(w.web.gzip), met: w.web.gzip < TARGETS.packageGzipKB * 1024 });
+    if (w.pack) v.push({ figure: 'package: whole npm tarball (all files, types and README included)', target: `< ${TARGETS.packageGzipKB} KB`, value: kb(w.pack.tarball), met: w.pack.tarball < TARGETS.packageGzipKB * 1024 });
+  }
+  if (r.tti) {
+    const s = r.tti.sequential.sandlot;
+    v.push({ figure: 'TTI sequential p50 (Sandlot SDK)', target: `≤ ${TARGETS.ttiP50} ms`, value: `${ms(s.median)} ms`, met: s.median <= TARGETS.ttiP50 && !s.errors });
+    const b = r.tti.burst.sandlot;
+    v.push({ figure: `TTI burst of ${r.tti.burstSize}: success`, target: '100 %', value: pct(b.successRate), met: b.successRate === 1 });
+    v.push({ figure: `TTI burst of ${r.tti.burstSize}: median`, target: `≤ ${TARGETS.burstMedian} ms`, value: `${ms(b.median)} ms`, met: b.median <= TARGETS.burstMedian });
+  }
+  if (r.create) {
+    const c = r.create.rows.find((x) => x.op.startsWith('POST'));
+    v.push({ figure: 'server: sandbox create p50 (raw HTTP)', target: `≤ ${TARGETS.createP50} ms`, value: `${ms(c.median)} ms`, met: c.median <= TARGETS.createP50 });
+  }
+  if (r.exec) {
+    const o = r.exec.overhead;
+    v.push({ figure: "exec overhead: bash '/bin/true' in a sandbox − host bash -c", target: `≤ ${TARGETS.execOverhead} ms`, value: `${ms(o.bashVsBashC)} ms`, met: o.bashVsBashC <= TARGETS.execOverhead });
+    v.push({ figure: "exec overhead: python 'pass' in a sandbox − host python3 -c", target: `≤ ${TARGETS.execOverhead} ms`, value: `${ms(o.python)} ms`, met: o.python <= TARGETS.execOverhead });
+  }
+  if (r.memory) {
+    const m = r.memory;
+    const lim = TARGETS.idleSandboxMB * 1024;
+    v.push({ figure: 'idle sandbox: PSS of its helper processes (median)', target: `≤ ${TARGETS.idleSandboxMB} MB`, value: mbFromKiB(m.pss.median), met: m.pss.median <= lim });
+    v.push({ figure: 'idle sandbox: memory cgroup usage (median)', target: `≤ ${TARGETS.idleSandboxMB} MB`, value: mbFromKiB(m.cgroup.median), met: m.cgroup.median <= lim });
+  }
+  if (r.soak) {
+    const s = r.soak;
+    v.push({ figure: `${s.clients} clients × ${Math.round(s.seconds)} s: errors`, target: '0', value: String(s.errors), met: s.errors === 0 });
+    v.push({ figure: `${s.clients} clients × ${Math.round(s.seconds)} s: lost / unfinished / wrong records`, target: '0', value: `${s.lost} / ${s.notFinal} / ${s.wrong} of ${int(s.processes)}`, met: s.lost + s.notFinal + s.wrong === 0 });
+  }
+  return v;
+}
+
+export function writeReport(results, outDir, { suffix = '', notesFile } = {}) {
+  fs.mkdirSync(outDir, { recursive: true });
+  const v = verdicts(results);
+  const json = { ...results, targets: TARGETS, verdicts: v };
+  fs.writeFileSync(path.join(outDir, `report${suffix}.json`), JSON.stringify(json, null, 2) + '\n');
+  const md = markdown(results, v, notesFile);
+  fs.writeFileSync(path.join(outDir, `report${suffix}.md`), md);
+  return { verdicts: v, md };
+}
+
+function table(head, rows) {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+function markdown(r, v, notesFile) {
+  const m = r.meta;
+  const out = [];
+  out.push('# Sandlot benchmark report', '');
+  out.push(`Run ${m.date} · mode **${m.mode}** · ${m.durationS ? `${Math.round(m.durationS)} s` : ''} · commit \`${m.commit}\``);
+  out.push(`Machine: ${m.cpu} × ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}. Everything on 127.0.0.1: the clients, sandlotd and the sandboxes share the same ${m.cores} cores.`, '');
+  out.push('Every time is in milliseconds: the **median** and the **p99** (nearest rank), with the ratio of medians against the baseline named in the table, measured in the same run with the variants interleaved round-robin (the first variant of each round rotates), so machine noise hits all of them alike. Reproduce with `npm run bench` (`node bench/run.mjs --quick` for a short run).', '');
+
+  out.push('## Targets', '');
+  out.push(table(['figure', 'target', 'measured', 'verdict'], v.map((x) => [x.figure, x.target, x.value, x.met === null ? 'n/a' : yes(x.met)])));
+  const missed = v.filter((x) => x.met === false);
+  out.push('', missed.length ? `**${missed.length} of ${v.filter((x) => x.met !== null).length} targets missed**: ${missed.map((x) => x.figure).join('; ')}. The causes are in [Analysis](#analysis).` : '**Every target is met.**', '');
+
+  if (r.sdk) {
+    out.push('## 1. SDK call cost', '');
+    out.push(`One local sandlotd; ${r.sdk.rounds} rounds of create → runCode → runCodeBackground (\`sleep 60\`, bash) → getProcess → killProcess → kill for each client, interleaved per call; listProcesses against one sandbox per size holding that many finished records (${Object.entries(r.sdk.listRounds).map(([n, k]) => `${k} rounds at ${n}`).join(', ')}). \`official\` is \`@hopx-ai/sdk\` ${r.meta.officialVersion}, unmodified, pointed at sandlotd with \`baseURL\`. \`raw\` is \`fetch\` + \`JSON.parse\` of the same endpoint: the floor. Ratios are against raw.`, '');
+    out.push(
+      table(
+        ['call', 'Sandlot median / p99', '× raw', 'official median / p99', '× raw', 'raw median / p99'],
+        r.sdk.rows.map((row) => {
+          const s = row.variants.sandlot;
+          const o = row.variants.official;
+          const w = row.variants.raw;
+          const cell = (x) => (x.unsupported ? 'no such call' : x.n ? `${ms(x.median)} / ${ms(x.p99)}${x.errors ? ` (${x.errors} errors)` : ''}` : `failed (${x.errors})`);
+          return [row.op, cell(s), s.unsupported ? '—' : ratio(s.ratio), cell(o), o.unsupported || !o.n ? '—' : ratio(o.ratio), cell(w)];
+        }),
+      ),
+    );
+    const errs = r.sdk.rows.flatMap((row) => Object.entries(row.variants).filter(([, x]) => x.firstError).map(([k, x]) => `- ${row.op}, ${k}: ${x.errors} × \`${x.firstError}\``));
+    if (errs.length) out.push('', 'Errors:', ...errs);
+    out.push('', 'What each client does per call: the official SDK\'s `create` is `POST /v1/sandboxes` **plus** `GET /v1/sandboxes/{id}` (it reads the agent URL from a second call); both SDKs\' other calls are one request each (the Sandlot SDK checks its cached token\'s expiry locally, the official one too). `getProcess` does not exist in the official SDK.', '');
+  }
+
+  if (r.weight) {
+    const w = r.weight.sandlot;
+    const o = r.weight.official;
+    out.push('## 2. Package weight and cold start', '');
+    out.push(
+      table(
+        ['what', 'files', 'raw', 'gzip -9'],
+        [
+          ['sandlot: `.wasm`', w.wasm.files, kb(w.wasm.raw), kb(w.wasm.gzip)],
+          ['sandlot: Node JS (`dist/node/*.{cjs,mjs}`)', w.nodeJs.files, kb(w.nodeJs.raw), kb(w.nodeJs.gzip)],
+          ['sandlot: browser JS (`dist/web/*.js`)', w.webJs.files, kb(w.webJs.raw), kb(w.webJs.gzip)],
+          ['sandlot: what Node loads (.wasm + Node JS)', '', kb(w.node.raw), `**${kb(w.node.gzip)}**`],
+          ['sandlot: what a browser loads (.wasm + browser JS)', '', kb(w.web.raw), `**${kb(w.web.gzip)}**`],
+          ['sandlot: type declarations', w.types.files, kb(w.types.raw), kb(w.types.gzip)],
+          ['sandlot: installed (all of pkg/)', w.installed.files, kb(w.installed.raw), kb(w.installed.gzip)],
+          ...(w.pack ? [['sandlot: `npm pack` tarball', w.pack.entries, kb(w.pack.unpacked), kb(w.pack.tarball)]] : []),
+          ['@hopx-ai/sdk alone', o.sdkOnly.files, kb(o.sdkOnly.raw), kb(o.sdkOnly.gzip)],
+          [`@hopx-ai/sdk installed with its ${o.packages.length - 1} dependencies`, o.installed.files, kb(o.installed.raw), kb(o.installed.gzip)],
+          ['… of which JS files', o.js.files, kb(o.js.raw), kb(o.js.gzip)],
+        ],
+      ),
+    );
+    out.push('', `Installed size ratio: @hopx-ai/sdk with dependencies / sandlot = ${ratio(o.installed.raw / w.installed.raw)} (raw). Gzip sizes are per file, summed. The official SDK's dependency closure: ${o.packages.join(', ')}.`, '');
+    out.push(`Cold start: a fresh \`node\` process per sample (${r.weight.rounds} rounds, interleaved). "in-process" is \`performance.now()\` around the \`import\`/\`require\` alone (the Sandlot SDK compiles and instantiates its .wasm there); "process" is the wall time of the whole \`node\` process, and its difference from a process that imports nothing.`, '');
+    out.push(
+      table(
+        ['variant', 'in-process median / p99', 'process wall median / p99', 'wall over bare node'],
+        r.weight.coldStart.map((c) => [c.variant, `${ms(c.inside.median)} / ${ms(c.inside.p99)}`, `${ms(c.wall.median)} / ${ms(c.wall.p99)}`, c.variant.startsWith('node') ? '—' : `+${ms(c.wallOverNode)}`]),
+      ),
+      '',
+    );
+  }
+
+  if (r.tti) {
+    const t = r.tti;
+    out.push('## 3. Time to interactive', '');
+    out.push(`As computesdk/benchmarks measures cloud sandboxes: from \`create\` to the first successful \`runCode('print(1)')\` (python), through each client. Sequential: ${t.rounds} rounds per client, interleaved; each sandbox is killed after its sample (not timed). Ratios are against raw fetch.`, '');
+    out.push(
+      table(
+        ['client', 'p50', 'p95', 'p99', '× raw (p50)', 'success'],
+        Object.entries(t.sequential).map(([k, s]) => [k, ms(s.median), ms(s.p95), ms(s.p99), ratio(s.ratio), pct(s.successRate)]),
+      ),
+    );
+    out.push('', `Burst: ${t.burstSize} × (create → runCode) started at once, per client, one client after the other (a pause between).`, '');
+    out.push(
+      table(
+        ['client', 'success', 'median', 'p95', 'p99', '× raw (median)', 'wall for all'],
+        Object.entries(t.burst).map(([k, b]) => [k, pct(b.successRate), ms(b.median), ms(b.p95), ms(b.p99), ratio(b.ratio), ms(b.wall)]),
+      ),
+    );
+    const be = Object.entries(t.burst).filter(([, b]) => b.firstError);
+    if (be.length) out.push('', ...be.map(([k, b]) => `- ${k}: ${b.errors} failures, first: \`${b.firstError}\``));
+    out.push('', 'For scale, computesdk\'s published cloud figures (2026-05-05, `node -v` as the command, real network): sequential median Daytona 186 ms, E2B 491 ms, HopX 1,422 ms; burst of 100 median Daytona 367 ms, E2B 822 ms, HopX 15,101 ms (99 % success). Ours has no network hop, so it is a floor for the server, not a like-for-like comparison.', '');
+  }
+
+  if (r.create || r.exec || r.background || r.memory || r.soak) out.push('## 4. Server', '');
+  if (r.create) {
+    out.push('### Sandbox create and delete (raw HTTP, control plane)', '');
+    out.push(`${r.create.rounds} rounds, interleaved with the control plane's \`GET /health\` as the HTTP floor (same connection pool).`, '');
+    out.push(table(['call', 'median', 'p95', 'p99', 'median − floor'], r.create.rows.map((x) => [x.op, ms(x.median), ms(x.p95), ms(x.p99), x.op.startsWith('GET') ? '—' : ms(x.overFloor)])), '');
+  }
+  if (r.exec) {
+    const e = r.exec;
+    out.push('### Exec overhead: a sandbox against a direct spawn on the host', '');
+    out.push(`${e.rounds} rounds, all six interleaved. Host rows are \`child_process.execFile\` from the bench's Node process (output captured, like the server does). Sandbox rows are a full \`POST /execute\` with the agent token, timed at the client.`, '');
+    out.push(table(['what', 'median', 'p95', 'p99'], e.rows.map((x) => [x.op, ms(x.median), ms(x.p95), ms(x.p99)])), '');
+    out.push(
+      `Overhead (difference of medians): bash \`/bin/true\` **${ms(e.overhead.bashVsBashC)} ms** over host \`bash -c /bin/true\` (${ms(e.overhead.bashVsTrue)} ms over a bare host \`/bin/true\`); python \`pass\` **${ms(e.overhead.python)} ms** over host \`python3 -c pass\`. ` +
+        `What the overhead includes: the HTTP round trip with token check and JSON in and out (the agent's \`GET /health\` alone: ${ms(e.overhead.httpFloor)} ms), the server's bookkeeping (a process record written to SQLite at start and end, output buffers), spawning the \`sandlotd __sandbox-exec\` helper (a re-exec of the server binary), joining the sandbox's cgroups and namespaces (\`setns\` on the init's pidfd), a fork into the sandbox's pid namespace, dropping privileges and installing seccomp, and passing the program through a memfd. ` +
+        `The server's own \`execution_time\` for these runs: bash median ${ms(e.overhead.serverExecBash.median)} ms, python ${ms(e.overhead.serverExecPython.median)} ms (millisecond resolution).`,
+      '',
+    );
+  }
+  if (r.background) {
+    const b = r.background;
+    out.push('### Background starts and listProcesses as the count grows', '');
+    out.push(`One sandbox; \`runCodeBackground('true', bash)\` with ${b.concurrency} requests in flight, then wait until all are finished.`, '');
+    out.push(table(['starts', 'accepted / s', 'finished / s', 'wall to accept', 'wall to finish'], b.throughput.map((x) => [int(x.count), int(x.startsPerSec), int(x.completedPerSec), `${ms(x.startWallMs)} ms`, `${ms(x.finishWallMs)} ms`])), '');
+    out.push('listProcesses of all the sandbox\'s records (finished), raw fetch + JSON.parse against the Sandlot SDK, interleaved:', '');
+    out.push(table(['records', 'reply size', 'raw median / p99', 'SDK median / p99', 'SDK × raw', 'raw µs per record'], b.growth.map((g) => [int(g.count), kb(g.bytes), `${ms(g.raw.median)} / ${ms(g.raw.p99)}`, `${ms(g.sdk.median)} / ${ms(g.sdk.p99)}`, ratio(g.ratio), g.perRecordUs.toFixed(1)])), '');
+  }
+  if (r.memory) {
+    const mm = r.memory;
+    out.push('### Memory per idle sandbox', '');
+    out.push(`${int(mm.count)} idle sandboxes in one server (${mm.failedCreates} creates failed${mm.firstCreateError ? `: \`${mm.firstCreateError}\`` : ''}); created at ${int(mm.createPerSec)}/s with 4 in flight, deleted at ${int(mm.deletePerSec)}/s. Per sandbox (median over all of them): its helper processes (from its memory cgroup's \`cgroup.procs\`; median ${mm.helperPids.median}), their \`smaps_rollup\`, and the cgroup's \`memory.usage_in_bytes\` (e.g. \`${mm.cgroupExample}\`).`, '');
+    out.push(
+      table(
+        ['per idle sandbox', 'median', 'p99', 'alone (first sandbox, before the others)'],
+        [
+          ['PSS of its helpers', mbFromKiB(mm.pss.median), mbFromKiB(mm.pss.p99), mm.alone ? mbFromKiB(mm.alone.pssKiB) : '—'],
+          ['USS (private pages) of its helpers', mbFromKiB(mm.uss.median), mbFromKiB(mm.uss.p99), mm.alone ? mbFromKiB(mm.alone.ussKiB) : '—'],
+          ['RSS of its helpers (shared pages counted in full)', mbFromKiB(mm.rss.median), mbFromKiB(mm.rss.p99), mm.alone ? mbFromKiB(mm.alone.rssKiB) : '—'],
+          ['memory cgroup usage', mbFromKiB(mm.cgroup.median), mbFromKiB(mm.cgroup.p99), mm.alone ? mbFromKiB(mm.alone.cgroupKiB) : '—'],
+        ],
+      ),
+      '',
+    );
+    out.push(
+      `sandlotd RSS: ${mbFromKiB(mm.serverRssBeforeKiB)} before, **${mbFromKiB(mm.serverRssAfterKiB)} with ${int(mm.count)} idle sandboxes** (${(mm.serverRssPerSandboxKiB).toFixed(1)} KiB each), ${mbFromKiB(mm.serverRssAfterDeleteKiB)} after deleting them. ` +
+        `The host's MemAvailable fell by ${mbFromKiB(mm.hostMemAvailableDropPerSandboxKiB)} per sandbox: that also counts what no process owns (kernel namespaces, mounts, page tables, cgroup structures, the tmpfs roots, page cache) and other activity on the host, so it is an upper bound. A sandbox picked from the middle still ran code at the end: ${mm.probeOk ? 'yes' : '**no**'}.`,
+      '',
+    );
+  }
+  if (r.soak) {
+    const s = r.soak;
+    out.push(`### ${s.clients} concurrent clients for ${Math.round(s.seconds)} s`, '');
+    out.push(`${s.clients} clients (the Sandlot SDK, one handle each) over ${s.sandboxes} shared sandboxes, each looping on a seeded mix: runCode python (20 %), runCode bash (10 %), runCodeBackground \`sleep 0–0.5; echo tag\` (25 %), listProcesses (15 %), getProcess (15 %), runCodeBackground \`sleep 30\` + killProcess (10 %), create + runCode + kill of a fresh sandbox (5 %). At the end every started process must be listed, final, with the expected status (and output).`, '');
+    out.push(`**${int(s.calls)} calls** (${int(s.callsPerSec)}/s), **${s.errors} errors**, ${int(s.processes)} processes started: **${s.lost} lost**, ${s.notFinal} not final, ${s.wrong} with a wrong status or output. sandlotd RSS ${mbFromKiB(s.serverRssStartKiB)} at start, ${mbFromKiB(s.serverRssPeakKiB)} at peak.`, '');
+    if (s.errorSamples.length) out.push('Errors:', ...s.errorSamples.map((e) => `- \`${e}\``), '');
+    if (s.problems.length) out.push('Records:', ...s.problems.map((e) => `- ${e}`), '');
+    out.push(table(['call', 'n', 'median', 'p95', 'p99'], s.ops.map((o) => [o.op, int(o.n), ms(o.median), ms(o.p95), ms(o.p99)])), '');
+  }
+
+  out.push('## Analysis', '');
+  if (notesFile && fs.existsSync(notesFile)) out.push(fs.readFileSync(notesFile, 'utf8').trim(), '');
+  else out.push('_No analysis notes._', '');
+  return out.join('\n');
+}

@@ -1,0 +1,86 @@
+// Summaries of timing samples and round-robin interleaving of the variants being compared.
+import { performance } from 'node:perf_hooks';
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+export function summarize(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  const n = s.length;
+  if (n === 0) return { n: 0 };
+  const mid = n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  return {
+    n,
+    median: mid,
+    p95: percentile(s, 95),
+    p99: percentile(s, 99),
+    min: s[0],
+    max: s[n - 1],
+    mean: s.reduce((a, b) => a + b, 0) / n,
+  };
+}
+
+export const now = () => performance.now();
+
+/** Times one async call in milliseconds. */
+export async function timed(fn) {
+  const t0 = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - t0, value };
+}
+
+/**
+ * Runs `fn(variant, round)` for every variant, `rounds` times, in round-robin order (the
+ * starting variant rotates each round), so machine noise lands on every variant alike.
+ * Returns { [variant]: { samples: number[], errors: string[] } }. Rounds below `warmup` are
+ * run but not recorded.
+ */
+export async function interleave(variants, rounds, fn, { warmup = 0 } = {}) {
+  const out = Object.fromEntries(variants.map((v) => [v, { samples: [], errors: [] }]));
+  for (let r = 0; r < warmup + rounds; r++) {
+    for (let i = 0; i < variants.length; i++) {
+      const v = variants[(i + r) % variants.length];
+      const t0 = performance.now();
+      try {
+        await fn(v, r);
+        if (r >= warmup) out[v].samples.push(performance.now() - t0);
+      } catch (e) {
+        if (r >= warmup) out[v].errors.push(errorText(e));
+      }
+    }
+  }
+  return out;
+}
+
+export function errorText(e) {
+  if (!e) return String(e);
+  const parts = [e.constructor?.name ?? 'Error', e.message];
+  if (e.code) parts.push(`code=${e.code}`);
+  const status = e.status ?? e.statusCode ?? e.response?.status;
+  if (status) parts.push(`status=${status}`);
+  return parts.join(': ');
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `tasks` (functions returning promises) with at most `limit` in flight. */
+export async function pool(tasks, limit) {
+  const results = new Array(tasks.length);
+  let next = 0;
+  async function worker() {
+    while (next < tasks.length) {
+      const i = next++;
+      try {
+        results[i] = { ok: true, value: await tasks[i]() };
+      } catch (e) {
+        results[i] = { ok: false, error: e };
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  return results;
+}

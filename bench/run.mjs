@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Sandlot benchmark suite. `npm run bench` builds and runs it; `node bench/run.mjs --quick`
+// is the short version. Options:
+//   --quick             fewer rounds, smaller N (under 3 minutes)
+//   --only=a,b          run only these sections: sdk, weight, tti, create, exec, background, memory, soak
+//   --out=DIR           where to write the report (default bench/results)
+// Writes report.json and report.md (report-quick.* in quick mode, report-partial.* with --only).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { writeReport } from './lib/report.mjs';
+import { ROOT, stopAll } from './lib/server.mjs';
+import { packageWeight } from './sections/weight.mjs';
+import { sdkCallCost } from './sections/sdk.mjs';
+import { timeToInteractive } from './sections/tti.mjs';
+import { backgroundAndList, createLatency, execOverhead, idleMemory } from './sections/server.mjs';
+import { soak } from './sections/soak.mjs';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const outDir = path.resolve(args.find((a) => a.startsWith('--out='))?.slice(6) ?? path.join(ROOT, 'bench/results'));
+
+if (process.getuid && process.getuid() !== 0) {
+  console.error('sandlotd needs root (namespaces and cgroups): run the bench as root');
+  process.exit(1);
+}
+
+const SECTIONS = [
+  ['weight', '2. package weight and cold start', packageWeight],
+  ['sdk', '1. SDK call cost', sdkCallCost],
+  ['tti', '3. time to interactive', timeToInteractive],
+  ['create', '4. create latency', createLatency],
+  ['exec', '4. exec overhead', execOverhead],
+  ['background', '4. background starts and listProcesses growth', backgroundAndList],
+  ['memory', '4. memory per idle sandbox', idleMemory],
+  ['soak', '4. concurrent clients', soak],
+];
+
+function git(...a) {
+  try {
+    return execFileSync('git', a, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+const started = Date.now();
+const ctx = { quick, log: (...m) => console.log(...m) };
+const officialPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/@hopx-ai/sdk/package.json'), 'utf8'));
+const results = {
+  meta: {
+    date: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    sections: only ?? SECTIONS.map((s) => s[0]),
+    commit: git('rev-parse', '--short', 'HEAD') + (git('status', '--porcelain', '--', 'server', 'crates', 'src').length ? ' (with uncommitted changes)' : ''),
+    node: process.version,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    officialVersion: officialPkg.version,
+  },
+};
+
+let failed = false;
+for (const [key, title, fn] of SECTIONS) {
+  if (only && !only.includes(key)) continue;
+  const t0 = Date.now();
+  console.log(`[bench] ${title}${quick ? ' (quick)' : ''}`);
+  try {
+    results[key] = await fn(ctx);
+  } catch (e) {
+    failed = true;
+    results[key] = undefined;
+    results.meta.failures = [...(results.meta.failures ?? []), `${key}: ${e.stack ?? e}`];
+    console.error(`[bench] ${key} failed:`, e);
+  }
+  console.log(`[bench]   done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+await stopAll();
+results.meta.durationS = (Date.now() - started) / 1000;
+
+const suffix = only ? '-partial' : quick ? '-quick' : '';
+const { verdicts } = writeReport(results, outDir, { suffix, notesFile: path.join(ROOT, 'bench/notes.md') });
+console.log(`\n[bench] wrote ${path.relative(ROOT, path.join(outDir, `report${suffix}.md`))} and .json in ${results.meta.durationS.toFixed(0)} s`);
+for (const v of verdicts) console.log(`  ${v.met === null ? 'n/a   ' : v.met ? 'met   ' : 'MISSED'}  ${v.figure}: ${v.value} (target ${v.target})`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,227 @@
+// §4 The server: create latency, exec overhead over a host spawn, background starts per second,
+// listProcesses as the count grows, memory per idle sandbox.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadSandlot, rawClient, sandlotClient } from '../lib/clients.mjs';
+import { memAvailableKiB, readNumber, rssKiB, sandboxMemCgroup, smapsRollup, startServer } from '../lib/server.mjs';
+import { errorText, interleave, now, pool, sleep, summarize } from '../lib/stats.mjs';
+import { populate, waitAllFinal } from './sdk.mjs';
+
+const stat = (slot) => ({ ...summarize(slot.samples), errors: slot.errors.length, firstError: slot.errors[0] });
+
+function hostRun(file, args) {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+export async function createLatency(ctx) {
+  const server = await startServer({ 'max-sandboxes': 500 });
+  try {
+    const raw = rawClient(server);
+    const rounds = ctx.quick ? 40 : 200;
+    // DELETE takes the oldest sandbox of a queue that POST feeds; a few made up front keep
+    // it from ever running dry whatever the rotation.
+    const toDelete = [];
+    for (let i = 0; i < 4; i++) toDelete.push(await raw.create());
+    const res = await interleave(
+      ['GET /health (HTTP floor)', 'POST /v1/sandboxes', 'DELETE /v1/sandboxes/{id}'],
+      rounds,
+      async (v) => {
+        if (v.startsWith('GET')) return raw.call(`${server.url}/health`);
+        if (v.startsWith('POST')) {
+          toDelete.push(await raw.create());
+          return;
+        }
+        await raw.kill(toDelete.shift());
+      },
+      { warmup: 3 },
+    );
+    for (const h of toDelete) await raw.kill(h).catch(() => {});
+    const rows = Object.entries(res).map(([op, slot]) => ({ op, ...stat(slot) }));
+    const floor = rows[0].median;
+    for (const r of rows) r.overFloor = r.median - floor;
+    return { rounds, rows };
+  } finally {
+    await server.stop();
+  }
+}
+
+export async function execOverhead(ctx) {
+  const server = await startServer({});
+  try {
+    const raw = rawClient(server);
+    const box = await raw.create();
+    const serverTime = { bash: [], python: [] };
+    const variants = {
+      'agent GET /health (HTTP floor, token auth)': () => raw.health(box),
+      'host: spawn /bin/true': () => hostRun('/bin/true', []),
+      "host: spawn bash -c '/bin/true'": () => hostRun('/bin/bash', ['-c', '/bin/true']),
+      'sandbox: /execute bash /bin/true': async () => {
+        const r = await raw.runCode(box, '/bin/true', 'bash');
+        serverTime.bash.push(r.execution_time * 1000);
+      },
+      "host: spawn python3 -c 'pass'": () => hostRun('/usr/bin/python3', ['-c', 'pass']),
+      "sandbox: /execute python 'pass'": async () => {
+        const r = await raw.runCode(box, 'pass', 'python');
+        serverTime.python.push(r.execution_time * 1000);
+      },
+    };
+    const rounds = ctx.quick ? 30 : 150;
+    const res = await interleave(Object.keys(variants), rounds, (v) => variants[v](), { warmup: 3 });
+    await raw.kill(box).catch(() => {});
+    const rows = Object.entries(res).map(([op, slot]) => ({ op, ...stat(slot) }));
+    const get = (prefix) => rows.find((r) => r.op.startsWith(prefix));
+    const floor = get('agent GET /health');
+    const sbBash = get('sandbox: /execute bash');
+    const sbPy = get('sandbox: /execute python');
+    const hostTrue = get('host: spawn /bin/true');
+    const hostBash = get('host: spawn bash');
+    const hostPy = get('host: spawn python3');
+    const overhead = {
+      bashVsBashC: sbBash.median - hostBash.median,
+      bashVsTrue: sbBash.median - hostTrue.median,
+      python: sbPy.median - hostPy.median,
+      httpFloor: floor.median,
+      serverExecBash: summarize(serverTime.bash),
+      serverExecPython: summarize(serverTime.python),
+    };
+    return { rounds, rows, overhead };
+  } finally {
+    await server.stop();
+  }
+}
+
+export async function backgroundAndList(ctx) {
+  const server = await startServer({ 'max-processes': 1024, 'max-process-records': 20000 });
+  try {
+    const raw = rawClient(server);
+    const sdk = await loadSandlot();
+    const sl = sandlotClient(server, sdk);
+    const box = await raw.create();
+    const sbox = await sl.attach(box);
+    const steps = ctx.quick ? [1, 10, 100, 1000] : [1, 10, 100, 1000, 10000];
+    const concurrency = 16;
+    let have = 0;
+    const growth = [];
+    const throughput = [];
+    for (const target of steps) {
+      const add = target - have;
+      const t0 = now();
+      await populate(raw, box, add, 'true', concurrency);
+      const started = now() - t0;
+      await waitAllFinal(raw, box, target, 600000);
+      const finished = now() - t0;
+      have = target;
+      if (add >= 100) throughput.push({ count: add, startsPerSec: add / (started / 1000), completedPerSec: add / (finished / 1000), startWallMs: started, finishWallMs: finished });
+      const rounds = target <= 100 ? (ctx.quick ? 15 : 40) : target <= 1000 ? (ctx.quick ? 6 : 20) : 6;
+      let bytes = 0;
+      const res = await interleave(
+        ['raw fetch', 'sandlot SDK'],
+        rounds,
+        async (v) => {
+          if (v === 'raw fetch') {
+            const r = await fetch(`${box.host}/execute/processes`, { headers: { Authorization: `Bearer ${box.token}` } });
+            const text = await r.text();
+            bytes = text.length;
+            const list = JSON.parse(text).processes;
+            if (list.length !== target) throw new Error(`expected ${target}, got ${list.length}`);
+          } else {
+            const list = await sl.listProcesses(sbox);
+            if (list.length !== target) throw new Error(`expected ${target}, got ${list.length}`);
+          }
+        },
+        { warmup: 1 },
+      );
+      const rawS = stat(res['raw fetch']);
+      const sdkS = stat(res['sandlot SDK']);
+      growth.push({ count: target, bytes, raw: rawS, sdk: sdkS, ratio: sdkS.median / rawS.median, perRecordUs: (rawS.median * 1000) / target });
+      ctx.log(`    ${target} records: raw ${rawS.median.toFixed(2)} ms, sdk ${sdkS.median.toFixed(2)} ms`);
+    }
+    await raw.kill(box).catch(() => {});
+    return { growth, throughput, concurrency };
+  } finally {
+    await server.stop();
+  }
+}
+
+function sandboxMemory(server, id) {
+  const dir = sandboxMemCgroup(server.pid, id);
+  if (!dir) return null;
+  const pids = fs
+    .readFileSync(path.join(dir, 'cgroup.procs'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
+  let pss = 0;
+  let uss = 0;
+  let rss = 0;
+  for (const pid of pids) {
+    try {
+      const m = smapsRollup(pid);
+      pss += m.Pss ?? 0;
+      rss += m.Rss ?? 0;
+      uss += (m.Private_Clean ?? 0) + (m.Private_Dirty ?? 0);
+    } catch {
+      /* exited */
+    }
+  }
+  const usage = readNumber(path.join(dir, 'memory.usage_in_bytes'));
+  const current = Number.isNaN(usage) ? readNumber(path.join(dir, 'memory.current')) : usage;
+  return { pids: pids.length, pssKiB: pss, ussKiB: uss, rssKiB: rss, cgroupKiB: current / 1024, cgroupDir: dir };
+}
+
+export async function idleMemory(ctx) {
+  const count = ctx.quick ? 100 : 1000;
+  const server = await startServer({ 'max-sandboxes': count + 50 });
+  try {
+    const raw = rawClient(server);
+    await sleep(300);
+    const rss0 = rssKiB(server.pid);
+    const avail0 = memAvailableKiB();
+    const first = await raw.create();
+    await sleep(300);
+    const alone = sandboxMemory(server, first.id);
+    const t0 = now();
+    const res = await pool(Array.from({ length: count - 1 }, () => () => raw.create()), 4);
+    const createWall = now() - t0;
+    const failed = res.filter((r) => !r.ok);
+    const boxes = [first, ...res.filter((r) => r.ok).map((r) => r.value)];
+    await sleep(2000);
+    const rss1 = rssKiB(server.pid);
+    const avail1 = memAvailableKiB();
+    const per = boxes.map((b) => sandboxMemory(server, b.id)).filter(Boolean);
+    const pick = (k) => summarize(per.map((p) => p[k]));
+    // the agent still answers in an idle sandbox picked at random
+    const probe = boxes[Math.floor(boxes.length / 2)];
+    const probeOk = (await raw.runCode(probe, 'print(1)').then(() => true, () => false));
+    const t1 = now();
+    await pool(boxes.map((b) => () => raw.kill(b)), 4);
+    const deleteWall = now() - t1;
+    await sleep(1000);
+    const rss2 = rssKiB(server.pid);
+    return {
+      count: boxes.length,
+      failedCreates: failed.length,
+      firstCreateError: failed[0] ? errorText(failed[0].error) : undefined,
+      createPerSec: (count - 1) / (createWall / 1000),
+      deletePerSec: boxes.length / (deleteWall / 1000),
+      alone,
+      helperPids: pick('pids'),
+      pss: pick('pssKiB'),
+      uss: pick('ussKiB'),
+      rss: pick('rssKiB'),
+      cgroup: pick('cgroupKiB'),
+      serverRssBeforeKiB: rss0,
+      serverRssAfterKiB: rss1,
+      serverRssAfterDeleteKiB: rss2,
+      serverRssPerSandboxKiB: (rss1 - rss0) / boxes.length,
+      hostMemAvailableDropPerSandboxKiB: (avail0 - avail1) / boxes.length,
+      probeOk,
+      cgroupExample: per[0]?.cgroupDir,
+    };
+  } finally {
+    await server.stop();
+  }
+}
