@@ -83,8 +83,9 @@ export async function startServer(extraArgs = []) {
 
 /**
  * A proxy to `upstream` that fails chosen requests. `fail(rule)` queues a rule
- * `{ method?, path (RegExp), status, headers?, body?, times }`; the first matching request
- * consumes one `times`. `hits(path RegExp)` counts requests seen, failed or forwarded.
+ * `{ method?, path (RegExp), status, headers?, body?, times }`, or
+ * `{ method?, path, cutAfterBytes, times }` to forward but drop the connection mid-body; the
+ * first matching request consumes one `times`. `hits(path RegExp)` counts requests seen, failed or forwarded.
  */
 export async function startFaultProxy(upstream) {
   const rules = [];
@@ -93,6 +94,28 @@ export async function startFaultProxy(upstream) {
   const server = http.createServer((req, res) => {
     seen.push({ method: req.method, path: req.url });
     const rule = rules.find((r) => r.times > 0 && (!r.method || r.method === req.method) && r.path.test(req.url));
+    if (rule?.cutAfterBytes !== undefined) {
+      // Forward, but drop the connection once this many body bytes went through.
+      rule.times -= 1;
+      const forward = http.request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+        (up) => {
+          res.writeHead(up.statusCode, up.headers);
+          let sent = 0;
+          up.on('data', (chunk) => {
+            sent += chunk.length;
+            res.write(chunk);
+            if (sent >= rule.cutAfterBytes) {
+              up.destroy();
+              res.socket?.destroy();
+            }
+          });
+          up.on('end', () => res.end());
+        },
+      );
+      req.pipe(forward);
+      return;
+    }
     if (rule) {
       rule.times -= 1;
       req.resume();

@@ -594,3 +594,106 @@ describe('token refresh', () => {
     await rejects(client.runCode('print(1)'), AuthenticationError, (e) => assert.equal(e.message, 'Invalid API key'));
   });
 });
+
+describe('streaming output', () => {
+  let sandbox;
+  before(async () => {
+    sandbox = await fresh();
+  });
+
+  const collect = async (stream) => {
+    const events = [];
+    for await (const event of stream) events.push(event);
+    return events;
+  };
+
+  test('runCodeStream yields start, stdout and stderr in order, then exit, then ends', async () => {
+    const stream = await sandbox.runCodeStream(
+      'import sys, time\nfor i in range(3):\n    print(f"line {i}")\n    time.sleep(0.2)\nprint("oops", file=sys.stderr)\nsys.exit(2)',
+      { name: 'streamed' },
+    );
+    const events = await collect(stream);
+    assert.equal(events[0].type, 'start');
+    assert.equal(events[0].name, 'streamed');
+    assert.equal(events.filter((e) => e.type === 'stdout').map((e) => e.data).join(''), 'line 0\nline 1\nline 2\n');
+    assert.equal(events.filter((e) => e.type === 'stderr').map((e) => e.data).join(''), 'oops\n');
+    const exit = events.at(-1);
+    assert.equal(exit.type, 'exit');
+    assert.equal(exit.status, 'failed');
+    assert.equal(exit.exitCode, 2);
+    const seqs = events.slice(1).map((e) => e.seq);
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'seq increases');
+    for (const e of events) for (const key of Object.keys(e)) assert.doesNotMatch(key, /_/);
+    const again = await stream[Symbol.asyncIterator]().next();
+    assert.deepEqual(again, { value: undefined, done: true });
+    // The streamed run is a recorded process.
+    const p = await sandbox.getProcess(events[0].processId);
+    assert.equal(p.status, 'failed');
+  });
+
+  test('streamProcess replays from the start, or after `since`, and follows to the end', async () => {
+    const bg = await sandbox.runCodeBackground('import time\nfor i in range(5):\n    print(i)\n    time.sleep(0.2)');
+    const all = await collect(await sandbox.streamProcess(bg.processId));
+    assert.equal(all.filter((e) => e.type === 'stdout').map((e) => e.data).join(''), '0\n1\n2\n3\n4\n');
+    assert.equal(all.at(-1).type, 'exit');
+    const after = await collect(await sandbox.streamProcess(bg.processId, { since: 2 }));
+    assert.ok(after.every((e) => e.seq > 2));
+    assert.equal(after.at(-1).status, 'completed');
+  });
+
+  test('leaving the loop early closes the stream; the process runs on', async () => {
+    const bg = await sandbox.runCodeBackground('import time\nfor i in range(10):\n    print(i, flush=True)\n    time.sleep(0.2)');
+    const stream = await sandbox.streamProcess(bg.processId);
+    for await (const event of stream) {
+      assert.equal(event.type, 'stdout');
+      break;
+    }
+    const done = await sandbox.waitForProcess(bg.processId, { intervalMs: 100 });
+    assert.equal(done.status, 'completed');
+  });
+
+  test('close() ends a pending iteration', async () => {
+    const bg = await sandbox.runCodeBackground('sleep 30', { language: 'bash' });
+    const stream = await sandbox.streamProcess(bg.processId);
+    const iterator = stream[Symbol.asyncIterator]();
+    const pending = iterator.next();
+    setTimeout(() => stream.close(), 200);
+    assert.deepEqual(await pending, { value: undefined, done: true });
+    await sandbox.killProcess(bg.processId);
+  });
+
+  test('aborting a stream rejects with AbortError', async () => {
+    const bg = await sandbox.runCodeBackground('sleep 30', { language: 'bash' });
+    const controller = new AbortController();
+    const stream = await sandbox.streamProcess(bg.processId, { signal: controller.signal });
+    setTimeout(() => controller.abort('enough'), 200);
+    await rejects(collect(stream), AbortError, (e) => assert.equal(e.cause, 'enough'));
+    await sandbox.killProcess(bg.processId);
+  });
+
+  test('an unknown process is a ProcessNotFoundError when the stream opens', async () => {
+    await rejects(sandbox.streamProcess('proc_missing'), ProcessNotFoundError);
+  });
+
+  test('a dropped connection is resumed after the last event: nothing lost, nothing twice', async () => {
+    const proxy = await startFaultProxy(server.url);
+    try {
+      const s = sandbox.getSession();
+      const viaProxy = await Sandbox.connect(
+        { ...s, agentUrl: s.agentUrl.replace(server.url, proxy.url) },
+        { baseURL: proxy.url, apiKey: server.apiKey },
+      );
+      const bg = await sandbox.runCodeBackground('import time\nfor i in range(40):\n    print(f"line {i:02d}", flush=True)\n    time.sleep(0.02)');
+      proxy.fail({ method: 'GET', path: /\/stream/, cutAfterBytes: 400, times: 2 });
+      const events = await collect(await viaProxy.streamProcess(bg.processId));
+      const text = events.filter((e) => e.type === 'stdout').map((e) => e.data).join('');
+      assert.equal(text, Array.from({ length: 40 }, (_, i) => `line ${String(i).padStart(2, '0')}\n`).join(''));
+      const seqs = events.map((e) => e.seq);
+      assert.equal(new Set(seqs).size, seqs.length, 'no event twice');
+      assert.ok(proxy.hits(/\/stream/) >= 3, 'reconnected');
+      assert.ok(proxy.hits(/since=/) >= 2, 'resumed with since=');
+    } finally {
+      await proxy.close();
+    }
+  });
+});
