@@ -20,6 +20,7 @@ import {
   type ProcessStatus,
   type SandboxInfo,
   type SandboxSession,
+  type StreamEvent,
 } from 'sandlot';
 
 function describe(error: unknown): string {
@@ -94,6 +95,20 @@ async function main(): Promise<void> {
   } catch (error) {
     console.log(`getProcess after remove: ${describe(error)}`);
   }
+
+  const stream = await sandbox.runCodeStream('print("streamed")', { language: 'python', name: 'streamer' });
+  let streamedId = '';
+  for await (const event of stream) {
+    const e: StreamEvent = event;
+    if (e.type === 'start') streamedId = e.processId;
+    if (e.type === 'stdout') console.log(`stream stdout: ${e.data.trim()} (#${e.seq})`);
+    if (e.type === 'exit') console.log(`stream exit: ${e.status} ${e.exitCode ?? '-'}`);
+  }
+  const replay = await sandbox.streamProcess(streamedId, { since: 0 });
+  for await (const e of replay) {
+    if (e.type === 'exit') console.log(`replayed to exit: ${e.status}`);
+  }
+  await replay.close();
 
   const timeout = await sandbox.setTimeout(900);
   console.log(`timeout now ${timeout.timeoutSeconds}s, until ${timeout.expiresAt}`);

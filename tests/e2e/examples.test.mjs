@@ -32,6 +32,7 @@ const expected = {
   'complete-monitor.mjs': /Status: running[\s\S]*Status: completed\nOutput:\n[\s\S]*all steps done/,
   'sync-execution.mjs': /python: 5050[\s\S]*javascript: 2,4,6[\s\S]*bash: hello/,
   'kill-process.mjs': /Status now: killed[\s\S]*ProcessNotFoundError/,
+  'stream-output.mjs': /started proc_\S+\n\[stdout\] progress 1\/3\n\[stdout\] progress 2\/3\n\[stdout\] progress 3\/3\n\[stderr\] a warning\nexit: completed \(code 0\)/,
 };
 
 describe('example scripts', () => {
