@@ -5,7 +5,7 @@
 //! Modules by concern: `config` (where the server and key come from), `http` (the single
 //! request core), `errors` (taxonomy → JS error classes), `types` (JS-facing types and their
 //! wire mapping), `sandbox` (the class and control-plane calls), `process` (running code), `stream` (live
-//! output over Server-Sent Events).
+//! output over Server-Sent Events), `webhook` (callback signatures).
 
 mod config;
 mod errors;
@@ -14,6 +14,7 @@ mod process;
 mod sandbox;
 mod stream;
 mod types;
+mod webhook;
 
 pub use sandbox::Sandbox;
 pub use sandlot_protocol as protocol;

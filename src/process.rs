@@ -10,8 +10,8 @@ use crate::errors::{ErrorKind, NotFoundHint, SdkError};
 use crate::http::{decode, signal_of, sleep};
 use crate::sandbox::{arg, encode, out, Sandbox};
 use crate::types::{
-    BackgroundExecution, CallOptions, ExecutionResult, ProcessActionResult, ProcessInfo,
-    RunCodeBackgroundOptions, RunCodeOptions, WaitOptions,
+    AsyncExecution, BackgroundExecution, CallOptions, ExecutionResult, ProcessActionResult,
+    ProcessInfo, RunCodeAsyncOptions, RunCodeBackgroundOptions, RunCodeOptions, WaitOptions,
 };
 
 /// Poll interval of `waitForProcess` when none is given.
@@ -84,6 +84,35 @@ impl Sandbox {
             reply,
             requested_timeout,
         ))?)
+    }
+
+    /// Starts code like `runCodeBackground` and has the server POST the result to
+    /// `callbackUrl` when it ends (signed when `callbackSignatureSecret` is given).
+    #[wasm_bindgen(js_name = runCodeAsync)]
+    pub async fn run_code_async(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
+        options: Ts<RunCodeAsyncOptions>,
+    ) -> Result<Ts<AsyncExecution>, JsValue> {
+        let code = string_arg(&code, "code")?;
+        let opts = arg(Some(options), "runCodeAsync options")?;
+        if opts.callback_url.is_empty() {
+            return Err(SdkError::invalid_argument("callbackUrl is required").into());
+        }
+        let signal = signal_of(&opts.signal)?;
+        let body = opts.to_wire(code);
+        let reply = self
+            .inner
+            .send_agent(
+                self.inner
+                    .agent(Method::POST, "/execute/async")
+                    .json(&body)?
+                    .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS),
+                signal.as_ref(),
+            )
+            .await?;
+        let reply: wire::AsyncExecuteResponse = decode(reply)?;
+        Ok(out(&AsyncExecution::from(reply))?)
     }
 
     /// Every background process of the sandbox, with its output so far.

@@ -266,6 +266,59 @@ impl RunCodeBackgroundOptions {
     }
 }
 
+/// `sandbox.runCodeAsync(code, options)`.
+#[derive(Tsify, Deserialize, Debug, Default)]
+#[tsify(hashmap_as_object)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCodeAsyncOptions {
+    /// Where the result is POSTed when the run ends (the server may restrict the hosts).
+    pub callback_url: String,
+    /// Extra headers sent with the callback.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub callback_headers: Option<BTreeMap<String, String>>,
+    /// Signs the callback (`X-HopX-Signature`); check it with `verifyWebhookSignature`.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub callback_signature_secret: Option<String>,
+    #[serde(default)]
+    #[tsify(optional)]
+    pub language: Option<String>,
+    /// Run-time limit in seconds (default 1800).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub timeout: Option<u64>,
+    #[serde(default)]
+    #[tsify(optional)]
+    pub env: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    #[tsify(optional)]
+    pub workdir: Option<String>,
+    #[serde(default)]
+    #[tsify(optional)]
+    pub name: Option<String>,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    #[tsify(type = "AbortSignal", optional)]
+    pub signal: JsValue,
+}
+
+impl RunCodeAsyncOptions {
+    pub fn to_wire(&self, code: String) -> wire::AsyncExecuteRequest {
+        wire::AsyncExecuteRequest {
+            code: Some(code),
+            language: self.language.clone(),
+            timeout: self.timeout,
+            workdir: self.workdir.clone(),
+            working_dir: None,
+            env: self.env.clone(),
+            name: self.name.clone(),
+            callback_url: Some(self.callback_url.clone()),
+            callback_headers: self.callback_headers.clone(),
+            callback_signature_secret: self.callback_signature_secret.clone(),
+        }
+    }
+}
+
 /// `sandbox.waitForProcess(id, options)`.
 #[derive(Tsify, Deserialize, Debug, Default)]
 #[serde(rename_all = "camelCase")]
@@ -528,6 +581,27 @@ impl From<wire::ProcessInfo> for ProcessInfo {
             pid: p.pid,
             timeout: p.timeout,
             error: p.error,
+        }
+    }
+}
+
+/// Result of `runCodeAsync`: accepted; the outcome goes to the callback.
+#[derive(Tsify, Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AsyncExecution {
+    pub execution_id: String,
+    pub process_id: String,
+    pub status: ProcessStatus,
+    pub callback_url: String,
+}
+
+impl From<wire::AsyncExecuteResponse> for AsyncExecution {
+    fn from(r: wire::AsyncExecuteResponse) -> Self {
+        Self {
+            execution_id: r.execution_id,
+            process_id: r.process_id,
+            status: r.status.into(),
+            callback_url: r.callback_url,
         }
     }
 }

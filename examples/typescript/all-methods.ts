@@ -14,6 +14,7 @@ import {
   TimeoutError,
   ValidationError,
   initialize,
+  verifyWebhookSignature,
   type BackgroundExecution,
   type ExecutionResult,
   type ProcessInfo,
@@ -109,6 +110,22 @@ async function main(): Promise<void> {
     if (e.type === 'exit') console.log(`replayed to exit: ${e.status}`);
   }
   await replay.close();
+
+  // Async runs POST their result to a callback; this one points nowhere, so only the
+  // acceptance is shown (tests/e2e has a real receiver).
+  const accepted = await sandbox.runCodeAsync('print("later")', {
+    callbackUrl: 'http://127.0.0.1:9/hook',
+    callbackSignatureSecret: 'whsec_example',
+    timeout: 30,
+  });
+  console.log(`runCodeAsync: ${accepted.processId} ${accepted.status}`);
+  const genuine: boolean = verifyWebhookSignature({
+    secret: 'whsec_example',
+    body: '{}',
+    timestamp: String(Math.floor(Date.now() / 1000)),
+    signature: 'sha256=00',
+  });
+  console.log(`forged webhook accepted: ${genuine}`);
 
   const timeout = await sandbox.setTimeout(900);
   console.log(`timeout now ${timeout.timeoutSeconds}s, until ${timeout.expiresAt}`);

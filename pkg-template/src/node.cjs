@@ -8,6 +8,9 @@ const errors = require('./errors.cjs');
 glue.registerErrorClasses(errors);
 
 exports.Sandbox = glue.Sandbox;
+exports.ProcessStream = glue.ProcessStream;
+exports.ProcessStreamIterator = glue.ProcessStreamIterator;
+exports.verifyWebhookSignature = glue.verifyWebhookSignature;
 exports.initialize = () => Promise.resolve();
 exports.SandlotError = errors.SandlotError;
 exports.AuthenticationError = errors.AuthenticationError;

@@ -4,6 +4,9 @@ import cjs from './index.cjs';
 
 export const {
   Sandbox,
+  ProcessStream,
+  ProcessStreamIterator,
+  verifyWebhookSignature,
   initialize,
   SandlotError,
   AuthenticationError,

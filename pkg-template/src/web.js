@@ -1,13 +1,20 @@
 // Entry for browsers, bundlers, Deno and workers (wasm-bindgen's `web` target).
 // The wasm is fetched lazily: the first `Sandbox.create/connect/list` (or an explicit
 // `initialize()`) loads it, so importing the package costs nothing until it is used.
-import init, { Sandbox, registerErrorClasses } from './sandlot.js';
+import init, {
+  ProcessStream,
+  ProcessStreamIterator,
+  Sandbox,
+  registerErrorClasses,
+  verifyWebhookSignature as verifyWasm,
+} from './sandlot.js';
 import * as errors from './errors.js';
 
 export * from './errors.js';
-export { Sandbox };
+export { ProcessStream, ProcessStreamIterator, Sandbox };
 
 let ready;
+let loaded = false;
 
 /**
  * Loads the wasm. Optional: the factories call it. Pass a URL, Response, bytes or a
@@ -15,7 +22,10 @@ let ready;
  */
 export function initialize(input) {
   ready ??= init(input === undefined ? undefined : { module_or_path: input }).then(
-    () => registerErrorClasses(errors),
+    () => {
+      registerErrorClasses(errors);
+      loaded = true;
+    },
     (error) => {
       ready = undefined; // let a later call try again
       throw error;
@@ -35,4 +45,15 @@ for (const name of ['create', 'connect', 'list']) {
     writable: true,
     configurable: true,
   });
+}
+
+/**
+ * Checks an async-execution callback's signature. Synchronous, so in this (browser) entry the
+ * wasm must be loaded first: `await initialize()`.
+ */
+export function verifyWebhookSignature(options) {
+  if (!loaded) {
+    throw new errors.SandlotError('call `await initialize()` before verifyWebhookSignature', { code: 'NOT_INITIALIZED' });
+  }
+  return verifyWasm(options);
 }

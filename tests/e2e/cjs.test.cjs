@@ -29,6 +29,8 @@ const classes = [
 test('require() exports Sandbox, initialize and every error class', () => {
   assert.equal(typeof sdk.Sandbox.create, 'function');
   assert.equal(typeof sdk.initialize, 'function');
+  assert.equal(typeof sdk.verifyWebhookSignature, 'function');
+  assert.equal(typeof sdk.ProcessStream, 'function');
   for (const name of classes) {
     assert.equal(typeof sdk[name], 'function', name);
     assert.equal(new sdk[name]('m').name, name);
@@ -38,6 +40,8 @@ test('require() exports Sandbox, initialize and every error class', () => {
 test('import() and require() share one module: same classes, same wasm instance', async () => {
   const esm = await import('sandlot');
   assert.equal(esm.Sandbox, sdk.Sandbox);
+  assert.equal(esm.ProcessStream, sdk.ProcessStream);
+  assert.equal(esm.verifyWebhookSignature, sdk.verifyWebhookSignature);
   for (const name of classes) assert.equal(esm[name], sdk[name], name);
 });
 

@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
+import http from 'node:http';
+
 import {
   AbortError,
   AuthenticationError,
@@ -15,6 +17,7 @@ import {
   ServerError,
   TimeoutError,
   ValidationError,
+  verifyWebhookSignature,
 } from 'sandlot';
 import { eventually, freePort, startFaultProxy, startServer } from './harness.mjs';
 
@@ -695,5 +698,55 @@ describe('streaming output', () => {
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe('async execution and webhooks', () => {
+  test('runCodeAsync posts a signed result that verifyWebhookSignature accepts', async () => {
+    const sandbox = await fresh();
+    const received = [];
+    let arrived;
+    const got = new Promise((resolve) => (arrived = resolve));
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.end('ok');
+        arrived();
+      });
+    });
+    await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+    try {
+      const callbackUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+      const started = await sandbox.runCodeAsync('print("async done")', {
+        callbackUrl,
+        callbackSignatureSecret: 'whsec_e2e',
+        callbackHeaders: { 'X-Job': '7' },
+        name: 'async-job',
+      });
+      assert.equal(started.callbackUrl, callbackUrl);
+      assert.match(started.processId, /\S/);
+      assert.match(started.executionId, /\S/);
+      await got;
+      const [{ headers, body }] = received;
+      assert.equal(headers['x-job'], '7');
+      const payload = JSON.parse(body);
+      assert.equal(payload.status, 'completed');
+      assert.equal(payload.stdout, 'async done\n');
+      const check = { secret: 'whsec_e2e', body, timestamp: headers['x-hopx-timestamp'], signature: headers['x-hopx-signature'] };
+      assert.equal(verifyWebhookSignature(check), true);
+      assert.equal(verifyWebhookSignature({ ...check, body: body.replace('completed', 'failed') }), false);
+      assert.equal(verifyWebhookSignature({ ...check, secret: 'wrong' }), false);
+      assert.equal(verifyWebhookSignature({ ...check, timestamp: String(Number(check.timestamp) - 3600) }), false);
+      assert.throws(() => verifyWebhookSignature({ secret: 1 }), ValidationError);
+    } finally {
+      receiver.close();
+    }
+  });
+
+  test('runCodeAsync without a callbackUrl is refused before sending', async () => {
+    const sandbox = await fresh();
+    await rejects(sandbox.runCodeAsync('print(1)', {}), ValidationError);
   });
 });

@@ -1,7 +1,17 @@
 // Type-level contract of the package, checked with `tsc --noEmit --strict` against the
 // installed tarball. Each `@ts-expect-error` line must fail to compile; if the types ever
 // loosen, tsc reports the directive as unused and the test fails.
-import { Sandbox, SandlotError, RateLimitError, type ProcessInfo, type ProcessStatus, type SandboxStatus } from 'sandlot';
+import {
+  Sandbox,
+  SandlotError,
+  RateLimitError,
+  verifyWebhookSignature,
+  type AsyncExecution,
+  type ProcessInfo,
+  type ProcessStatus,
+  type SandboxStatus,
+  type StreamEvent,
+} from 'sandlot';
 
 declare const sandbox: Sandbox;
 declare const p: ProcessInfo;
@@ -34,6 +44,25 @@ void Sandbox.create({ envVars: { N: 1 } });
 // @ts-expect-error a session needs a token
 void Sandbox.connect({ sandboxId: 'x', agentUrl: 'http://h' });
 
+// @ts-expect-error runCodeAsync needs its options (callbackUrl)
+void sandbox.runCodeAsync('print(1)');
+// @ts-expect-error verifyWebhookSignature needs the signature header
+void verifyWebhookSignature({ secret: 's', body: 'b', timestamp: '1' });
+const verified: boolean = verifyWebhookSignature({ secret: 's', body: 'b', timestamp: '1', signature: 'sha256=00' });
+
+async function streams(): Promise<void> {
+  const accepted: AsyncExecution = await sandbox.runCodeAsync('print(1)', { callbackUrl: 'http://127.0.0.1:1/hook' });
+  void accepted.processId;
+  for await (const event of await sandbox.streamProcess('proc_1', { since: 3 })) {
+    const e: StreamEvent = event;
+    // Narrowing on `type` gives each event its own fields.
+    if (e.type === 'stdout') void e.data.toUpperCase();
+    if (e.type === 'exit') void (e.status satisfies ProcessStatus);
+    // @ts-expect-error only stdout/stderr events carry data
+    if (e.type === 'exit') void e.data;
+  }
+}
+
 // Results are typed.
 async function results(): Promise<void> {
   const r = await sandbox.runCode('print(1)');
@@ -60,4 +89,4 @@ async function results(): Promise<void> {
   void [out, ok, t];
 }
 
-void [bad, statuses, sandboxStatuses, name, code, maybeCode, results];
+void [bad, statuses, sandboxStatuses, name, code, maybeCode, results, verified, streams];

@@ -58,6 +58,10 @@ test('the web entry initialises lazily and drives a sandbox', async () => {
   const first = web.initialize(bytes);
   assert.equal(web.initialize(bytes), first, 'initialize is idempotent');
   await first;
+  assert.equal(
+    web.verifyWebhookSignature({ secret: 's', body: 'b', timestamp: '1', signature: 'sha256=00', toleranceSeconds: 0 }),
+    false,
+  );
   const sandbox = await web.Sandbox.create({ baseURL: server.url, apiKey: server.apiKey });
   try {
     assert.equal((await sandbox.runCode('print("web")')).stdout, 'web\n');
