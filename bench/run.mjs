@@ -46,6 +46,25 @@ function git(...a) {
   }
 }
 
+// Other work on the machine skews every figure: note any build or test run seen meanwhile.
+const foreign = new Set();
+function sampleForeign() {
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd;
+    try {
+      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+    } catch {
+      continue;
+    }
+    if (/sandlot-bench-|bench\/run\.mjs/.test(cmd)) continue;
+    const m = cmd.match(/\b(cargo|rustc|wasm-pack|wasm-opt|node --test|sandlotd --listen|chromium)\b/);
+    if (m) foreign.add(m[1]);
+  }
+}
+const fmtLoad = () => os.loadavg().map((x) => x.toFixed(2)).join(' / ');
+const foreignTimer = setInterval(sampleForeign, 3000);
+foreignTimer.unref();
+
 const started = Date.now();
 const ctx = { quick, log: (...m) => console.log(...m) };
 const officialPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/@hopx-ai/sdk/package.json'), 'utf8'));
@@ -61,6 +80,7 @@ const results = {
     memGiB: Math.round(os.totalmem() / 2 ** 30),
     kernel: os.release(),
     officialVersion: officialPkg.version,
+    loadBefore: fmtLoad(),
   },
 };
 
@@ -81,6 +101,9 @@ for (const [key, title, fn] of SECTIONS) {
 }
 await stopAll();
 results.meta.durationS = (Date.now() - started) / 1000;
+clearInterval(foreignTimer);
+results.meta.loadAfter = fmtLoad();
+if (foreign.size) results.meta.foreign = [...foreign].join(', ');
 
 const suffix = only ? '-partial' : quick ? '-quick' : '';
 const { verdicts } = writeReport(results, outDir, { suffix, notesFile: path.join(ROOT, 'bench/notes.md') });

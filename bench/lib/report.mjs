@@ -64,8 +64,8 @@ export function verdicts(r) {
   }
   if (r.exec) {
     const o = r.exec.overhead;
-    v.push({ figure: "exec overhead: bash '/bin/true' in a sandbox − host bash -c", target: `≤ ${TARGETS.execOverhead} ms`, value: `${ms(o.bashVsBashC)} ms`, met: o.bashVsBashC <= TARGETS.execOverhead });
-    v.push({ figure: "exec overhead: python 'pass' in a sandbox − host python3 -c", target: `≤ ${TARGETS.execOverhead} ms`, value: `${ms(o.python)} ms`, met: o.python <= TARGETS.execOverhead });
+    v.push({ figure: "exec overhead: bash '/bin/true' in a sandbox − host bash -c (median of per-round differences)", target: `≤ ${TARGETS.execOverhead} ms`, value: `${ms(o.pairedBash.median)} ms`, met: o.pairedBash.median <= TARGETS.execOverhead });
+    v.push({ figure: "exec overhead: python 'pass' in a sandbox − host python3 -c (median of per-round differences)", target: `≤ ${TARGETS.execOverhead} ms`, value: `${ms(o.pairedPython.median)} ms`, met: o.pairedPython.median <= TARGETS.execOverhead });
   }
   if (r.memory) {
     const m = r.memory;
@@ -100,7 +100,7 @@ function markdown(r, v, notesFile) {
   const out = [];
   out.push('# Sandlot benchmark report', '');
   out.push(`Run ${m.date} · mode **${m.mode}** · ${m.durationS ? `${Math.round(m.durationS)} s` : ''} · commit \`${m.commit}\``);
-  out.push(`Machine: ${m.cpu} × ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}. Everything on 127.0.0.1: the clients, sandlotd and the sandboxes share the same ${m.cores} cores.`, '');
+  out.push(`Machine: ${m.cpu} × ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}. Everything on 127.0.0.1: the clients, sandlotd and the sandboxes share the same ${m.cores} cores. Load average before the run ${m.loadBefore}, after ${m.loadAfter}${m.foreign ? `; other processes of the machine seen during the run: ${m.foreign}` : ''}.`, '');
   out.push('Every time is in milliseconds: the **median** and the **p99** (nearest rank), with the ratio of medians against the baseline named in the table, measured in the same run with the variants interleaved round-robin (the first variant of each round rotates), so machine noise hits all of them alike. Reproduce with `npm run bench` (`node bench/run.mjs --quick` for a short run).', '');
 
   out.push('## Targets', '');
@@ -195,11 +195,18 @@ function markdown(r, v, notesFile) {
     out.push(`${e.rounds} rounds, all six interleaved. Host rows are \`child_process.execFile\` from the bench's Node process (output captured, like the server does). Sandbox rows are a full \`POST /execute\` with the agent token, timed at the client.`, '');
     out.push(table(['what', 'median', 'p95', 'p99'], e.rows.map((x) => [x.op, ms(x.median), ms(x.p95), ms(x.p99)])), '');
     out.push(
-      `Overhead (difference of medians): bash \`/bin/true\` **${ms(e.overhead.bashVsBashC)} ms** over host \`bash -c /bin/true\` (${ms(e.overhead.bashVsTrue)} ms over a bare host \`/bin/true\`); python \`pass\` **${ms(e.overhead.python)} ms** over host \`python3 -c pass\`. ` +
+      `Overhead, as the median of the per-round differences (p99 in brackets): bash \`/bin/true\` **${ms(e.overhead.pairedBash.median)} ms** (${ms(e.overhead.pairedBash.p99)}) over host \`bash -c /bin/true\`; python \`pass\` **${ms(e.overhead.pairedPython.median)} ms** (${ms(e.overhead.pairedPython.p99)}) over host \`python3 -c pass\`. As a difference of medians: bash ${ms(e.overhead.bashVsBashC)} ms (${ms(e.overhead.bashVsTrue)} ms over a bare host \`/bin/true\`), python ${ms(e.overhead.python)} ms. ` +
         `What the overhead includes: the HTTP round trip with token check and JSON in and out (the agent's \`GET /health\` alone: ${ms(e.overhead.httpFloor)} ms), the server's bookkeeping (a process record written to SQLite at start and end, output buffers), spawning the \`sandlotd __sandbox-exec\` helper (a re-exec of the server binary), joining the sandbox's cgroups and namespaces (\`setns\` on the init's pidfd), a fork into the sandbox's pid namespace, dropping privileges and installing seccomp, and passing the program through a memfd. ` +
         `The server's own \`execution_time\` for these runs: bash median ${ms(e.overhead.serverExecBash.median)} ms, python ${ms(e.overhead.serverExecPython.median)} ms (millisecond resolution).`,
       '',
     );
+    const cp = e.cgroupProbe;
+    if (cp && !cp.error) {
+      out.push(
+        `Host probe — what joining a cgroup costs here (a write of a fresh process's pid to \`cgroup.procs\` in \`${cp.hierarchy}\`, which the exec helper does for each of the sandbox's cgroups): **${ms(cp.afterIdle.median)} ms** median (p99 ${ms(cp.afterIdle.p99)}) after 50 ms without any migration, ${ms(cp.backToBack.median)} ms back to back. Several milliseconds after a quiet spell means this kernel still takes the global cgroup threadgroup lock with an RCU grace period per migration (no \`favordynmods\`); a fraction of a millisecond means it does not. See [Analysis](#analysis).`,
+        '',
+      );
+    } else if (cp?.error) out.push(`Host cgroup probe failed: ${cp.error}`, '');
   }
   if (r.background) {
     const b = r.background;

@@ -40,20 +40,34 @@ export async function timed(fn) {
  * run but not recorded.
  */
 export async function interleave(variants, rounds, fn, { warmup = 0 } = {}) {
-  const out = Object.fromEntries(variants.map((v) => [v, { samples: [], errors: [] }]));
+  const out = Object.fromEntries(variants.map((v) => [v, { samples: [], errors: [], byRound: [] }]));
   for (let r = 0; r < warmup + rounds; r++) {
     for (let i = 0; i < variants.length; i++) {
       const v = variants[(i + r) % variants.length];
       const t0 = performance.now();
       try {
         await fn(v, r);
-        if (r >= warmup) out[v].samples.push(performance.now() - t0);
+        const ms = performance.now() - t0;
+        if (r >= warmup) {
+          out[v].samples.push(ms);
+          out[v].byRound[r - warmup] = ms;
+        }
       } catch (e) {
-        if (r >= warmup) out[v].errors.push(errorText(e));
+        if (r >= warmup) {
+          out[v].errors.push(errorText(e));
+          out[v].byRound[r - warmup] = NaN;
+        }
       }
     }
   }
   return out;
+}
+
+/** Median of the per-round differences a[r] − b[r] (rounds where both succeeded). */
+export function pairedDiff(a, b) {
+  const d = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (Number.isFinite(a[i]) && Number.isFinite(b[i])) d.push(a[i] - b[i]);
+  return summarize(d);
 }
 
 export function errorText(e) {

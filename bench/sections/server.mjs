@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadSandlot, rawClient, sandlotClient } from '../lib/clients.mjs';
 import { memAvailableKiB, readNumber, rssKiB, sandboxMemCgroup, smapsRollup, startServer } from '../lib/server.mjs';
-import { errorText, interleave, now, pool, sleep, summarize } from '../lib/stats.mjs';
+import { errorText, interleave, now, pairedDiff, pool, sleep, summarize } from '../lib/stats.mjs';
 import { populate, waitAllFinal } from './sdk.mjs';
 
 const stat = (slot) => ({ ...summarize(slot.samples), errors: slot.errors.length, firstError: slot.errors[0] });
@@ -73,6 +73,7 @@ export async function execOverhead(ctx) {
     await raw.kill(box).catch(() => {});
     const rows = Object.entries(res).map(([op, slot]) => ({ op, ...stat(slot) }));
     const get = (prefix) => rows.find((r) => r.op.startsWith(prefix));
+    const rounds_ = (prefix) => res[Object.keys(res).find((k) => k.startsWith(prefix))].byRound;
     const floor = get('agent GET /health');
     const sbBash = get('sandbox: /execute bash');
     const sbPy = get('sandbox: /execute python');
@@ -83,13 +84,56 @@ export async function execOverhead(ctx) {
       bashVsBashC: sbBash.median - hostBash.median,
       bashVsTrue: sbBash.median - hostTrue.median,
       python: sbPy.median - hostPy.median,
+      // the same differences taken round by round (both runs of a pair seconds apart)
+      pairedBash: pairedDiff(rounds_('sandbox: /execute bash'), rounds_('host: spawn bash')),
+      pairedPython: pairedDiff(rounds_('sandbox: /execute python'), rounds_('host: spawn python3')),
       httpFloor: floor.median,
       serverExecBash: summarize(serverTime.bash),
       serverExecPython: summarize(serverTime.python),
     };
-    return { rounds, rows, overhead };
+    const cgroupProbe = await cgroupMigrationProbe(ctx.quick ? 10 : 25);
+    return { rounds, rows, overhead, cgroupProbe };
   } finally {
     await server.stop();
+  }
+}
+
+/**
+ * What moving a process into a cgroup (a write to cgroup.procs) costs on this host, the way the
+ * exec helper joins its sandbox: after 50 ms without any migration, and back to back. On
+ * kernels where the cgroup threadgroup lock is a global percpu rwsem (no `favordynmods`), the
+ * first write after a quiet spell waits for an RCU grace period.
+ */
+async function cgroupMigrationProbe(n) {
+  const bases = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup'].filter((b) => fs.existsSync(path.join(b, 'cgroup.procs')));
+  if (!bases.length) return null;
+  const dir = path.join(bases[0], `sandlot-bench-probe-${process.pid}`);
+  const { spawn } = await import('node:child_process');
+  const measure = async (gapMs) => {
+    const t = [];
+    for (let i = 0; i < n; i++) {
+      const child = spawn('/bin/sleep', ['30'], { stdio: 'ignore' });
+      await new Promise((r) => child.once('spawn', r));
+      await sleep(gapMs);
+      const t0 = now();
+      fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(child.pid));
+      t.push(now() - t0);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    return summarize(t);
+  };
+  try {
+    fs.mkdirSync(dir);
+    return { hierarchy: bases[0], afterIdle: await measure(50), backToBack: await measure(0) };
+  } catch (e) {
+    return { error: errorText(e) };
+  } finally {
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      /* best effort */
+    }
   }
 }
 
