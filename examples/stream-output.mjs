@@ -12,7 +12,9 @@ for i in range(1, 4):
     time.sleep(0.5)
 print("a warning", file=sys.stderr)
 `,
-    { language: 'python', name: 'streamed-task' },
+    // lines: true yields whole lines (raw chunks can split a line, e.g. print's text and its
+    // newline can arrive as two writes).
+    { language: 'python', name: 'streamed-task', lines: true },
   );
   let exit;
   for await (const event of stream) {

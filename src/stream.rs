@@ -21,7 +21,7 @@ use crate::config;
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
 use crate::http::{signal_of, sleep, Call, EventStream, ReadEnd};
 use crate::sandbox::{arg, encode, out, Inner, Sandbox};
-use crate::types::{RunCodeBackgroundOptions, StreamEvent, StreamOptions};
+use crate::types::{RunCodeStreamOptions, StreamEvent, StreamOptions};
 
 /// A connection without a byte for this long is taken as lost (the server sends a keepalive
 /// after 15 s of silence).
@@ -106,8 +106,82 @@ struct Shared {
     reader: RefCell<Option<ReadableStreamDefaultReader>>,
 }
 
+/// Re-frames output chunks into whole lines, per stream, across events and reconnects.
+#[derive(Debug, Default)]
+pub struct LineFramer {
+    stdout: String,
+    stderr: String,
+}
+
+impl LineFramer {
+    /// Splits an output event into one event per completed line; other events pass through,
+    /// except that `exit` first flushes what is left of each stream.
+    pub fn frame(&mut self, event: wire::StreamEvent) -> Vec<wire::StreamEvent> {
+        match event {
+            wire::StreamEvent::Stdout {
+                data,
+                seq,
+                timestamp,
+            } => Self::lines(&mut self.stdout, data, |data| wire::StreamEvent::Stdout {
+                data,
+                seq,
+                timestamp: timestamp.clone(),
+            }),
+            wire::StreamEvent::Stderr {
+                data,
+                seq,
+                timestamp,
+            } => Self::lines(&mut self.stderr, data, |data| wire::StreamEvent::Stderr {
+                data,
+                seq,
+                timestamp: timestamp.clone(),
+            }),
+            wire::StreamEvent::Exit { seq, .. } => {
+                let mut out = Vec::new();
+                for (rest, stdout) in [(&mut self.stdout, true), (&mut self.stderr, false)] {
+                    if !rest.is_empty() {
+                        let data = std::mem::take(rest);
+                        out.push(if stdout {
+                            wire::StreamEvent::Stdout {
+                                data,
+                                seq,
+                                timestamp: None,
+                            }
+                        } else {
+                            wire::StreamEvent::Stderr {
+                                data,
+                                seq,
+                                timestamp: None,
+                            }
+                        });
+                    }
+                }
+                out.push(event);
+                out
+            }
+            other => vec![other],
+        }
+    }
+
+    fn lines(
+        rest: &mut String,
+        data: String,
+        make: impl Fn(String) -> wire::StreamEvent,
+    ) -> Vec<wire::StreamEvent> {
+        rest.push_str(&data);
+        let mut out = Vec::new();
+        while let Some(end) = rest.find('\n') {
+            let line: String = rest.drain(..=end).collect();
+            out.push(make(line));
+        }
+        out
+    }
+}
+
 struct StreamState {
     inner: Rc<Inner>,
+    /// Present when the caller asked for whole lines.
+    framer: Option<LineFramer>,
     signal: Option<AbortSignal>,
     shared: Rc<Shared>,
     /// The request that starts the stream (`POST /execute/stream`), until it has been sent.
@@ -125,6 +199,7 @@ impl StreamState {
     fn new(inner: Rc<Inner>, signal: Option<AbortSignal>) -> Self {
         Self {
             inner,
+            framer: None,
             signal,
             shared: Rc::default(),
             first: None,
@@ -172,21 +247,19 @@ impl StreamState {
         self.parser = SseParser::default();
     }
 
-    /// Remembers where the stream is, for a resume.
+    /// Remembers where the stream is, for a resume: called for every event as it is read
+    /// (reads happen only once everything read before was handed out, or is held by the
+    /// line framer), so `since=<last_seq>` never sends an event twice.
     fn note(&mut self, event: &wire::StreamEvent) {
         self.resumes = 0;
         match event {
             wire::StreamEvent::Start { process_id, .. } => {
                 self.process_id = Some(process_id.clone());
             }
-            wire::StreamEvent::Stdout { seq, .. } | wire::StreamEvent::Stderr { seq, .. } => {
-                self.last_seq = Some(*seq);
-            }
+            wire::StreamEvent::Stdout { seq, .. }
+            | wire::StreamEvent::Stderr { seq, .. }
+            | wire::StreamEvent::Exit { seq, .. } => self.last_seq = Some(*seq),
             wire::StreamEvent::Truncated { to_seq, .. } => self.last_seq = Some(*to_seq),
-            wire::StreamEvent::Exit { seq, .. } => {
-                self.last_seq = Some(*seq);
-                self.ended = true;
-            }
         }
     }
 
@@ -198,7 +271,9 @@ impl StreamState {
                 self.pending.clear();
             }
             if let Some(event) = self.pending.pop_front() {
-                self.note(&event);
+                if matches!(event, wire::StreamEvent::Exit { .. }) {
+                    self.ended = true;
+                }
                 return Ok(Some(event));
             }
             if self.ended {
@@ -219,7 +294,14 @@ impl StreamState {
             match conn.read(IDLE_MS).await {
                 Ok(bytes) => {
                     for frame in self.parser.push(&bytes) {
-                        self.pending.extend(decode_frame(&frame));
+                        let Some(event) = decode_frame(&frame) else {
+                            continue;
+                        };
+                        self.note(&event);
+                        match &mut self.framer {
+                            Some(framer) => self.pending.extend(framer.frame(event)),
+                            None => self.pending.push_back(event),
+                        }
                     }
                 }
                 Err(ReadEnd::Aborted(e)) => {
@@ -380,6 +462,7 @@ impl Sandbox {
             .ok_or_else(|| SdkError::invalid_argument("processId must be a non-empty string"))?;
         let opts = arg(options, "streamProcess options")?;
         let mut state = StreamState::new(self.inner.clone(), signal_of(&opts.signal)?);
+        state.framer = opts.lines.unwrap_or(false).then(LineFramer::default);
         state.process_id = Some(id);
         state.last_seq = opts.since;
         Ok(self.open_stream(state).await?)
@@ -391,7 +474,7 @@ impl Sandbox {
     pub async fn run_code_stream(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
-        options: Option<Ts<RunCodeBackgroundOptions>>,
+        options: Option<Ts<RunCodeStreamOptions>>,
     ) -> Result<ProcessStream, JsValue> {
         let code = code
             .as_string()
@@ -399,6 +482,7 @@ impl Sandbox {
             .ok_or_else(|| SdkError::invalid_argument("code must be a non-empty string"))?;
         let opts = arg(options, "runCodeStream options")?;
         let mut state = StreamState::new(self.inner.clone(), signal_of(&opts.signal)?);
+        state.framer = opts.lines.unwrap_or(false).then(LineFramer::default);
         state.first = Some(
             self.inner
                 .agent(Method::POST, "/execute/stream")
@@ -446,6 +530,57 @@ mod tests {
         assert_eq!(p.push(b"data: a\ndata: b\n\n"), vec![frame("", "a\nb")]);
         assert!(p.push(b"data: partial").is_empty());
         assert_eq!(p.push(b"\n\n"), vec![frame("", "partial")]);
+    }
+
+    fn out(data: &str, seq: u64) -> wire::StreamEvent {
+        wire::StreamEvent::Stdout {
+            data: data.into(),
+            seq,
+            timestamp: None,
+        }
+    }
+
+    fn data(events: &[wire::StreamEvent]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                wire::StreamEvent::Stdout { data, .. } => Some(format!("out:{data}")),
+                wire::StreamEvent::Stderr { data, .. } => Some(format!("err:{data}")),
+                wire::StreamEvent::Exit { .. } => Some("exit".into()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[wasm_bindgen_test]
+    fn line_framer_joins_split_lines_and_flushes_the_rest_before_exit() {
+        let mut f = LineFramer::default();
+        let mut got = Vec::new();
+        got.extend(f.frame(out("progress 1", 1)));
+        got.extend(f.frame(out("\nprogress 2\npart", 2)));
+        got.extend(f.frame(wire::StreamEvent::Stderr {
+            data: "warn\n".into(),
+            seq: 3,
+            timestamp: None,
+        }));
+        got.extend(f.frame(wire::StreamEvent::Exit {
+            status: wire::ProcessStatus::Completed,
+            exit_code: Some(0),
+            execution_time: None,
+            error: None,
+            timestamp: None,
+            seq: 4,
+        }));
+        assert_eq!(
+            data(&got),
+            [
+                "out:progress 1\n",
+                "out:progress 2\n",
+                "err:warn\n",
+                "out:part",
+                "exit"
+            ]
+        );
     }
 
     #[wasm_bindgen_test]

@@ -346,9 +346,58 @@ pub struct StreamOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub since: Option<u64>,
+    /// Yield whole lines: each `stdout`/`stderr` event's `data` is one line ending in `\n`
+    /// (a last line without one comes just before `exit`). Default: chunks as written.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub lines: Option<bool>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     #[tsify(type = "AbortSignal", optional)]
     pub signal: JsValue,
+}
+
+/// `sandbox.runCodeStream(code, options)`.
+#[derive(Tsify, Deserialize, Debug, Default)]
+#[tsify(hashmap_as_object)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCodeStreamOptions {
+    #[serde(default)]
+    #[tsify(optional)]
+    pub language: Option<String>,
+    #[serde(default)]
+    #[tsify(optional)]
+    pub name: Option<String>,
+    #[serde(default)]
+    #[tsify(optional)]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Run-time limit in seconds (default 60).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub timeout: Option<u64>,
+    #[serde(default)]
+    #[tsify(optional)]
+    pub workdir: Option<String>,
+    /// Yield whole lines (see `StreamOptions.lines`).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub lines: Option<bool>,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    #[tsify(type = "AbortSignal", optional)]
+    pub signal: JsValue,
+}
+
+impl RunCodeStreamOptions {
+    pub fn to_wire(&self, code: String) -> wire::BackgroundExecuteRequest {
+        wire::BackgroundExecuteRequest {
+            code: Some(code),
+            language: self.language.clone(),
+            timeout: self.timeout,
+            workdir: self.workdir.clone(),
+            working_dir: None,
+            env: self.env.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
