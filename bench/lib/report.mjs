@@ -200,6 +200,13 @@ function markdown(r, v, notesFile) {
         `The server's own \`execution_time\` for these runs: bash median ${ms(e.overhead.serverExecBash.median)} ms, python ${ms(e.overhead.serverExecPython.median)} ms (millisecond resolution).`,
       '',
     );
+    const nat = e.overhead.native;
+    if (nat) {
+      out.push(
+        `Node's \`execFile\` is not the machine's floor (libuv forks a large process and wires up pipes and an exit watcher). Started by a bash loop instead, per iteration: \`/bin/true\` ${ms(nat.true.median)} ms, \`bash -c /bin/true\` ${ms(nat.bash.median)} ms, \`python3 -c pass\` ${ms(nat.python.median)} ms. Against that floor the sandbox costs **${ms(e.overhead.bashVsNative)} ms** more for bash and **${ms(e.overhead.pythonVsNative)} ms** more for python (differences of medians)${Math.max(e.overhead.bashVsNative, e.overhead.pythonVsNative) > TARGETS.execOverhead ? ` — **over the ${TARGETS.execOverhead} ms target by this stricter measure**` : ''}.`,
+        '',
+      );
+    }
     const cp = e.cgroupProbe;
     if (cp && !cp.error) {
       out.push(

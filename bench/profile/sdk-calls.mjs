@@ -12,7 +12,7 @@ import { populate, waitAllFinal } from '../sections/sdk.mjs';
 
 const what = process.argv[2] ?? 'list1000';
 const iterations = Number(process.argv[3] ?? 300);
-const server = await startServer({});
+const server = await startServer({ 'max-processes': 1024 });
 try {
   const raw = rawClient(server);
   const sdk = await loadSandlot();

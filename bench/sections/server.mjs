@@ -91,6 +91,26 @@ export async function execOverhead(ctx) {
       serverExecBash: summarize(serverTime.bash),
       serverExecPython: summarize(serverTime.python),
     };
+    // A tighter host floor than Node's spawn (libuv forks a large process): the same commands
+    // started by a bash loop, per iteration.
+    const nativeLoop = async (cmd, k) => {
+      const t0 = now();
+      await hostRun('/bin/bash', ['-c', `for i in $(seq ${k}); do ${cmd}; done`]);
+      return (now() - t0) / k;
+    };
+    const native = { true: [], bash: [], python: [] };
+    for (let i = 0; i < (ctx.quick ? 3 : 7); i++) {
+      native.true.push(await nativeLoop('/bin/true', 200));
+      native.bash.push(await nativeLoop("/bin/bash -c /bin/true", 200));
+      native.python.push(await nativeLoop('/usr/bin/python3 -c pass', 40));
+    }
+    overhead.native = {
+      true: summarize(native.true),
+      bash: summarize(native.bash),
+      python: summarize(native.python),
+    };
+    overhead.bashVsNative = sbBash.median - overhead.native.bash.median;
+    overhead.pythonVsNative = sbPy.median - overhead.native.python.median;
     const cgroupProbe = await cgroupMigrationProbe(ctx.quick ? 10 : 25);
     return { rounds, rows, overhead, cgroupProbe };
   } finally {
