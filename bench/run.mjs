@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { writeReport } from './lib/report.mjs';
 import { ROOT, stopAll } from './lib/server.mjs';
+import { settle } from './lib/stats.mjs';
 import { packageWeight } from './sections/weight.mjs';
 import { sdkCallCost } from './sections/sdk.mjs';
 import { timeToInteractive } from './sections/tti.mjs';
@@ -87,6 +88,7 @@ const results = {
 let failed = false;
 for (const [key, title, fn] of SECTIONS) {
   if (only && !only.includes(key)) continue;
+  await settle();
   const t0 = Date.now();
   console.log(`[bench] ${title}${quick ? ' (quick)' : ''}`);
   try {

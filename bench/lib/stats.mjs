@@ -98,3 +98,24 @@ export async function pool(tasks, limit) {
   await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
   return results;
 }
+
+/**
+ * Waits until the machine is nearly idle (≥ 85 % idle over 250 ms), at most `maxMs`: killed
+ * sandboxes leave work to the kernel (network namespaces are torn down asynchronously), which
+ * would otherwise land on the next measurement. Returns the ms waited.
+ */
+export async function settle(maxMs = 10000) {
+  const { readFileSync } = await import('node:fs');
+  const cpu = () => {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0) };
+  };
+  const t0 = now();
+  while (now() - t0 < maxMs) {
+    const a = cpu();
+    await sleep(250);
+    const b = cpu();
+    if ((b.idle - a.idle) / Math.max(1, b.total - a.total) >= 0.85) break;
+  }
+  return now() - t0;
+}

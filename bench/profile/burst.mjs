@@ -35,6 +35,27 @@ try {
   await phase(`${n} x runCode bash true`, (i) => raw.runCode(boxes[i], 'true', 'bash'));
   await phase(`${n} x GET /health (agent)`, (i) => raw.health(boxes[i]));
   await phase(`${n} x delete`, (i) => raw.kill(boxes[i]));
+
+  // The whole TTI (create → first python run), all N asked for at once, timed from the burst's
+  // start: once with everything in flight (fair sharing of the CPU), once with at most K in
+  // flight (first come, first served: what a server-side semaphore would do).
+  for (const k of [n, 8, 4]) {
+    const t0 = now();
+    let next = 0;
+    const done = [];
+    const worker = async () => {
+      while (next < n) {
+        next++;
+        const h = await raw.create();
+        await raw.runCode(h, 'print(1)', 'python');
+        done.push({ ms: now() - t0, h });
+      }
+    };
+    await Promise.all(Array.from({ length: k }, worker));
+    const s = summarize(done.map((d) => d.ms));
+    console.log(`TTI burst, at most ${String(k).padEnd(3)} in flight: median ${s.median.toFixed(0)} ms  p99 ${s.p99.toFixed(0)} ms  wall ${(now() - t0).toFixed(0)} ms`);
+    await Promise.all(done.map((d) => raw.kill(d.h)));
+  }
 } finally {
   await server.stop();
 }
