@@ -18,6 +18,7 @@ const ratio = (x) => (x === undefined || Number.isNaN(x) || !Number.isFinite(x) 
 const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KB`;
 const mbFromKiB = (k) => `${(k / 1024).toFixed(2)} MB`;
 const pct = (x) => `${(x * 100).toFixed(1)} %`;
+const ci = (c) => (c ? ` [${c[0].toFixed(2)}–${c[1].toFixed(2)}]` : '');
 const yes = (ok) => (ok ? '**met**' : '**MISSED**');
 const int = (x) => Math.round(x).toLocaleString('en-US');
 
@@ -30,7 +31,7 @@ export function verdicts(r) {
       v.push({
         figure: `SDK ${row.op}: Sandlot / raw fetch (median)`,
         target: `≤ ${TARGETS.sdkVsRaw}×`,
-        value: s.errors ? `${ratio(s.ratio)} (${s.errors} errors)` : ratio(s.ratio),
+        value: `${ratio(s.ratio)}${ci(s.ratioCI)}${s.errors ? ` (${s.errors} errors)` : ''}`,
         met: s.ratio <= TARGETS.sdkVsRaw && !s.errors,
       });
       if (o.unsupported || (!o.n && o.errors)) {
@@ -39,7 +40,7 @@ export function verdicts(r) {
         v.push({
           figure: `SDK ${row.op}: Sandlot vs official (median)`,
           target: 'faster',
-          value: `${ms(s.median)} vs ${ms(o.median)} ms`,
+          value: `${ms(s.median)} vs ${ms(o.median)} ms (ratio ${ratio(s.median / o.median)}${ci(row.sandlotOverOfficialCI)})`,
           met: s.median < o.median,
         });
       }
@@ -104,6 +105,7 @@ function markdown(r, v, notesFile) {
   out.push('Every time is in milliseconds: the **median** and the **p99** (nearest rank), with the ratio of medians against the baseline named in the table, measured in the same run with the variants interleaved round-robin (the first variant of each round rotates), so machine noise hits all of them alike. Reproduce with `npm run bench` (`node bench/run.mjs --quick` for a short run).', '');
 
   out.push('## Targets', '');
+  out.push('Brackets hold the 95 % bootstrap interval of a ratio of medians: an interval that straddles the target means the verdict is within this run\'s noise.', '');
   out.push(table(['figure', 'target', 'measured', 'verdict'], v.map((x) => [x.figure, x.target, x.value, x.met === null ? 'n/a' : yes(x.met)])));
   const missed = v.filter((x) => x.met === false);
   out.push('', missed.length ? `**${missed.length} of ${v.filter((x) => x.met !== null).length} targets missed**: ${missed.map((x) => x.figure).join('; ')}. The causes are in [Analysis](#analysis).` : '**Every target is met.**', '');
@@ -119,7 +121,7 @@ function markdown(r, v, notesFile) {
           const o = row.variants.official;
           const w = row.variants.raw;
           const cell = (x) => (x.unsupported ? 'no such call' : x.n ? `${ms(x.median)} / ${ms(x.p99)}${x.errors ? ` (${x.errors} errors)` : ''}` : `failed (${x.errors})`);
-          return [row.op, cell(s), s.unsupported ? '—' : ratio(s.ratio), cell(o), o.unsupported || !o.n ? '—' : ratio(o.ratio), cell(w)];
+          return [row.op, cell(s), s.unsupported ? '—' : `${ratio(s.ratio)}${ci(s.ratioCI)}`, cell(o), o.unsupported || !o.n ? '—' : `${ratio(o.ratio)}${ci(o.ratioCI)}`, cell(w)];
         }),
       ),
     );

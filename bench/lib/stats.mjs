@@ -119,3 +119,25 @@ export async function settle(maxMs = 10000) {
   }
   return now() - t0;
 }
+
+/**
+ * 95 % bootstrap interval of median(a) / median(b) (independent resampling, fixed seed), to
+ * tell a real difference from noise.
+ */
+export function ratioCI(a, b, iterations = 1000) {
+  if (!a.length || !b.length) return null;
+  let x = 0x9e3779b9;
+  const rnd = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
+  const med = (arr) => {
+    const s = Array.from({ length: arr.length }, () => arr[Math.floor(rnd() * arr.length)]).sort((p, q) => p - q);
+    const n = s.length;
+    return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  };
+  const r = Array.from({ length: iterations }, () => med(a) / med(b)).sort((p, q) => p - q);
+  return [r[Math.floor(0.025 * iterations)], r[Math.floor(0.975 * iterations)]];
+}

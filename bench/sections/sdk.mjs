@@ -2,7 +2,7 @@
 // against one local sandlotd. Variants are interleaved round-robin inside every round.
 import { loadOfficial, loadSandlot, officialClient, rawClient, sandlotClient, Unsupported } from '../lib/clients.mjs';
 import { startServer } from '../lib/server.mjs';
-import { errorText, now, pool, sleep, summarize } from '../lib/stats.mjs';
+import { errorText, now, pool, ratioCI, sleep, summarize } from '../lib/stats.mjs';
 
 export const VARIANTS = ['sandlot', 'official', 'raw'];
 const FINAL = new Set(['completed', 'failed', 'killed', 'timeout']);
@@ -35,7 +35,7 @@ export async function sdkCallCost(ctx) {
       raw: rawClient(server),
     };
     const raw = clients.raw;
-    const rounds = ctx.quick ? 12 : 50;
+    const rounds = ctx.quick ? 12 : 120;
     const warmup = 3;
     const ops = ['create', 'runCode', 'runCodeBackground', 'getProcess', 'killProcess', 'kill'];
     const acc = Object.fromEntries(ops.map((op) => [op, Object.fromEntries(VARIANTS.map((v) => [v, { samples: [], errors: [], unsupported: null }]))]));
@@ -151,6 +151,8 @@ function row(op, slot) {
   for (const v of VARIANTS) {
     variants[v].ratio = variants[v].median / base;
     variants[v].ratioP99 = variants[v].p99 / variants.raw.p99;
+    variants[v].ratioCI = ratioCI(slot[v].samples, slot.raw.samples);
   }
-  return { op, variants };
+  const vsOfficial = ratioCI(slot.sandlot.samples, slot.official.samples);
+  return { op, variants, sandlotOverOfficialCI: vsOfficial };
 }
