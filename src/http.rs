@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use gloo_net::http::{Headers, Method, RequestBuilder};
+use gloo_net::http::{Headers, Method, Request, RequestBuilder, Response};
 use sandlot_protocol::ErrorBody;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -139,7 +139,7 @@ impl Call {
     }
 
     async fn send_once(&self, signal: Option<&AbortSignal>) -> Result<JsValue, SdkError> {
-        let guard = AbortGuard::arm(signal, self.timeout_ms)?;
+        let mut guard = AbortGuard::arm(signal, self.timeout_ms)?;
         let builder = self.builder(&guard).header("Accept", "application/json");
         let request = match &self.body {
             Some(body) => builder
@@ -148,8 +148,8 @@ impl Call {
             None => builder.build(),
         }
         .map_err(|e| guard.fetch_error(e, &self.url))?;
-        let response = request
-            .send()
+        let response = guard
+            .send(request)
             .await
             .map_err(|e| guard.fetch_error(e, &self.url))?;
         let status = response.status();
@@ -190,8 +190,8 @@ impl Call {
                 None => request.build(),
             }
             .map_err(|e| guard.fetch_error(e, &self.url))?;
-            let response = request
-                .send()
+            let response = guard
+                .send(request)
                 .await
                 .map_err(|e| guard.fetch_error(e, &self.url))?;
             let status = response.status();
@@ -354,6 +354,11 @@ enum Fired {
 /// Dropping it removes the listener and clears the timer, so nothing outlives the attempt.
 struct AbortGuard {
     controller: AbortController,
+    /// The request in flight. Node's fetch (undici) links the request's own signal to ours
+    /// through a weak reference: once the `Request` object is garbage-collected, aborting
+    /// our controller no longer reaches a body still being read (nodejs/node#55428). Holding
+    /// it here keeps aborts working for as long as the attempt (or stream) lives.
+    request: Option<JsValue>,
     fired: Rc<Cell<Fired>>,
     timeout_ms: u32,
     caller: Option<(AbortSignal, Closure<dyn FnMut()>)>,
@@ -391,11 +396,21 @@ impl AbortGuard {
         let handle = set_timeout(on_timer.as_ref().unchecked_ref(), ms);
         Ok(Self {
             controller,
+            request: None,
             fired,
             timeout_ms,
             caller,
             timer: Some((handle, on_timer)),
         })
+    }
+
+    /// Sends `request` through `fetch`, keeping the request object alive with this guard.
+    async fn send(&mut self, request: Request) -> Result<Response, gloo_net::Error> {
+        let raw: web_sys::Request = request.into();
+        // A handle to the same JS object (`web_sys::Request::clone` would be `Request.clone()`).
+        let handle: &JsValue = raw.as_ref();
+        self.request = Some(handle.clone());
+        Request::from(raw).send().await
     }
 
     /// Stops the timer; the caller's signal stays wired.

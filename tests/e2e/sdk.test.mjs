@@ -2,7 +2,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
+import { promisify } from 'node:util';
 
 import {
   AbortError,
@@ -687,6 +691,37 @@ describe('streaming output', () => {
     setTimeout(() => controller.abort('enough'), 200);
     await rejects(collect(stream), AbortError, (e) => assert.equal(e.cause, 'enough'));
     await sandbox.killProcess(bg.processId);
+  });
+
+  test('abort still reaches a stream after garbage collection (undici weak signal link)', async () => {
+    // Node's fetch links a Request's signal to the caller's through a weak reference
+    // (nodejs/node#55428); the SDK must keep aborts working after a GC.
+    const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'gc-abort.mjs');
+    fs.writeFileSync(
+      script,
+      `import { Sandbox, AbortError } from 'sandlot';
+const sandbox = await Sandbox.connect(JSON.parse(process.env.SESSION));
+const bg = await sandbox.runCodeBackground('sleep 20', { language: 'bash' });
+const controller = new AbortController();
+const stream = await sandbox.streamProcess(bg.processId, { signal: controller.signal });
+setTimeout(() => { global.gc(); controller.abort('after gc'); }, 300);
+const started = Date.now();
+try {
+  for await (const event of stream) {}
+  console.log('not aborted');
+} catch (e) {
+  console.log(e instanceof AbortError ? 'aborted ' + (Date.now() - started) : 'other ' + e.name);
+}
+await sandbox.killProcess(bg.processId);
+`,
+    );
+    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script], {
+      env: { ...process.env, SESSION: JSON.stringify(sandbox.getSession()) },
+      timeout: 60_000,
+    });
+    const [word, ms] = stdout.trim().split(' ');
+    assert.equal(word, 'aborted', stdout);
+    assert.ok(Number(ms) < 5000, stdout);
   });
 
   test('an unknown process is a ProcessNotFoundError when the stream opens', async () => {
