@@ -131,6 +131,9 @@ pub struct LocalNode {
     sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
     /// uids of live sandboxes plus slots reserved by creations in flight.
     uids: Mutex<HashSet<u32>>,
+    /// Bounds sandbox starts in flight. Starting one is CPU work; with a burst of creates,
+    /// first come first served finishes the early ones early instead of all of them late.
+    start_permits: tokio::sync::Semaphore,
 }
 
 impl LocalNode {
@@ -150,6 +153,9 @@ impl LocalNode {
             sandboxes_dir,
             sandboxes: RwLock::new(HashMap::new()),
             uids: Mutex::new(HashSet::new()),
+            start_permits: tokio::sync::Semaphore::new(
+                2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         })
     }
 
@@ -253,6 +259,7 @@ impl LocalNode {
 
     /// Creates (or re-creates, after a restart) the live sandbox of a record.
     async fn start(&self, record: &SandboxRecord) -> NodeResult<Arc<Sandbox>> {
+        let _permit = self.start_permits.acquire().await.expect("never closed");
         let template = template::find(&record.template)
             .ok_or_else(|| NodeError::TemplateNotFound(record.template.clone()))?;
         let dir = self.sandbox_dir(&record.id);
