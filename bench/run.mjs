@@ -4,6 +4,7 @@
 //   --quick             fewer rounds, smaller N (under 3 minutes)
 //   --only=a,b          run only these sections: sdk, weight, tti, create, exec, background, memory, soak
 //   --out=DIR           where to write the report (default bench/results)
+//   --render            rewrite report.md from report.json and bench/notes.md, measuring nothing
 // Writes report.json and report.md (report-quick.* in quick mode, report-partial.* with --only).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,6 +23,15 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const outDir = path.resolve(args.find((a) => a.startsWith('--out='))?.slice(6) ?? path.join(ROOT, 'bench/results'));
+
+if (args.includes('--render')) {
+  const json = JSON.parse(fs.readFileSync(path.join(outDir, 'report.json'), 'utf8'));
+  delete json.targets;
+  delete json.verdicts;
+  writeReport(json, outDir, { notesFile: path.join(ROOT, 'bench/notes.md') });
+  console.log(`[bench] rendered ${path.relative(ROOT, path.join(outDir, 'report.md'))} from report.json`);
+  process.exit(0);
+}
 
 if (process.getuid && process.getuid() !== 0) {
   console.error('sandlotd needs root (namespaces and cgroups): run the bench as root');
