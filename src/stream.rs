@@ -115,7 +115,7 @@ pub struct LineFramer {
 
 impl LineFramer {
     /// Splits an output event into one event per completed line; other events pass through,
-    /// except that `exit` first flushes what is left of each stream.
+    /// except that `truncated` and `exit` first flush what is left of each stream.
     pub fn frame(&mut self, event: wire::StreamEvent) -> Vec<wire::StreamEvent> {
         match event {
             wire::StreamEvent::Stdout {
@@ -136,7 +136,9 @@ impl LineFramer {
                 seq,
                 timestamp: timestamp.clone(),
             }),
-            wire::StreamEvent::Exit { seq, .. } => {
+            // A gap or the end: what is left of a line must not be glued to what follows.
+            wire::StreamEvent::Exit { seq, .. }
+            | wire::StreamEvent::Truncated { to_seq: seq, .. } => {
                 let mut out = Vec::new();
                 for (rest, stdout) in [(&mut self.stdout, true), (&mut self.stderr, false)] {
                     if !rest.is_empty() {
@@ -581,6 +583,21 @@ mod tests {
                 "exit"
             ]
         );
+    }
+
+    #[wasm_bindgen_test]
+    fn line_framer_flushes_a_partial_line_before_a_gap() {
+        let mut f = LineFramer::default();
+        let mut got = f.frame(out("before the ga", 1));
+        got.extend(f.frame(wire::StreamEvent::Truncated {
+            from_seq: 2,
+            to_seq: 5,
+            dropped_bytes: 10,
+            message: None,
+        }));
+        got.extend(f.frame(out("after\n", 6)));
+        assert_eq!(data(&got), ["out:before the ga", "out:after\n"]);
+        assert!(matches!(got[1], wire::StreamEvent::Truncated { .. }));
     }
 
     #[wasm_bindgen_test]
