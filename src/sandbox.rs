@@ -6,7 +6,7 @@
 //! the agent answers 401; a sandbox connected with only a token (a browser handed a session
 //! by its backend) uses the token as it is.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use gloo_net::http::Method;
@@ -17,7 +17,7 @@ use web_sys::AbortSignal;
 
 use crate::config::{self, ClientConfig};
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
-use crate::http::{signal_of, Auth, Call, EventStream, LocalBoxFuture};
+use crate::http::{signal_of, sleep, Auth, Call, EventStream, LocalBoxFuture};
 use crate::types::{
     CallOptions, ConnectOptions, CreateOptions, ListOptions, SandboxInfo, SandboxSession,
     TimeoutInfo, TokenInfo,
@@ -61,6 +61,27 @@ pub(crate) struct Inner {
     /// for a token-only session given no API key or URL, whose default URL may not even be
     /// the right server: its control-plane calls fail fast with an `AuthenticationError`.
     pub has_control: bool,
+    /// A token refresh is on its way (see [`Inner::current_token`]).
+    pub refreshing: Cell<bool>,
+}
+
+/// How often a call waiting for another call's token refresh looks again.
+const REFRESH_POLL_MS: u32 = 20;
+
+/// Marks a refresh as in flight for as long as it lives, however the refresh ends.
+struct RefreshInFlight<'a>(&'a Cell<bool>);
+
+impl<'a> RefreshInFlight<'a> {
+    fn mark(flag: &'a Cell<bool>) -> Self {
+        flag.set(true);
+        Self(flag)
+    }
+}
+
+impl Drop for RefreshInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
 /// A running sandbox. Get one with `Sandbox.create`, `Sandbox.connect`; end it with `kill()`
@@ -134,6 +155,7 @@ impl Inner {
     }
 
     pub async fn refresh_token(&self, signal: Option<&AbortSignal>) -> Result<Token, SdkError> {
+        let _in_flight = RefreshInFlight::mark(&self.refreshing);
         let reply: wire::TokenReply = self
             .control_call(Method::POST, "/token/refresh")?
             .fetch(signal)
@@ -148,6 +170,11 @@ impl Inner {
         &self,
         signal: Option<&AbortSignal>,
     ) -> Result<Option<String>, SdkError> {
+        // Calls that find the token stale at the same time share one refresh: the others
+        // wait for it and then use its token.
+        while self.refreshing.get() {
+            sleep(REFRESH_POLL_MS, signal).await?;
+        }
         let cached = self.token.borrow().clone();
         match cached {
             Some(t) if !(self.has_control && t.needs_refresh(js_sys::Date::now())) => {
@@ -225,6 +252,7 @@ impl Sandbox {
                 agent_url,
                 token: RefCell::new(token),
                 has_control,
+                refreshing: Cell::new(false),
             }),
         }
     }
@@ -288,6 +316,7 @@ impl Sandbox {
                 agent_url,
                 token: RefCell::new(Some(Token::new(session.token, session.token_expires_at))),
                 has_control,
+                refreshing: Cell::new(false),
             }),
         })
     }

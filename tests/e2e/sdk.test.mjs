@@ -588,6 +588,15 @@ describe('token refresh', () => {
     assert.equal(proxy.hits(/\/token\/refresh$/), 1, 'a fresh token is reused');
   });
 
+  test('concurrent calls that find the token stale share one refresh', async () => {
+    proxy.reset();
+    const soon = new Date(Date.now() + 5 * 60_000).toISOString();
+    const client = await Sandbox.connect(session({ tokenExpiresAt: soon }), keyed());
+    const lists = await Promise.all(Array.from({ length: 6 }, () => client.listProcesses()));
+    assert.equal(lists.length, 6);
+    assert.equal(proxy.hits(/\/token\/refresh$/), 1);
+  });
+
   test('a token-only session without a key never calls the control plane', async () => {
     proxy.reset();
     const client = await Sandbox.connect(session({ token: 'bad' }));
