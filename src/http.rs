@@ -249,8 +249,7 @@ fn reply_error(status: u16, text: &str, headers: &Headers, hint: NotFoundHint) -
     )
 }
 
-/// An open event-stream body. Dropping it leaves the connection to be cancelled with
-/// [`EventStream::cancel`]; the caller's signal stays wired to it until then.
+/// An open event-stream body; the caller's signal stays wired to it while it lives.
 pub struct EventStream {
     reader: ReadableStreamDefaultReader,
     guard: AbortGuard,
@@ -307,10 +306,17 @@ impl EventStream {
     pub fn reader(&self) -> ReadableStreamDefaultReader {
         self.reader.clone()
     }
+}
 
-    /// Closes the connection (and the caller's signal listener).
-    pub async fn cancel(self) {
-        let _ = JsFuture::from(self.reader.cancel()).await;
+/// Dropping the stream (closed, lost, or its JS object collected) closes the connection, so
+/// an abandoned stream does not hold a socket open until the process ends.
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        let reader = self.reader.clone();
+        // Awaited through JsFuture so a rejection (an already errored body) is handled.
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = JsFuture::from(reader.cancel()).await;
+        });
     }
 }
 

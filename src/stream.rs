@@ -241,11 +241,10 @@ impl StreamState {
         Ok(())
     }
 
-    async fn disconnect(&mut self) {
+    fn disconnect(&mut self) {
         self.shared.reader.borrow_mut().take();
-        if let Some(conn) = self.conn.take() {
-            conn.cancel().await;
-        }
+        // Dropping the connection cancels its body.
+        self.conn.take();
         self.parser = SseParser::default();
     }
 
@@ -279,7 +278,7 @@ impl StreamState {
                 return Ok(Some(event));
             }
             if self.ended {
-                self.disconnect().await;
+                self.disconnect();
                 return Ok(None);
             }
             if self.conn.is_none() {
@@ -308,12 +307,12 @@ impl StreamState {
                 }
                 Err(ReadEnd::Aborted(e)) => {
                     self.ended = true;
-                    self.disconnect().await;
+                    self.disconnect();
                     return Err(e);
                 }
                 // Closed before the exit event, broken, or silent: resume after the last event.
                 Err(end) => {
-                    self.disconnect().await;
+                    self.disconnect();
                     if self.shared.closed.get() {
                         continue;
                     }
@@ -385,7 +384,7 @@ async fn close(state: &SharedState, shared: &Shared) {
     let idle = state.borrow_mut().take();
     if let Some(mut s) = idle {
         s.ended = true;
-        s.disconnect().await;
+        s.disconnect();
         *state.borrow_mut() = Some(s);
     }
 }
