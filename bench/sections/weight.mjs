@@ -4,6 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
 import { ROOT } from '../lib/server.mjs';
 import { summarize } from '../lib/stats.mjs';
@@ -125,11 +126,15 @@ export async function packageWeight(ctx) {
   };
 
   // Cold start: fresh node processes, interleaved round-robin.
+  // `npm install` drops the node_modules/sandlot symlink that build-sdk.sh makes: fall back to pkg/.
+  const linked = fs.existsSync(path.join(ROOT, 'node_modules/sandlot/package.json'));
+  const esm = linked ? 'sandlot' : pathToFileURL(path.join(ROOT, 'pkg/dist/node/index.mjs')).href;
+  const cjs = linked ? 'sandlot' : path.join(ROOT, 'pkg/dist/node/index.cjs');
   const scripts = {
     'node (no import)': "const t=performance.now(); await import('node:path'); console.log(performance.now()-t)",
-    "sandlot: import": "const t=performance.now(); await import('sandlot'); console.log(performance.now()-t)",
+    'sandlot: import': `const t=performance.now(); await import(${JSON.stringify(esm)}); console.log(performance.now()-t)`,
     "@hopx-ai/sdk: import": "const t=performance.now(); await import('@hopx-ai/sdk'); console.log(performance.now()-t)",
-    "sandlot: require": "import {createRequire} from 'node:module'; const r=createRequire(process.cwd()+'/x.js'); const t=performance.now(); r('sandlot'); console.log(performance.now()-t)",
+    'sandlot: require': `import {createRequire} from 'node:module'; const r=createRequire(process.cwd()+'/x.js'); const t=performance.now(); r(${JSON.stringify(cjs)}); console.log(performance.now()-t)`,
     "@hopx-ai/sdk: require": "import {createRequire} from 'node:module'; const r=createRequire(process.cwd()+'/x.js'); const t=performance.now(); r('@hopx-ai/sdk'); console.log(performance.now()-t)",
   };
   const names = Object.keys(scripts);
