@@ -4,8 +4,8 @@
 //!
 //! Modules by concern: `config` (where the server and key come from), `http` (the single
 //! request core), `errors` (taxonomy → JS error classes), `types` (JS-facing types and their
-//! wire mapping), `sandbox` (the class and control-plane calls), `process` (running code), `stream` (live
-//! output over Server-Sent Events), `webhook` (callback signatures).
+//! wire mapping), `sandbox` (the class and control-plane calls), `process` (running code),
+//! `stream` (live output over Server-Sent Events), `webhook` (callback signatures).
 
 mod config;
 mod errors;
@@ -20,3 +20,4 @@ pub use sandbox::Sandbox;
 pub use sandlot_protocol as protocol;
 pub use stream::{ProcessStream, ProcessStreamIterator};
 pub use types::*;
+pub use webhook::verify_webhook_signature;

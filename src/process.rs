@@ -1,4 +1,5 @@
-//! Running code in a sandbox: synchronous runs and background processes (agent routes).
+//! Running code in a sandbox (agent routes): synchronous runs, background processes, and async
+//! runs whose result is POSTed to a callback.
 
 use gloo_net::http::Method;
 use sandlot_protocol as wire;
