@@ -92,11 +92,23 @@ impl SseParser {
     }
 }
 
-/// Reads a frame's JSON `data` as a wire event; unknown event types are skipped, so a newer
-/// server can add some.
+/// Reads a frame's JSON `data` as a wire event, picking the struct by its `type` (cheaper in
+/// wasm than serde's tagged-enum buffering); unknown types are skipped, so a newer server can
+/// add some.
 fn decode_frame(frame: &SseFrame) -> Option<wire::StreamEvent> {
     let value = js_sys::JSON::parse(&frame.data).ok()?;
-    serde_wasm_bindgen::from_value(value).ok()
+    let kind = js_sys::Reflect::get(&value, &JsValue::from_str("type"))
+        .ok()?
+        .as_string()?;
+    use serde_wasm_bindgen::from_value as read;
+    Some(match kind.as_str() {
+        "start" => wire::StreamEvent::Start(read(value).ok()?),
+        "stdout" => wire::StreamEvent::Stdout(read(value).ok()?),
+        "stderr" => wire::StreamEvent::Stderr(read(value).ok()?),
+        "truncated" => wire::StreamEvent::Truncated(read(value).ok()?),
+        "exit" => wire::StreamEvent::Exit(read(value).ok()?),
+        _ => return None,
+    })
 }
 
 /// What `close()` and a pending `next()` share: the flag and the reader to cancel.
@@ -105,6 +117,9 @@ struct Shared {
     closed: Cell<bool>,
     reader: RefCell<Option<ReadableStreamDefaultReader>>,
 }
+
+/// `StreamEvent::Stdout` or `StreamEvent::Stderr`.
+type MakeOutput = fn(wire::OutputEvent) -> wire::StreamEvent;
 
 /// Re-frames output chunks into whole lines, per stream, across events and reconnects.
 #[derive(Debug, Default)]
@@ -118,44 +133,27 @@ impl LineFramer {
     /// except that `truncated` and `exit` first flush what is left of each stream.
     pub fn frame(&mut self, event: wire::StreamEvent) -> Vec<wire::StreamEvent> {
         match event {
-            wire::StreamEvent::Stdout {
-                data,
-                seq,
-                timestamp,
-            } => Self::lines(&mut self.stdout, data, |data| wire::StreamEvent::Stdout {
-                data,
-                seq,
-                timestamp: timestamp.clone(),
-            }),
-            wire::StreamEvent::Stderr {
-                data,
-                seq,
-                timestamp,
-            } => Self::lines(&mut self.stderr, data, |data| wire::StreamEvent::Stderr {
-                data,
-                seq,
-                timestamp: timestamp.clone(),
-            }),
+            wire::StreamEvent::Stdout(o) => {
+                Self::lines(&mut self.stdout, o, wire::StreamEvent::Stdout)
+            }
+            wire::StreamEvent::Stderr(o) => {
+                Self::lines(&mut self.stderr, o, wire::StreamEvent::Stderr)
+            }
             // A gap or the end: what is left of a line must not be glued to what follows.
-            wire::StreamEvent::Exit { seq, .. }
-            | wire::StreamEvent::Truncated { to_seq: seq, .. } => {
+            wire::StreamEvent::Exit(wire::ExitEvent { seq, .. })
+            | wire::StreamEvent::Truncated(wire::TruncatedEvent { to_seq: seq, .. }) => {
                 let mut out = Vec::new();
-                for (rest, stdout) in [(&mut self.stdout, true), (&mut self.stderr, false)] {
+                let streams: [(&mut String, MakeOutput); 2] = [
+                    (&mut self.stdout, wire::StreamEvent::Stdout),
+                    (&mut self.stderr, wire::StreamEvent::Stderr),
+                ];
+                for (rest, make) in streams {
                     if !rest.is_empty() {
-                        let data = std::mem::take(rest);
-                        out.push(if stdout {
-                            wire::StreamEvent::Stdout {
-                                data,
-                                seq,
-                                timestamp: None,
-                            }
-                        } else {
-                            wire::StreamEvent::Stderr {
-                                data,
-                                seq,
-                                timestamp: None,
-                            }
-                        });
+                        out.push(make(wire::OutputEvent {
+                            data: std::mem::take(rest),
+                            seq,
+                            timestamp: None,
+                        }));
                     }
                 }
                 out.push(event);
@@ -167,14 +165,17 @@ impl LineFramer {
 
     fn lines(
         rest: &mut String,
-        data: String,
-        make: impl Fn(String) -> wire::StreamEvent,
+        chunk: wire::OutputEvent,
+        make: MakeOutput,
     ) -> Vec<wire::StreamEvent> {
-        rest.push_str(&data);
+        rest.push_str(&chunk.data);
         let mut out = Vec::new();
         while let Some(end) = rest.find('\n') {
-            let line: String = rest.drain(..=end).collect();
-            out.push(make(line));
+            out.push(make(wire::OutputEvent {
+                data: rest.drain(..=end).collect(),
+                seq: chunk.seq,
+                timestamp: chunk.timestamp.clone(),
+            }));
         }
         out
     }
@@ -254,13 +255,12 @@ impl StreamState {
     fn note(&mut self, event: &wire::StreamEvent) {
         self.resumes = 0;
         match event {
-            wire::StreamEvent::Start { process_id, .. } => {
-                self.process_id = Some(process_id.clone());
+            wire::StreamEvent::Start(start) => self.process_id = Some(start.process_id.clone()),
+            wire::StreamEvent::Stdout(o) | wire::StreamEvent::Stderr(o) => {
+                self.last_seq = Some(o.seq);
             }
-            wire::StreamEvent::Stdout { seq, .. }
-            | wire::StreamEvent::Stderr { seq, .. }
-            | wire::StreamEvent::Exit { seq, .. } => self.last_seq = Some(*seq),
-            wire::StreamEvent::Truncated { to_seq, .. } => self.last_seq = Some(*to_seq),
+            wire::StreamEvent::Exit(x) => self.last_seq = Some(x.seq),
+            wire::StreamEvent::Truncated(t) => self.last_seq = Some(t.to_seq),
         }
     }
 
@@ -272,7 +272,7 @@ impl StreamState {
                 self.pending.clear();
             }
             if let Some(event) = self.pending.pop_front() {
-                if matches!(event, wire::StreamEvent::Exit { .. }) {
+                if matches!(event, wire::StreamEvent::Exit(_)) {
                     self.ended = true;
                 }
                 return Ok(Some(event));
@@ -534,20 +534,20 @@ mod tests {
     }
 
     fn out(data: &str, seq: u64) -> wire::StreamEvent {
-        wire::StreamEvent::Stdout {
+        wire::StreamEvent::Stdout(wire::OutputEvent {
             data: data.into(),
             seq,
             timestamp: None,
-        }
+        })
     }
 
     fn data(events: &[wire::StreamEvent]) -> Vec<String> {
         events
             .iter()
             .filter_map(|e| match e {
-                wire::StreamEvent::Stdout { data, .. } => Some(format!("out:{data}")),
-                wire::StreamEvent::Stderr { data, .. } => Some(format!("err:{data}")),
-                wire::StreamEvent::Exit { .. } => Some("exit".into()),
+                wire::StreamEvent::Stdout(o) => Some(format!("out:{}", o.data)),
+                wire::StreamEvent::Stderr(o) => Some(format!("err:{}", o.data)),
+                wire::StreamEvent::Exit(_) => Some("exit".into()),
                 _ => None,
             })
             .collect()
@@ -559,19 +559,19 @@ mod tests {
         let mut got = Vec::new();
         got.extend(f.frame(out("progress 1", 1)));
         got.extend(f.frame(out("\nprogress 2\npart", 2)));
-        got.extend(f.frame(wire::StreamEvent::Stderr {
+        got.extend(f.frame(wire::StreamEvent::Stderr(wire::OutputEvent {
             data: "warn\n".into(),
             seq: 3,
             timestamp: None,
-        }));
-        got.extend(f.frame(wire::StreamEvent::Exit {
+        })));
+        got.extend(f.frame(wire::StreamEvent::Exit(wire::ExitEvent {
             status: wire::ProcessStatus::Completed,
             exit_code: Some(0),
             execution_time: None,
             error: None,
             timestamp: None,
             seq: 4,
-        }));
+        })));
         assert_eq!(
             data(&got),
             [
@@ -588,15 +588,15 @@ mod tests {
     fn line_framer_flushes_a_partial_line_before_a_gap() {
         let mut f = LineFramer::default();
         let mut got = f.frame(out("before the ga", 1));
-        got.extend(f.frame(wire::StreamEvent::Truncated {
+        got.extend(f.frame(wire::StreamEvent::Truncated(wire::TruncatedEvent {
             from_seq: 2,
             to_seq: 5,
             dropped_bytes: 10,
             message: None,
-        }));
+        })));
         got.extend(f.frame(out("after\n", 6)));
         assert_eq!(data(&got), ["out:before the ga", "out:after\n"]);
-        assert!(matches!(got[1], wire::StreamEvent::Truncated { .. }));
+        assert!(matches!(got[1], wire::StreamEvent::Truncated(_)));
     }
 
     #[wasm_bindgen_test]
@@ -605,10 +605,7 @@ mod tests {
             "stdout",
             r#"{"type":"stdout","data":"x","timestamp":"t","seq":4}"#,
         ));
-        assert!(matches!(
-            out,
-            Some(wire::StreamEvent::Stdout { seq: 4, .. })
-        ));
+        assert!(matches!(&out, Some(wire::StreamEvent::Stdout(o)) if o.seq == 4));
         assert_eq!(decode_frame(&frame("future", r#"{"type":"future"}"#)), None);
         assert_eq!(decode_frame(&frame("x", "not json")), None);
         let js = tsify::Ts::from_rust(&StreamEvent::from(out.unwrap()))

@@ -758,43 +758,31 @@ pub enum StreamEvent {
 impl From<wire::StreamEvent> for StreamEvent {
     fn from(e: wire::StreamEvent) -> Self {
         match e {
-            wire::StreamEvent::Start {
-                process_id,
-                execution_id,
-                name,
-                timeout,
-                ..
-            } => Self::Start {
-                process_id,
-                execution_id,
-                name,
-                timeout,
+            wire::StreamEvent::Start(s) => Self::Start {
+                process_id: s.process_id,
+                execution_id: s.execution_id,
+                name: s.name,
+                timeout: s.timeout,
             },
-            wire::StreamEvent::Stdout { data, seq, .. } => Self::Stdout { data, seq },
-            wire::StreamEvent::Stderr { data, seq, .. } => Self::Stderr { data, seq },
-            wire::StreamEvent::Truncated {
-                from_seq,
-                to_seq,
-                dropped_bytes,
-                ..
-            } => Self::Truncated {
-                from_seq,
-                to_seq,
-                dropped_bytes,
+            wire::StreamEvent::Stdout(o) => Self::Stdout {
+                data: o.data,
+                seq: o.seq,
             },
-            wire::StreamEvent::Exit {
-                status,
-                exit_code,
-                execution_time,
-                error,
-                seq,
-                ..
-            } => Self::Exit {
-                status: status.into(),
-                exit_code,
-                execution_time,
-                error,
-                seq,
+            wire::StreamEvent::Stderr(o) => Self::Stderr {
+                data: o.data,
+                seq: o.seq,
+            },
+            wire::StreamEvent::Truncated(t) => Self::Truncated {
+                from_seq: t.from_seq,
+                to_seq: t.to_seq,
+                dropped_bytes: t.dropped_bytes,
+            },
+            wire::StreamEvent::Exit(x) => Self::Exit {
+                status: x.status.into(),
+                exit_code: x.exit_code,
+                execution_time: x.execution_time,
+                error: x.error,
+                seq: x.seq,
             },
         }
     }

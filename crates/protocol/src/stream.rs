@@ -2,59 +2,83 @@
 //! `GET /execute/processes/{id}/stream` and `POST /execute/stream`. The SSE `id` of an output,
 //! `truncated` or `exit` event is its sequence number (`seq`, or `to_seq` for a gap), which a
 //! client sends back as `Last-Event-ID` (or `?since=`) to resume after it.
+//!
+//! Each kind has its own struct, so a client that already knows the kind (from `type` or the
+//! SSE `event:` line) reads just that struct; [`StreamEvent`] is the tagged whole.
 
 use serde::{Deserialize, Serialize};
 
 use crate::ProcessStatus;
 
+/// First event of `POST /execute/stream`: the process that was started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartEvent {
+    pub process_id: String,
+    pub execution_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+/// A piece of stdout or stderr.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputEvent {
+    pub data: String,
+    pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+/// Events `from_seq..=to_seq` were dropped to stay within the output cap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruncatedEvent {
+    pub from_seq: u64,
+    pub to_seq: u64,
+    pub dropped_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The process ended; nothing follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExitEvent {
+    pub status: ProcessStatus,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub execution_time: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    pub seq: u64,
+}
+
 /// One stream event, tagged by `type` (the same word as the SSE `event:` line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum StreamEvent {
-    /// First event of `POST /execute/stream`: the process that was started.
-    Start {
-        process_id: String,
-        execution_id: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        name: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timeout: Option<u64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timestamp: Option<String>,
-    },
-    Stdout {
-        data: String,
-        seq: u64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timestamp: Option<String>,
-    },
-    Stderr {
-        data: String,
-        seq: u64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timestamp: Option<String>,
-    },
-    /// Events `from_seq..=to_seq` were dropped to stay within the output cap.
-    Truncated {
-        from_seq: u64,
-        to_seq: u64,
-        dropped_bytes: u64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
-    /// The process ended; nothing follows.
-    Exit {
-        status: ProcessStatus,
-        #[serde(default)]
-        exit_code: Option<i32>,
-        #[serde(default)]
-        execution_time: Option<f64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timestamp: Option<String>,
-        seq: u64,
-    },
+    Start(StartEvent),
+    Stdout(OutputEvent),
+    Stderr(OutputEvent),
+    Truncated(TruncatedEvent),
+    Exit(ExitEvent),
+}
+
+impl StreamEvent {
+    /// The `type` tag (and SSE event name) of this event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Start(_) => "start",
+            Self::Stdout(_) => "stdout",
+            Self::Stderr(_) => "stderr",
+            Self::Truncated(_) => "truncated",
+            Self::Exit(_) => "exit",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -67,24 +91,36 @@ mod tests {
             r#"{"type":"stdout","data":"hi\n","timestamp":"2026-01-01T00:00:00.000Z","seq":3}"#,
         )
         .unwrap();
-        assert!(matches!(out, StreamEvent::Stdout { seq: 3, .. }));
+        assert!(matches!(out, StreamEvent::Stdout(OutputEvent { seq: 3, .. })));
+        assert_eq!(out.kind(), "stdout");
         let exit: StreamEvent = serde_json::from_str(
             r#"{"type":"exit","status":"completed","exit_code":0,"execution_time":1.5,"error":null,"timestamp":"t","seq":9}"#,
         )
         .unwrap();
         assert!(matches!(
             exit,
-            StreamEvent::Exit {
+            StreamEvent::Exit(ExitEvent {
                 status: ProcessStatus::Completed,
                 exit_code: Some(0),
                 seq: 9,
                 ..
-            }
+            })
         ));
         let gap: StreamEvent = serde_json::from_str(
             r#"{"type":"truncated","from_seq":3,"to_seq":9,"dropped_bytes":100,"message":"m"}"#,
         )
         .unwrap();
-        assert!(matches!(gap, StreamEvent::Truncated { to_seq: 9, .. }));
+        assert!(matches!(gap, StreamEvent::Truncated(TruncatedEvent { to_seq: 9, .. })));
+    }
+
+    #[test]
+    fn stream_events_write_the_type_tag_with_their_fields() {
+        let json = serde_json::to_string(&StreamEvent::Stderr(OutputEvent {
+            data: "x".into(),
+            seq: 1,
+            timestamp: None,
+        }))
+        .unwrap();
+        assert_eq!(json, r#"{"type":"stderr","data":"x","seq":1}"#);
     }
 }
