@@ -338,11 +338,22 @@ pub fn decode<T: DeserializeOwned>(value: JsValue) -> Result<T, SdkError> {
         .map_err(|e| SdkError::invalid_response(format!("unexpected reply from the server: {e}")))
 }
 
+/// A decimal number as JS `Number()` reads it (strict, unlike `parseFloat`); `None` for
+/// anything else. Used instead of `str::parse::<f64>`, which costs kilobytes of wasm.
+pub fn parse_number(text: &str) -> Option<f64> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let n = JsValue::from_str(text).unchecked_into_f64(); // JS unary `+`
+    n.is_finite().then_some(n)
+}
+
 /// `Retry-After` is either delta-seconds or an HTTP date.
 pub fn parse_retry_after(value: &str) -> Option<f64> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then_some(secs);
+    if let Some(secs) = parse_number(value) {
+        return (secs >= 0.0).then_some(secs);
     }
     let at = js_sys::Date::parse(value);
     (!at.is_nan()).then(|| ((at - js_sys::Date::now()) / 1000.0).max(0.0))

@@ -62,7 +62,7 @@ pub fn verify(
         return false;
     };
     if tolerance_secs > 0 {
-        let Ok(sent) = timestamp.trim().parse::<f64>() else {
+        let Some(sent) = crate::http::parse_number(timestamp) else {
             return false;
         };
         if (now_secs - sent).abs() > tolerance_secs as f64 {
