@@ -120,5 +120,6 @@ if (foreign.size) results.meta.foreign = [...foreign].join(', ');
 const suffix = only ? '-partial' : quick ? '-quick' : '';
 const { verdicts } = writeReport(results, outDir, { suffix, notesFile: path.join(ROOT, 'bench/notes.md') });
 console.log(`\n[bench] wrote ${path.relative(ROOT, path.join(outDir, `report${suffix}.md`))} and .json in ${results.meta.durationS.toFixed(0)} s`);
+if (results.meta.foreign) console.log(`[bench] note: other work ran on the machine meanwhile (${results.meta.foreign}); figures are noisier`);
 for (const v of verdicts) console.log(`  ${v.met === null ? 'n/a   ' : v.met ? 'met   ' : 'MISSED'}  ${v.figure}: ${v.value} (target ${v.target})`);
 process.exit(failed ? 1 : 0);
