@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use gloo_net::http::{Headers, Method, Request, RequestBuilder, Response};
-use sandlot_protocol::ErrorBody;
+use sandlot_protocol::{ErrorBody, ErrorDetail, ErrorField};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::closure::Closure;
@@ -233,10 +233,10 @@ impl Call {
 
 /// The error for a non-2xx reply, from its status, body and headers.
 fn reply_error(status: u16, text: &str, headers: &Headers, hint: NotFoundHint) -> SdkError {
-    let body: Option<ErrorBody> = js_sys::JSON::parse(text)
+    let body = js_sys::JSON::parse(text)
         .ok()
         .filter(JsValue::is_object)
-        .and_then(|v| serde_wasm_bindgen::from_value(v).ok());
+        .and_then(read_error_body);
     let retry_after = headers
         .get("retry-after")
         .and_then(|v| parse_retry_after(&v));
@@ -247,6 +247,46 @@ fn reply_error(status: u16, text: &str, headers: &Headers, hint: NotFoundHint) -
         retry_after,
         hint,
     )
+}
+
+/// [`ErrorBody`] with its `error` field kept as a JS value: the field is a string on the
+/// agent and an object on the control plane, and resolving that here (rather than through
+/// serde's untagged-enum buffering) keeps about 12 KB out of the wasm.
+#[derive(serde::Deserialize)]
+struct ErrorBodyView {
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    error: JsValue,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    retry_after: Option<u64>,
+}
+
+/// Reads an error reply into the protocol's [`ErrorBody`] (whose accessors decide where the
+/// message and code are).
+fn read_error_body(value: JsValue) -> Option<ErrorBody> {
+    let view: ErrorBodyView = serde_wasm_bindgen::from_value(value).ok()?;
+    let error = match view.error.as_string() {
+        Some(message) => Some(ErrorField::Message(message)),
+        None if view.error.is_object() => serde_wasm_bindgen::from_value::<ErrorDetail>(view.error)
+            .ok()
+            .map(ErrorField::Detail),
+        None => None,
+    };
+    Some(ErrorBody {
+        error,
+        code: view.code,
+        message: view.message,
+        request_id: view.request_id,
+        timestamp: view.timestamp,
+        retry_after: view.retry_after,
+    })
 }
 
 /// An open event-stream body; the caller's signal stays wired to it while it lives.
@@ -553,6 +593,25 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[wasm_bindgen_test]
+    fn error_bodies_of_both_planes_are_read() {
+        let read = |json: &str| read_error_body(js_sys::JSON::parse(json).unwrap()).unwrap();
+        let agent =
+            read(r#"{"error":"Process not found","code":"PROCESS_NOT_FOUND","retry_after":null}"#);
+        assert_eq!(agent.message(), Some("Process not found"));
+        assert_eq!(agent.code(), Some("PROCESS_NOT_FOUND"));
+        let control =
+            read(r#"{"error":{"message":"gone","code":"SANDBOX_NOT_FOUND","request_id":"r9"}}"#);
+        assert_eq!(control.message(), Some("gone"));
+        assert_eq!(control.code(), Some("SANDBOX_NOT_FOUND"));
+        assert!(
+            matches!(control.error, Some(ErrorField::Detail(ref d)) if d.request_id.as_deref() == Some("r9"))
+        );
+        let limited = read(r#"{"message":"slow down","retry_after":5}"#);
+        assert_eq!(limited.retry_after, Some(5));
+        assert_eq!(limited.message(), Some("slow down"));
     }
 
     #[wasm_bindgen_test]
