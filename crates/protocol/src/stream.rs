@@ -91,7 +91,10 @@ mod tests {
             r#"{"type":"stdout","data":"hi\n","timestamp":"2026-01-01T00:00:00.000Z","seq":3}"#,
         )
         .unwrap();
-        assert!(matches!(out, StreamEvent::Stdout(OutputEvent { seq: 3, .. })));
+        assert!(matches!(
+            out,
+            StreamEvent::Stdout(OutputEvent { seq: 3, .. })
+        ));
         assert_eq!(out.kind(), "stdout");
         let exit: StreamEvent = serde_json::from_str(
             r#"{"type":"exit","status":"completed","exit_code":0,"execution_time":1.5,"error":null,"timestamp":"t","seq":9}"#,
@@ -110,7 +113,10 @@ mod tests {
             r#"{"type":"truncated","from_seq":3,"to_seq":9,"dropped_bytes":100,"message":"m"}"#,
         )
         .unwrap();
-        assert!(matches!(gap, StreamEvent::Truncated(TruncatedEvent { to_seq: 9, .. })));
+        assert!(matches!(
+            gap,
+            StreamEvent::Truncated(TruncatedEvent { to_seq: 9, .. })
+        ));
     }
 
     #[test]
