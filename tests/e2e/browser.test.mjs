@@ -3,6 +3,7 @@
 // to headless Chromium, driving a real sandlotd. The page and the API share one origin (a
 // small server serves the build and forwards /v1 and /sandboxes to sandlotd, which is told
 // that origin with --public-url), and the page reports its results with a POST.
+// The examples' pages (playground, no-bundler page) are in browser-playground.test.mjs.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +20,8 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 const app = path.join(here, 'vite-app');
 const vite = path.join(process.env.SANDLOT_REPO, 'node_modules/.bin/vite');
 const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+// Without chromium the browser test skips, except on CI, where a skip would hide a gap.
+const skip = !chromium && !process.env.CI && 'no chromium installed (scripts/setup.sh installs it)';
 
 const MAIN_JS = `
 import { Sandbox, ProcessNotFoundError, SandlotError } from 'sandlot';
@@ -136,7 +139,8 @@ test('vite build bundles the package for the browser, wasm as an asset', async (
   assert.ok(assets.some((f) => f.endsWith('.js')));
 });
 
-test('the Vite build drives a sandbox from headless Chromium', { skip: !chromium && 'no chromium installed' }, async () => {
+test('the Vite build drives a sandbox from headless Chromium', { skip }, async () => {
+  assert.ok(chromium, 'no /usr/bin/chromium: scripts/setup.sh installs Debian chromium');
   web = await serve(path.join(app, 'dist'));
   sandlotd = await startServer(['--public-url', web.url]);
   web.setUpstream(sandlotd.url);
@@ -158,45 +162,3 @@ test('the Vite build drives a sandbox from headless Chromium', { skip: !chromium
   assert.deepEqual(result.typedError, { processNotFound: true, base: true, status: 404 });
   assert.equal(result.viaSession, 'session\n');
 });
-
-test('examples/browser: a plain <script type=module> page driven by a backend-made session', { skip: !chromium && 'no chromium installed' }, async () => {
-  const server = await startServer();
-  const example = spawn(process.execPath, [path.join(here, 'examples/browser/server.mjs'), '--port', '0', '--once'], {
-    env: { ...process.env, SANDLOT_URL: server.url, SANDLOT_API_KEY: server.apiKey },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let output = '';
-  example.stdout.on('data', (d) => (output += d));
-  const exampleExit = new Promise((resolve) => example.once('exit', resolve));
-  try {
-    const url = await eventuallyMatch(() => output.match(/listening on (\S+)/)?.[1]);
-    let timer;
-    await withChromium(url, (browserExit) =>
-      Promise.race([
-        exampleExit,
-        browserExit.then((code) => {
-          throw new Error(`chromium exited (${code}) first`);
-        }),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no report within 60 s: ${output}`)), 60_000);
-        }),
-      ]).finally(() => clearTimeout(timer)),
-    );
-    assert.equal(await exampleExit, 0, output);
-    assert.match(output, /page reported: \{"ok":true/);
-    assert.match(output, /step 2/);
-  } finally {
-    if (example.exitCode === null) example.kill();
-    await server.stop();
-  }
-});
-
-async function eventuallyMatch(fn, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error('example server did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

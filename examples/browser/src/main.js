@@ -30,9 +30,10 @@ let processes = []; // the last listProcesses(), newest first
 let selected; // processId whose output is shown
 let following; // { processId, stream } of the open output stream
 let runs = 0;
+let warning; // the backend's CORS warning, kept visible over later errors
 
 function setStatus(text, isError = false) {
-  ui.status.textContent = text;
+  ui.status.textContent = warning ? `${warning} (${text})` : text;
   ui.status.classList.toggle('error', isError);
 }
 
@@ -175,8 +176,12 @@ async function start() {
   const body = await res.json();
   if (!res.ok) throw new Error(body.error ?? `backend answered ${res.status}`);
   sandbox = await Sandbox.connect(body.session);
-  if (body.warning) setStatus(body.warning, true);
-  else setStatus(`sandbox ${sandbox.sandboxId} · agent ${new URL(sandbox.agentUrl).host}`);
+  if (body.warning) {
+    setStatus(body.warning, true);
+    warning = body.warning;
+  } else {
+    setStatus(`sandbox ${sandbox.sandboxId} · agent ${new URL(sandbox.agentUrl).host}`);
+  }
   ui.run.disabled = false;
   document.body.dataset.ready = 'true';
   poll();
