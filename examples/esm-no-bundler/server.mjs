@@ -5,7 +5,7 @@
 // browser build, loaded by a plain <script type="module"> through an import map (no bundler).
 // It also forwards the sandbox's agent routes so the page calls its own origin (no CORS setup).
 //
-//   SANDLOT_URL=http://127.0.0.1:7070 SANDLOT_API_KEY=... node examples/browser/server.mjs [--port N] [--once]
+//   SANDLOT_URL=http://127.0.0.1:7070 SANDLOT_API_KEY=... node examples/esm-no-bundler/server.mjs [--port N] [--once]
 //
 // --once: stop after the page reports it has finished (used by the tests).
 import fs from 'node:fs';
