@@ -10,6 +10,7 @@ use crate::config;
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
 use crate::http::{decode, signal_of, sleep};
 use crate::sandbox::{arg, encode, out, Sandbox};
+use crate::stream::OutputCallbacks;
 use crate::types::{
     AsyncExecution, BackgroundExecution, CallOptions, ExecutionResult, ProcessActionResult,
     ProcessInfo, RunCodeAsyncOptions, RunCodeBackgroundOptions, RunCodeOptions, WaitOptions,
@@ -58,7 +59,9 @@ impl Sandbox {
         Ok(out(&ExecutionResult::from(reply))?)
     }
 
-    /// Starts code in the background and resolves at once with its `processId`.
+    /// Starts code in the background and resolves at once with its `processId`. With
+    /// `onStdout`/`onStderr`/`onExit`, the process's output is then followed in the background
+    /// and handed to them in order until it ends (`signal` also stops that).
     #[wasm_bindgen(js_name = runCodeBackground)]
     pub async fn run_code_background(
         &self,
@@ -68,6 +71,7 @@ impl Sandbox {
         let code = string_arg(&code, "code")?;
         let opts = arg(options, "runCodeBackground options")?;
         let signal = signal_of(&opts.signal)?;
+        let callbacks = OutputCallbacks::new(&opts.on_stdout, &opts.on_stderr, &opts.on_exit)?;
         let requested_timeout = opts.timeout;
         let body = opts.to_wire(code);
         let reply = self
@@ -81,6 +85,14 @@ impl Sandbox {
             )
             .await?;
         let reply: wire::BackgroundExecuteResponse = decode(reply)?;
+        if let Some(callbacks) = callbacks {
+            callbacks.follow(
+                self.inner.clone(),
+                reply.process_id.clone(),
+                opts.lines.unwrap_or(false),
+                signal,
+            );
+        }
         Ok(out(&BackgroundExecution::from_wire(
             reply,
             requested_timeout,

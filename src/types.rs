@@ -247,6 +247,28 @@ pub struct RunCodeBackgroundOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub workdir: Option<String>,
+    /// Called with each piece of stdout, in order, as the process writes it (followed over
+    /// the process's output stream until it ends; `signal` stops it). An error thrown here is
+    /// reported once with `console.error` and does not stop the delivery.
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    #[tsify(type = "(data: string) => void", optional)]
+    pub on_stdout: JsValue,
+    /// Like `onStdout`, for stderr.
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    #[tsify(type = "(data: string) => void", optional)]
+    pub on_stderr: JsValue,
+    /// Called once after the last `onStdout`/`onStderr` call, when the process has ended.
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    #[tsify(
+        type = "(event: Extract<StreamEvent, { type: 'exit' }>) => void",
+        optional
+    )]
+    pub on_exit: JsValue,
+    /// With callbacks: call them with whole lines (each ends in `\n`, but a last line without
+    /// one) instead of chunks as written.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub lines: Option<bool>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     #[tsify(type = "AbortSignal", optional)]
     pub signal: JsValue,
