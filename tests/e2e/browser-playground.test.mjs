@@ -207,6 +207,9 @@ test('the page without a --cors-origins entry for it gets a clear warning', { sk
     await browser.page.goto(`${backend.match[1]}/`);
     await browser.page.waitForSelector('#status.error', { timeout: 30_000 });
     assert.match(await browser.page.textContent('#status'), /start it with --cors-origins http:\/\/127\.0\.0\.1:\d+/);
+    // And the browser indeed refuses the agent's answers: the SDK reports a NetworkError.
+    await browser.page.waitForFunction(() => document.getElementById('status').textContent.includes('listProcesses failed'), null, { timeout: 15_000 });
+    assert.match(await browser.page.textContent('#status'), /NetworkError \(NETWORK_ERROR\)/);
   } finally {
     await browser.close();
     await backend.stop();
