@@ -20,7 +20,7 @@ import { Sandbox } from 'sandlot';
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const port = Number(option('--port', process.env.PORT ?? 5173));
-const dist = option('--dist');
+const dist = option('--dist') && path.resolve(option('--dist'));
 const here = path.dirname(new URL(import.meta.url).pathname);
 const sandboxes = [];
 
@@ -50,7 +50,7 @@ const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/cs
 function serveBuild(req, res) {
   const urlPath = decodeURIComponent(new URL(req.url, 'http://x').pathname);
   let file = path.join(dist, urlPath === '/' ? 'index.html' : urlPath);
-  if (!file.startsWith(path.resolve(dist)) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+  if (!file.startsWith(dist) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
     file = path.join(dist, 'index.html');
   }
   res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream' });
