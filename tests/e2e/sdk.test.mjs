@@ -808,3 +808,249 @@ describe('async execution and webhooks', () => {
     await rejects(sandbox.runCodeAsync('print(1)', {}), ValidationError);
   });
 });
+
+describe('runCodeBackground output callbacks', () => {
+  let sandbox;
+  before(async () => {
+    sandbox = await fresh();
+  });
+
+  /** Starts code with callbacks that record every call; `exited` resolves in onExit. */
+  async function recorded(code, options = {}) {
+    const calls = [];
+    let exitCount = 0;
+    let onExit;
+    const exited = new Promise((resolve) => (onExit = resolve));
+    const started = Date.now();
+    const run = await sandbox.runCodeBackground(code, {
+      onStdout: (data) => calls.push(['stdout', data]),
+      onStderr: (data) => calls.push(['stderr', data]),
+      onExit: (event) => {
+        exitCount += 1;
+        calls.push(['exit', event]);
+        onExit(event);
+      },
+      ...options,
+    });
+    return { run, calls, exited, resolvedAfterMs: Date.now() - started, exitCount: () => exitCount };
+  }
+  const joined = (calls, type) => calls.filter(([t]) => t === type).map(([, d]) => d).join('');
+
+  test('resolves at once; onStdout and onStderr get exactly the output, in order, apart; onExit last', async () => {
+    const code = [
+      'import sys, time',
+      'for i in range(3):',
+      '    print(f"out {i}", flush=True)',
+      '    time.sleep(0.1)',
+      '    print(f"err {i}", file=sys.stderr, flush=True)',
+      '    time.sleep(0.1)',
+      'sys.stdout.write("no newline")',
+      'sys.exit(5)',
+    ].join('\n');
+    const { run, calls, exited, resolvedAfterMs, exitCount } = await recorded(code, { name: 'with-callbacks' });
+    assert.ok(resolvedAfterMs < 500, `resolved after ${resolvedAfterMs} ms, before the output`);
+    assert.equal(run.name, 'with-callbacks');
+    assert.ok(['queued', 'running'].includes(run.status));
+    const exit = await exited;
+    assert.equal(exit.type, 'exit');
+    assert.equal(exit.status, 'failed');
+    assert.equal(exit.exitCode, 5);
+    assert.equal(joined(calls, 'stdout'), 'out 0\nout 1\nout 2\nno newline');
+    assert.equal(joined(calls, 'stderr'), 'err 0\nerr 1\nerr 2\n');
+    for (const [, data] of calls.slice(0, -1)) assert.equal(typeof data, 'string');
+    // The order across the two streams is the order the process wrote them in.
+    const order = calls.slice(0, -1).map(([t, d]) => `${t}:${d.trim()}`).filter((s) => !s.endsWith(':'));
+    assert.deepEqual(order, ['stdout:out 0', 'stderr:err 0', 'stdout:out 1', 'stderr:err 1', 'stdout:out 2', 'stderr:err 2', 'stdout:no newline']);
+    assert.equal(calls.at(-1)[0], 'exit', 'onExit comes after every output callback');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(exitCount(), 1, 'onExit is called once');
+    // Exactly what the server recorded.
+    const p = await sandbox.getProcess(run.processId);
+    assert.equal(joined(calls, 'stdout'), p.stdout);
+    assert.equal(joined(calls, 'stderr'), p.stderr);
+  });
+
+  test('10,000 lines arrive complete and in order through onStdout', async () => {
+    const { calls, exited } = await recorded('for i in range(10000):\n    print(f"line {i}")');
+    assert.equal((await exited).status, 'completed');
+    const expected = Array.from({ length: 10_000 }, (_, i) => `line ${i}\n`).join('');
+    assert.equal(joined(calls, 'stdout'), expected);
+    assert.equal(joined(calls, 'stderr'), '');
+  });
+
+  test('lines: true calls the callbacks once per whole line', async () => {
+    const code = [
+      'import sys, time',
+      'for part in ["a", "b\\nc", "\\nd"]:',
+      '    sys.stdout.write(part)',
+      '    sys.stdout.flush()',
+      '    time.sleep(0.2)',
+    ].join('\n');
+    const { calls, exited } = await recorded(code, { lines: true });
+    await exited;
+    assert.deepEqual(calls.filter(([t]) => t === 'stdout').map(([, d]) => d), ['ab\n', 'c\n', 'd']);
+  });
+
+  test('only onStdout: stderr is ignored, nothing else is required', async () => {
+    const seen = [];
+    const { processId } = await sandbox.runCodeBackground('import sys\nprint("x")\nprint("y", file=sys.stderr)', {
+      onStdout: (d) => seen.push(d),
+    });
+    await sandbox.waitForProcess(processId, { intervalMs: 50 });
+    await eventually(() => seen.join('') === 'x\n', 5000, 20);
+  });
+
+  test('a callback that throws is reported once with console.error; delivery goes on', async () => {
+    const original = console.error;
+    const reported = [];
+    console.error = (...args) => reported.push(args);
+    try {
+      const seen = [];
+      let exited;
+      const done = new Promise((r) => (exited = r));
+      await sandbox.runCodeBackground('import time\nfor i in range(5):\n    print(i, flush=True)\n    time.sleep(0.05)', {
+        lines: true,
+        onStdout: (d) => {
+          seen.push(d);
+          throw new Error(`callback failed on ${d.trim()}`);
+        },
+        onExit: exited,
+      });
+      const exit = await done;
+      assert.equal(exit.status, 'completed');
+      assert.deepEqual(seen, ['0\n', '1\n', '2\n', '3\n', '4\n']);
+      assert.equal(reported.length, 1, 'reported once');
+      assert.match(String(reported[0][0]), /output callback of process proc_\S+ threw/);
+      assert.equal(reported[0][1].message, 'callback failed on 0');
+    } finally {
+      console.error = original;
+    }
+    // The SDK is unaffected.
+    assert.equal((await sandbox.runCode('print(1)')).stdout, '1\n');
+  });
+
+  test('the abort signal stops the callbacks (and only them): the process runs on', async () => {
+    const controller = new AbortController();
+    const seen = [];
+    let exitCalled = false;
+    let first;
+    const gotFirst = new Promise((r) => (first = r));
+    const run = await sandbox.runCodeBackground('import time\nfor i in range(30):\n    print(i, flush=True)\n    time.sleep(0.1)', {
+      lines: true,
+      signal: controller.signal,
+      onStdout: (d) => {
+        seen.push(d);
+        first();
+      },
+      onExit: () => (exitCalled = true),
+    });
+    await gotFirst;
+    controller.abort('enough');
+    const countAtAbort = seen.length;
+    await new Promise((r) => setTimeout(r, 800));
+    assert.ok(seen.length <= countAtAbort + 1, `callbacks went on after abort (${countAtAbort} -> ${seen.length})`);
+    const p = await sandbox.getProcess(run.processId);
+    assert.equal(p.status, 'running', 'aborting the callbacks does not kill the process');
+    assert.ok(p.stdout.split('\n').length > seen.length + 3, 'the process kept printing');
+    await sandbox.killProcess(run.processId);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(exitCalled, false);
+  });
+
+  test('an aborted callback stream lets Node exit (nothing left holding the event loop)', async () => {
+    const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'callbacks-abort.mjs');
+    fs.writeFileSync(
+      script,
+      `import { Sandbox } from 'sandlot';
+const sandbox = await Sandbox.connect(JSON.parse(process.env.SESSION));
+const controller = new AbortController();
+const run = await sandbox.runCodeBackground('import time\\nfor i in range(600):\\n    print(i, flush=True)\\n    time.sleep(0.1)', {
+  signal: controller.signal,
+  onStdout: (d) => { process.stdout.write('got ' + d.trim() + '\\n'); controller.abort(); },
+});
+process.on('exit', () => console.log('exiting ' + run.processId));
+`,
+    );
+    const started = Date.now();
+    const { stdout } = await promisify(execFile)(process.execPath, [script], {
+      env: { ...process.env, SESSION: JSON.stringify(sandbox.getSession()) },
+      timeout: 30_000,
+    });
+    assert.match(stdout, /^got 0\n/);
+    assert.match(stdout, /exiting (proc_\S+)/);
+    assert.ok(Date.now() - started < 15_000, 'the script did not wait for the 60 s process');
+    await sandbox.killProcess(stdout.match(/exiting (\S+)/)[1]);
+  });
+
+  test('a dropped connection is resumed: every line once, in order', async () => {
+    const proxy = await startFaultProxy(server.url);
+    try {
+      const s = sandbox.getSession();
+      const viaProxy = await Sandbox.connect(
+        { ...s, agentUrl: s.agentUrl.replace(server.url, proxy.url) },
+        { baseURL: proxy.url, apiKey: server.apiKey },
+      );
+      proxy.fail({ method: 'GET', path: /\/stream/, cutAfterBytes: 400, times: 2 });
+      const lines = [];
+      let exited;
+      const done = new Promise((r) => (exited = r));
+      await viaProxy.runCodeBackground('import time\nfor i in range(40):\n    print(f"line {i:02d}", flush=True)\n    time.sleep(0.02)', {
+        lines: true,
+        onStdout: (d) => lines.push(d),
+        onExit: exited,
+      });
+      assert.equal((await done).status, 'completed');
+      assert.deepEqual(lines, Array.from({ length: 40 }, (_, i) => `line ${String(i).padStart(2, '0')}\n`));
+      assert.ok(proxy.hits(/\/stream/) >= 3, 'reconnected');
+      assert.ok(proxy.hits(/since=/) >= 2, 'resumed with since=');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('a callback that is not a function is refused before anything starts', async () => {
+    const before = (await sandbox.listProcesses()).length;
+    await rejects(sandbox.runCodeBackground('print(1)', { onStdout: 'not a function' }), ValidationError, (e) => {
+      assert.equal(e.code, 'INVALID_ARGUMENT');
+      assert.match(e.message, /onStdout/);
+    });
+    assert.equal((await sandbox.listProcesses()).length, before);
+  });
+});
+
+describe('waitForProcess', () => {
+  test('resolves with the final record for each final status: completed, failed, killed, timeout', async () => {
+    const sandbox = await fresh();
+    const [completed, failed, killed, timedOut] = await Promise.all([
+      sandbox.runCodeBackground('import time\ntime.sleep(0.5)\nprint("ok")'),
+      sandbox.runCodeBackground('import sys\nprint("bad", file=sys.stderr)\nsys.exit(7)'),
+      sandbox.runCodeBackground('sleep 60', { language: 'bash' }),
+      sandbox.runCodeBackground('sleep 60', { language: 'bash', timeout: 1 }),
+    ]);
+    const waits = [completed, failed, killed, timedOut].map((r) => sandbox.waitForProcess(r.processId, { intervalMs: 50 }));
+    // Killed while waitForProcess is already waiting on it.
+    await new Promise((r) => setTimeout(r, 300));
+    await sandbox.killProcess(killed.processId);
+    const [c, f, k, t] = await Promise.all(waits);
+    assert.equal(c.status, 'completed');
+    assert.equal(c.exitCode, 0);
+    assert.equal(c.stdout, 'ok\n');
+    assert.equal(f.status, 'failed');
+    assert.equal(f.exitCode, 7);
+    assert.equal(f.stderr, 'bad\n');
+    assert.equal(k.status, 'killed');
+    assert.equal(k.processId, killed.processId);
+    assert.equal(t.status, 'timeout');
+    for (const p of [c, f, k, t]) assert.ok(p.completedAt, `${p.status} has completedAt`);
+  });
+
+  test('resolves at once for a process that has already ended', async () => {
+    const sandbox = await fresh();
+    const r = await sandbox.runCodeBackground('print(1)');
+    await eventually(async () => (await sandbox.getProcess(r.processId)).status === 'completed');
+    const started = Date.now();
+    const done = await sandbox.waitForProcess(r.processId, { intervalMs: 5000 });
+    assert.equal(done.status, 'completed');
+    assert.ok(Date.now() - started < 2000);
+  });
+});
