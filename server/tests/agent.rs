@@ -618,3 +618,40 @@ async fn global_env_from_create_and_the_env_routes_reaches_every_process() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn process_lists_filter_by_status_and_name_and_can_leave_output_out() {
+    let s = Server::start().await;
+    let sb = s.create("code-interpreter").await;
+    let done = sb
+        .background(json!({"code": "print('x' * 100)", "name": "quick"}))
+        .await;
+    sb.wait_final(done["process_id"].as_str().unwrap(), 10)
+        .await;
+    let running = sb
+        .background(json!({"code": "sleep 30", "language": "bash", "name": "slow"}))
+        .await;
+    let (_, list) = sb
+        .call(
+            Method::GET,
+            "/execute/processes?status=running,queued",
+            None,
+        )
+        .await;
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["processes"][0]["process_id"], running["process_id"]);
+    let (_, list) = sb
+        .call(
+            Method::GET,
+            "/execute/processes?name=quick&output=false",
+            None,
+        )
+        .await;
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["processes"][0]["stdout"], "");
+    assert_eq!(list["processes"][0]["stdout_bytes"], 101);
+    let (status, b) = sb
+        .call(Method::GET, "/execute/processes?status=sleeping", None)
+        .await;
+    assert_eq!((status, b["code"].as_str()), (400, Some("INVALID_REQUEST")));
+}

@@ -194,18 +194,49 @@ pub async fn execute_async(
     }))
 }
 
-pub async fn list_processes(AgentSandbox { sandbox, .. }: AgentSandbox) -> Json<ProcessList> {
+/// Filters of `GET /execute/processes` (Sandlot extensions; without them, everything).
+#[derive(Debug, serde::Deserialize)]
+pub struct ListQuery {
+    /// Comma-separated statuses to keep, e.g. `running,queued`.
+    status: Option<String>,
+    /// Keep only processes with this name.
+    name: Option<String>,
+    /// `false` leaves `stdout` and `stderr` empty (their byte counts stay): cheap polling.
+    output: Option<bool>,
+}
+
+pub async fn list_processes(
+    AgentSandbox { sandbox, .. }: AgentSandbox,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> ApiResult<Json<ProcessList>> {
+    let statuses = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(list) => Some(
+            list.split(',')
+                .map(|s| {
+                    sandlot_protocol::ProcessStatus::parse(s.trim()).ok_or_else(|| {
+                        ApiError::bad_request(
+                            code::INVALID_REQUEST,
+                            format!("unknown status '{s}'"),
+                        )
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?,
+        ),
+    };
     let processes: Vec<ProcessInfo> = sandbox
         .processes
         .all()
         .iter()
-        .map(|p| p.to_info())
+        .filter(|p| q.name.as_ref().is_none_or(|n| p.name.as_ref() == Some(n)))
+        .filter(|p| statuses.as_ref().is_none_or(|s| s.contains(&p.status())))
+        .map(|p| p.info(q.output != Some(false)))
         .collect();
-    Json(ProcessList {
+    Ok(Json(ProcessList {
         count: processes.len(),
         processes,
         timestamp: Some(now_rfc3339()),
-    })
+    }))
 }
 
 fn process_param(params: &std::collections::HashMap<String, String>) -> ApiResult<String> {

@@ -179,8 +179,18 @@ impl ProcessEntry {
     }
 
     pub fn to_info(&self) -> ProcessInfo {
+        self.info(true)
+    }
+
+    /// The wire record; without `with_output`, `stdout`/`stderr` stay empty (sizes and
+    /// truncation flags are still given) and nothing is copied.
+    pub fn info(&self, with_output: bool) -> ProcessInfo {
         let st = self.lock();
-        let out = output_of(&st);
+        let out = if with_output {
+            output_of(&st)
+        } else {
+            output_sizes(&st)
+        };
         let started = rfc3339_millis(st.started_at);
         let ended = st.completed_at.map(rfc3339_millis);
         let elapsed = seconds_between(
@@ -209,6 +219,33 @@ impl ProcessEntry {
             pid: st.pid,
             timeout: Some(self.timeout_secs),
             error: st.error.clone(),
+        }
+    }
+}
+
+fn output_sizes(st: &ProcState) -> StoredOutput {
+    match &st.stored_output {
+        Some(o) => o.clone_sizes(),
+        None => StoredOutput {
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: st.stdout.truncated(),
+            stderr_truncated: st.stderr.truncated(),
+            stdout_bytes: st.stdout.total_bytes(),
+            stderr_bytes: st.stderr.total_bytes(),
+        },
+    }
+}
+
+impl StoredOutput {
+    fn clone_sizes(&self) -> Self {
+        Self {
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: self.stdout_truncated,
+            stderr_truncated: self.stderr_truncated,
+            stdout_bytes: self.stdout_bytes,
+            stderr_bytes: self.stderr_bytes,
         }
     }
 }
