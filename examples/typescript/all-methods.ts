@@ -79,6 +79,28 @@ async function main(): Promise<void> {
   });
   console.log(`started ${bg.name ?? 'unnamed'} ${bg.processId} / ${bg.executionId}: ${bg.status}, ${bg.timeout}s`);
 
+  // Output callbacks: each chunk (here: each whole line) as it is written, then the exit event.
+  const lines: string[] = [];
+  let exitCode: number | undefined;
+  let markEnded!: (status: ProcessStatus) => void;
+  const watchedEnded = new Promise<ProcessStatus>((resolve) => (markEnded = resolve));
+  const watched: BackgroundExecution = await sandbox.runCodeBackground(
+    'import sys\nprint("watched")\nprint("warned", file=sys.stderr)',
+    {
+      name: 'watched',
+      lines: true,
+      signal: controller.signal, // aborting also stops the callbacks
+      onStdout: (data: string) => lines.push(data),
+      onStderr: (data) => lines.push(`stderr: ${data}`),
+      onExit: (event) => {
+        exitCode = event.exitCode;
+        markEnded(event.status);
+      },
+    },
+  );
+  const watchedStatus: ProcessStatus = await watchedEnded;
+  console.log(`callbacks of ${watched.processId}: ${lines.length} line(s), ${watchedStatus} (exit ${exitCode ?? '-'})`);
+
   const processes: ProcessInfo[] = await sandbox.listProcesses();
   for (const p of processes) {
     console.log(`${p.processId} ${p.name ?? ''} ${p.language} ${p.status} exit=${p.exitCode ?? '-'} pid=${p.pid ?? '-'}`);

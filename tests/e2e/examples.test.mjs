@@ -30,9 +30,27 @@ const expected = {
   'background-env.mjs': /SEED = 42[\s\S]*APP_MODE = example/,
   'background-timeout.mjs': /Status: timeout/,
   'complete-monitor.mjs': /Status: running[\s\S]*Status: completed\nOutput:\n[\s\S]*all steps done/,
+  'complete-monitor-wait.mjs': /^Started process proc_\S+ \(status: \w+, timeout: 300s\)\nStatus: completed \(exit code 0, [\d.]+s\)\nOutput:\nstep 1\/5\nstep 2\/5\nstep 3\/5\nstep 4\/5\nstep 5\/5\nall steps done\n$/,
+  // stdout lines in order, each printed live (timestamped); the stderr line somewhere between.
+  'complete-monitor-stream.mjs': /^Started process proc_\S+ [^\n]*\n(?:[\d:.]+ \[stderr\] halfway: a warning\n)?[\d:.]+ \[stdout\] step 1\/5\n[\s\S]*\[stdout\] step 5\/5\n[\s\S]*\[stdout\] all steps done\n(?:[\d:.]+ \[stderr\] halfway: a warning\n)?Status: completed \(exit code 0\)\n$/,
+  'webhook-receiver.mjs': /^Receiver listening on http:\/\/127\.0\.0\.1:\d+\/hooks\/sandlot\nAccepted: process proc_\S+ \(status: \w+\)\nSignature verified for job-42\nResult: completed, exit code 0, stdout: 5050\n$/,
+  'background-callbacks.mjs': /^started proc_\S+ \(\w+\)\n\[stdout\] tick 1\n\[stdout\] tick 2\n\[stdout\] tick 3\n\[stderr\] careful\nexit: completed \(code 0\)\n$/,
   'sync-execution.mjs': /python: 5050[\s\S]*javascript: 2,4,6[\s\S]*bash: hello/,
   'kill-process.mjs': /Status now: killed[\s\S]*ProcessNotFoundError/,
   'stream-output.mjs': /started proc_\S+\n\[stdout\] progress 1\/3\n\[stdout\] progress 2\/3\n\[stdout\] progress 3\/3\n\[stderr\] a warning\nexit: completed \(code 0\)/,
+};
+
+// Checks a regex cannot express well.
+const alsoCheck = {
+  // Printed live: the first line appeared well before the last (the task takes 2.5 s).
+  'complete-monitor-stream.mjs': (stdout) => {
+    const at = (text) => {
+      const hms = stdout.match(new RegExp(`([\\d:.]+) \\[\\w+\\] ${text}`))[1].split(':').map(Number);
+      return (hms[0] * 3600 + hms[1] * 60 + hms[2]) * 1000;
+    };
+    assert.ok(at('all steps done') - at('step 1/5') > 1500, `not live:\n${stdout}`);
+    assert.equal(stdout.match(/halfway: a warning/g).length, 1);
+  },
 };
 
 describe('example scripts', () => {
@@ -46,6 +64,7 @@ describe('example scripts', () => {
     test(`${script} runs to completion`, async () => {
       const { stdout } = await run(process.execPath, [path.join(examples, script)], { env, timeout: 120_000 });
       assert.match(stdout, expected[script]);
+      alsoCheck[script]?.(stdout);
     });
   }
 
@@ -78,6 +97,7 @@ describe('TypeScript', () => {
     fs.writeFileSync(path.join(out, 'package.json'), '{"type":"module"}');
     const { stdout } = await run(process.execPath, [path.join(out, 'all-methods.js')], { env, timeout: 120_000 });
     assert.match(stdout, /from-a-token-only-client/);
+    assert.match(stdout, /callbacks of proc_\S+: 2 line\(s\), completed \(exit 0\)/);
     assert.match(stdout, /connect to a missing sandbox: no such sandbox/);
   });
 });
