@@ -724,4 +724,20 @@ mod tests {
         assert_eq!(get("type").as_string().as_deref(), Some("stdout"));
         assert_eq!(get("seq").as_f64(), Some(4.0));
     }
+
+    #[wasm_bindgen_test]
+    fn output_callbacks_must_be_functions_and_none_means_no_follow() {
+        let f: JsValue = js_sys::Function::new_no_args("").into();
+        let none = JsValue::UNDEFINED;
+        assert!(OutputCallbacks::new(&none, &JsValue::NULL, &none)
+            .unwrap()
+            .is_none());
+        let some = OutputCallbacks::new(&none, &none, &f).unwrap().unwrap();
+        assert!(some.on_exit.is_some() && some.on_stdout.is_none());
+        let e = OutputCallbacks::new(&f, &JsValue::from_str("x"), &none)
+            .err()
+            .unwrap();
+        assert_eq!(e.code, "INVALID_ARGUMENT");
+        assert!(e.message.contains("onStderr"), "{}", e.message);
+    }
 }

@@ -1008,6 +1008,24 @@ process.on('exit', () => console.log('exiting ' + run.processId));
     }
   });
 
+  test('a callback may call the SDK: killing the process from onStdout ends it with onExit killed', async () => {
+    const seen = [];
+    let exited;
+    const done = new Promise((r) => (exited = r));
+    const run = await sandbox.runCodeBackground('import time\nprint("ready", flush=True)\ntime.sleep(60)', {
+      lines: true,
+      onStdout: (d) => {
+        seen.push(d);
+        if (d.includes('ready')) sandbox.killProcess(run.processId);
+      },
+      onExit: exited,
+    });
+    const exit = await done;
+    assert.equal(exit.status, 'killed');
+    assert.equal(seen.join(''), 'ready\n');
+    assert.equal((await sandbox.getProcess(run.processId)).status, 'killed');
+  });
+
   test('a callback that is not a function is refused before anything starts', async () => {
     const before = (await sandbox.listProcesses()).length;
     await rejects(sandbox.runCodeBackground('print(1)', { onStdout: 'not a function' }), ValidationError, (e) => {
