@@ -14,9 +14,11 @@ use super::body::JsonBody;
 use super::control::validate_env;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
-use crate::sandbox::RunRequest;
+use crate::exec::ProcessEntry;
+use crate::sandbox::{RunRequest, Sandbox};
 use crate::time::{now_rfc3339, rfc3339_millis};
 use crate::webhook::Callback;
+use std::sync::Arc;
 
 pub async fn health(
     State(state): State<AppState>,
@@ -120,23 +122,27 @@ pub async fn execute(
     }))
 }
 
+/// Starts a recorded (listed, stored) process from a background-style request.
+pub(super) fn start_recorded(
+    state: &AppState,
+    sandbox: &Arc<Sandbox>,
+    req: BackgroundExecuteRequest,
+    default_timeout: u64,
+) -> ApiResult<Arc<ProcessEntry>> {
+    let name = req.name.filter(|n| !n.is_empty());
+    let workdir = req.workdir.or(req.working_dir);
+    let run = run_request(req.code, req.language, req.timeout, workdir, req.env, name)?;
+    Ok(state
+        .node
+        .start_process(sandbox, run, default_timeout, true)?)
+}
+
 pub async fn execute_background(
     State(state): State<AppState>,
     AgentSandbox { sandbox, .. }: AgentSandbox,
     JsonBody(req): JsonBody<BackgroundExecuteRequest>,
 ) -> ApiResult<Json<BackgroundExecuteResponse>> {
-    let name = req.name.filter(|n| !n.is_empty());
-    let run = run_request(
-        req.code,
-        req.language,
-        req.timeout,
-        req.workdir.or(req.working_dir),
-        req.env,
-        name,
-    )?;
-    let entry = state
-        .node
-        .start_process(&sandbox, run, defaults::BACKGROUND_TIMEOUT_SECS, true)?;
+    let entry = start_recorded(&state, &sandbox, req, defaults::BACKGROUND_TIMEOUT_SECS)?;
     let info = entry.to_info();
     Ok(Json(BackgroundExecuteResponse {
         process_id: info.process_id,
@@ -167,18 +173,16 @@ pub async fn execute_async(
         .webhooks
         .validate(&callback)
         .map_err(|msg| ApiError::bad_request(code::INVALID_REQUEST, msg))?;
-    let name = req.name.filter(|n| !n.is_empty());
-    let run = run_request(
-        req.code,
-        req.language,
-        req.timeout,
-        req.workdir.or(req.working_dir),
-        req.env,
-        name,
-    )?;
-    let entry = state
-        .node
-        .start_process(&sandbox, run, defaults::ASYNC_TIMEOUT_SECS, true)?;
+    let run = BackgroundExecuteRequest {
+        code: req.code,
+        language: req.language,
+        timeout: req.timeout,
+        workdir: req.workdir,
+        working_dir: req.working_dir,
+        env: req.env,
+        name: req.name,
+    };
+    let entry = start_recorded(&state, &sandbox, run, defaults::ASYNC_TIMEOUT_SECS)?;
     let url = callback.url.clone();
     if let Err(e) = state.webhooks.register(entry.clone(), callback) {
         entry.request_stop(crate::exec::StopReason::Killed);

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::agent::run_request;
+use super::agent::{run_request, start_recorded};
 use super::auth::{AgentSandbox, TokenSandbox};
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
@@ -60,18 +60,7 @@ pub async fn run_and_follow(
     AgentSandbox { sandbox, .. }: AgentSandbox,
     JsonBody(req): JsonBody<BackgroundExecuteRequest>,
 ) -> ApiResult<Response> {
-    let name = req.name.filter(|n| !n.is_empty());
-    let run = run_request(
-        req.code,
-        req.language,
-        req.timeout,
-        req.workdir.or(req.working_dir),
-        req.env,
-        name,
-    )?;
-    let entry = state
-        .node
-        .start_process(&sandbox, run, defaults::STREAM_TIMEOUT_SECS, true)?;
+    let entry = start_recorded(&state, &sandbox, req, defaults::STREAM_TIMEOUT_SECS)?;
     let start = sse_event(
         Some(0),
         "start",

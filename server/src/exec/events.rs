@@ -117,6 +117,27 @@ impl EventLog {
     }
 
     fn append(&mut self, stream: Stream, data: String) {
+        // A chunk bigger than what is left of the head is split, so the start of the output
+        // is kept however large the first reads are (a busy reader may get 64 KiB at once).
+        if self.tail.is_empty() {
+            let room = self
+                .head_cap
+                .saturating_sub(self.head_bytes + EVENT_OVERHEAD);
+            if data.len() > room && room > 0 {
+                let mut cut = room;
+                while !data.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                if cut > 0 {
+                    let rest = data[cut..].to_string();
+                    let mut first = data;
+                    first.truncate(cut);
+                    self.append(stream, first);
+                    self.append(stream, rest);
+                    return;
+                }
+            }
+        }
         // Merge small writes (an unbuffered `print` is two writes) into the latest event while
         // no reader has seen it: fewer, larger events and the same bytes.
         let observed = self.observed;
@@ -285,6 +306,27 @@ mod tests {
         let (gap, events) = log.since(4);
         assert_eq!(gap, None);
         assert_eq!(texts(&events), [(5, "ij"), (6, "kl")]);
+    }
+
+    #[test]
+    fn a_first_chunk_larger_than_the_head_keeps_the_start() {
+        let mut log = EventLog::new(1024);
+        let big: String = (0..2000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        log.push(Stream::Stdout, big.as_bytes());
+        let (gap, events) = log.since(0);
+        assert!(
+            events[0].data.starts_with("abcdef"),
+            "the start stays in the head"
+        );
+        assert!(log.head_bytes <= log.head_cap);
+        // The latest event is never evicted (the tail overshoots by at most one read).
+        assert_eq!(gap, None);
+        assert_eq!(
+            events.iter().map(|e| e.data.as_str()).collect::<String>(),
+            big
+        );
     }
 
     #[test]
