@@ -176,9 +176,11 @@ impl Sandbox {
         let opts = arg(options, "waitForProcess options")?;
         let signal = signal_of(&opts.signal)?;
         let interval = opts.interval_ms.unwrap_or(DEFAULT_POLL_MS).max(10);
-        let deadline = opts
+        let limit_ms = opts
             .timeout_ms
-            .map(|ms| js_sys::Date::now() + f64::from(ms));
+            .map(f64::from)
+            .or(opts.timeout.map(|s| s * 1000.0));
+        let deadline = limit_ms.map(|ms| js_sys::Date::now() + ms);
         loop {
             let p = self.fetch_process(&id, signal.as_ref()).await?;
             if p.status.is_final() {

@@ -354,6 +354,10 @@ pub struct WaitOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub timeout_ms: Option<u32>,
+    /// The same limit in seconds, like every other `timeout` of the SDK (`timeoutMs` wins).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub timeout: Option<f64>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     #[tsify(type = "AbortSignal", optional)]
     pub signal: JsValue,

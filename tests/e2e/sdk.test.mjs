@@ -380,6 +380,8 @@ describe('error classes', () => {
     const sandbox = await fresh();
     const r = await sandbox.runCodeBackground('sleep 30', { language: 'bash' });
     await rejects(sandbox.waitForProcess(r.processId, { intervalMs: 50, timeoutMs: 300 }), TimeoutError);
+    // The same limit in seconds, as the issue and the rest of the SDK spell it.
+    await rejects(sandbox.waitForProcess(r.processId, { intervalMs: 50, timeout: 0.3 }), TimeoutError);
   });
 
   test('NetworkError when nothing listens', async () => {
