@@ -140,18 +140,7 @@ impl Call {
 
     async fn send_once(&self, signal: Option<&AbortSignal>) -> Result<JsValue, SdkError> {
         let mut guard = AbortGuard::arm(signal, self.timeout_ms)?;
-        let builder = self.builder(&guard).header("Accept", "application/json");
-        let request = match &self.body {
-            Some(body) => builder
-                .header("Content-Type", "application/json")
-                .body(body.as_str()),
-            None => builder.build(),
-        }
-        .map_err(|e| guard.fetch_error(e, &self.url))?;
-        let response = guard
-            .send(request)
-            .await
-            .map_err(|e| guard.fetch_error(e, &self.url))?;
+        let response = self.send_under(&mut guard, "application/json").await?;
         let status = response.status();
         let headers = response.headers();
         let text = response
@@ -182,18 +171,7 @@ impl Call {
     ) -> LocalBoxFuture<'a, Result<EventStream, SdkError>> {
         Box::pin(async move {
             let mut guard = AbortGuard::arm(signal, self.timeout_ms)?;
-            let request = self.builder(&guard).header("Accept", "text/event-stream");
-            let request = match &self.body {
-                Some(body) => request
-                    .header("Content-Type", "application/json")
-                    .body(body.as_str()),
-                None => request.build(),
-            }
-            .map_err(|e| guard.fetch_error(e, &self.url))?;
-            let response = guard
-                .send(request)
-                .await
-                .map_err(|e| guard.fetch_error(e, &self.url))?;
+            let response = self.send_under(&mut guard, "text/event-stream").await?;
             let status = response.status();
             if !(200..300).contains(&status) {
                 let headers = response.headers();
@@ -219,6 +197,22 @@ impl Call {
     }
 
     /// The request with method, auth and abort signal set.
+    /// Sends this request (with its JSON body, if any) under `guard`, accepting `accept`.
+    async fn send_under(&self, guard: &mut AbortGuard, accept: &str) -> Result<Response, SdkError> {
+        let builder = self.builder(guard).header("Accept", accept);
+        let request = match &self.body {
+            Some(body) => builder
+                .header("Content-Type", "application/json")
+                .body(body.as_str()),
+            None => builder.build(),
+        }
+        .map_err(|e| guard.fetch_error(e, &self.url))?;
+        guard
+            .send(request)
+            .await
+            .map_err(|e| guard.fetch_error(e, &self.url))
+    }
+
     fn builder(&self, guard: &AbortGuard) -> RequestBuilder {
         let builder = RequestBuilder::new(&self.url)
             .method(self.method.clone())
