@@ -45,7 +45,7 @@ const SECTIONS = [
   ['create', '4. create latency', createLatency],
   ['exec', '4. exec overhead', execOverhead],
   ['background', '4. background starts and listProcesses growth', backgroundAndList],
-  ['memory', '4. memory per idle sandbox', idleMemory],
+  ['memory', '4. memory per idle sandbox and per finished record', idleMemory],
   ['soak', '4. concurrent clients', soak],
 ];
 

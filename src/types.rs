@@ -221,6 +221,7 @@ impl RunCodeOptions {
             workdir: self.workdir.clone(),
             working_dir: None,
             env: self.env.clone(),
+            name: None,
         }
     }
 }
@@ -327,13 +328,15 @@ pub struct RunCodeAsyncOptions {
 impl RunCodeAsyncOptions {
     pub fn to_wire(&self, code: String) -> wire::AsyncExecuteRequest {
         wire::AsyncExecuteRequest {
-            code: Some(code),
-            language: self.language.clone(),
-            timeout: self.timeout,
-            workdir: self.workdir.clone(),
-            working_dir: None,
-            env: self.env.clone(),
-            name: self.name.clone(),
+            run: wire::RunSpec {
+                code: Some(code),
+                language: self.language.clone(),
+                timeout: self.timeout,
+                workdir: self.workdir.clone(),
+                working_dir: None,
+                env: self.env.clone(),
+                name: self.name.clone(),
+            },
             callback_url: Some(self.callback_url.clone()),
             callback_headers: self.callback_headers.clone(),
             callback_signature_secret: self.callback_signature_secret.clone(),

@@ -1,12 +1,11 @@
 //! Checking async-execution callbacks: `X-HopX-Signature` is
-//! `sha256=<hex HMAC-SHA256(secret, X-HopX-Timestamp + raw body)>`.
+//! `sha256=<hex HMAC-SHA256(secret, X-HopX-Timestamp + raw body)>`, computed by the same
+//! protocol code the server signs with; this adds the check that the timestamp is recent.
 //!
 //! Done in Rust (not WebCrypto) so the check is synchronous and identical in Node, browsers,
 //! Deno and workers; the comparison is constant-time.
 
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 use tsify::{Ts, Tsify};
 use wasm_bindgen::prelude::*;
 
@@ -34,16 +33,6 @@ pub struct WebhookVerification {
     pub tolerance_seconds: Option<u64>,
 }
 
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// Whether `signature` signs `timestamp + body` with `secret`, and the timestamp is within
 /// `tolerance_secs` of `now_secs` (0: any).
 pub fn verify(
@@ -54,13 +43,6 @@ pub fn verify(
     now_secs: f64,
     tolerance_secs: u64,
 ) -> bool {
-    let Some(expected) = signature
-        .trim()
-        .strip_prefix("sha256=")
-        .and_then(decode_hex)
-    else {
-        return false;
-    };
     if tolerance_secs > 0 {
         let Some(sent) = crate::http::parse_number(timestamp) else {
             return false;
@@ -69,12 +51,7 @@ pub fn verify(
             return false;
         }
     }
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return false;
-    };
-    mac.update(timestamp.as_bytes());
-    mac.update(body.as_bytes());
-    mac.verify_slice(&expected).is_ok()
+    sandlot_protocol::signature::verify(secret, timestamp, body, signature)
 }
 
 /// Checks an async-execution callback's signature (and that its timestamp is recent).

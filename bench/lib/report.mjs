@@ -246,6 +246,18 @@ function markdown(r, v, notesFile) {
         `The host's MemAvailable fell by ${mbFromKiB(mm.hostMemAvailableDropPerSandboxKiB)} per sandbox: that also counts what no process owns (kernel namespaces, mounts, page tables, cgroup structures, the tmpfs roots, page cache) and other activity on the host, so it is an upper bound. A sandbox picked from the middle still ran code at the end: ${mm.probeOk ? 'yes' : '**no**'}.`,
       '',
     );
+    const fr = mm.finishedRecords;
+    if (fr) {
+      out.push('### Memory per finished process record', '');
+      if (fr.error) out.push(`Not measured: \`${fr.error}\``, '');
+      else {
+        out.push(
+          `A fresh server, one sandbox: ${fr.warmup} warm-up runs, then ${int(fr.count)} background runs of \`${fr.code}\` (bash, ${fr.concurrency} in flight), all finished in ${ms(fr.wallMs)} ms. sandlotd's VmRSS is read ${(fr.settleMs / 1000).toFixed(0)} s after the last warm-up run and ${(fr.settleMs / 1000).toFixed(0)} s after the last run ended (${fr.lingerSecs === null ? 'this build has no `--finished-linger-secs`' : `\`--finished-linger-secs ${fr.lingerSecs}\``}); every record is then still listed, completed, with its output.`,
+          '',
+        );
+        out.push(table(['finished records', 'sandlotd RSS before', 'after', 'server RSS per 1,000 finished records'], [[int(fr.count), mbFromKiB(fr.rssBeforeKiB), mbFromKiB(fr.rssAfterKiB), `**${mbFromKiB(fr.perThousandKiB)}**`]]), '');
+      }
+    }
   }
   if (r.soak) {
     const s = r.soak;

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { sleep } from './stats.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BINARY = path.join(ROOT, 'target/release/sandlotd');
+// SANDLOT_BENCH_BINARY compares another build (e.g. the previous commit's) on the same machine.
+export const BINARY = process.env.SANDLOT_BENCH_BINARY ?? path.join(ROOT, 'target/release/sandlotd');
 
 const live = new Set();
 

@@ -1,11 +1,11 @@
 // §4 The server: create latency, exec overhead over a host spawn, background starts per second,
-// listProcesses as the count grows, memory per idle sandbox.
-import { execFile } from 'node:child_process';
+// listProcesses as the count grows, memory per idle sandbox and per finished process record.
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadSandlot, rawClient, sandlotClient } from '../lib/clients.mjs';
-import { memAvailableKiB, readNumber, rssKiB, sandboxMemCgroup, smapsRollup, startServer } from '../lib/server.mjs';
-import { errorText, interleave, now, pairedDiff, pool, sleep, summarize } from '../lib/stats.mjs';
+import { BINARY, memAvailableKiB, readNumber, rssKiB, sandboxMemCgroup, smapsRollup, startServer } from '../lib/server.mjs';
+import { errorText, interleave, now, pairedDiff, pool, settle, sleep, summarize } from '../lib/stats.mjs';
 import { populate, waitAllFinal } from './sdk.mjs';
 
 const stat = (slot) => ({ ...summarize(slot.samples), errors: slot.errors.length, firstError: slot.errors[0] });
@@ -236,7 +236,22 @@ function sandboxMemory(server, id) {
   return { pids: pids.length, pssKiB: pss, ussKiB: uss, rssKiB: rss, cgroupKiB: current / 1024, cgroupDir: dir };
 }
 
+/** The memory section: idle sandboxes, then finished process records (each on its own server). */
 export async function idleMemory(ctx) {
+  const idle = await idleSandboxMemory(ctx);
+  await settle();
+  let finishedRecords;
+  try {
+    finishedRecords = await finishedRecordsMemory(ctx);
+    ctx.log(`    ${finishedRecords.count} finished records: ${(finishedRecords.perThousandKiB / 1024).toFixed(2)} MiB of server RSS per 1,000`);
+  } catch (e) {
+    finishedRecords = { error: errorText(e) };
+    ctx.log(`    finished records failed: ${finishedRecords.error}`);
+  }
+  return { ...idle, finishedRecords };
+}
+
+async function idleSandboxMemory(ctx) {
   const count = ctx.quick ? 100 : 1000;
   const server = await startServer({ 'max-sandboxes': count + 50 });
   try {
@@ -284,6 +299,80 @@ export async function idleMemory(ctx) {
       hostMemAvailableDropPerSandboxKiB: (avail0 - avail1) / boxes.length,
       probeOk,
       cgroupExample: per[0]?.cgroupDir,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+const FINAL = new Set(['completed', 'failed', 'killed', 'timeout']);
+
+/** Whether this sandlotd build takes a command-line flag (older builds refuse unknown ones). */
+function serverHasFlag(flag) {
+  try {
+    return execFileSync(BINARY, ['--help'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().includes(`--${flag}`);
+  } catch {
+    return false;
+  }
+}
+
+/** Polls the output-less list (cheap for the server being measured) until `expected` records are final. */
+async function waitFinalQuietly(raw, box, expected, timeoutMs) {
+  const t0 = now();
+  for (;;) {
+    const { processes } = await raw.call(`${box.host}/execute/processes?output=false`, { headers: { Authorization: `Bearer ${box.token}` } });
+    if (processes.length >= expected && processes.every((p) => FINAL.has(p.status))) return processes;
+    if (now() - t0 > timeoutMs) throw new Error(`${processes.filter((p) => !FINAL.has(p.status)).length} of ${expected} processes not final after ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
+/**
+ * sandlotd's RSS per finished process record: one sandbox, a warm-up, then N background runs
+ * that each print one short line, all finished; the server's VmRSS before and after. Once a
+ * process has ended (and its linger is over) its record should cost the server next to
+ * nothing in RAM: the output lives in the store.
+ */
+export async function finishedRecordsMemory(ctx) {
+  const count = ctx.quick ? 300 : 1000;
+  const warmup = 50;
+  const concurrency = 16;
+  const code = 'echo finished-record';
+  const lingerSecs = serverHasFlag('finished-linger-secs') ? 1 : null;
+  const flags = { 'max-processes': 64 };
+  if (lingerSecs !== null) flags['finished-linger-secs'] = lingerSecs;
+  const server = await startServer(flags);
+  try {
+    const raw = rawClient(server);
+    const box = await raw.create();
+    await populate(raw, box, warmup, code, concurrency);
+    await waitFinalQuietly(raw, box, warmup, 120000);
+    // Past the linger and the store's writes, for the baseline as for the figure.
+    const settleMs = 2000 + (lingerSecs ?? 0) * 1000;
+    await sleep(settleMs);
+    const rssBeforeKiB = rssKiB(server.pid);
+    const t0 = now();
+    await populate(raw, box, count, code, concurrency);
+    await waitFinalQuietly(raw, box, warmup + count, 600000);
+    const wallMs = now() - t0;
+    await sleep(settleMs);
+    const rssAfterKiB = rssKiB(server.pid);
+    // Every record is still there, with its output (read after the measurement).
+    const list = await raw.listProcesses(box);
+    const intact = list.filter((p) => p.status === 'completed' && p.exit_code === 0 && p.stdout === 'finished-record\n').length;
+    if (intact !== warmup + count) throw new Error(`expected ${warmup + count} completed records with their output, found ${intact} of ${list.length}`);
+    await raw.kill(box).catch(() => {});
+    return {
+      count,
+      warmup,
+      concurrency,
+      code,
+      lingerSecs,
+      settleMs,
+      wallMs,
+      rssBeforeKiB,
+      rssAfterKiB,
+      perThousandKiB: ((rssAfterKiB - rssBeforeKiB) / count) * 1000,
     };
   } finally {
     await server.stop();

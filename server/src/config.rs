@@ -46,6 +46,24 @@ pub struct Config {
     #[arg(long, env = "SANDLOT_MAX_PROCESS_RECORDS", default_value_t = 20_000)]
     pub max_process_records: usize,
 
+    /// Output (stdout + stderr) of finished processes kept per sandbox, in MiB; beyond it the
+    /// oldest finished records' output is dropped and those records say `output_evicted`.
+    #[arg(
+        long,
+        env = "SANDLOT_MAX_STORED_OUTPUT_MB_PER_SANDBOX",
+        default_value_t = 256
+    )]
+    pub max_stored_output_mb_per_sandbox: u64,
+
+    /// Output of finished processes kept in all, in MiB (the same eviction across sandboxes).
+    #[arg(long, env = "SANDLOT_MAX_STORED_OUTPUT_MB", default_value_t = 4096)]
+    pub max_stored_output_mb: u64,
+
+    /// Seconds a finished process's live output stays in RAM for streams that reconnect;
+    /// after that its record (output included) is read from the store.
+    #[arg(long, env = "SANDLOT_FINISHED_LINGER_SECS", default_value_t = 30)]
+    pub finished_linger_secs: u64,
+
     /// Bytes of stdout (and of stderr) kept per process: head and tail, middle dropped.
     #[arg(long, env = "SANDLOT_OUTPUT_CAP_BYTES", default_value_t = 1024 * 1024)]
     pub output_cap_bytes: usize,

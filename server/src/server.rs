@@ -10,11 +10,19 @@ use tracing::{error, info, warn};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::node::Node;
 use crate::sandbox::cgroup::Cgroups;
 use crate::sandbox::LocalNode;
-use crate::store::Store;
+use crate::shutdown::Shutdown;
+use crate::store::{OutputCaps, SqliteStore};
 use crate::token::TokenSigner;
 use crate::webhook::Webhooks;
+
+/// After SIGTERM: how long open connections get to finish once their streams have ended,
+/// and how long each process gets to die before its cgroup is swept. Together they keep
+/// shutdown within 3 s.
+const DRAIN: Duration = Duration::from_millis(1000);
+const PROCESS_STOP_WAIT: Duration = Duration::from_millis(1500);
 
 pub fn main() -> ExitCode {
     let cfg = Config::parse();
@@ -70,8 +78,12 @@ async fn run(cfg: Config) -> Result<(), String> {
         data_dir: std::fs::canonicalize(&cfg.data_dir).map_err(|e| e.to_string())?,
         ..cfg
     });
+    let caps = OutputCaps {
+        per_sandbox: cfg.max_stored_output_mb_per_sandbox * 1024 * 1024,
+        total: cfg.max_stored_output_mb * 1024 * 1024,
+    };
     let store = Arc::new(
-        Store::open(&cfg.data_dir.join("sandlot.db"))
+        SqliteStore::open(&cfg.data_dir.join("sandlot.db"), caps)
             .map_err(|e| format!("cannot open the store: {e}"))?,
     );
     let signer =
@@ -79,23 +91,28 @@ async fn run(cfg: Config) -> Result<(), String> {
     let cgroups = Arc::new(Cgroups::detect(&instance_name(&cfg.data_dir)));
     info!("isolation: namespaces + seccomp; {}", cgroups.describe());
 
-    let node =
-        Arc::new(LocalNode::new(cfg.clone(), cgroups, store.clone()).map_err(|e| e.to_string())?);
+    let shutdown = Shutdown::new();
+    let node = Arc::new(
+        LocalNode::new(cfg.clone(), cgroups, store.clone(), shutdown.clone())
+            .map_err(|e| e.to_string())?,
+    );
     node.recover()
         .await
         .map_err(|e| format!("recovery failed: {e}"))?;
     info!(sandboxes = node.count(), "state recovered");
     let webhooks = Arc::new(Webhooks::new(cfg.clone(), store));
     webhooks.recover();
-    let deliveries = tokio::spawn(webhooks.clone().run());
+    let deliveries = tokio::spawn(webhooks.clone().run(shutdown.clone()));
 
     let reaper = {
-        let node = node.clone();
+        let (node, shutdown) = (node.clone(), shutdown.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
-                tick.tick().await;
-                node.reap_expired().await;
+                tokio::select! {
+                    _ = tick.tick() => node.reap_expired().await,
+                    _ = shutdown.requested() => return,
+                }
             }
         })
     };
@@ -110,32 +127,51 @@ async fn run(cfg: Config) -> Result<(), String> {
     );
     let app = api::router(AppState {
         cfg: cfg.clone(),
-        node: node.clone(),
+        node: node.clone() as Arc<dyn Node>,
         signer,
         webhooks,
         started: Instant::now(),
+        shutdown: shutdown.clone(),
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
-
-    info!("shutting down: killing sandboxes");
-    reaper.abort();
-    node.shutdown().await;
-    // Deliveries not yet made stay in the store and go out after the next start.
-    deliveries.abort();
+    // The signal triggers the one shutdown: streams, runners, the reaper and deliveries all
+    // hear it; axum stops accepting and waits for open responses, which the streams end.
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            match shutdown_signal().await {
+                Ok(()) => info!("shutting down"),
+                Err(e) => error!("cannot listen for signals: {e}"),
+            }
+            shutdown.trigger();
+        });
+    }
+    let serve = axum::serve(listener, app).with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move { shutdown.requested().await }
+    });
+    let serve = tokio::spawn(async move { serve.await });
+    shutdown.requested().await;
+    // Stop the sandboxes while connections drain: runs end, streams see their exits.
+    node.shutdown(PROCESS_STOP_WAIT).await;
+    match tokio::time::timeout(DRAIN, serve).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => warn!("server error while draining: {e}"),
+        Ok(Err(e)) => warn!("server task: {e}"),
+        Err(_) => warn!("connections still open after the drain; closing them"),
+    }
+    let _ = tokio::join!(reaper, deliveries);
     info!("bye");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+    Ok(())
 }
 
 /// A short stable name for this data dir (FNV-1a of its path), used for the cgroup sub-tree.

@@ -8,18 +8,18 @@
 //! able to make the server call arbitrary internal addresses.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hmac::{Hmac, Mac};
-use sandlot_protocol::{ProcessStatus, WebhookPayload};
-use sha2::Sha256;
+use sandlot_protocol::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use sandlot_protocol::{ProcessInfo, ProcessStatus, WebhookPayload, WebhookStatus};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::exec::ProcessEntry;
-use crate::store::{ProcessRecord, Store, WebhookRecord};
+use crate::shutdown::Shutdown;
+use crate::store::{DeliveryState, SqliteStore, WebhookRecord};
 use crate::time::{now_rfc3339, unix_millis, unix_seconds};
 
 /// Headers a caller may not override.
@@ -35,7 +35,7 @@ const MAX_BACKOFF_MS: u64 = 60_000;
 
 pub struct Webhooks {
     cfg: Arc<Config>,
-    store: Arc<Store>,
+    store: Arc<SqliteStore>,
     client: reqwest::Client,
     wake: Notify,
 }
@@ -48,58 +48,52 @@ pub struct Callback {
     pub secret: Option<String>,
 }
 
-/// `sha256=<hex HMAC-SHA256 of timestamp + body>`, the `X-HopX-Signature` value.
-pub fn signature(secret: &str, timestamp: &str, body: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key size");
-    mac.update(timestamp.as_bytes());
-    mac.update(body.as_bytes());
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
-
-/// The webhook body for a finished process (reference §4.5). The webhook vocabulary is
-/// `completed | failed | timeout`; a killed process reports `failed` with the reason.
-fn result_body(
-    execution_id: &str,
-    process_id: &str,
-    status: ProcessStatus,
-    exit_code: Option<i32>,
-    output: (&str, &str),
-    execution_time: f64,
-    error: Option<&str>,
-) -> String {
-    let (status, error) = match status {
-        ProcessStatus::Completed => ("completed", error.map(str::to_string)),
-        ProcessStatus::Timeout => ("timeout", error.map(str::to_string)),
-        ProcessStatus::Killed => (
-            "failed",
-            Some(error.unwrap_or("the process was killed").to_string()),
+/// The webhook body for a finished process (reference §4.5). A killed process reports
+/// `failed` with the reason.
+fn result_body(p: &ProcessInfo) -> String {
+    let status = WebhookStatus::from(p.status);
+    let error = match p.status {
+        ProcessStatus::Killed => Some(
+            p.error
+                .clone()
+                .unwrap_or_else(|| "the process was killed".into()),
         ),
-        _ => ("failed", error.map(str::to_string)),
+        _ => p.error.clone(),
     };
     let body = WebhookPayload {
-        execution_id: execution_id.into(),
-        process_id: Some(process_id.into()),
-        status: status.into(),
-        success: status == "completed",
-        stdout: output.0.into(),
-        stderr: output.1.into(),
-        exit_code,
-        execution_time,
+        execution_id: p.execution_id.clone(),
+        process_id: Some(p.process_id.clone()),
+        status,
+        success: status == WebhookStatus::Completed,
+        stdout: p.stdout.clone(),
+        stderr: p.stderr.clone(),
+        exit_code: p.exit_code,
+        execution_time: p.execution_time.unwrap_or(0.0),
         timestamp: now_rfc3339(),
         error,
     };
     serde_json::to_string(&body).expect("payload serialises")
 }
 
+/// The body for a process whose record is gone.
+fn lost_body(execution_id: &str, process_id: &str) -> String {
+    let body = WebhookPayload {
+        execution_id: execution_id.into(),
+        process_id: Some(process_id.into()),
+        status: WebhookStatus::Failed,
+        success: false,
+        stdout: String::new(),
+        stderr: String::new(),
+        exit_code: None,
+        execution_time: 0.0,
+        timestamp: now_rfc3339(),
+        error: Some("the process record was lost (its sandbox was deleted?)".into()),
+    };
+    serde_json::to_string(&body).expect("payload serialises")
+}
+
 impl Webhooks {
-    pub fn new(cfg: Arc<Config>, store: Arc<Store>) -> Self {
+    pub fn new(cfg: Arc<Config>, store: Arc<SqliteStore>) -> Self {
         let client = reqwest::Client::builder()
             .timeout(DELIVERY_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -153,18 +147,20 @@ impl Webhooks {
         Ok(())
     }
 
-    /// Stores the delivery and arranges for it to go out when the process ends.
+    /// Stores the delivery and arranges for it to go out when the process ends
+    /// (`finished` resolves with its final record, or `None` if that is lost).
     pub fn register(
         self: &Arc<Self>,
-        entry: Arc<ProcessEntry>,
+        process: &ProcessInfo,
         cb: Callback,
+        finished: impl Future<Output = Option<ProcessInfo>> + Send + 'static,
     ) -> Result<(), String> {
         let id = self
             .store
             .insert_webhook(&WebhookRecord {
                 id: 0,
-                execution_id: entry.execution_id.clone(),
-                process_id: entry.id.clone(),
+                execution_id: process.execution_id.clone(),
+                process_id: process.process_id.clone(),
                 url: cb.url,
                 headers: cb.headers,
                 secret: cb.secret,
@@ -173,18 +169,12 @@ impl Webhooks {
             })
             .map_err(|e| format!("store: {e}"))?;
         let hooks = self.clone();
+        let (execution_id, process_id) = (process.execution_id.clone(), process.process_id.clone());
         tokio::spawn(async move {
-            entry.wait().await;
-            let info = entry.to_info();
-            let body = result_body(
-                &info.execution_id,
-                &info.process_id,
-                info.status,
-                info.exit_code,
-                (&info.stdout, &info.stderr),
-                info.execution_time.unwrap_or(0.0),
-                info.error.as_deref(),
-            );
+            let body = match finished.await {
+                Some(info) => result_body(&info),
+                None => lost_body(&execution_id, &process_id),
+            };
             hooks.ready(id, &body);
         });
         Ok(())
@@ -205,26 +195,25 @@ impl Webhooks {
         let waiting = self.store.waiting_webhooks().unwrap_or_default();
         for w in waiting {
             match self.store.process(&w.process_id) {
-                Ok(Some(p)) if p.status.is_final() => self.ready(w.id, &payload_of(&p)),
-                Ok(Some(_)) => {} // still running (cannot happen after recovery, but harmless)
-                _ => {
-                    let body = result_body(
-                        &w.execution_id,
-                        &w.process_id,
-                        ProcessStatus::Failed,
-                        None,
-                        ("", ""),
-                        0.0,
-                        Some("the process record was lost"),
-                    );
-                    self.ready(w.id, &body);
+                Ok(Some(p)) if p.status.is_final() => {
+                    self.ready(w.id, &result_body(&p.into_info()))
                 }
+                Ok(Some(_)) => {} // still running (cannot happen after recovery, but harmless)
+                _ => self.ready(w.id, &lost_body(&w.execution_id, &w.process_id)),
             }
         }
     }
 
-    /// Delivers due webhooks forever.
-    pub async fn run(self: Arc<Self>) {
+    /// Delivers due webhooks until shutdown; what is not delivered by then stays in the
+    /// store and goes out after the next start.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        tokio::select! {
+            _ = self.deliver_forever() => {}
+            _ = shutdown.requested() => {}
+        }
+    }
+
+    async fn deliver_forever(&self) {
         loop {
             let due = self
                 .store
@@ -248,20 +237,20 @@ impl Webhooks {
             .client
             .post(&w.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-HopX-Timestamp", &timestamp);
+            .header(TIMESTAMP_HEADER, &timestamp);
         for (k, v) in &w.headers {
             rb = rb.header(k.as_str(), v.as_str());
         }
         if let Some(secret) = &w.secret {
-            rb = rb.header("X-HopX-Signature", signature(secret, &timestamp, &body));
+            rb = rb.header(SIGNATURE_HEADER, signature::sign(secret, &timestamp, &body));
         }
         let attempts = w.attempts + 1;
         let (error, retry_after) = match rb.body(body).send().await {
             Ok(resp) if resp.status().is_success() => {
                 info!(webhook = w.id, execution = %w.execution_id, attempts, "webhook delivered");
-                let _ = self
-                    .store
-                    .webhook_attempted(w.id, "delivered", attempts, 0, None);
+                let _ =
+                    self.store
+                        .webhook_attempted(w.id, DeliveryState::Delivered, attempts, 0, None);
                 return;
             }
             Ok(resp) => {
@@ -277,9 +266,13 @@ impl Webhooks {
         };
         if attempts >= self.cfg.webhook_max_attempts {
             warn!(webhook = w.id, execution = %w.execution_id, attempts, "giving up on webhook: {error}");
-            let _ = self
-                .store
-                .webhook_attempted(w.id, "failed", attempts, 0, Some(&error));
+            let _ = self.store.webhook_attempted(
+                w.id,
+                DeliveryState::Failed,
+                attempts,
+                0,
+                Some(&error),
+            );
             return;
         }
         let backoff = retry_after.unwrap_or_else(|| {
@@ -289,38 +282,12 @@ impl Webhooks {
                 .min(MAX_BACKOFF_MS)
         });
         let next = unix_millis(SystemTime::now()) + backoff as i64;
-        let _ = self
-            .store
-            .webhook_attempted(w.id, "pending", attempts, next, Some(&error));
-    }
-}
-
-fn payload_of(p: &ProcessRecord) -> String {
-    let elapsed = p
-        .completed_at_ms
-        .map(|c| (c - p.started_at_ms).max(0) as f64 / 1000.0)
-        .unwrap_or(0.0);
-    result_body(
-        &p.execution_id,
-        &p.process_id,
-        p.status,
-        p.exit_code,
-        (&p.output.stdout, &p.output.stderr),
-        elapsed,
-        p.error.as_deref(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_is_hmac_sha256_of_timestamp_then_body() {
-        // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog"), a published vector.
-        assert_eq!(
-            signature("key", "The quick brown fox ", "jumps over the lazy dog"),
-            "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        let _ = self.store.webhook_attempted(
+            w.id,
+            DeliveryState::Pending,
+            attempts,
+            next,
+            Some(&error),
         );
     }
 }

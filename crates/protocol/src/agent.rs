@@ -4,15 +4,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ProcessStatus;
+use crate::{Language, ProcessStatus};
 
-/// `POST /execute`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ExecuteRequest {
+/// What to run: the fields every run request shares (`/execute`, `/execute/background`,
+/// `/execute/async`, the streams' execute requests).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
     pub code: Option<String>,
+    /// A language name or alias ([`crate::Language::parse`]); absent means python.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
-    /// Run-time limit in seconds (default 120).
+    /// Run-time limit in seconds (defaults per route: [`crate::defaults`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -22,7 +24,20 @@ pub struct ExecuteRequest {
     pub working_dir: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    /// A label shown in process lists (background runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
+
+impl RunSpec {
+    /// `workdir`, or the docs' `working_dir`.
+    pub fn workdir(&self) -> Option<&str> {
+        self.workdir.as_deref().or(self.working_dir.as_deref())
+    }
+}
+
+/// `POST /execute`
+pub type ExecuteRequest = RunSpec;
 
 /// Reply of `POST /execute`. User code that fails is still a 200 with its exit code.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -47,23 +62,7 @@ pub struct ExecuteResponse {
 }
 
 /// `POST /execute/background`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct BackgroundExecuteRequest {
-    pub code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    /// Run-time limit in seconds (default 300).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workdir: Option<String>,
-    #[serde(default, skip_serializing)]
-    pub working_dir: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
+pub type BackgroundExecuteRequest = RunSpec;
 
 /// Reply of `POST /execute/background`; returned before the code has run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +127,10 @@ pub struct ProcessInfo {
     /// Why the process failed when it is not its own exit code (e.g. a server restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The store's cap on finished output dropped this record's `stdout`/`stderr` (oldest
+    /// records first); status, exit code and byte counts remain. Sandlot extension.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_evicted: bool,
 }
 
 /// Reply of `GET /execute/processes`.
@@ -159,20 +162,8 @@ pub struct ProcessActionReply {
 /// `POST /execute/async`: run in the background and POST the result to `callback_url`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AsyncExecuteRequest {
-    pub code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    /// Run-time limit in seconds (default 1800).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workdir: Option<String>,
-    #[serde(default, skip_serializing)]
-    pub working_dir: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    #[serde(flatten)]
+    pub run: RunSpec,
     pub callback_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_headers: Option<BTreeMap<String, String>>,
@@ -200,8 +191,7 @@ pub struct WebhookPayload {
     pub execution_id: String,
     #[serde(default)]
     pub process_id: Option<String>,
-    /// `completed`, `failed` or `timeout`.
-    pub status: String,
+    pub status: WebhookStatus,
     pub success: bool,
     pub stdout: String,
     pub stderr: String,
@@ -210,4 +200,84 @@ pub struct WebhookPayload {
     pub timestamp: String,
     #[serde(default)]
     pub error: Option<String>,
+}
+
+/// The outcome a webhook reports: HopX's vocabulary has no `killed`, so a killed process
+/// reports `failed` with the reason in `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookStatus {
+    Completed,
+    Failed,
+    Timeout,
+}
+
+impl From<ProcessStatus> for WebhookStatus {
+    fn from(s: ProcessStatus) -> Self {
+        match s {
+            ProcessStatus::Completed => Self::Completed,
+            ProcessStatus::Timeout => Self::Timeout,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// Features the agent announces on `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentFeatures {
+    pub code_execution: bool,
+    pub background_jobs: bool,
+    pub languages: Vec<Language>,
+}
+
+/// Reply of the agent's `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentHealth {
+    pub status: String,
+    pub agent: String,
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub features: AgentFeatures,
+}
+
+/// Limits of one sandbox, as `GET /info` reports them. Sandlot extension.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentLimits {
+    pub memory_mb: u64,
+    pub pids: u64,
+    pub cpus: f64,
+    pub output_cap_bytes: usize,
+    pub max_processes: usize,
+}
+
+/// Reply of `GET /info`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub vm_id: String,
+    pub agent: String,
+    pub agent_version: String,
+    pub os: String,
+    pub arch: String,
+    pub template: String,
+    pub languages: Vec<Language>,
+    pub start_time: String,
+    pub uptime: u64,
+    pub limits: AgentLimits,
+    /// Route name → `METHOD /path`.
+    pub endpoints: BTreeMap<String, String>,
+}
+
+/// Body of `PUT /env` (replace) and `PATCH /env` (merge).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EnvUpdate {
+    pub env_vars: Option<BTreeMap<String, String>>,
+}
+
+/// Reply of every `/env` route: the sandbox's global environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvReply {
+    pub count: usize,
+    pub env_vars: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
 }

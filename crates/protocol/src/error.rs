@@ -65,6 +65,40 @@ pub struct ErrorBody {
 }
 
 impl ErrorBody {
+    /// The control plane's body: `error` is an object, `code`/`message` repeated on top.
+    pub fn control(code: &str, message: &str, request_id: &str, retry_after: Option<u64>) -> Self {
+        Self {
+            error: Some(ErrorField::Detail(ErrorDetail {
+                message: message.into(),
+                code: Some(code.into()),
+                request_id: Some(request_id.into()),
+            })),
+            code: Some(code.into()),
+            message: Some(message.into()),
+            request_id: Some(request_id.into()),
+            timestamp: None,
+            retry_after,
+        }
+    }
+
+    /// The agent's body: `error` is the message itself.
+    pub fn agent(
+        code: &str,
+        message: &str,
+        request_id: &str,
+        timestamp: String,
+        retry_after: Option<u64>,
+    ) -> Self {
+        Self {
+            error: Some(ErrorField::Message(message.into())),
+            code: Some(code.into()),
+            message: Some(message.into()),
+            request_id: Some(request_id.into()),
+            timestamp: Some(timestamp),
+            retry_after,
+        }
+    }
+
     /// The human message, wherever the body put it.
     pub fn message(&self) -> Option<&str> {
         if let Some(m) = self.message.as_deref() {

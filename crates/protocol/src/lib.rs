@@ -8,30 +8,17 @@
 pub mod agent;
 pub mod control;
 pub mod error;
+pub mod language;
+pub mod signature;
 pub mod status;
 pub mod stream;
 
 pub use agent::*;
 pub use control::*;
 pub use error::*;
+pub use language::Language;
 pub use status::*;
 pub use stream::*;
-
-/// Languages every template understands, with the aliases the agent's OpenAPI accepts.
-pub mod language {
-    /// Canonical language names accepted by `/execute*`.
-    pub const CANONICAL: &[&str] = &["python", "javascript", "bash"];
-
-    /// Maps a requested language (or alias) to its canonical name.
-    pub fn canonical(requested: &str) -> Option<&'static str> {
-        match requested.to_ascii_lowercase().as_str() {
-            "python" | "python3" | "py" => Some("python"),
-            "javascript" | "js" | "node" | "nodejs" => Some("javascript"),
-            "bash" | "sh" | "shell" => Some("bash"),
-            _ => None,
-        }
-    }
-}
 
 /// Defaults that both sides must agree on (reference §6).
 pub mod defaults {

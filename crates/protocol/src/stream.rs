@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ProcessStatus;
+use crate::{ProcessStatus, RunSpec};
 
 /// First event of `POST /execute/stream`: the process that was started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +81,56 @@ impl StreamEvent {
     }
 }
 
+/// The client's first (and only) frame on the WebSocket `/execute/stream`. `type` may be
+/// left out; when given it must be `execute`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WsExecuteFrame {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(flatten)]
+    pub run: RunSpec,
+}
+
+/// A piece of output on the WebSocket stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WsOutput {
+    pub data: String,
+    pub timestamp: String,
+}
+
+/// The run could not start, or timed out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WsError {
+    pub error: String,
+    pub code: String,
+    pub timestamp: String,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WsResult {
+    pub exit_code: Option<i32>,
+    pub execution_time: Option<f64>,
+    pub timestamp: String,
+}
+
+/// The last frame of every session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WsComplete {
+    pub success: bool,
+}
+
+/// What the server sends on the WebSocket `/execute/stream`, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum WsServerFrame {
+    Stdout(WsOutput),
+    Stderr(WsOutput),
+    Error(WsError),
+    Result(WsResult),
+    Complete(WsComplete),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +178,17 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(json, r#"{"type":"stderr","data":"x","seq":1}"#);
+    }
+
+    #[test]
+    fn websocket_frames_carry_their_type() {
+        let frame: WsExecuteFrame =
+            serde_json::from_str(r#"{"type":"execute","code":"print(1)","timeout":5}"#).unwrap();
+        assert_eq!(frame.kind.as_deref(), Some("execute"));
+        assert_eq!(frame.run.code.as_deref(), Some("print(1)"));
+        assert_eq!(frame.run.timeout, Some(5));
+        let out =
+            serde_json::to_string(&WsServerFrame::Complete(WsComplete { success: true })).unwrap();
+        assert_eq!(out, r#"{"type":"complete","success":true}"#);
     }
 }

@@ -1,95 +1,80 @@
-//! Agent routes (`<public_host>/...`): run code, list, get, kill and remove processes.
+//! Agent routes (`<public_host>/...`): run code, list, get, kill and remove processes, the
+//! sandbox's environment, health and info.
 
-use axum::extract::State;
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Query, State};
+use axum::http::Method;
 use axum::Json;
 use sandlot_protocol::{
-    code, defaults, AsyncExecuteRequest, AsyncExecuteResponse, BackgroundExecuteRequest,
-    BackgroundExecuteResponse, ExecuteRequest, ExecuteResponse, KillProcessRequest,
-    ProcessActionReply, ProcessInfo, ProcessList,
+    code, defaults, AgentFeatures, AgentHealth, AgentInfo, AgentLimits, AsyncExecuteRequest,
+    AsyncExecuteResponse, BackgroundExecuteRequest, BackgroundExecuteResponse, EnvReply, EnvUpdate,
+    ExecuteRequest, ExecuteResponse, KillProcessRequest, Language, ProcessActionReply, ProcessInfo,
+    ProcessList, ProcessStatus,
 };
-use serde_json::{json, Value};
 
 use super::auth::AgentSandbox;
 use super::body::JsonBody;
-use super::control::validate_env;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
-use crate::exec::ProcessEntry;
-use crate::sandbox::{RunRequest, Sandbox};
+use crate::node::{NodeError, ProcessFilter};
 use crate::time::{now_rfc3339, rfc3339_millis};
 use crate::webhook::Callback;
-use std::sync::Arc;
+
+const AGENT_NAME: &str = "sandlotd";
 
 pub async fn health(
     State(state): State<AppState>,
     AgentSandbox { .. }: AgentSandbox,
-) -> Json<Value> {
-    Json(json!({
-        "status": "healthy",
-        "agent": "sandlotd",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": state.started.elapsed().as_secs(),
-        "features": {
-            "code_execution": true,
-            "background_jobs": true,
-            "languages": ["python", "javascript", "bash"],
+) -> Json<AgentHealth> {
+    Json(AgentHealth {
+        status: "healthy".into(),
+        agent: AGENT_NAME.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        features: AgentFeatures {
+            code_execution: true,
+            background_jobs: true,
+            languages: Language::ALL.to_vec(),
         },
-    }))
+    })
 }
 
 pub async fn info(
     State(state): State<AppState>,
     AgentSandbox { sandbox, .. }: AgentSandbox,
-) -> Json<Value> {
-    Json(json!({
-        "vm_id": sandbox.id,
-        "agent": "sandlotd",
-        "agent_version": env!("CARGO_PKG_VERSION"),
-        "os": std::env::consts::OS,
-        "arch": std::env::consts::ARCH,
-        "template": sandbox.template.name,
-        "languages": sandbox.template.languages,
-        "start_time": rfc3339_millis(sandbox.created_at),
-        "uptime": state.started.elapsed().as_secs(),
-        "limits": {
-            "memory_mb": state.cfg.sandbox_memory_mb,
-            "pids": state.cfg.sandbox_pids,
-            "cpus": state.cfg.sandbox_cpus,
-            "output_cap_bytes": state.cfg.output_cap_bytes,
-            "max_processes": state.cfg.max_processes_per_sandbox,
+) -> Json<AgentInfo> {
+    let endpoints = [
+        ("health", "GET /health"),
+        ("info", "GET /info"),
+        ("execute", "POST /execute"),
+        ("execute_background", "POST /execute/background"),
+        ("list_processes", "GET /execute/processes"),
+        ("get_process", "GET /execute/processes/{id}"),
+        ("remove_process", "DELETE /execute/processes/{id}"),
+        ("kill_process", "POST /execute/kill/{id}"),
+    ];
+    Json(AgentInfo {
+        vm_id: sandbox.id,
+        agent: AGENT_NAME.into(),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        os: std::env::consts::OS.into(),
+        arch: std::env::consts::ARCH.into(),
+        template: sandbox.template.name.into(),
+        languages: sandbox.template.languages.to_vec(),
+        start_time: rfc3339_millis(sandbox.created_at),
+        uptime: state.started.elapsed().as_secs(),
+        limits: AgentLimits {
+            memory_mb: state.cfg.sandbox_memory_mb,
+            pids: state.cfg.sandbox_pids,
+            cpus: state.cfg.sandbox_cpus,
+            output_cap_bytes: state.cfg.output_cap_bytes,
+            max_processes: state.cfg.max_processes_per_sandbox,
         },
-        "endpoints": {
-            "health": "GET /health",
-            "info": "GET /info",
-            "execute": "POST /execute",
-            "execute_background": "POST /execute/background",
-            "list_processes": "GET /execute/processes",
-            "get_process": "GET /execute/processes/{id}",
-            "remove_process": "DELETE /execute/processes/{id}",
-            "kill_process": "POST /execute/kill/{id}",
-        },
-    }))
-}
-
-pub(super) fn run_request(
-    code: Option<String>,
-    language: Option<String>,
-    timeout: Option<u64>,
-    workdir: Option<String>,
-    env: Option<std::collections::BTreeMap<String, String>>,
-    name: Option<String>,
-) -> ApiResult<RunRequest> {
-    let code = code.ok_or_else(|| ApiError::missing("code"))?;
-    if let Some(env) = &env {
-        validate_env(env)?;
-    }
-    Ok(RunRequest {
-        code,
-        language,
-        timeout,
-        workdir,
-        env,
-        name,
+        endpoints: endpoints
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     })
 }
 
@@ -98,16 +83,7 @@ pub async fn execute(
     AgentSandbox { sandbox, .. }: AgentSandbox,
     JsonBody(req): JsonBody<ExecuteRequest>,
 ) -> ApiResult<Json<ExecuteResponse>> {
-    let run = run_request(
-        req.code,
-        req.language,
-        req.timeout,
-        req.workdir.or(req.working_dir),
-        req.env,
-        None,
-    )?;
-    let (entry, lang) = state.node.run_sync(&sandbox, run).await?;
-    let info = entry.to_info();
+    let (info, language) = state.node.run(&sandbox.id, req).await?;
     Ok(Json(ExecuteResponse {
         success: info.exit_code == Some(0),
         stdout: info.stdout,
@@ -115,26 +91,11 @@ pub async fn execute(
         exit_code: info.exit_code.unwrap_or(-1),
         execution_time: info.execution_time.unwrap_or(0.0),
         timestamp: Some(now_rfc3339()),
-        language: Some(lang.into()),
+        language: Some(language.as_str().into()),
         status: Some(info.status),
         stdout_truncated: info.stdout_truncated,
         stderr_truncated: info.stderr_truncated,
     }))
-}
-
-/// Starts a recorded (listed, stored) process from a background-style request.
-pub(super) fn start_recorded(
-    state: &AppState,
-    sandbox: &Arc<Sandbox>,
-    req: BackgroundExecuteRequest,
-    default_timeout: u64,
-) -> ApiResult<Arc<ProcessEntry>> {
-    let name = req.name.filter(|n| !n.is_empty());
-    let workdir = req.workdir.or(req.working_dir);
-    let run = run_request(req.code, req.language, req.timeout, workdir, req.env, name)?;
-    Ok(state
-        .node
-        .start_process(sandbox, run, default_timeout, true)?)
 }
 
 pub async fn execute_background(
@@ -142,14 +103,15 @@ pub async fn execute_background(
     AgentSandbox { sandbox, .. }: AgentSandbox,
     JsonBody(req): JsonBody<BackgroundExecuteRequest>,
 ) -> ApiResult<Json<BackgroundExecuteResponse>> {
-    let entry = start_recorded(&state, &sandbox, req, defaults::BACKGROUND_TIMEOUT_SECS)?;
-    let info = entry.to_info();
+    let info = state
+        .node
+        .start_process(&sandbox.id, req, defaults::BACKGROUND_TIMEOUT_SECS)?;
     Ok(Json(BackgroundExecuteResponse {
         process_id: info.process_id,
         execution_id: info.execution_id,
         status: info.status,
         name: info.name,
-        timeout: Some(entry.timeout_secs),
+        timeout: info.timeout,
         start_time: info.started_at,
         message: Some("Process started in the background".into()),
     }))
@@ -173,25 +135,24 @@ pub async fn execute_async(
         .webhooks
         .validate(&callback)
         .map_err(|msg| ApiError::bad_request(code::INVALID_REQUEST, msg))?;
-    let run = BackgroundExecuteRequest {
-        code: req.code,
-        language: req.language,
-        timeout: req.timeout,
-        workdir: req.workdir,
-        working_dir: req.working_dir,
-        env: req.env,
-        name: req.name,
-    };
-    let entry = start_recorded(&state, &sandbox, run, defaults::ASYNC_TIMEOUT_SECS)?;
+    let info = state
+        .node
+        .start_process(&sandbox.id, req.run, defaults::ASYNC_TIMEOUT_SECS)?;
     let url = callback.url.clone();
-    if let Err(e) = state.webhooks.register(entry.clone(), callback) {
-        entry.request_stop(crate::exec::StopReason::Killed);
-        return Err(ApiError::from(crate::sandbox::NodeError::Internal(e)));
+    let (node, sandbox_id, process_id) = (
+        state.node.clone(),
+        sandbox.id.clone(),
+        info.process_id.clone(),
+    );
+    let finished = async move { node.wait_process(&sandbox_id, &process_id).await.ok() };
+    if let Err(e) = state.webhooks.register(&info, callback, finished) {
+        let _ = state.node.kill_process(&sandbox.id, &info.process_id).await;
+        return Err(NodeError::Internal(e).into());
     }
     Ok(Json(AsyncExecuteResponse {
-        execution_id: entry.execution_id.clone(),
-        process_id: entry.id.clone(),
-        status: entry.status(),
+        execution_id: info.execution_id,
+        process_id: info.process_id,
+        status: info.status,
         callback_url: url,
         message: Some("Execution queued. Will POST to callback_url when complete.".into()),
         timestamp: Some(now_rfc3339()),
@@ -210,15 +171,16 @@ pub struct ListQuery {
 }
 
 pub async fn list_processes(
+    State(state): State<AppState>,
     AgentSandbox { sandbox, .. }: AgentSandbox,
-    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<ProcessList>> {
     let statuses = match q.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(list) => Some(
             list.split(',')
                 .map(|s| {
-                    sandlot_protocol::ProcessStatus::parse(s.trim()).ok_or_else(|| {
+                    ProcessStatus::parse(s.trim()).ok_or_else(|| {
                         ApiError::bad_request(
                             code::INVALID_REQUEST,
                             format!("unknown status '{s}'"),
@@ -228,14 +190,12 @@ pub async fn list_processes(
                 .collect::<ApiResult<Vec<_>>>()?,
         ),
     };
-    let processes: Vec<ProcessInfo> = sandbox
-        .processes
-        .all()
-        .iter()
-        .filter(|p| q.name.as_ref().is_none_or(|n| p.name.as_ref() == Some(n)))
-        .filter(|p| statuses.as_ref().is_none_or(|s| s.contains(&p.status())))
-        .map(|p| p.info(q.output != Some(false)))
-        .collect();
+    let filter = ProcessFilter {
+        statuses,
+        name: q.name,
+        without_output: q.output == Some(false),
+    };
+    let processes = state.node.processes(&sandbox.id, &filter)?;
     Ok(Json(ProcessList {
         count: processes.len(),
         processes,
@@ -243,10 +203,10 @@ pub async fn list_processes(
     }))
 }
 
-fn process_param(params: &std::collections::HashMap<String, String>) -> ApiResult<String> {
+fn process_param(params: &HashMap<String, String>) -> ApiResult<&str> {
     params
         .get("pid")
-        .cloned()
+        .map(String::as_str)
         .ok_or_else(|| ApiError::missing("process_id"))
 }
 
@@ -254,27 +214,25 @@ pub async fn get_process(
     State(state): State<AppState>,
     AgentSandbox { sandbox, params }: AgentSandbox,
 ) -> ApiResult<Json<ProcessInfo>> {
-    let entry = state
-        .node
-        .find_process(&sandbox, &process_param(&params)?)?;
-    Ok(Json(entry.to_info()))
+    Ok(Json(
+        state.node.process(&sandbox.id, process_param(&params)?)?,
+    ))
 }
 
 async fn kill(
     state: &AppState,
-    sandbox: &crate::sandbox::Sandbox,
+    sandbox_id: &str,
     process_id: &str,
 ) -> ApiResult<Json<ProcessActionReply>> {
-    let entry = state.node.kill_process(sandbox, process_id).await?;
-    let status = entry.status();
-    let message = match status {
-        sandlot_protocol::ProcessStatus::Killed => "Process terminated successfully".to_string(),
+    let info = state.node.kill_process(sandbox_id, process_id).await?;
+    let message = match info.status {
+        ProcessStatus::Killed => "Process terminated successfully".to_string(),
         other => format!("Process had already ended ({})", other.as_str()),
     };
     Ok(Json(ProcessActionReply {
         success: true,
-        process_id: entry.id.clone(),
-        status,
+        process_id: info.process_id,
+        status: info.status,
         message,
     }))
 }
@@ -284,7 +242,7 @@ pub async fn kill_by_path(
     State(state): State<AppState>,
     AgentSandbox { sandbox, params }: AgentSandbox,
 ) -> ApiResult<Json<ProcessActionReply>> {
-    kill(&state, &sandbox, &process_param(&params)?).await
+    kill(&state, &sandbox.id, process_param(&params)?).await
 }
 
 /// `DELETE /execute/kill` with `{"process_id": ...}`.
@@ -297,7 +255,7 @@ pub async fn kill_by_body(
         .process_id
         .filter(|p| !p.is_empty())
         .ok_or_else(|| ApiError::missing("process_id"))?;
-    kill(&state, &sandbox, &id).await
+    kill(&state, &sandbox.id, &id).await
 }
 
 /// `DELETE /execute/processes/{pid}`: forget a finished process.
@@ -305,60 +263,57 @@ pub async fn remove_process(
     State(state): State<AppState>,
     AgentSandbox { sandbox, params }: AgentSandbox,
 ) -> ApiResult<Json<ProcessActionReply>> {
-    let id = process_param(&params)?;
-    let entry = state
+    let info = state
         .node
-        .remove_process(&sandbox, &id)
-        .map_err(|e| match e {
-            crate::sandbox::NodeError::Invalid(msg) => {
-                ApiError::new(axum::http::StatusCode::CONFLICT, code::CONFLICT, msg)
-            }
-            other => other.into(),
-        })?;
+        .remove_process(&sandbox.id, process_param(&params)?)?;
     Ok(Json(ProcessActionReply {
         success: true,
-        process_id: id,
-        status: entry.status(),
+        process_id: info.process_id,
+        status: info.status,
         message: "Process record removed".into(),
     }))
 }
 
-/// Body of `PUT /env` and `PATCH /env`.
-#[derive(Debug, serde::Deserialize)]
-pub struct EnvBody {
-    env_vars: Option<std::collections::BTreeMap<String, String>>,
-}
-
-fn env_reply(env: std::collections::BTreeMap<String, String>) -> Json<Value> {
-    Json(json!({ "count": env.len(), "env_vars": env, "timestamp": now_rfc3339() }))
+fn env_reply(env: BTreeMap<String, String>) -> Json<EnvReply> {
+    Json(EnvReply {
+        count: env.len(),
+        env_vars: env,
+        timestamp: Some(now_rfc3339()),
+    })
 }
 
 /// `GET /env`: the sandbox's global environment (every later process starts with it).
-pub async fn get_env(AgentSandbox { sandbox, .. }: AgentSandbox) -> Json<Value> {
-    env_reply(sandbox.env_vars())
+pub async fn get_env(
+    State(state): State<AppState>,
+    AgentSandbox { sandbox, .. }: AgentSandbox,
+) -> ApiResult<Json<EnvReply>> {
+    Ok(env_reply(state.node.sandbox_env(&sandbox.id)?))
 }
 
 /// `PUT /env` replaces the global environment; `PATCH /env` merges into it.
 pub async fn set_env(
     State(state): State<AppState>,
-    method: axum::http::Method,
+    method: Method,
     AgentSandbox { sandbox, .. }: AgentSandbox,
-    JsonBody(body): JsonBody<EnvBody>,
-) -> ApiResult<Json<Value>> {
+    JsonBody(body): JsonBody<EnvUpdate>,
+) -> ApiResult<Json<EnvReply>> {
     let vars = body.env_vars.ok_or_else(|| ApiError::missing("env_vars"))?;
-    validate_env(&vars)?;
-    let merge = method == axum::http::Method::PATCH;
-    Ok(env_reply(state.node.set_env(&sandbox, vars, merge)?))
+    let merge = method == Method::PATCH;
+    Ok(env_reply(state.node.set_sandbox_env(
+        &sandbox.id,
+        vars,
+        merge,
+    )?))
 }
 
 /// `DELETE /env`: clears the global environment.
 pub async fn clear_env(
     State(state): State<AppState>,
     AgentSandbox { sandbox, .. }: AgentSandbox,
-) -> ApiResult<Json<Value>> {
-    Ok(env_reply(state.node.set_env(
-        &sandbox,
-        Default::default(),
+) -> ApiResult<Json<EnvReply>> {
+    Ok(env_reply(state.node.set_sandbox_env(
+        &sandbox.id,
+        BTreeMap::new(),
         false,
     )?))
 }

@@ -1,15 +1,13 @@
 //! Authentication: the API key on the control plane, per-sandbox tokens on the agent.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use sandlot_protocol::code;
+use std::collections::HashMap;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::sandbox::Sandbox;
+use crate::node::SandboxInfo;
 use crate::token::TokenError;
 
 fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -78,7 +76,7 @@ fn token_error(e: TokenError) -> ApiError {
 /// The sandbox named by the request's token alone. HopX's Python SDK opens WebSockets at the
 /// host's root (`ws://host/execute/stream`), dropping `public_host`'s path; the token says
 /// which sandbox is meant.
-pub struct TokenSandbox(pub Arc<Sandbox>);
+pub struct TokenSandbox(pub SandboxInfo);
 
 impl FromRequestParts<AppState> for TokenSandbox {
     type Rejection = ApiError;
@@ -91,13 +89,13 @@ impl FromRequestParts<AppState> for TokenSandbox {
             )
         })?;
         let id = state.signer.sandbox_of(token).map_err(token_error)?;
-        Ok(TokenSandbox(state.node.get(&id)?))
+        Ok(TokenSandbox(state.node.sandbox(&id)?))
     }
 }
 
 /// The sandbox an agent request addresses, after its token (or the API key) was checked.
 pub struct AgentSandbox {
-    pub sandbox: Arc<Sandbox>,
+    pub sandbox: SandboxInfo,
     pub params: HashMap<String, String>,
 }
 
@@ -127,7 +125,7 @@ impl FromRequestParts<AppState> for AgentSandbox {
                 state.signer.verify(token, &id).map_err(token_error)?;
             }
         }
-        let sandbox = state.node.get(&id)?;
+        let sandbox = state.node.sandbox(&id)?;
         Ok(AgentSandbox { sandbox, params })
     }
 }

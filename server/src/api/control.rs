@@ -1,7 +1,5 @@
 //! Control-plane routes (`/v1/...`): sandboxes, tokens and templates.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -17,14 +15,12 @@ use super::body::JsonBody;
 use super::context;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
+use crate::node::{NodeError, SandboxInfo, SandboxSpec};
 use crate::sandbox::template::{self, TEMPLATES};
-use crate::sandbox::{CreateOptions, NodeError, Sandbox};
 use crate::time::rfc3339_seconds;
 
 /// The wire form of a sandbox; `with_token` adds a fresh agent token (create, connect).
-pub fn wire_sandbox(state: &AppState, s: &Sandbox, with_token: bool) -> WireSandbox {
-    let view = s.view();
-    let agent = format!("{}/sandboxes/{}/agent", state.cfg.public_base_url(), s.id);
+pub fn wire_sandbox(state: &AppState, s: &SandboxInfo, with_token: bool) -> WireSandbox {
     let (auth_token, token_expires_at) = if with_token {
         let (token, exp) = state.signer.issue(&s.id);
         (Some(token), Some(rfc3339_seconds(exp)))
@@ -34,13 +30,13 @@ pub fn wire_sandbox(state: &AppState, s: &Sandbox, with_token: bool) -> WireSand
     WireSandbox {
         id: s.id.clone(),
         object: "sandbox".into(),
-        status: view.status,
-        public_host: Some(agent.clone()),
-        direct_url: Some(agent),
+        status: s.status,
+        public_host: Some(s.public_host.clone()),
+        direct_url: Some(s.public_host.clone()),
         template_id: Some(s.template.id.into()),
         template_name: Some(s.template.name.into()),
         organization_id: 1,
-        node_id: Some("local".into()),
+        node_id: Some(s.node_id.clone()),
         region: Some("local".into()),
         resources: Some(SandboxResources {
             vcpu: state.cfg.sandbox_cpus.ceil() as u32,
@@ -50,8 +46,8 @@ pub fn wire_sandbox(state: &AppState, s: &Sandbox, with_token: bool) -> WireSand
         internet_access: s.internet_access,
         internet_access_available: Some(false),
         live_mode: false,
-        timeout_seconds: view.timeout_seconds,
-        expires_at: view.expires_at.map(rfc3339_seconds),
+        timeout_seconds: s.timeout_seconds,
+        expires_at: s.expires_at.map(rfc3339_seconds),
         created_at: Some(rfc3339_seconds(s.created_at)),
         auth_token,
         token_expires_at,
@@ -81,35 +77,21 @@ pub async fn create(
             "timeout_seconds must be positive",
         ));
     }
-    let env_vars = req.env_vars.unwrap_or_default();
-    validate_env(&env_vars)?;
-    let opts = CreateOptions {
+    let spec = SandboxSpec {
         template,
         timeout_seconds: req.timeout_seconds,
         internet_access: req.internet_access.unwrap_or(false),
-        env_vars,
+        env_vars: req.env_vars.unwrap_or_default(),
     };
     // Runs to the end even if the client goes away, so no half-made sandbox is left behind.
     let node = state.node.clone();
-    let sandbox = tokio::spawn(async move { node.create(opts).await })
+    let sandbox = tokio::spawn(async move { node.create_sandbox(spec).await })
         .await
         .map_err(|e| ApiError::from(NodeError::Internal(e.to_string())))??;
     Ok((
         StatusCode::CREATED,
         Json(wire_sandbox(&state, &sandbox, true)),
     ))
-}
-
-pub fn validate_env(env: &BTreeMap<String, String>) -> ApiResult<()> {
-    for (k, v) in env {
-        if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-            return Err(ApiError::bad_request(
-                code::INVALID_REQUEST,
-                format!("invalid environment variable name '{k}'"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,9 +118,9 @@ pub async fn list(
     };
     let all: Vec<_> = state
         .node
-        .list()
+        .sandboxes()
         .into_iter()
-        .filter(|s| status.is_none_or(|st| s.view().status == st))
+        .filter(|s| status.is_none_or(|st| s.status == st))
         .collect();
     // The cursor is the id of the last sandbox of the previous page.
     let start = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
@@ -176,7 +158,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WireSandbox>> {
-    let sandbox = state.node.get(&id)?;
+    let sandbox = state.node.sandbox(&id)?;
     Ok(Json(wire_sandbox(&state, &sandbox, false)))
 }
 
@@ -195,7 +177,7 @@ pub async fn delete(
 ) -> ApiResult<Json<SandboxStatusReply>> {
     // Runs to the end even if the client goes away: cleanup is never left half done.
     let (node, sid) = (state.node.clone(), id.clone());
-    tokio::spawn(async move { node.kill(&sid).await })
+    tokio::spawn(async move { node.kill_sandbox(&sid).await })
         .await
         .map_err(|e| ApiError::from(NodeError::Internal(e.to_string())))??;
     Ok(status_reply(id, SandboxStatus::Deleted))
@@ -206,7 +188,7 @@ pub async fn pause(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxStatusReply>> {
-    state.node.pause(&id).await?;
+    state.node.pause_sandbox(&id).await?;
     Ok(status_reply(id, SandboxStatus::Paused))
 }
 
@@ -215,7 +197,7 @@ pub async fn resume(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxStatusReply>> {
-    state.node.resume(&id).await?;
+    state.node.resume_sandbox(&id).await?;
     Ok(status_reply(id, SandboxStatus::Running))
 }
 
@@ -231,11 +213,11 @@ pub async fn set_timeout(
         .ok_or_else(|| {
             ApiError::bad_request(code::INVALID_REQUEST, "timeout_seconds must be positive")
         })?;
-    let expires = state.node.set_timeout(&id, seconds)?;
+    let sandbox = state.node.set_sandbox_timeout(&id, seconds)?;
     Ok(Json(SetTimeoutReply {
         id,
         timeout_seconds: seconds,
-        expires_at: rfc3339_seconds(expires),
+        expires_at: sandbox.expires_at.map(rfc3339_seconds).unwrap_or_default(),
         request_id: Some(context::current().request_id),
     }))
 }
@@ -245,7 +227,7 @@ pub async fn refresh_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TokenReply>> {
-    let sandbox = state.node.get(&id)?;
+    let sandbox = state.node.sandbox(&id)?;
     let (token, exp) = state.signer.issue(&sandbox.id);
     Ok(Json(TokenReply {
         auth_token: token,

@@ -1,12 +1,17 @@
-//! API errors and their hybrid JSON bodies (reference §5.1).
+//! API errors and their hybrid JSON bodies (reference §5.1, `docs/protocol.md`).
+//!
+//! One error type with a status and a code. Internal faults are logged with the request id
+//! and answered with a generic message and that id, never with the internal detail; a
+//! panic in a handler is answered the same way (see [`panic_response`]).
+
+use std::any::Any;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sandlot_protocol::code;
-use serde_json::json;
+use sandlot_protocol::{code, ErrorBody};
 
 use super::context::{self, Plane};
-use crate::sandbox::NodeError;
+use crate::node::NodeError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -15,6 +20,9 @@ pub struct ApiError {
     pub message: String,
     pub retry_after: Option<u64>,
 }
+
+/// What a client is told about a fault of ours; the detail is in the server log.
+const INTERNAL_MESSAGE: &str = "Internal server error; quote the request id when reporting it";
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -40,6 +48,17 @@ impl ApiError {
             format!("missing required field '{field}'"),
         )
     }
+
+    /// A fault of ours: logged in full with the request id, answered generically.
+    pub fn internal(detail: &str) -> Self {
+        let request_id = context::current().request_id;
+        tracing::error!(request_id = %request_id, "internal error: {detail}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL_ERROR,
+            INTERNAL_MESSAGE,
+        )
+    }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -63,6 +82,8 @@ impl From<NodeError> for ApiError {
                 format!("Template '{name}' not found; available: code-interpreter, base"),
             ),
             NodeError::Invalid(msg) => Self::bad_request(code::INVALID_REQUEST, msg),
+            NodeError::MissingField(field) => Self::missing(field),
+            NodeError::Conflict(msg) => Self::new(StatusCode::CONFLICT, code::CONFLICT, msg),
             NodeError::LimitReached(msg) => Self {
                 retry_after: Some(5),
                 ..Self::new(
@@ -76,10 +97,7 @@ impl From<NodeError> for ApiError {
                 code::SANDBOX_PAUSED,
                 "Sandbox is paused; resume it before running code",
             ),
-            NodeError::Internal(msg) => {
-                tracing::error!("internal error: {msg}");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL_ERROR, msg)
-            }
+            NodeError::Internal(detail) => Self::internal(&detail),
         }
     }
 }
@@ -87,23 +105,17 @@ impl From<NodeError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let ctx = context::current();
-        let request_id = ctx.request_id;
         let body = match ctx.plane {
-            Plane::Control => json!({
-                "error": { "code": self.code, "message": self.message, "request_id": request_id },
-                "code": self.code,
-                "message": self.message,
-                "request_id": request_id,
-                "retry_after": self.retry_after,
-            }),
-            Plane::Agent => json!({
-                "error": self.message,
-                "message": self.message,
-                "code": self.code,
-                "request_id": request_id,
-                "timestamp": crate::time::now_rfc3339(),
-                "retry_after": self.retry_after,
-            }),
+            Plane::Control => {
+                ErrorBody::control(self.code, &self.message, &ctx.request_id, self.retry_after)
+            }
+            Plane::Agent => ErrorBody::agent(
+                self.code,
+                &self.message,
+                &ctx.request_id,
+                crate::time::now_rfc3339(),
+                self.retry_after,
+            ),
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
@@ -112,4 +124,15 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// The answer to a panic in a handler (tower-http's catch-panic layer calls it): a 500
+/// with the request id instead of a dropped connection.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    ApiError::internal(&format!("handler panicked: {detail}")).into_response()
 }

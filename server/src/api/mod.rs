@@ -16,23 +16,26 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use sandlot_protocol::code;
-use serde_json::{json, Value};
+use sandlot_protocol::{code, Health};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Config;
-use crate::sandbox::LocalNode;
+use crate::node::Node;
+use crate::shutdown::Shutdown;
 use crate::token::TokenSigner;
 use crate::webhook::Webhooks;
 use error::ApiError;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 #[derive(Clone)]
 pub struct AppState {
     pub cfg: Arc<Config>,
-    pub node: Arc<LocalNode>,
+    /// Handlers reach sandboxes only through the node interface.
+    pub node: Arc<dyn Node>,
     pub signer: TokenSigner,
     pub webhooks: Arc<Webhooks>,
     pub started: Instant,
+    pub shutdown: Shutdown,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -88,6 +91,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors(&state.cfg.cors_origins))
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        // Outermost, so every response (a caught panic's too) carries the request id.
         .layer(axum::middleware::from_fn(context::middleware))
         .with_state(state)
 }
@@ -124,8 +129,13 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "healthy", "version": env!("CARGO_PKG_VERSION") }))
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "healthy".into(),
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        agent: None,
+        uptime_seconds: None,
+    })
 }
 
 async fn not_found() -> ApiError {
@@ -142,4 +152,49 @@ async fn method_not_allowed() -> ApiError {
         code::METHOD_NOT_ALLOWED,
         "Method not allowed on this endpoint",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_with_the_request_id() {
+        let app = Router::new()
+            .route(
+                "/v1/boom",
+                get(|| async {
+                    panic!("secret detail");
+                    #[allow(unreachable_code)]
+                    ""
+                }),
+            )
+            .layer(CatchPanicLayer::custom(error::panic_response))
+            .layer(axum::middleware::from_fn(context::middleware));
+        let resp = app
+            .oneshot(
+                Request::get("/v1/boom")
+                    .header("x-request-id", "req-panic-1")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()["x-request-id"], "req-panic-1");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "INTERNAL_ERROR");
+        assert_eq!(body["request_id"], "req-panic-1");
+        assert!(
+            !body.to_string().contains("secret detail"),
+            "the panic message stays in the log: {body}"
+        );
+    }
 }

@@ -3,9 +3,9 @@
 //! SSE events carry the output's sequence number as their id, so a client that reconnects
 //! with `Last-Event-ID` (or `?since=`) resumes exactly after what it saw. A comment line goes
 //! out after 15 s without data so proxies and idle timers keep long, quiet streams open.
+//! Every stream ends when the server shuts down.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -13,19 +13,20 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use sandlot_protocol::{code, defaults, BackgroundExecuteRequest, ProcessStatus};
+use futures_util::StreamExt;
+use sandlot_protocol::{
+    code, defaults, BackgroundExecuteRequest, ProcessStatus, StartEvent, StreamEvent,
+    TruncatedEvent, WsComplete, WsError, WsExecuteFrame, WsOutput, WsResult, WsServerFrame,
+};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::agent::{run_request, start_recorded};
 use super::auth::{AgentSandbox, TokenSandbox};
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
-use crate::exec::events::{Gap, OutputEvent};
-use crate::exec::follow::{Followed, Follower};
-use crate::exec::{ProcessEntry, StopReason};
+use crate::exec::events::{Gap, OutputEvent, Stream};
+use crate::node::{Followed, ProcessEvents, SandboxInfo};
 use crate::time::{now_rfc3339, rfc3339_millis};
 
 #[derive(Debug, Deserialize)]
@@ -40,18 +41,14 @@ pub async fn follow_process(
     Query(q): Query<SinceQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let pid = params.get("pid").cloned().unwrap_or_default();
-    let entry = state.node.find_process(&sandbox, &pid)?;
+    let pid = params.get("pid").map(String::as_str).unwrap_or_default();
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    Ok(sse_response(
-        &state,
-        entry,
-        q.since.or(last_event_id).unwrap_or(0),
-        None,
-    ))
+    let after = q.since.or(last_event_id).unwrap_or(0);
+    let events = state.node.follow_process(&sandbox.id, pid, after)?;
+    Ok(sse_response(&state, events, None))
 }
 
 /// `POST /execute/stream`: start a process (recorded like a background one) and follow it.
@@ -60,68 +57,70 @@ pub async fn run_and_follow(
     AgentSandbox { sandbox, .. }: AgentSandbox,
     JsonBody(req): JsonBody<BackgroundExecuteRequest>,
 ) -> ApiResult<Response> {
-    let entry = start_recorded(&state, &sandbox, req, defaults::STREAM_TIMEOUT_SECS)?;
+    let info = state
+        .node
+        .start_process(&sandbox.id, req, defaults::STREAM_TIMEOUT_SECS)?;
+    let events = state
+        .node
+        .follow_process(&sandbox.id, &info.process_id, 0)?;
     let start = sse_event(
         Some(0),
-        "start",
-        &json!({
-            "type": "start",
-            "process_id": entry.id,
-            "execution_id": entry.execution_id,
-            "name": entry.name,
-            "timeout": entry.timeout_secs,
-            "timestamp": now_rfc3339(),
+        &StreamEvent::Start(StartEvent {
+            process_id: info.process_id,
+            execution_id: info.execution_id,
+            name: info.name,
+            timeout: info.timeout,
+            timestamp: Some(now_rfc3339()),
         }),
     );
-    Ok(sse_response(&state, entry, 0, Some(start)))
+    Ok(sse_response(&state, events, Some(start)))
 }
 
-fn sse_event(id: Option<u64>, event: &str, data: &Value) -> Bytes {
-    let mut out = String::new();
+fn sse_event(id: Option<u64>, event: &StreamEvent) -> Bytes {
+    let data = serde_json::to_string(event).expect("stream events serialise");
+    let mut out = String::with_capacity(data.len() + 40);
     if let Some(id) = id {
         out.push_str(&format!("id: {id}\n"));
     }
-    out.push_str(&format!("event: {event}\ndata: {data}\n\n"));
+    out.push_str(&format!("event: {}\ndata: {data}\n\n", event.kind()));
     Bytes::from(out)
 }
 
-fn output_json(e: &OutputEvent) -> Value {
-    json!({ "type": e.stream.as_str(), "data": e.data, "timestamp": rfc3339_millis(e.at), "seq": e.seq })
+fn output_event(e: OutputEvent) -> StreamEvent {
+    let out = sandlot_protocol::OutputEvent {
+        data: e.data,
+        seq: e.seq,
+        timestamp: Some(rfc3339_millis(e.at)),
+    };
+    match e.stream {
+        Stream::Stdout => StreamEvent::Stdout(out),
+        Stream::Stderr => StreamEvent::Stderr(out),
+    }
 }
 
-fn gap_json(g: &Gap) -> Value {
-    json!({
-        "type": "truncated",
-        "from_seq": g.from_seq,
-        "to_seq": g.to_seq,
-        "dropped_bytes": g.dropped_bytes,
-        "message": format!("output events {}..={} were dropped to stay within the output cap", g.from_seq, g.to_seq),
+fn truncated_event(g: &Gap) -> StreamEvent {
+    let why = if g.evicted {
+        "are no longer kept (the process ended); its record has the output"
+    } else {
+        "were dropped to stay within the output cap"
+    };
+    StreamEvent::Truncated(TruncatedEvent {
+        from_seq: g.from_seq,
+        to_seq: g.to_seq,
+        dropped_bytes: g.dropped_bytes,
+        message: Some(format!("output events {}..={} {why}", g.from_seq, g.to_seq)),
     })
 }
 
-fn exit_json(entry: &ProcessEntry, seq: u64) -> Value {
-    let info = entry.to_info();
-    json!({
-        "type": "exit",
-        "status": info.status,
-        "exit_code": info.exit_code,
-        "execution_time": info.execution_time,
-        "error": info.error,
-        "timestamp": now_rfc3339(),
-        "seq": seq,
-    })
-}
-
-fn sse_response(
-    state: &AppState,
-    entry: Arc<ProcessEntry>,
-    after: u64,
-    preamble: Option<Bytes>,
-) -> Response {
+fn sse_response(state: &AppState, events: ProcessEvents, preamble: Option<Bytes>) -> Response {
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
-    let keepalive = Duration::from_secs(state.cfg.stream_keepalive_secs.max(1));
+    let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
-        let _ = pump_sse(entry, after, preamble, keepalive, tx).await;
+        tokio::select! {
+            _ = pump_sse(events, preamble, tx) => {}
+            // Dropping the sender ends the body, so the connection can close.
+            _ = shutdown.requested() => {}
+        }
     });
     let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|chunk| chunk.map(Ok::<_, Infallible>))
@@ -139,40 +138,24 @@ fn sse_response(
 
 /// Writes events until the process has ended and its exit event is out, or the client left.
 async fn pump_sse(
-    entry: Arc<ProcessEntry>,
-    after: u64,
+    mut events: ProcessEvents,
     preamble: Option<Bytes>,
-    keepalive: Duration,
     tx: mpsc::Sender<Bytes>,
 ) -> Result<(), mpsc::error::SendError<Bytes>> {
     tx.send(Bytes::from_static(b"retry: 1000\n\n")).await?;
     if let Some(p) = preamble {
         tx.send(p).await?;
     }
-    let mut follower = Follower::new(entry.clone(), after, keepalive);
-    while let Some(item) = follower.next().await {
+    while let Some(item) = events.next().await {
         let chunk = match item {
-            Followed::Gap(gap) => sse_event(Some(gap.to_seq), "truncated", &gap_json(&gap)),
-            Followed::Output(e) => sse_event(Some(e.seq), e.stream.as_str(), &output_json(&e)),
-            Followed::Exit(seq) => sse_event(Some(seq), "exit", &exit_json(&entry, seq)),
+            Followed::Gap(gap) => sse_event(Some(gap.to_seq), &truncated_event(&gap)),
+            Followed::Output(e) => sse_event(Some(e.seq), &output_event(e)),
+            Followed::Exit(exit) => sse_event(Some(exit.seq), &StreamEvent::Exit(exit)),
             Followed::Idle => Bytes::from_static(b": keepalive\n\n"),
         };
         tx.send(chunk).await?;
     }
     Ok(())
-}
-
-/// First frame of HopX's WebSocket stream.
-#[derive(Debug, Deserialize)]
-struct WsExecute {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    code: Option<String>,
-    language: Option<String>,
-    timeout: Option<u64>,
-    workdir: Option<String>,
-    working_dir: Option<String>,
-    env: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `WS /execute/stream` (reference §4.6): one `execute` frame in; `stdout`, `stderr`,
@@ -194,10 +177,26 @@ pub async fn websocket_by_token(
     ws.on_upgrade(move |socket| ws_session(state, sandbox, socket))
 }
 
-async fn ws_session(state: AppState, sandbox: Arc<crate::sandbox::Sandbox>, mut socket: WebSocket) {
+async fn ws_session(state: AppState, sandbox: SandboxInfo, mut socket: WebSocket) {
+    let shutdown = state.shutdown.clone();
+    tokio::select! {
+        _ = ws_run(&state, &sandbox, &mut socket) => {}
+        _ = shutdown.requested() => {
+            let frame = WsServerFrame::Error(WsError {
+                error: "the server is shutting down".into(),
+                code: code::SERVICE_UNAVAILABLE.into(),
+                timestamp: now_rfc3339(),
+            });
+            let _ = send(&mut socket, &frame).await;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn ws_run(state: &AppState, sandbox: &SandboxInfo, socket: &mut WebSocket) {
     let request = match tokio::time::timeout(Duration::from_secs(30), socket.recv()).await {
         Ok(Some(Ok(Message::Text(text)))) => {
-            serde_json::from_str::<WsExecute>(&text).map_err(|e| {
+            serde_json::from_str::<WsExecuteFrame>(&text).map_err(|e| {
                 ApiError::bad_request(code::INVALID_JSON, format!("invalid execute frame: {e}"))
             })
         }
@@ -207,56 +206,51 @@ async fn ws_session(state: AppState, sandbox: Arc<crate::sandbox::Sandbox>, mut 
         )),
         _ => return,
     };
-    let started = request.and_then(|r| {
-        if r.kind.as_deref().is_some_and(|k| k != "execute") {
+    let started = request.and_then(|frame| {
+        if frame.kind.as_deref().is_some_and(|k| k != "execute") {
             return Err(ApiError::bad_request(
                 code::INVALID_REQUEST,
                 "the first frame must have type \"execute\"",
             ));
         }
-        let run = run_request(
-            r.code,
-            r.language,
-            r.timeout,
-            r.workdir.or(r.working_dir),
-            r.env,
-            None,
-        )?;
         Ok(state
             .node
-            .start_process(&sandbox, run, defaults::STREAM_TIMEOUT_SECS, false)?)
+            .start_followed(&sandbox.id, frame.run, defaults::STREAM_TIMEOUT_SECS)?)
     });
-    let entry = match started {
-        Ok(entry) => entry,
+    let (info, events) = match started {
+        Ok(started) => started,
         Err(e) => {
-            let _ = send_json(&mut socket, json!({"type": "error", "error": e.message, "code": e.code, "timestamp": now_rfc3339()})).await;
-            let _ = send_json(&mut socket, json!({"type": "complete", "success": false})).await;
-            let _ = socket.send(Message::Close(None)).await;
+            let error = WsServerFrame::Error(WsError {
+                error: e.message,
+                code: e.code.into(),
+                timestamp: now_rfc3339(),
+            });
+            let _ = send(socket, &error).await;
+            let _ = send(
+                socket,
+                &WsServerFrame::Complete(WsComplete { success: false }),
+            )
+            .await;
             return;
         }
     };
-    let keepalive = Duration::from_secs(state.cfg.stream_keepalive_secs.max(1));
-    if forward_ws(&entry, &mut socket, keepalive).await.is_err() {
-        // The client left: nobody follows this run any more.
-        entry.request_stop(StopReason::Killed);
-        return;
-    }
-    let _ = socket.send(Message::Close(None)).await;
+    // Leaving early drops `events`, which stops the run: nobody follows it any more.
+    let _ = forward_ws(info.timeout.unwrap_or(0), events, socket).await;
 }
 
-async fn send_json(socket: &mut WebSocket, value: Value) -> Result<(), axum::Error> {
-    socket.send(Message::Text(value.to_string().into())).await
+async fn send(socket: &mut WebSocket, frame: &WsServerFrame) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(frame).expect("frames serialise");
+    socket.send(Message::Text(text.into())).await
 }
 
 async fn forward_ws(
-    entry: &Arc<ProcessEntry>,
+    timeout_secs: u64,
+    mut events: ProcessEvents,
     socket: &mut WebSocket,
-    keepalive: Duration,
 ) -> Result<(), axum::Error> {
-    let mut follower = Follower::new(entry.clone(), 0, keepalive);
-    loop {
+    let exit = loop {
         let item = tokio::select! {
-            item = follower.next() => item,
+            item = events.next() => item,
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     return Err(axum::Error::new(std::io::Error::other("client closed the stream")));
@@ -266,34 +260,45 @@ async fn forward_ws(
         };
         match item {
             Some(Followed::Output(e)) => {
-                let frame = json!({"type": e.stream.as_str(), "data": e.data, "timestamp": rfc3339_millis(e.at)});
-                send_json(socket, frame).await?;
+                let out = WsOutput {
+                    data: e.data,
+                    timestamp: rfc3339_millis(e.at),
+                };
+                let frame = match e.stream {
+                    Stream::Stdout => WsServerFrame::Stdout(out),
+                    Stream::Stderr => WsServerFrame::Stderr(out),
+                };
+                send(socket, &frame).await?;
             }
             Some(Followed::Idle) => socket.send(Message::Ping(Bytes::new())).await?,
             // The WebSocket protocol has no truncation frame; the cap still bounds memory.
             Some(Followed::Gap(_)) => {}
-            Some(Followed::Exit(_)) | None => break,
+            Some(Followed::Exit(exit)) => break Some(exit),
+            None => break None,
         }
+    };
+    let Some(exit) = exit else {
+        return Ok(());
+    };
+    if exit.status == ProcessStatus::Timeout {
+        let frame = WsServerFrame::Error(WsError {
+            error: format!("Execution timed out after {timeout_secs} s"),
+            code: "EXECUTION_TIMEOUT".into(),
+            timestamp: now_rfc3339(),
+        });
+        send(socket, &frame).await?;
     }
-    let info = entry.to_info();
-    if info.status == ProcessStatus::Timeout {
-        let msg = format!("Execution timed out after {} s", entry.timeout_secs);
-        let frame = json!({"type": "error", "error": msg, "code": "EXECUTION_TIMEOUT", "timestamp": now_rfc3339()});
-        send_json(socket, frame).await?;
-    }
-    send_json(
+    let result = WsServerFrame::Result(WsResult {
+        exit_code: exit.exit_code,
+        execution_time: exit.execution_time,
+        timestamp: now_rfc3339(),
+    });
+    send(socket, &result).await?;
+    send(
         socket,
-        json!({
-            "type": "result",
-            "exit_code": info.exit_code,
-            "execution_time": info.execution_time,
-            "timestamp": now_rfc3339(),
+        &WsServerFrame::Complete(WsComplete {
+            success: exit.exit_code == Some(0),
         }),
-    )
-    .await?;
-    send_json(
-        socket,
-        json!({"type": "complete", "success": info.exit_code == Some(0)}),
     )
     .await
 }

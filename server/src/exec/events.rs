@@ -15,15 +15,6 @@ pub enum Stream {
     Stderr,
 }
 
-impl Stream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stdout => "stdout",
-            Self::Stderr => "stderr",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct OutputEvent {
     pub seq: u64,
@@ -39,6 +30,9 @@ pub struct Gap {
     pub to_seq: u64,
     /// Bytes dropped in the whole gap (not only the part this reader missed).
     pub dropped_bytes: u64,
+    /// The events are gone because the process ended and its live log left RAM (its record
+    /// still has the output), not because the output cap dropped them.
+    pub evicted: bool,
 }
 
 #[derive(Debug)]
@@ -204,6 +198,7 @@ impl EventLog {
                 from_seq: lo.max(after + 1),
                 to_seq: hi,
                 dropped_bytes: self.dropped_bytes,
+                evicted: false,
             });
         let events = self
             .head
@@ -299,7 +294,8 @@ mod tests {
             Some(Gap {
                 from_seq: 3,
                 to_seq: 4,
-                dropped_bytes: 4
+                dropped_bytes: 4,
+                evicted: false,
             })
         );
         assert_eq!(texts(&events), [(1, "ab"), (2, "cd"), (5, "ij"), (6, "kl")]);

@@ -1,18 +1,27 @@
-//! Processes: the per-sandbox process table and the runner that drives one process.
+//! Processes: one process's state machine, the table of a sandbox's live processes, and
+//! the runner that drives a process from spawn to its final status.
+//!
+//! A [`ProcessEntry`] lives in RAM only while its process runs (and for a short linger after,
+//! so streams that reconnect resume exactly). Its final record, output included, is in the
+//! store; reads of finished processes are served from there, so RAM does not grow with the
+//! number of finished runs.
 
 pub mod events;
 pub mod follow;
+pub mod launch;
+pub mod manager;
 pub mod output;
 pub mod runner;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use indexmap::IndexMap;
-use sandlot_protocol::{ProcessInfo, ProcessStatus};
+use sandlot_protocol::{ExitEvent, Language, ProcessInfo, ProcessStatus};
 use tokio::sync::{watch, Notify};
 
-use crate::time::{rfc3339_millis, seconds_between};
+use crate::store::{ProcessRecord, StoredOutput};
+use crate::time::{now_rfc3339, unix_millis};
 use events::{EventLog, Gap, OutputEvent, Stream};
 use output::OutputBuffer;
 
@@ -24,50 +33,43 @@ pub enum StopReason {
     SandboxGone,
 }
 
-/// Mutable state of one process.
+/// Exit code reported for a process killed by its timeout (as GNU `timeout` does).
+pub const TIMEOUT_EXIT_CODE: i32 = 124;
+
+/// Mutable state of one process; changed only through [`ProcessEntry`]'s transitions.
 #[derive(Debug)]
-pub struct ProcState {
-    pub status: ProcessStatus,
-    pub exit_code: Option<i32>,
-    pub started_at: SystemTime,
-    pub completed_at: Option<SystemTime>,
-    pub pid: Option<u32>,
-    pub error: Option<String>,
-    pub stdout: OutputBuffer,
-    pub stderr: OutputBuffer,
+struct ProcState {
+    status: ProcessStatus,
+    exit_code: Option<i32>,
+    started_at: SystemTime,
+    completed_at: Option<SystemTime>,
+    pid: Option<u32>,
+    error: Option<String>,
+    stdout: OutputBuffer,
+    stderr: OutputBuffer,
     /// The same output as numbered events, for streams.
-    pub events: EventLog,
-    /// Output loaded from the store for a finished process (its buffers are not kept).
-    pub stored_output: Option<StoredOutput>,
-    pub stop: Option<StopReason>,
+    events: EventLog,
+    stop: Option<StopReason>,
 }
 
-/// The final output of a process, as the store keeps it.
-#[derive(Debug, Clone, Default)]
-pub struct StoredOutput {
-    pub stdout: String,
-    pub stderr: String,
-    pub stdout_truncated: bool,
-    pub stderr_truncated: bool,
-    pub stdout_bytes: u64,
-    pub stderr_bytes: u64,
-}
-
-/// One background (or synchronous) process.
+/// One process: `queued` → `running` → a final status, never back.
 #[derive(Debug)]
 pub struct ProcessEntry {
     pub id: String,
     pub execution_id: String,
     pub name: Option<String>,
-    pub language: String,
+    pub language: Language,
     pub timeout_secs: u64,
-    pub state: Mutex<ProcState>,
+    /// Listed and stored (background, async, SSE-streamed runs), or only followed
+    /// (synchronous and WebSocket runs).
+    pub recorded: bool,
+    state: Mutex<ProcState>,
     /// Wakes the runner to stop the process (the reason is in `state.stop`).
-    pub stop_requested: Notify,
+    stop_requested: Notify,
     /// Flips to true once the process has reached a final status.
-    pub finished: watch::Sender<bool>,
+    finished: watch::Sender<bool>,
     /// Wakes stream readers when output arrives or the process ends.
-    pub changed: Notify,
+    changed: Notify,
 }
 
 impl ProcessEntry {
@@ -75,8 +77,9 @@ impl ProcessEntry {
         id: String,
         execution_id: String,
         name: Option<String>,
-        language: String,
+        language: Language,
         timeout_secs: u64,
+        recorded: bool,
         output_cap: usize,
     ) -> Self {
         Self {
@@ -85,6 +88,7 @@ impl ProcessEntry {
             name,
             language,
             timeout_secs,
+            recorded,
             state: Mutex::new(ProcState {
                 status: ProcessStatus::Queued,
                 exit_code: None,
@@ -95,12 +99,29 @@ impl ProcessEntry {
                 stdout: OutputBuffer::new(output_cap),
                 stderr: OutputBuffer::new(output_cap),
                 events: EventLog::new(output_cap * 2),
-                stored_output: None,
                 stop: None,
             }),
             stop_requested: Notify::new(),
             finished: watch::channel(false).0,
             changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ProcState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn status(&self) -> ProcessStatus {
+        self.lock().status
+    }
+
+    /// `queued` → `running`: the process was spawned.
+    pub fn mark_running(&self, pid: Option<u32>) {
+        let mut st = self.lock();
+        if st.status == ProcessStatus::Queued {
+            st.status = ProcessStatus::Running;
+            st.pid = pid;
+            st.started_at = SystemTime::now();
         }
     }
 
@@ -116,44 +137,6 @@ impl ProcessEntry {
         self.changed.notify_waiters();
     }
 
-    /// Output events after `after`, the gap before them if any were dropped, and the
-    /// sequence number of the final (exit) event once the process has ended.
-    pub fn events_since(&self, after: u64) -> (Option<Gap>, Vec<OutputEvent>, Option<u64>) {
-        let mut st = self.lock();
-        let exit_seq = st
-            .status
-            .is_final()
-            .then(|| st.events.last_seq().max(2) + 1);
-        if let (Some(stored), 0) = (&st.stored_output, st.events.last_seq()) {
-            // Restored after a restart: the output is whole text, replayed as two events.
-            let at = st.completed_at.unwrap_or(st.started_at);
-            let events = [
-                (1, Stream::Stdout, &stored.stdout),
-                (2, Stream::Stderr, &stored.stderr),
-            ]
-            .into_iter()
-            .filter(|(seq, _, data)| *seq > after && !data.is_empty())
-            .map(|(seq, stream, data)| OutputEvent {
-                seq,
-                stream,
-                data: data.clone(),
-                at,
-            })
-            .collect();
-            return (None, events, exit_seq);
-        }
-        let (gap, events) = st.events.since(after);
-        (gap, events, exit_seq.map(|_| st.events.last_seq() + 1))
-    }
-
-    pub fn status(&self) -> ProcessStatus {
-        self.lock().status
-    }
-
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, ProcState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Asks the runner to stop the process. Returns false if it had already ended.
     pub fn request_stop(&self, reason: StopReason) -> bool {
         let mut st = self.lock();
@@ -166,128 +149,164 @@ impl ProcessEntry {
         true
     }
 
+    /// Resolves with the reason once a stop has been requested.
+    pub async fn stop_requested(&self) -> StopReason {
+        loop {
+            if let Some(reason) = self.lock().stop {
+                return reason;
+            }
+            self.stop_requested.notified().await;
+        }
+    }
+
+    /// → final: the process exited with `exit_code` (or died without one: `None`). A stop
+    /// that was requested decides the status.
+    pub fn finish(&self, exit_code: Option<i32>) {
+        let code = exit_code.unwrap_or(-1);
+        self.end(|st| match st.stop {
+            Some(StopReason::Timeout) => {
+                st.error = Some(format!("timed out after {} s", self.timeout_secs));
+                (ProcessStatus::Timeout, TIMEOUT_EXIT_CODE)
+            }
+            Some(StopReason::Killed) => (ProcessStatus::Killed, code),
+            Some(StopReason::SandboxGone) => {
+                st.error = Some("the sandbox was killed".into());
+                (ProcessStatus::Killed, code)
+            }
+            None if code == 0 => (ProcessStatus::Completed, 0),
+            None => (ProcessStatus::Failed, code),
+        });
+    }
+
+    /// → `failed`: the process could not be started; the reason is also its stderr.
+    pub fn fail_to_start(&self, reason: String) {
+        self.end(|st| {
+            st.stderr.push(reason.as_bytes());
+            st.events.push(Stream::Stderr, reason.as_bytes());
+            st.error = Some(reason);
+            (ProcessStatus::Failed, -1)
+        });
+    }
+
+    fn end(&self, decide: impl FnOnce(&mut ProcState) -> (ProcessStatus, i32)) {
+        let mut st = self.lock();
+        if st.status.is_final() {
+            return;
+        }
+        let (status, exit_code) = decide(&mut st);
+        st.status = status;
+        st.exit_code = Some(exit_code);
+        st.completed_at = Some(SystemTime::now());
+        st.events.finish();
+        drop(st);
+        self.finished.send_replace(true);
+        self.changed.notify_waiters();
+    }
+
     /// Waits until the process has a final status.
     pub async fn wait(&self) {
         let mut rx = self.finished.subscribe();
         let _ = rx.wait_for(|done| *done).await;
     }
 
-    /// The final output as the store keeps it.
-    pub fn output(&self) -> StoredOutput {
-        let st = self.lock();
-        output_of(&st)
+    /// Registers interest in the next change (output or end); see [`follow::Follower`].
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
-    pub fn to_info(&self) -> ProcessInfo {
-        self.info(true)
+    /// Output events after `after`, the gap before them if any were dropped, and the
+    /// sequence number of the exit event once the process has ended.
+    pub(crate) fn events_since(&self, after: u64) -> (Option<Gap>, Vec<OutputEvent>, Option<u64>) {
+        let mut st = self.lock();
+        let exit_seq = st.status.is_final().then(|| st.events.last_seq() + 1);
+        let (gap, events) = st.events.since(after);
+        (gap, events, exit_seq)
     }
 
-    /// The wire record; without `with_output`, `stdout`/`stderr` stay empty (sizes and
-    /// truncation flags are still given) and nothing is copied.
-    pub fn info(&self, with_output: bool) -> ProcessInfo {
-        let st = self.lock();
-        let out = if with_output {
-            output_of(&st)
-        } else {
-            output_sizes(&st)
-        };
-        let started = rfc3339_millis(st.started_at);
-        let ended = st.completed_at.map(rfc3339_millis);
-        let elapsed = seconds_between(
-            st.started_at,
-            st.completed_at.unwrap_or_else(SystemTime::now),
-        );
-        ProcessInfo {
-            process_id: self.id.clone(),
-            execution_id: self.execution_id.clone(),
-            name: self.name.clone(),
-            language: self.language.clone(),
-            status: st.status,
-            exit_code: st.exit_code,
-            stdout: out.stdout,
-            stderr: out.stderr,
-            stdout_truncated: out.stdout_truncated,
-            stderr_truncated: out.stderr_truncated,
-            stdout_bytes: out.stdout_bytes,
-            stderr_bytes: out.stderr_bytes,
-            started_at: Some(started.clone()),
-            start_time: Some(started),
-            completed_at: ended.clone(),
-            end_time: ended,
-            execution_time: Some(elapsed),
-            duration: Some(elapsed),
-            pid: st.pid,
-            timeout: Some(self.timeout_secs),
-            error: st.error.clone(),
+    /// The stream's final event.
+    pub fn exit_event(&self, seq: u64) -> ExitEvent {
+        let info = self.info(false);
+        ExitEvent {
+            status: info.status,
+            exit_code: info.exit_code,
+            execution_time: info.execution_time,
+            error: info.error,
+            timestamp: Some(now_rfc3339()),
+            seq,
         }
     }
-}
 
-fn output_sizes(st: &ProcState) -> StoredOutput {
-    match &st.stored_output {
-        Some(o) => o.clone_sizes(),
-        None => StoredOutput {
-            stdout: String::new(),
-            stderr: String::new(),
+    /// The process as the store keeps it; without `with_output` the texts stay empty (sizes
+    /// and truncation flags are still given) and nothing is copied.
+    pub fn record(&self, sandbox_id: &str, with_output: bool) -> ProcessRecord {
+        let st = self.lock();
+        let output = StoredOutput {
+            stdout: if with_output {
+                st.stdout.text()
+            } else {
+                String::new()
+            },
+            stderr: if with_output {
+                st.stderr.text()
+            } else {
+                String::new()
+            },
             stdout_truncated: st.stdout.truncated(),
             stderr_truncated: st.stderr.truncated(),
             stdout_bytes: st.stdout.total_bytes(),
             stderr_bytes: st.stderr.total_bytes(),
-        },
-    }
-}
-
-impl StoredOutput {
-    fn clone_sizes(&self) -> Self {
-        Self {
-            stdout: String::new(),
-            stderr: String::new(),
-            stdout_truncated: self.stdout_truncated,
-            stderr_truncated: self.stderr_truncated,
-            stdout_bytes: self.stdout_bytes,
-            stderr_bytes: self.stderr_bytes,
+        };
+        ProcessRecord {
+            process_id: self.id.clone(),
+            sandbox_id: sandbox_id.into(),
+            execution_id: self.execution_id.clone(),
+            name: self.name.clone(),
+            language: self.language.as_str().into(),
+            status: st.status,
+            exit_code: st.exit_code,
+            output,
+            output_evicted: false,
+            started_at_ms: unix_millis(st.started_at),
+            completed_at_ms: st.completed_at.map(unix_millis),
+            pid: st.pid,
+            timeout: self.timeout_secs,
+            error: st.error.clone(),
+            final_seq: st.status.is_final().then(|| st.events.last_seq() + 1),
         }
     }
-}
 
-fn output_of(st: &ProcState) -> StoredOutput {
-    if let Some(stored) = &st.stored_output {
-        return stored.clone();
-    }
-    StoredOutput {
-        stdout: st.stdout.text(),
-        stderr: st.stderr.text(),
-        stdout_truncated: st.stdout.truncated(),
-        stderr_truncated: st.stderr.truncated(),
-        stdout_bytes: st.stdout.total_bytes(),
-        stderr_bytes: st.stderr.total_bytes(),
+    /// The wire record (see [`ProcessEntry::record`] for `with_output`).
+    pub fn info(&self, with_output: bool) -> ProcessInfo {
+        self.record("", with_output).into_info()
     }
 }
 
-/// The processes of one sandbox, in start order.
+/// The live processes of one sandbox, in start order.
 #[derive(Debug, Default)]
 pub struct ProcessTable {
-    entries: Mutex<IndexMap<String, std::sync::Arc<ProcessEntry>>>,
+    entries: Mutex<IndexMap<String, Arc<ProcessEntry>>>,
 }
 
 impl ProcessTable {
-    fn map(&self) -> std::sync::MutexGuard<'_, IndexMap<String, std::sync::Arc<ProcessEntry>>> {
+    fn map(&self) -> MutexGuard<'_, IndexMap<String, Arc<ProcessEntry>>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn insert(&self, entry: std::sync::Arc<ProcessEntry>) {
+    pub fn insert(&self, entry: Arc<ProcessEntry>) {
         self.map().insert(entry.id.clone(), entry);
     }
 
-    pub fn get(&self, id: &str) -> Option<std::sync::Arc<ProcessEntry>> {
-        self.map().get(id).cloned()
+    /// A recorded process (runs that live only while followed are not addressable).
+    pub fn recorded(&self, id: &str) -> Option<Arc<ProcessEntry>> {
+        self.map().get(id).filter(|e| e.recorded).cloned()
     }
 
-    pub fn remove(&self, id: &str) -> Option<std::sync::Arc<ProcessEntry>> {
+    pub fn remove(&self, id: &str) -> Option<Arc<ProcessEntry>> {
         self.map().shift_remove(id)
     }
 
-    pub fn all(&self) -> Vec<std::sync::Arc<ProcessEntry>> {
+    /// Every live process, recorded or not.
+    pub fn all(&self) -> Vec<Arc<ProcessEntry>> {
         self.map().values().cloned().collect()
     }
 

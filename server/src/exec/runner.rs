@@ -2,46 +2,26 @@
 //!
 //! The runner owns the process from spawn to final status: it feeds the program text on the
 //! helper's stdin, pumps stdout and stderr into the entry's bounded buffers, and waits for
-//! whichever comes first of exit, timeout, or a stop request. Stopping kills the process's
-//! whole tree through its tracking cgroup (and its process group as a fallback).
+//! whichever comes first of exit, timeout, a stop request, or server shutdown. Stopping kills
+//! the process's whole tree through its tracking cgroup (and its process group as a fallback).
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use sandlot_protocol::ProcessStatus;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use super::events::Stream;
+use super::launch::Launch;
 use super::{ProcessEntry, StopReason};
-use crate::sandbox::cgroup::Cgroups;
-use crate::sandbox::isolation::{CodeDelivery, ExecConfig, Rlimits, EXEC_SUBCOMMAND};
-
-/// Everything about the sandbox a process needs to start in it.
-#[derive(Debug, Clone)]
-pub struct Launch {
-    pub exe: PathBuf,
-    pub cgroups: Arc<Cgroups>,
-    pub sandbox_id: String,
-    pub init_pid: i32,
-    pub uid: u32,
-    pub rlimits: Rlimits,
-    pub argv: Vec<String>,
-    pub delivery: CodeDelivery,
-    pub env: Vec<(String, String)>,
-    pub cwd: String,
-}
-
-/// Exit code reported for a process killed by its timeout (as GNU `timeout` does).
-pub const TIMEOUT_EXIT_CODE: i32 = 124;
+use crate::sandbox::isolation::{ExecConfig, EXEC_SUBCOMMAND};
 
 /// Runs the process to its end and leaves the final state in `entry`.
 pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
     let procs = match launch.cgroups.create_process(&launch.sandbox_id, &entry.id) {
         Ok(p) => p,
-        Err(e) => return fail(&entry, format!("could not create the process cgroup: {e}")),
+        Err(e) => return entry.fail_to_start(format!("could not create the process cgroup: {e}")),
     };
     let cfg = ExecConfig {
         init_pid: launch.init_pid,
@@ -65,14 +45,9 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return fail(&entry, format!("could not start the process: {e}")),
+        Err(e) => return entry.fail_to_start(format!("could not start the process: {e}")),
     };
-    {
-        let mut st = entry.lock();
-        st.status = ProcessStatus::Running;
-        st.pid = child.id();
-        st.started_at = SystemTime::now();
-    }
+    entry.mark_running(child.id());
 
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let feed = tokio::spawn(async move {
@@ -91,22 +66,13 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
     ));
 
     let deadline = tokio::time::sleep(Duration::from_secs(entry.timeout_secs));
-    tokio::pin!(deadline);
-    let stop = loop {
-        tokio::select! {
-            status = child.wait() => break (None, status.ok()),
-            _ = &mut deadline => {
-                entry.lock().stop.get_or_insert(StopReason::Timeout);
-                break (Some(StopReason::Timeout), None);
-            }
-            _ = entry.stop_requested.notified() => {
-                let reason = entry.lock().stop;
-                if let Some(reason) = reason { break (Some(reason), None); }
-            }
-        }
+    let mut status = tokio::select! {
+        status = child.wait() => status.ok(),
+        _ = deadline => { entry.request_stop(StopReason::Timeout); None }
+        _ = entry.stop_requested() => None,
+        _ = launch.shutdown.requested() => { entry.request_stop(StopReason::SandboxGone); None }
     };
-    let (stop, mut status) = stop;
-    if stop.is_some() {
+    if status.is_none() {
         kill_tree(&launch, &entry, &mut child).await;
         status = child.wait().await.ok();
     }
@@ -122,29 +88,7 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
     let cgroups = launch.cgroups.clone();
     let (sandbox, process) = (launch.sandbox_id.clone(), entry.id.clone());
     tokio::task::spawn_blocking(move || cgroups.remove_process(&sandbox, &process));
-
-    let code = status.map(|s| exit_code_of(&s)).unwrap_or(-1);
-    let mut st = entry.lock();
-    st.completed_at = Some(SystemTime::now());
-    let (status, exit_code) = match st.stop.or(stop) {
-        Some(StopReason::Timeout) => (ProcessStatus::Timeout, TIMEOUT_EXIT_CODE),
-        Some(StopReason::Killed) => (ProcessStatus::Killed, code),
-        Some(StopReason::SandboxGone) => {
-            st.error = Some("the sandbox was killed".into());
-            (ProcessStatus::Killed, code)
-        }
-        None if code == 0 => (ProcessStatus::Completed, 0),
-        None => (ProcessStatus::Failed, code),
-    };
-    if status == ProcessStatus::Timeout {
-        st.error = Some(format!("timed out after {} s", entry.timeout_secs));
-    }
-    st.status = status;
-    st.exit_code = Some(exit_code);
-    st.events.finish();
-    drop(st);
-    entry.finished.send_replace(true);
-    entry.changed.notify_waiters();
+    entry.finish(status.map(|s| exit_code_of(&s)));
 }
 
 fn exit_code_of(status: &std::process::ExitStatus) -> i32 {
@@ -185,17 +129,4 @@ async fn pump(mut pipe: impl AsyncRead + Unpin, entry: Arc<ProcessEntry>, stream
             Ok(n) => entry.push_output(stream, &buf[..n]),
         }
     }
-}
-
-fn fail(entry: &ProcessEntry, reason: String) {
-    let mut st = entry.lock();
-    st.status = ProcessStatus::Failed;
-    st.exit_code = Some(-1);
-    st.completed_at = Some(SystemTime::now());
-    st.stderr.push(reason.as_bytes());
-    st.events.push(Stream::Stderr, reason.as_bytes());
-    st.error = Some(reason);
-    drop(st);
-    entry.finished.send_replace(true);
-    entry.changed.notify_waiters();
 }

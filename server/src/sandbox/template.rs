@@ -3,7 +3,7 @@
 //! A template fixes what a sandbox's root contains and which languages it runs. Both share
 //! the host's read-only `/usr`; they differ in the languages they offer.
 
-use sandlot_protocol::{Template, TemplateResources};
+use sandlot_protocol::{Language, Template, TemplateResources};
 
 use super::isolation::CodeDelivery;
 
@@ -14,7 +14,7 @@ pub struct TemplateSpec {
     pub name: &'static str,
     pub display_name: &'static str,
     pub description: &'static str,
-    pub languages: &'static [&'static str],
+    pub languages: &'static [Language],
 }
 
 pub const TEMPLATES: &[TemplateSpec] = &[
@@ -23,14 +23,14 @@ pub const TEMPLATES: &[TemplateSpec] = &[
         name: "code-interpreter",
         display_name: "Code Interpreter",
         description: "Python 3, JavaScript (Node.js) and Bash",
-        languages: &["python", "javascript", "bash"],
+        languages: &[Language::Python, Language::Javascript, Language::Bash],
     },
     TemplateSpec {
         id: "2",
         name: "base",
         display_name: "Base",
         description: "A minimal Linux sandbox with Bash",
-        languages: &["bash"],
+        languages: &[Language::Bash],
     },
 ];
 
@@ -42,7 +42,7 @@ pub fn find(name_or_id: &str) -> Option<&'static TemplateSpec> {
 }
 
 impl TemplateSpec {
-    pub fn supports(&self, language: &str) -> bool {
+    pub fn supports(&self, language: Language) -> bool {
         self.languages.contains(&language)
     }
 
@@ -53,8 +53,8 @@ impl TemplateSpec {
             display_name: self.display_name.into(),
             description: self.description.into(),
             category: "development".into(),
-            language: self.languages[0].into(),
-            features: self.languages.iter().map(|l| l.to_string()).collect(),
+            language: self.languages[0].as_str().into(),
+            features: self.languages.iter().map(|l| l.as_str().into()).collect(),
             tags: vec!["sandlot".into()],
             default_resources: Some(TemplateResources {
                 vcpu: cpus.ceil() as u32,
@@ -70,16 +70,15 @@ impl TemplateSpec {
     }
 }
 
-/// How to start a canonical language: argv and how the program text reaches it.
-pub fn launcher(language: &str) -> Option<(Vec<String>, CodeDelivery)> {
+/// How to start a language: argv and how the program text reaches it.
+pub fn launcher(language: Language) -> (Vec<String>, CodeDelivery) {
     let (argv, delivery): (&[&str], _) = match language {
         // -u: unbuffered, so background output shows up while the process runs. Reading the
         // program from stdin keeps the working directory on sys.path, as `python -c` does.
-        "python" => (&["/usr/bin/python3", "-u", "-"], CodeDelivery::Stdin),
+        Language::Python => (&["/usr/bin/python3", "-u", "-"], CodeDelivery::Stdin),
         // Node resolves the real path of a script file, which a memfd lacks; stdin works.
-        "javascript" => (&["/usr/bin/node", "-"], CodeDelivery::Stdin),
-        "bash" => (&["/bin/bash", "/proc/self/fd/3"], CodeDelivery::Fd3),
-        _ => return None,
+        Language::Javascript => (&["/usr/bin/node", "-"], CodeDelivery::Stdin),
+        Language::Bash => (&["/bin/bash", "/proc/self/fd/3"], CodeDelivery::Fd3),
     };
-    Some((argv.iter().map(|s| s.to_string()).collect(), delivery))
+    (argv.iter().map(|s| s.to_string()).collect(), delivery)
 }

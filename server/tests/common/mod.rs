@@ -59,7 +59,10 @@ impl Server {
             .arg(&self.data_dir)
             .args(&self.args)
             .env_remove("SANDLOT_API_KEY")
-            .env("SANDLOT_LOG", "warn")
+            .env(
+                "SANDLOT_LOG",
+                std::env::var("SANDLOT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(key) = &self.api_key {
@@ -97,6 +100,38 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends `sig` (e.g. `libc::SIGINT`) to the server without waiting for it.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid() as i32, sig) };
+    }
+
+    /// Waits up to `within` for the server to exit and returns its exit status. `None` means
+    /// it was still running: it is then killed with SIGKILL, so the test fails instead of
+    /// hanging. Either way the server is gone afterwards (`crash_and_restart` starts it again).
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let exited = self
+                .child
+                .as_mut()
+                .expect("running")
+                .try_wait()
+                .expect("try_wait on sandlotd");
+            if let Some(status) = exited {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                let mut c = self.child.take().expect("running");
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn control(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

@@ -1,0 +1,141 @@
+//! Turning a run request into a launch: the language's launcher, the environment, the
+//! working directory, the time limit, and the resource limits of the helper.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sandlot_protocol::{defaults, Language, RunSpec};
+
+use crate::node::{NodeError, NodeResult};
+use crate::sandbox::cgroup::Cgroups;
+use crate::sandbox::isolation::{CodeDelivery, Rlimits};
+use crate::sandbox::template::TemplateSpec;
+use crate::shutdown::Shutdown;
+
+/// Everything about the sandbox a process needs to start in it.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub exe: PathBuf,
+    pub cgroups: Arc<Cgroups>,
+    pub sandbox_id: String,
+    pub init_pid: i32,
+    pub uid: u32,
+    pub rlimits: Rlimits,
+    pub argv: Vec<String>,
+    pub delivery: CodeDelivery,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    pub shutdown: Shutdown,
+}
+
+/// A run request, checked: what to start and how long it may take.
+#[derive(Debug)]
+pub struct CheckedRun {
+    pub code: String,
+    pub language: Language,
+    pub timeout_secs: u64,
+    pub cwd: String,
+    /// The request's own variables (the sandbox's are added at launch).
+    pub env: BTreeMap<String, String>,
+    pub name: Option<String>,
+}
+
+/// Environment every sandboxed process starts with (sandbox and request env override it).
+const BASE_ENV: &[(&str, &str)] = &[
+    ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+    ("HOME", "/workspace"),
+    ("USER", "user"),
+    ("LOGNAME", "user"),
+    ("LANG", "C.UTF-8"),
+    ("PYTHONUNBUFFERED", "1"),
+    ("PYTHONDONTWRITEBYTECODE", "1"),
+];
+
+/// Checks an environment map: names non-empty without `=` or NUL, values without NUL.
+pub fn check_env(env: &BTreeMap<String, String>) -> NodeResult<()> {
+    for (k, v) in env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+            return Err(NodeError::Invalid(format!(
+                "invalid environment variable name '{k}'"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Validates a run request against the sandbox's template and the server's limits.
+pub fn check(
+    spec: RunSpec,
+    template: &TemplateSpec,
+    default_timeout: u64,
+    max_timeout: u64,
+) -> NodeResult<CheckedRun> {
+    let code = spec.code.clone().ok_or(NodeError::MissingField("code"))?;
+    let requested = spec.language.as_deref().unwrap_or(defaults::LANGUAGE);
+    let language = Language::parse(requested)
+        .filter(|l| template.supports(*l))
+        .ok_or_else(|| {
+            NodeError::Invalid(format!(
+                "unsupported language '{requested}' for template {}; use one of: {}",
+                template.name,
+                template
+                    .languages
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    let timeout_secs = spec.timeout.unwrap_or(default_timeout);
+    if timeout_secs == 0 || timeout_secs > max_timeout {
+        return Err(NodeError::Invalid(format!(
+            "timeout must be between 1 and {max_timeout} seconds"
+        )));
+    }
+    let cwd = spec.workdir().unwrap_or(defaults::WORKDIR).to_string();
+    if !cwd.starts_with('/') {
+        return Err(NodeError::Invalid(
+            "workdir must be an absolute path".into(),
+        ));
+    }
+    let env = spec.env.unwrap_or_default();
+    check_env(&env)?;
+    Ok(CheckedRun {
+        code,
+        language,
+        timeout_secs,
+        cwd,
+        env,
+        name: spec.name.filter(|n| !n.is_empty()),
+    })
+}
+
+/// The process's full environment: base, then the sandbox's, then the request's.
+pub fn environment(
+    sandbox_env: BTreeMap<String, String>,
+    request_env: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut env: BTreeMap<String, String> = BASE_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.extend(sandbox_env);
+    env.extend(request_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.into_iter().collect()
+}
+
+/// Limits of the helper and what it runs. Without cgroup memory limits (no controller),
+/// an address-space limit stands in.
+pub fn rlimits(pids: u64, memory_mb: u64, cgroup_limits: bool) -> Rlimits {
+    Rlimits {
+        nofile: 4096,
+        nproc: pids,
+        fsize_bytes: 1024 * 1024 * 1024,
+        as_bytes: if cgroup_limits {
+            0
+        } else {
+            (memory_mb + 512) * 1024 * 1024
+        },
+    }
+}

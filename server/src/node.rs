@@ -1,0 +1,154 @@
+//! The node interface: the only way the HTTP layer reaches sandboxes.
+//!
+//! A node runs sandboxes and the processes in them. Today the one implementation is
+//! [`crate::sandbox::LocalNode`] (this host); a cluster's control plane will implement the
+//! same trait by calling a remote node's internal API, so handlers never learn where a
+//! sandbox lives. Everything crossing this interface is owned data (wire records, event
+//! streams), never a reference into a node's tables. `docs/architecture.md` draws the layers.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use futures_util::Stream;
+use sandlot_protocol::{ExitEvent, Language, ProcessInfo, ProcessStatus, RunSpec, SandboxStatus};
+
+use crate::exec::events::{Gap, OutputEvent};
+use crate::sandbox::template::TemplateSpec;
+
+/// Why a node operation was refused.
+#[derive(Debug)]
+pub enum NodeError {
+    SandboxNotFound,
+    ProcessNotFound,
+    TemplateNotFound(String),
+    Invalid(String),
+    /// A required request field is absent.
+    MissingField(&'static str),
+    /// The operation conflicts with the target's state (e.g. removing a running process).
+    Conflict(String),
+    LimitReached(String),
+    Paused,
+    /// A fault of ours; the message goes to the log, never to the client.
+    Internal(String),
+}
+
+pub type NodeResult<T> = Result<T, NodeError>;
+
+impl From<crate::store::StoreError> for NodeError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Internal(format!("store: {e}"))
+    }
+}
+
+/// What a new sandbox should be.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxSpec {
+    pub template: String,
+    pub timeout_seconds: Option<u64>,
+    pub internet_access: bool,
+    pub env_vars: BTreeMap<String, String>,
+}
+
+/// A snapshot of one sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxInfo {
+    pub id: String,
+    pub template: &'static TemplateSpec,
+    pub status: SandboxStatus,
+    pub internet_access: bool,
+    pub timeout_seconds: Option<u64>,
+    pub expires_at: Option<SystemTime>,
+    pub created_at: SystemTime,
+    /// The agent base URL clients use for this sandbox.
+    pub public_host: String,
+    pub node_id: String,
+}
+
+/// Which process records a listing returns.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessFilter {
+    pub statuses: Option<Vec<ProcessStatus>>,
+    pub name: Option<String>,
+    /// Without output, `stdout`/`stderr` are empty (sizes and flags stay): cheap polling.
+    pub without_output: bool,
+}
+
+impl ProcessFilter {
+    pub fn keeps(&self, status: ProcessStatus, name: Option<&str>) -> bool {
+        self.statuses.as_ref().is_none_or(|s| s.contains(&status))
+            && self.name.as_deref().is_none_or(|n| name == Some(n))
+    }
+}
+
+/// What a follower of a process's output sees next.
+#[derive(Debug)]
+pub enum Followed {
+    /// Events that were dropped to stay within the output cap (or are no longer kept).
+    Gap(Gap),
+    Output(OutputEvent),
+    /// The process ended; nothing follows.
+    Exit(ExitEvent),
+    /// Nothing happened for a keepalive period.
+    Idle,
+}
+
+/// A process's output, live, up to its exit.
+pub type ProcessEvents = Pin<Box<dyn Stream<Item = Followed> + Send>>;
+
+#[async_trait]
+pub trait Node: Send + Sync + 'static {
+    async fn create_sandbox(&self, spec: SandboxSpec) -> NodeResult<SandboxInfo>;
+    fn sandbox(&self, id: &str) -> NodeResult<SandboxInfo>;
+    /// Every sandbox, oldest first.
+    fn sandboxes(&self) -> Vec<SandboxInfo>;
+    /// Kills a sandbox and everything in it, and forgets it.
+    async fn kill_sandbox(&self, id: &str) -> NodeResult<()>;
+    async fn pause_sandbox(&self, id: &str) -> NodeResult<()>;
+    async fn resume_sandbox(&self, id: &str) -> NodeResult<()>;
+    /// Sets the sandbox to die `seconds` from now.
+    fn set_sandbox_timeout(&self, id: &str, seconds: u64) -> NodeResult<SandboxInfo>;
+    fn sandbox_env(&self, id: &str) -> NodeResult<BTreeMap<String, String>>;
+    /// Replaces (`merge == false`) or merges into the sandbox's global environment.
+    fn set_sandbox_env(
+        &self,
+        id: &str,
+        vars: BTreeMap<String, String>,
+        merge: bool,
+    ) -> NodeResult<BTreeMap<String, String>>;
+
+    /// Runs code to completion; nothing is recorded. Dropping the future stops the run.
+    async fn run(&self, sandbox_id: &str, spec: RunSpec) -> NodeResult<(ProcessInfo, Language)>;
+    /// Starts a recorded process (listed, stored, kept after it ends) and returns at once.
+    fn start_process(
+        &self,
+        sandbox_id: &str,
+        spec: RunSpec,
+        default_timeout: u64,
+    ) -> NodeResult<ProcessInfo>;
+    /// Starts a process that lives only while its events are followed: dropping the
+    /// stream before the exit stops the run (WebSocket sessions).
+    fn start_followed(
+        &self,
+        sandbox_id: &str,
+        spec: RunSpec,
+        default_timeout: u64,
+    ) -> NodeResult<(ProcessInfo, ProcessEvents)>;
+    /// Follows a recorded process's output from after event `after`.
+    fn follow_process(
+        &self,
+        sandbox_id: &str,
+        process_id: &str,
+        after: u64,
+    ) -> NodeResult<ProcessEvents>;
+    /// Resolves with the process's record once it has ended.
+    async fn wait_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
+    fn process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
+    /// Recorded processes in start order.
+    fn processes(&self, sandbox_id: &str, filter: &ProcessFilter) -> NodeResult<Vec<ProcessInfo>>;
+    /// Kills a process's tree; resolves once it has ended.
+    async fn kill_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
+    /// Forgets a finished process's record.
+    fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
+}

@@ -1,0 +1,95 @@
+//! Where a sandbox lives on the host's disk, and what its synthetic `/etc` holds.
+//!
+//! `<data dir>/sandboxes/<id>/` (0711, root's) holds `root/` (the mount point of the
+//! sandbox's read-only tmpfs root) and `workspace/` (its `/workspace`, owned by its uid).
+
+use std::path::{Path, PathBuf};
+
+/// Host `/etc` entries the runtimes need, exposed read-only (missing ones are skipped).
+pub const ETC_BINDS: &[&str] = &[
+    "/etc/alternatives",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/mime.types",
+    "/etc/bash.bashrc",
+    "/etc/profile",
+    "/etc/inputrc",
+    "/etc/python3",
+    "/etc/python3.11",
+];
+
+/// The sandboxes' directory of one data dir.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    sandboxes_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(data_dir: &Path) -> std::io::Result<Self> {
+        let sandboxes_dir = data_dir.join("sandboxes");
+        std::fs::create_dir_all(&sandboxes_dir)?;
+        Ok(Self { sandboxes_dir })
+    }
+
+    pub fn sandbox_dir(&self, id: &str) -> PathBuf {
+        self.sandboxes_dir.join(id)
+    }
+
+    pub fn root_dir(&self, id: &str) -> PathBuf {
+        self.sandbox_dir(id).join("root")
+    }
+
+    pub fn workspace_dir(&self, id: &str) -> PathBuf {
+        self.sandbox_dir(id).join("workspace")
+    }
+
+    /// Makes the sandbox's directories; the workspace belongs to its uid, the sandbox
+    /// directory itself to root alone, so no other sandbox uid can look in.
+    pub fn prepare(&self, id: &str, uid: u32) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let (root, workspace) = (self.root_dir(id), self.workspace_dir(id));
+        std::fs::create_dir_all(&root)?;
+        std::fs::create_dir_all(&workspace)?;
+        std::os::unix::fs::chown(&workspace, Some(uid), Some(uid))?;
+        std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::set_permissions(self.sandbox_dir(id), std::fs::Permissions::from_mode(0o711))?;
+        Ok(())
+    }
+
+    pub fn remove(&self, id: &str) {
+        let _ = std::fs::remove_dir_all(self.sandbox_dir(id));
+    }
+
+    /// Names of the sandbox directories on disk.
+    pub fn on_disk(&self) -> std::io::Result<Vec<String>> {
+        Ok(std::fs::read_dir(&self.sandboxes_dir)?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect())
+    }
+}
+
+pub fn hostname_of(id: &str) -> String {
+    format!("sandbox-{}", &id[id.len().saturating_sub(8)..])
+}
+
+/// The sandbox's own `/etc` files: its user, its host name, no resolver.
+pub fn etc_files(uid: u32, hostname: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            "passwd".into(),
+            format!(
+                "root:x:0:0:root:/root:/bin/bash\nuser:x:{uid}:{uid}:sandbox user:/workspace:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+            ),
+        ),
+        ("group".into(), format!("root:x:0:\nuser:x:{uid}:\nnogroup:x:65534:\n")),
+        ("hosts".into(), format!("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 {hostname}\n")),
+        ("hostname".into(), format!("{hostname}\n")),
+        ("resolv.conf".into(), String::new()),
+    ]
+}

@@ -1,0 +1,536 @@
+//! The local node: this host's sandboxes, created, paused, timed out and killed here, with
+//! their processes run by the [`ProcessManager`]. It implements [`Node`], the interface the
+//! HTTP layer uses.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use sandlot_protocol::{Language, ProcessInfo, RunSpec, SandboxStatus};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tracing::{info, warn};
+
+use super::cgroup::{Cgroups, Limits};
+use super::isolation::{InitConfig, INIT_SUBCOMMAND};
+use super::layout::{self, Layout};
+use super::template;
+use super::{Sandbox, SandboxState};
+use crate::config::Config;
+use crate::exec::launch::check_env;
+use crate::exec::manager::ProcessManager;
+use crate::exec::{ProcessTable, StopReason};
+use crate::ids;
+use crate::node::{
+    Node, NodeError, NodeResult, ProcessEvents, ProcessFilter, SandboxInfo, SandboxSpec,
+};
+use crate::shutdown::Shutdown;
+use crate::store::{SandboxCatalog, SandboxRecord, SqliteStore};
+use crate::time::{from_unix_millis, unix_millis};
+
+/// First uid handed to sandboxes; each live sandbox gets its own.
+const FIRST_SANDBOX_UID: u32 = 100_000;
+const SANDBOX_UIDS: u32 = 60_000;
+/// How long sandbox creation may take before it is called a failure.
+const INIT_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a kill waits for each process to end before sweeping its cgroup anyway.
+const PROCESS_STOP_WAIT: Duration = Duration::from_secs(5);
+
+pub struct LocalNode {
+    pub(super) cfg: Arc<Config>,
+    pub(super) cgroups: Arc<Cgroups>,
+    pub(super) catalog: Arc<dyn SandboxCatalog>,
+    pub(super) records: Arc<SqliteStore>,
+    pub(super) layout: Layout,
+    pub(super) processes: ProcessManager,
+    exe: std::path::PathBuf,
+    sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
+    /// uids of live sandboxes plus slots reserved by creations in flight.
+    pub(super) uids: Mutex<HashSet<u32>>,
+    /// Bounds sandbox starts in flight. Starting one is CPU work; with a burst of creates,
+    /// first come first served finishes the early ones early instead of all of them late.
+    start_permits: tokio::sync::Semaphore,
+}
+
+impl LocalNode {
+    pub fn new(
+        cfg: Arc<Config>,
+        cgroups: Arc<Cgroups>,
+        store: Arc<SqliteStore>,
+        shutdown: Shutdown,
+    ) -> std::io::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let layout = Layout::new(&cfg.data_dir)?;
+        let processes = ProcessManager::new(
+            cfg.clone(),
+            store.clone(),
+            cgroups.clone(),
+            exe.clone(),
+            shutdown,
+        );
+        Ok(Self {
+            cfg,
+            cgroups,
+            catalog: store.clone(),
+            records: store,
+            layout,
+            processes,
+            exe,
+            sandboxes: RwLock::new(HashMap::new()),
+            uids: Mutex::new(HashSet::new()),
+            start_permits: tokio::sync::Semaphore::new(
+                2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
+        })
+    }
+
+    fn map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Sandbox>>> {
+        self.sandboxes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn map_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Sandbox>>> {
+        self.sandboxes.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn live(&self, id: &str) -> NodeResult<Arc<Sandbox>> {
+        self.map()
+            .get(id)
+            .cloned()
+            .ok_or(NodeError::SandboxNotFound)
+    }
+
+    pub fn count(&self) -> usize {
+        self.map().len()
+    }
+
+    fn info_of(&self, s: &Sandbox) -> SandboxInfo {
+        let st = s.state();
+        SandboxInfo {
+            id: s.id.clone(),
+            template: s.template,
+            status: st.status,
+            internet_access: s.internet_access,
+            timeout_seconds: st.timeout_seconds,
+            expires_at: st.expires_at,
+            created_at: s.created_at,
+            public_host: format!("{}/sandboxes/{}/agent", self.cfg.public_base_url(), s.id),
+            node_id: "local".into(),
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            memory_bytes: self.cfg.sandbox_memory_mb * 1024 * 1024,
+            pids: self.cfg.sandbox_pids,
+            cpus: self.cfg.sandbox_cpus,
+        }
+    }
+
+    fn reserve_uid(&self) -> NodeResult<u32> {
+        let mut uids = self.uids.lock().unwrap_or_else(|p| p.into_inner());
+        if uids.len() >= self.cfg.max_sandboxes {
+            return Err(NodeError::LimitReached(format!(
+                "this server runs at most {} sandboxes; kill one first",
+                self.cfg.max_sandboxes
+            )));
+        }
+        let uid = (FIRST_SANDBOX_UID..FIRST_SANDBOX_UID + SANDBOX_UIDS)
+            .find(|u| !uids.contains(u))
+            .ok_or_else(|| NodeError::LimitReached("no free sandbox uid".into()))?;
+        uids.insert(uid);
+        Ok(uid)
+    }
+
+    pub(super) fn release_uid(&self, uid: u32) {
+        self.uids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&uid);
+    }
+
+    /// Creates (or re-creates, after a restart) the live sandbox of a record.
+    pub(super) async fn start(&self, record: &SandboxRecord) -> NodeResult<Arc<Sandbox>> {
+        let _permit = self.start_permits.acquire().await.expect("never closed");
+        let template = template::find(&record.template)
+            .ok_or_else(|| NodeError::TemplateNotFound(record.template.clone()))?;
+        self.layout
+            .prepare(&record.id, record.uid)
+            .map_err(|e| NodeError::Internal(format!("sandbox directories: {e}")))?;
+        let cgroups = self.cgroups.clone();
+        let (id, limits) = (record.id.clone(), self.limits());
+        let procs = tokio::task::spawn_blocking(move || cgroups.create_sandbox(&id, limits))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?
+            .map_err(|e| NodeError::Internal(format!("sandbox cgroups: {e}")))?;
+
+        let hostname = layout::hostname_of(&record.id);
+        let init = InitConfig {
+            root_dir: self
+                .layout
+                .root_dir(&record.id)
+                .to_string_lossy()
+                .into_owned(),
+            workspace_dir: self
+                .layout
+                .workspace_dir(&record.id)
+                .to_string_lossy()
+                .into_owned(),
+            ro_binds: vec!["/usr".into()],
+            etc_binds: layout::ETC_BINDS.iter().map(|s| s.to_string()).collect(),
+            etc_files: layout::etc_files(record.uid, &hostname),
+            hostname,
+            tmp_size_mb: self.cfg.sandbox_tmp_mb,
+            cgroup_procs: procs,
+        };
+        let (init_pid, init_helper) = match self.spawn_init(&record.id, &init).await {
+            Ok(started) => started,
+            Err(e) => {
+                self.sweep_cgroups(&record.id).await;
+                return Err(e);
+            }
+        };
+        let sandbox = Arc::new(Sandbox {
+            id: record.id.clone(),
+            template,
+            uid: record.uid,
+            internet_access: record.internet_access,
+            env_vars: Mutex::new(record.env_vars.clone()),
+            created_at: from_unix_millis(record.created_at_ms),
+            state: Mutex::new(SandboxState {
+                status: SandboxStatus::Running,
+                timeout_seconds: record.timeout_seconds,
+                expires_at: record.expires_at_ms.map(from_unix_millis),
+                init_pid,
+            }),
+            processes: ProcessTable::default(),
+            init_helper: Mutex::new(Some(init_helper)),
+        });
+        self.map_mut().insert(record.id.clone(), sandbox.clone());
+        Ok(sandbox)
+    }
+
+    /// Starts `__sandbox-init` and waits for its `ready <pid>` line. Returns the sandbox's
+    /// pid 1 and the task that reaps the helper once the sandbox is gone.
+    async fn spawn_init(
+        &self,
+        id: &str,
+        init: &InitConfig,
+    ) -> NodeResult<(i32, tokio::task::JoinHandle<()>)> {
+        let mut child = Command::new(&self.exe)
+            .arg(INIT_SUBCOMMAND)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| NodeError::Internal(format!("start sandbox init: {e}")))?;
+        let json = serde_json::to_vec(init).expect("init config serialises");
+        let mut stdin = child.stdin.take().expect("piped");
+        let _ = stdin.write_all(&json).await;
+        drop(stdin);
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        let ready = tokio::time::timeout(INIT_READY_TIMEOUT, stdout.read_line(&mut line)).await;
+        let pid = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse::<i32>().ok());
+        let mut stderr = child.stderr.take().expect("piped");
+        let Some(pid) = pid.filter(|_| matches!(ready, Ok(Ok(_)))) else {
+            let _ = child.start_kill();
+            let mut msg = String::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), stderr.read_to_string(&mut msg)).await;
+            let _ = child.wait().await;
+            return Err(NodeError::Internal(format!(
+                "sandbox {id} failed to start: {}",
+                if msg.trim().is_empty() {
+                    "no reason given"
+                } else {
+                    msg.trim()
+                }
+            )));
+        };
+        // The helper lives as long as the sandbox; reap it and note an unexpected death.
+        let id = id.to_string();
+        let reaper = tokio::spawn(async move {
+            let mut msg = String::new();
+            let _ = stderr.read_to_string(&mut msg).await;
+            let status = child.wait().await;
+            if !msg.trim().is_empty() {
+                warn!(sandbox = %id, status = ?status, "sandbox init said: {}", msg.trim());
+            }
+        });
+        Ok((pid, reaper))
+    }
+
+    async fn sweep_cgroups(&self, id: &str) {
+        let cgroups = self.cgroups.clone();
+        let id = id.to_string();
+        let _ = tokio::task::spawn_blocking(move || {
+            cgroups.kill_sandbox(&id);
+            cgroups.remove_sandbox(&id);
+        })
+        .await;
+    }
+
+    /// Kills a live sandbox's processes and its pid namespace, and removes its cgroups;
+    /// its directory goes too unless the sandbox is to come back after a restart.
+    async fn destroy(&self, sandbox: &Arc<Sandbox>, keep_files: bool) {
+        self.map_mut().remove(&sandbox.id);
+        let init_pid = {
+            let mut st = sandbox.state();
+            st.status = SandboxStatus::Deleted;
+            st.init_pid
+        };
+        // SAFETY: SIGKILL to our own sandbox's pid 1 takes its whole pid namespace down.
+        unsafe { libc::kill(init_pid, libc::SIGKILL) };
+        self.processes
+            .stop_all(sandbox, StopReason::SandboxGone, PROCESS_STOP_WAIT)
+            .await;
+        // The outer helper exits once pid 1 is gone; reap it before sweeping the cgroups
+        // (whose kill would take it first and orphan pid 1 while its namespace winds down).
+        let helper = sandbox
+            .init_helper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(helper) = helper {
+            let _ = tokio::time::timeout(Duration::from_secs(1), helper).await;
+        }
+        self.sweep_cgroups(&sandbox.id).await;
+        if !keep_files {
+            let layout = self.layout.clone();
+            let id = sandbox.id.clone();
+            let _ = tokio::task::spawn_blocking(move || layout.remove(&id)).await;
+        }
+        self.release_uid(sandbox.uid);
+    }
+
+    async fn freeze(&self, id: &str, frozen: bool) -> NodeResult<()> {
+        let sandbox = self.live(id)?;
+        let cgroups = self.cgroups.clone();
+        let sid = id.to_string();
+        tokio::task::spawn_blocking(move || cgroups.freeze_sandbox(&sid, frozen))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?
+            .map_err(|e| NodeError::Internal(format!("freeze: {e}")))?;
+        let status = if frozen {
+            SandboxStatus::Paused
+        } else {
+            SandboxStatus::Running
+        };
+        sandbox.state().status = status;
+        self.catalog.set_sandbox_status(id, status)?;
+        Ok(())
+    }
+
+    /// Kills sandboxes whose timeout has run out.
+    pub async fn reap_expired(&self) {
+        let now = SystemTime::now();
+        let expired: Vec<String> = self
+            .map()
+            .values()
+            .filter(|s| s.state().expires_at.is_some_and(|t| t <= now))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in expired {
+            info!(sandbox = %id, "sandbox timed out; killing it");
+            let _ = self.kill_sandbox(&id).await;
+        }
+    }
+
+    /// Server shutdown: stops every process (keeping its record), kills every sandbox
+    /// (keeping its record and files, so a restart brings it back), flushes the store.
+    pub async fn shutdown(&self, process_wait: Duration) {
+        let all: Vec<_> = self.map().values().cloned().collect();
+        futures_util::future::join_all(all.iter().map(|sandbox| async move {
+            self.processes
+                .stop_all(sandbox, StopReason::SandboxGone, process_wait)
+                .await;
+            self.destroy(sandbox, true).await;
+        }))
+        .await;
+        let cgroups = self.cgroups.clone();
+        let _ = tokio::task::spawn_blocking(move || cgroups.remove_base()).await;
+        self.records.flush();
+    }
+}
+
+#[async_trait]
+impl Node for LocalNode {
+    async fn create_sandbox(&self, spec: SandboxSpec) -> NodeResult<SandboxInfo> {
+        let template = template::find(&spec.template)
+            .ok_or_else(|| NodeError::TemplateNotFound(spec.template.clone()))?;
+        check_env(&spec.env_vars)?;
+        let uid = self.reserve_uid()?;
+        let now = SystemTime::now();
+        let record = SandboxRecord {
+            id: ids::sandbox_id(),
+            template: template.name.into(),
+            status: SandboxStatus::Running,
+            uid,
+            internet_access: spec.internet_access,
+            env_vars: spec.env_vars,
+            timeout_seconds: spec.timeout_seconds,
+            expires_at_ms: spec
+                .timeout_seconds
+                .map(|t| unix_millis(now + Duration::from_secs(t))),
+            created_at_ms: unix_millis(now),
+        };
+        let sandbox = match self.start(&record).await {
+            Ok(sandbox) => sandbox,
+            Err(e) => {
+                self.release_uid(uid);
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.catalog.insert_sandbox(&record) {
+            self.destroy(&sandbox, false).await;
+            return Err(e.into());
+        }
+        Ok(self.info_of(&sandbox))
+    }
+
+    fn sandbox(&self, id: &str) -> NodeResult<SandboxInfo> {
+        let sandbox = self.live(id)?;
+        Ok(self.info_of(&sandbox))
+    }
+
+    fn sandboxes(&self) -> Vec<SandboxInfo> {
+        let mut all: Vec<_> = self.map().values().map(|s| self.info_of(s)).collect();
+        all.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        all
+    }
+
+    async fn kill_sandbox(&self, id: &str) -> NodeResult<()> {
+        let sandbox = self
+            .map_mut()
+            .remove(id)
+            .ok_or(NodeError::SandboxNotFound)?;
+        self.destroy(&sandbox, false).await;
+        if let Err(e) = self
+            .records
+            .delete_processes_of(id)
+            .and_then(|()| self.catalog.delete_sandbox(id))
+        {
+            warn!(sandbox = %id, "store: {e}");
+        }
+        Ok(())
+    }
+
+    async fn pause_sandbox(&self, id: &str) -> NodeResult<()> {
+        self.freeze(id, true).await
+    }
+
+    async fn resume_sandbox(&self, id: &str) -> NodeResult<()> {
+        self.freeze(id, false).await
+    }
+
+    fn set_sandbox_timeout(&self, id: &str, seconds: u64) -> NodeResult<SandboxInfo> {
+        let sandbox = self.live(id)?;
+        let expires = SystemTime::now() + Duration::from_secs(seconds);
+        {
+            let mut st = sandbox.state();
+            st.timeout_seconds = Some(seconds);
+            st.expires_at = Some(expires);
+        }
+        self.catalog
+            .set_sandbox_expiry(id, seconds, unix_millis(expires))?;
+        Ok(self.info_of(&sandbox))
+    }
+
+    fn sandbox_env(&self, id: &str) -> NodeResult<BTreeMap<String, String>> {
+        Ok(self.live(id)?.env_vars())
+    }
+
+    fn set_sandbox_env(
+        &self,
+        id: &str,
+        vars: BTreeMap<String, String>,
+        merge: bool,
+    ) -> NodeResult<BTreeMap<String, String>> {
+        check_env(&vars)?;
+        let sandbox = self.live(id)?;
+        let updated = {
+            let mut env = sandbox.env_vars.lock().unwrap_or_else(|p| p.into_inner());
+            if !merge {
+                env.clear();
+            }
+            env.extend(vars);
+            env.clone()
+        };
+        self.catalog.set_sandbox_env(id, &updated)?;
+        Ok(updated)
+    }
+
+    async fn run(&self, sandbox_id: &str, spec: RunSpec) -> NodeResult<(ProcessInfo, Language)> {
+        let sandbox = self.live(sandbox_id)?;
+        self.processes.run_sync(&sandbox, spec).await
+    }
+
+    fn start_process(
+        &self,
+        sandbox_id: &str,
+        spec: RunSpec,
+        default_timeout: u64,
+    ) -> NodeResult<ProcessInfo> {
+        let sandbox = self.live(sandbox_id)?;
+        let entry = self
+            .processes
+            .start_recorded(&sandbox, spec, default_timeout)?;
+        Ok(entry.info(false))
+    }
+
+    fn start_followed(
+        &self,
+        sandbox_id: &str,
+        spec: RunSpec,
+        default_timeout: u64,
+    ) -> NodeResult<(ProcessInfo, ProcessEvents)> {
+        let sandbox = self.live(sandbox_id)?;
+        self.processes
+            .start_followed(&sandbox, spec, default_timeout)
+    }
+
+    fn follow_process(
+        &self,
+        sandbox_id: &str,
+        process_id: &str,
+        after: u64,
+    ) -> NodeResult<ProcessEvents> {
+        let sandbox = self.live(sandbox_id)?;
+        self.processes.follow(&sandbox, process_id, after)
+    }
+
+    async fn wait_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo> {
+        let sandbox = self.live(sandbox_id)?;
+        self.processes.wait(&sandbox, process_id).await
+    }
+
+    fn process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo> {
+        let sandbox = self.live(sandbox_id)?;
+        self.processes.info(&sandbox, process_id)
+    }
+
+    fn processes(&self, sandbox_id: &str, filter: &ProcessFilter) -> NodeResult<Vec<ProcessInfo>> {
+        let sandbox = self.live(sandbox_id)?;
+        self.processes.list(&sandbox, filter)
+    }
+
+    async fn kill_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo> {
+        let sandbox = self.live(sandbox_id)?;
+        self.processes.kill(&sandbox, process_id).await
+    }
+
+    fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo> {
+        let sandbox = self.live(sandbox_id)?;
+        self.processes.remove(&sandbox, process_id)
+    }
+}

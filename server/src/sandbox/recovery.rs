@@ -1,0 +1,80 @@
+//! Recovery after a start (possibly following a crash): sweep what the last run left behind,
+//! mark its unfinished processes failed, and bring its sandboxes back. Finished process
+//! records stay in the store and are served from there.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use sandlot_protocol::SandboxStatus;
+use tracing::{info, warn};
+
+use super::LocalNode;
+use crate::time::unix_millis;
+
+/// What a process that was running when sandlotd last stopped reports.
+const LOST_IN_RESTART: &str = "sandlotd restarted while this process was running; it was stopped";
+
+impl LocalNode {
+    pub async fn recover(&self) -> std::io::Result<()> {
+        let cgroups = self.cgroups.clone();
+        let swept = tokio::task::spawn_blocking(move || cgroups.sweep())
+            .await
+            .unwrap_or(0);
+        if swept > 0 {
+            info!(
+                swept,
+                "killed and removed sandbox cgroups left by an earlier run"
+            );
+        }
+        let failed = self
+            .records
+            .fail_unfinished(LOST_IN_RESTART, unix_millis(SystemTime::now()))
+            .map_err(std::io::Error::other)?;
+        if failed > 0 {
+            warn!(
+                failed,
+                "processes were running when sandlotd last stopped; marked failed"
+            );
+        }
+        let records = self.catalog.sandboxes().map_err(std::io::Error::other)?;
+        let mut alive = HashSet::new();
+        let now = unix_millis(SystemTime::now());
+        for record in records {
+            if record.expires_at_ms.is_some_and(|t| t <= now) {
+                info!(sandbox = %record.id, "sandbox expired while the server was down");
+                self.forget(&record.id);
+                continue;
+            }
+            self.uids
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(record.uid);
+            match self.start(&record).await {
+                Ok(_) => {
+                    let _ = self
+                        .catalog
+                        .set_sandbox_status(&record.id, SandboxStatus::Running);
+                    alive.insert(record.id);
+                }
+                Err(e) => {
+                    warn!(sandbox = %record.id, "could not restart sandbox: {e:?}");
+                    self.release_uid(record.uid);
+                    self.forget(&record.id);
+                }
+            }
+        }
+        // Directories of sandboxes that did not come back.
+        for name in self.layout.on_disk()? {
+            if !alive.contains(&name) {
+                self.layout.remove(&name);
+            }
+        }
+        Ok(())
+    }
+
+    fn forget(&self, id: &str) {
+        let _ = self.records.delete_processes_of(id);
+        let _ = self.catalog.delete_sandbox(id);
+        self.layout.remove(id);
+    }
+}

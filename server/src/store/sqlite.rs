@@ -1,0 +1,519 @@
+//! The embedded store: one SQLite file in WAL mode behind a mutex. Statements are short,
+//! so callers hold the lock for a few hundred microseconds at most.
+//!
+//! Finished processes' output is bounded here: the bytes stored per sandbox and in total
+//! are counted (in memory, rebuilt at open), and when a finished record pushes a count past
+//! its cap, the oldest finished records' output is dropped and they are marked evicted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sandlot_protocol::{ProcessStatus, SandboxStatus};
+
+use super::{migrations, ProcessRecord, SandboxCatalog, SandboxRecord, StoreResult, StoredOutput};
+
+/// Caps on the output kept for finished processes, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputCaps {
+    pub per_sandbox: u64,
+    pub total: u64,
+}
+
+pub struct SqliteStore {
+    inner: Mutex<Inner>,
+    caps: OutputCaps,
+}
+
+pub(super) struct Inner {
+    pub(super) conn: Connection,
+    /// Output bytes stored per sandbox, and their sum.
+    stored: HashMap<String, u64>,
+    stored_total: u64,
+}
+
+const PROCESS_COLUMNS: &str = "process_id, sandbox_id, execution_id, name, language, status,
+    exit_code, stdout, stderr, stdout_truncated, stderr_truncated, stdout_bytes, stderr_bytes,
+    started_at_ms, completed_at_ms, pid, timeout, error, output_evicted, final_seq";
+/// The same, with the output texts left out (cheap listings).
+const PROCESS_COLUMNS_NO_TEXT: &str = "process_id, sandbox_id, execution_id, name, language,
+    status, exit_code, '', '', stdout_truncated, stderr_truncated, stdout_bytes, stderr_bytes,
+    started_at_ms, completed_at_ms, pid, timeout, error, output_evicted, final_seq";
+
+fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessRecord> {
+    let status: String = r.get(5)?;
+    Ok(ProcessRecord {
+        process_id: r.get(0)?,
+        sandbox_id: r.get(1)?,
+        execution_id: r.get(2)?,
+        name: r.get(3)?,
+        language: r.get(4)?,
+        status: ProcessStatus::parse(&status).unwrap_or(ProcessStatus::Failed),
+        exit_code: r.get(6)?,
+        output: StoredOutput {
+            stdout: r.get(7)?,
+            stderr: r.get(8)?,
+            stdout_truncated: r.get(9)?,
+            stderr_truncated: r.get(10)?,
+            stdout_bytes: r.get(11)?,
+            stderr_bytes: r.get(12)?,
+        },
+        started_at_ms: r.get(13)?,
+        completed_at_ms: r.get(14)?,
+        pid: r.get(15)?,
+        timeout: r.get(16)?,
+        error: r.get(17)?,
+        output_evicted: r.get(18)?,
+        final_seq: r.get(19)?,
+    })
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, caps: OutputCaps) -> StoreResult<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "busy_timeout", 5000)?;
+        migrations::apply(&mut conn)?;
+        let mut stored = HashMap::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT sandbox_id, SUM(stored_bytes) FROM processes GROUP BY sandbox_id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (id, bytes) = row?;
+                stored.insert(id, bytes.max(0) as u64);
+            }
+        }
+        let stored_total = stored.values().sum();
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                conn,
+                stored,
+                stored_total,
+            }),
+            caps,
+        })
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a process as it starts.
+    pub fn insert_process(&self, p: &ProcessRecord) -> StoreResult<()> {
+        self.lock().conn.execute(
+            "INSERT INTO processes (process_id, sandbox_id, execution_id, name, language, status,
+                                    started_at_ms, pid, timeout)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                p.process_id,
+                p.sandbox_id,
+                p.execution_id,
+                p.name,
+                p.language,
+                p.status.as_str(),
+                p.started_at_ms,
+                p.pid,
+                p.timeout
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records a process's final state and output, then enforces the output caps.
+    pub fn finish_process(&self, p: &ProcessRecord) -> StoreResult<()> {
+        let o = &p.output;
+        let bytes = (o.stdout.len() + o.stderr.len()) as u64;
+        let mut inner = self.lock();
+        // Finishing twice (the runner and a shutdown both store it) counts the bytes once.
+        let before: Option<i64> = inner
+            .conn
+            .query_row(
+                "SELECT stored_bytes FROM processes WHERE process_id = ?1",
+                params![p.process_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(before) = before else {
+            // Removed meanwhile (its sandbox was deleted): nothing to store.
+            return Ok(());
+        };
+        inner.conn.execute(
+            "UPDATE processes SET status = ?2, exit_code = ?3, stdout = ?4, stderr = ?5,
+                    stdout_truncated = ?6, stderr_truncated = ?7, stdout_bytes = ?8,
+                    stderr_bytes = ?9, started_at_ms = ?10, completed_at_ms = ?11, pid = ?12,
+                    error = ?13, final_seq = ?14, stored_bytes = ?15
+             WHERE process_id = ?1",
+            params![
+                p.process_id,
+                p.status.as_str(),
+                p.exit_code,
+                o.stdout,
+                o.stderr,
+                o.stdout_truncated,
+                o.stderr_truncated,
+                o.stdout_bytes,
+                o.stderr_bytes,
+                p.started_at_ms,
+                p.completed_at_ms,
+                p.pid,
+                p.error,
+                p.final_seq,
+                bytes
+            ],
+        )?;
+        inner.add_stored(&p.sandbox_id, bytes as i64 - before);
+        inner.enforce(&p.sandbox_id, self.caps)
+    }
+
+    pub fn delete_process(&self, process_id: &str) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let owner: Option<(String, i64)> = inner
+            .conn
+            .query_row(
+                "SELECT sandbox_id, stored_bytes FROM processes WHERE process_id = ?1",
+                params![process_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        inner.conn.execute(
+            "DELETE FROM processes WHERE process_id = ?1",
+            params![process_id],
+        )?;
+        if let Some((sandbox, bytes)) = owner {
+            inner.add_stored(&sandbox, -bytes);
+        }
+        Ok(())
+    }
+
+    /// Forgets every process record of a sandbox.
+    pub fn delete_processes_of(&self, sandbox_id: &str) -> StoreResult<()> {
+        let mut inner = self.lock();
+        inner.conn.execute(
+            "DELETE FROM processes WHERE sandbox_id = ?1",
+            params![sandbox_id],
+        )?;
+        if let Some(bytes) = inner.stored.remove(sandbox_id) {
+            inner.stored_total -= bytes;
+        }
+        Ok(())
+    }
+
+    /// Drops the oldest finished records of a sandbox beyond `keep`.
+    pub fn trim_processes(&self, sandbox_id: &str, keep: usize) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let count: i64 = inner.conn.query_row(
+            "SELECT COUNT(*) FROM processes WHERE sandbox_id = ?1",
+            params![sandbox_id],
+            |r| r.get(0),
+        )?;
+        let excess = count - keep as i64;
+        if excess <= 0 {
+            return Ok(());
+        }
+        let freed: i64 = inner.conn.query_row(
+            "SELECT COALESCE(SUM(stored_bytes), 0) FROM (
+                SELECT stored_bytes FROM processes
+                WHERE sandbox_id = ?1 AND status NOT IN ('queued', 'running')
+                ORDER BY seq LIMIT ?2)",
+            params![sandbox_id, excess],
+            |r| r.get(0),
+        )?;
+        inner.conn.execute(
+            "DELETE FROM processes WHERE seq IN (
+                SELECT seq FROM processes
+                WHERE sandbox_id = ?1 AND status NOT IN ('queued', 'running')
+                ORDER BY seq LIMIT ?2)",
+            params![sandbox_id, excess],
+        )?;
+        inner.add_stored(sandbox_id, -freed);
+        Ok(())
+    }
+
+    /// Marks every process that was queued or running as failed (after a restart).
+    pub fn fail_unfinished(&self, reason: &str, now_ms: i64) -> StoreResult<usize> {
+        Ok(self.lock().conn.execute(
+            "UPDATE processes SET status = 'failed', error = ?1, completed_at_ms = ?2,
+                    exit_code = COALESCE(exit_code, -1)
+             WHERE status IN ('queued', 'running')",
+            params![reason, now_ms],
+        )?)
+    }
+
+    /// A sandbox's process records in start order.
+    pub fn processes_of(
+        &self,
+        sandbox_id: &str,
+        with_output: bool,
+    ) -> StoreResult<Vec<ProcessRecord>> {
+        let inner = self.lock();
+        let columns = if with_output {
+            PROCESS_COLUMNS
+        } else {
+            PROCESS_COLUMNS_NO_TEXT
+        };
+        let mut stmt = inner.conn.prepare_cached(&format!(
+            "SELECT {columns} FROM processes WHERE sandbox_id = ?1 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map(params![sandbox_id], process_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One process's record, if any.
+    pub fn process(&self, process_id: &str) -> StoreResult<Option<ProcessRecord>> {
+        Ok(self
+            .lock()
+            .conn
+            .query_row(
+                &format!("SELECT {PROCESS_COLUMNS} FROM processes WHERE process_id = ?1"),
+                params![process_id],
+                process_row,
+            )
+            .optional()?)
+    }
+
+    /// Checkpoints the WAL into the main file (on shutdown).
+    pub fn flush(&self) {
+        let _ = self
+            .lock()
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .optional();
+    }
+}
+
+impl Inner {
+    fn add_stored(&mut self, sandbox_id: &str, delta: i64) {
+        let entry = self.stored.entry(sandbox_id.to_string()).or_default();
+        let before = *entry;
+        *entry = before.saturating_add_signed(delta);
+        self.stored_total = self
+            .stored_total
+            .saturating_sub(before)
+            .saturating_add(*entry);
+    }
+
+    /// Evicts the oldest finished output until both caps hold.
+    fn enforce(&mut self, sandbox_id: &str, caps: OutputCaps) -> StoreResult<()> {
+        while self.stored.get(sandbox_id).copied().unwrap_or(0) > caps.per_sandbox {
+            if !self.evict_oldest(Some(sandbox_id))? {
+                break;
+            }
+        }
+        while self.stored_total > caps.total {
+            if !self.evict_oldest(None)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the output of the oldest finished record that still has some (of one sandbox,
+    /// or of any); false when there is none.
+    fn evict_oldest(&mut self, sandbox_id: Option<&str>) -> StoreResult<bool> {
+        let victim: Option<(i64, String, i64)> = self
+            .conn
+            .query_row(
+                "SELECT seq, sandbox_id, stored_bytes FROM processes
+                 WHERE stored_bytes > 0 AND (?1 IS NULL OR sandbox_id = ?1)
+                 ORDER BY seq LIMIT 1",
+                params![sandbox_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((seq, owner, bytes)) = victim else {
+            return Ok(false);
+        };
+        self.conn.execute(
+            "UPDATE processes SET stdout = '', stderr = '', stored_bytes = 0,
+                    output_evicted = 1
+             WHERE seq = ?1",
+            params![seq],
+        )?;
+        self.add_stored(&owner, -bytes);
+        Ok(true)
+    }
+}
+
+impl SandboxCatalog for SqliteStore {
+    fn insert_sandbox(&self, s: &SandboxRecord) -> StoreResult<()> {
+        self.lock().conn.execute(
+            "INSERT INTO sandboxes (id, template, status, uid, internet_access, env_vars,
+                                    timeout_seconds, expires_at_ms, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                s.id,
+                s.template,
+                s.status.as_str(),
+                s.uid,
+                s.internet_access,
+                serde_json::to_string(&s.env_vars).unwrap_or_default(),
+                s.timeout_seconds,
+                s.expires_at_ms,
+                s.created_at_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_sandbox_status(&self, id: &str, status: SandboxStatus) -> StoreResult<()> {
+        self.lock().conn.execute(
+            "UPDATE sandboxes SET status = ?2 WHERE id = ?1",
+            params![id, status.as_str()],
+        )?;
+        Ok(())
+    }
+
+    fn set_sandbox_env(&self, id: &str, env: &BTreeMap<String, String>) -> StoreResult<()> {
+        self.lock().conn.execute(
+            "UPDATE sandboxes SET env_vars = ?2 WHERE id = ?1",
+            params![id, serde_json::to_string(env).unwrap_or_default()],
+        )?;
+        Ok(())
+    }
+
+    fn set_sandbox_expiry(
+        &self,
+        id: &str,
+        timeout_seconds: u64,
+        expires_at_ms: i64,
+    ) -> StoreResult<()> {
+        self.lock().conn.execute(
+            "UPDATE sandboxes SET timeout_seconds = ?2, expires_at_ms = ?3 WHERE id = ?1",
+            params![id, timeout_seconds, expires_at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn delete_sandbox(&self, id: &str) -> StoreResult<()> {
+        self.lock()
+            .conn
+            .execute("DELETE FROM sandboxes WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    fn sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
+        let inner = self.lock();
+        let mut stmt = inner.conn.prepare(
+            "SELECT id, template, status, uid, internet_access, env_vars, timeout_seconds,
+                    expires_at_ms, created_at_ms FROM sandboxes ORDER BY created_at_ms, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let status: String = r.get(2)?;
+            let env: String = r.get(5)?;
+            Ok(SandboxRecord {
+                id: r.get(0)?,
+                template: r.get(1)?,
+                status: SandboxStatus::parse(&status).unwrap_or(SandboxStatus::Error),
+                uid: r.get(3)?,
+                internet_access: r.get(4)?,
+                env_vars: serde_json::from_str(&env).unwrap_or_default(),
+                timeout_seconds: r.get(6)?,
+                expires_at_ms: r.get(7)?,
+                created_at_ms: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, sandbox: &str, out: &str) -> ProcessRecord {
+        ProcessRecord {
+            process_id: id.into(),
+            sandbox_id: sandbox.into(),
+            execution_id: format!("e-{id}"),
+            name: None,
+            language: "bash".into(),
+            status: ProcessStatus::Completed,
+            exit_code: Some(0),
+            output: StoredOutput {
+                stdout: out.into(),
+                stdout_bytes: out.len() as u64,
+                ..Default::default()
+            },
+            output_evicted: false,
+            started_at_ms: 0,
+            completed_at_ms: Some(1),
+            pid: None,
+            timeout: 1,
+            error: None,
+            final_seq: Some(2),
+        }
+    }
+
+    fn store(per_sandbox: u64, total: u64) -> (SqliteStore, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("sandlot-store-{}", crate::ids::request_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = SqliteStore::open(&dir.join("t.db"), OutputCaps { per_sandbox, total }).unwrap();
+        (s, dir)
+    }
+
+    fn finish(s: &SqliteStore, r: &ProcessRecord) {
+        s.insert_process(r).unwrap();
+        s.finish_process(r).unwrap();
+    }
+
+    #[test]
+    fn output_over_the_sandbox_cap_evicts_the_oldest_first_and_marks_it() {
+        let (s, dir) = store(10, 1000);
+        finish(&s, &record("a", "s1", "aaaaaa"));
+        finish(&s, &record("b", "s1", "bbbbbb"));
+        finish(&s, &record("other", "s2", "cccccc"));
+        let a = s.process("a").unwrap().unwrap();
+        assert!(a.output_evicted && a.output.stdout.is_empty());
+        assert_eq!(a.output.stdout_bytes, 6, "the sizes stay");
+        assert_eq!(a.exit_code, Some(0));
+        let b = s.process("b").unwrap().unwrap();
+        assert!(!b.output_evicted);
+        assert_eq!(b.output.stdout, "bbbbbb");
+        assert!(!s.process("other").unwrap().unwrap().output_evicted);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_total_cap_evicts_across_sandboxes_and_counts_survive_a_reopen() {
+        let (s, dir) = store(100, 10);
+        finish(&s, &record("a", "s1", "aaaaaa"));
+        finish(&s, &record("b", "s2", "bbbbbb"));
+        assert!(s.process("a").unwrap().unwrap().output_evicted);
+        assert!(!s.process("b").unwrap().unwrap().output_evicted);
+        drop(s);
+        let s = SqliteStore::open(
+            &dir.join("t.db"),
+            OutputCaps {
+                per_sandbox: 100,
+                total: 10,
+            },
+        )
+        .unwrap();
+        assert_eq!(s.lock().stored_total, 6);
+        finish(&s, &record("c", "s1", "cccccc"));
+        assert!(s.process("b").unwrap().unwrap().output_evicted);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn trimming_keeps_the_newest_records_and_frees_their_count() {
+        let (s, dir) = store(1000, 1000);
+        for i in 0..5 {
+            finish(&s, &record(&format!("p{i}"), "s1", "xx"));
+        }
+        s.trim_processes("s1", 2).unwrap();
+        let ids: Vec<_> = s
+            .processes_of("s1", false)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.process_id)
+            .collect();
+        assert_eq!(ids, ["p3", "p4"]);
+        assert_eq!(s.lock().stored_total, 4);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
