@@ -636,6 +636,11 @@ pub struct ProcessInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub error: Option<String>,
+    /// The server's cap on stored output dropped this finished record's `stdout`/`stderr`
+    /// (oldest records first); status, exit code and byte counts remain. Present only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[tsify(optional)]
+    pub output_evicted: bool,
 }
 
 impl From<wire::ProcessInfo> for ProcessInfo {
@@ -659,6 +664,7 @@ impl From<wire::ProcessInfo> for ProcessInfo {
             pid: p.pid,
             timeout: p.timeout,
             error: p.error,
+            output_evicted: p.output_evicted,
         }
     }
 }
@@ -845,6 +851,7 @@ mod tests {
             pid: Some(42),
             timeout: Some(300),
             error: None,
+            output_evicted: false,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Timestamps as the wire wants them: RFC 3339, UTC, `Z`, at most 3 fractional digits
-//! (Python < 3.11 rejects 9-digit fractions, reference §2.2).
+//! (Python < 3.11 rejects 9-digit fractions, `docs/protocol.md` §3).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

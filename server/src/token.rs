@@ -1,7 +1,7 @@
 //! Agent tokens: HS256 JWTs that name one sandbox and expire.
 //!
 //! A node can verify a token with the signing key alone, without asking a control plane
-//! (DESIGN.md, "room to grow"). The key is random, kept in the data dir so tokens survive a
+//! (`docs/architecture.md`, "From one host to a cluster"). The key is random, kept in the data dir so tokens survive a
 //! restart.
 
 use std::path::Path;

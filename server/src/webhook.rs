@@ -48,7 +48,7 @@ pub struct Callback {
     pub secret: Option<String>,
 }
 
-/// The webhook body for a finished process (reference §4.5). A killed process reports
+/// The webhook body for a finished process (`docs/protocol.md`, `POST /execute/async`). A killed process reports
 /// `failed` with the reason.
 fn result_body(p: &ProcessInfo) -> String {
     let status = WebhookStatus::from(p.status);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, Server};
+use common::{Sandbox, Server, SseEvent, SseParser};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -97,25 +97,13 @@ async fn stream_from_start(sb: &Sandbox, id: &str) -> (String, String, (String, 
         .expect("stream request reaches sandlotd");
     assert_eq!(resp.status(), 200, "streaming {id}");
     let (mut out, mut err, mut last) = (String::new(), String::new(), None);
-    let mut buf = String::new();
+    let mut parser = SseParser::default();
     while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
         .await
         .expect("a finished process's stream ends")
         .expect("stream reads")
     {
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let mut event = None;
-            let mut data = Value::Null;
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
-                    event = Some(v.to_string());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(v).unwrap();
-                }
-            }
-            let Some(event) = event else { continue };
+        for SseEvent { event, data, .. } in parser.push(&chunk) {
             match event.as_str() {
                 "stdout" => out.push_str(data["data"].as_str().unwrap()),
                 "stderr" => err.push_str(data["data"].as_str().unwrap()),

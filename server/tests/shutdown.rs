@@ -7,12 +7,11 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, Server};
+use common::{Sandbox, Server, SseEvent, SseParser};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long the server may take from the signal to its exit.
@@ -141,7 +140,7 @@ fn spawn_sse(mut resp: reqwest::Response, flowing: oneshot::Sender<()>) -> JoinH
     tokio::spawn(async move {
         let mut flowing = Some(flowing);
         let mut out = SseOutcome::default();
-        let mut buf = String::new();
+        let mut parser = SseParser::default();
         loop {
             let chunk = match resp.chunk().await {
                 Ok(Some(chunk)) => chunk,
@@ -151,19 +150,10 @@ fn spawn_sse(mut resp: reqwest::Response, flowing: oneshot::Sender<()>) -> JoinH
                     return out;
                 }
             };
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                let mut event = None;
-                let mut data = Value::Null;
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
-                        event = Some(v.to_string());
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data = serde_json::from_str(v).unwrap_or(Value::Null);
-                    }
+            for SseEvent { event, data, .. } in parser.push(&chunk) {
+                if event == ":" {
+                    continue;
                 }
-                let Some(event) = event else { continue };
                 match event.as_str() {
                     "start" => {
                         out.start_process_id = data["process_id"].as_str().map(str::to_string)
@@ -212,25 +202,6 @@ async fn run_and_follow(sb: &Sandbox, body: Value) -> reqwest::Response {
     resp
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn ws_connect(sb: &Sandbox) -> Ws {
-    let url = format!(
-        "{}/execute/stream",
-        sb.agent.replacen("http://", "ws://", 1)
-    );
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert(
-        "Authorization",
-        format!("Bearer {}", sb.token).parse().unwrap(),
-    );
-    let (ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket upgrade");
-    ws
-}
-
 /// How a WebSocket session ended.
 #[derive(Debug, PartialEq)]
 enum WsEnd {
@@ -255,7 +226,7 @@ async fn spawn_ws(
     execute: Value,
     flowing: oneshot::Sender<()>,
 ) -> JoinHandle<WsOutcome> {
-    let mut ws = ws_connect(sb).await;
+    let mut ws = sb.ws_connect().await;
     ws.send(Message::Text(execute.to_string().into()))
         .await
         .expect("send the execute frame");

@@ -4,50 +4,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Sandbox, Server};
+use common::{Sandbox, Server, SseEvent, SseParser};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-/// One parsed SSE event (comments are reported as `event == ":"`).
-#[derive(Debug, Clone)]
-struct SseEvent {
-    id: Option<u64>,
-    event: String,
-    data: Value,
-}
-
 /// Reads an SSE response, calling `on_event` for each event until it returns false or the
 /// stream ends.
 async fn read_sse(mut resp: reqwest::Response, mut on_event: impl FnMut(&SseEvent) -> bool) {
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let mut buf = String::new();
+    let mut parser = SseParser::default();
     while let Some(chunk) = resp.chunk().await.expect("stream reads") {
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let mut ev = SseEvent {
-                id: None,
-                event: "message".into(),
-                data: Value::Null,
-            };
-            let mut any = false;
-            for line in block.lines() {
-                if let Some(c) = line.strip_prefix(':') {
-                    ev.event = ":".into();
-                    ev.data = Value::String(c.trim().into());
-                    any = true;
-                } else if let Some(v) = line.strip_prefix("id: ") {
-                    ev.id = v.parse().ok();
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    ev.event = v.into();
-                    any = true;
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    ev.data = serde_json::from_str(v).unwrap();
-                }
-            }
-            if any && !on_event(&ev) {
+        for ev in parser.push(&chunk) {
+            if !on_event(&ev) {
                 return;
             }
         }
@@ -296,26 +266,8 @@ async fn post_execute_stream_runs_and_streams_and_records_the_process() {
     );
 }
 
-async fn ws_connect(
-    sb: &Sandbox,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let url = format!(
-        "{}/execute/stream",
-        sb.agent.replacen("http://", "ws://", 1)
-    );
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert(
-        "Authorization",
-        format!("Bearer {}", sb.token).parse().unwrap(),
-    );
-    let (ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket upgrade");
-    ws
-}
-
 async fn ws_frames(sb: &Sandbox, first: Value) -> Vec<Value> {
-    let mut ws = ws_connect(sb).await;
+    let mut ws = sb.ws_connect().await;
     ws.send(Message::Text(first.to_string().into()))
         .await
         .unwrap();

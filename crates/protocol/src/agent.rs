@@ -1,4 +1,4 @@
-//! Agent wire types (`<public_host>/...`, reference §4).
+//! Agent wire types (`<public_host>/...`, `docs/protocol.md` §5).
 
 use std::collections::BTreeMap;
 
@@ -81,7 +81,7 @@ pub struct BackgroundExecuteResponse {
     pub message: Option<String>,
 }
 
-/// One background process, with every alias the HopX sources use (reference §4.4, §7.11).
+/// One background process, with every alias the HopX sources use (`docs/protocol.md`, "The process record").
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessInfo {
     pub process_id: String,

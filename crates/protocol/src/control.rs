@@ -1,4 +1,4 @@
-//! Control-plane wire types (`/v1/...`, reference §3).
+//! Control-plane wire types (`/v1/...`, `docs/protocol.md` §4).
 
 use std::collections::BTreeMap;
 
@@ -41,7 +41,7 @@ pub struct CreateSandboxRequest {
     pub env_vars: Option<BTreeMap<String, String>>,
 }
 
-/// Resources of a sandbox (`disk_mb` here, `disk_gb` on templates: the reference's quirk).
+/// Resources of a sandbox (`disk_mb` here, `disk_gb` on templates: HopX's own quirk).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SandboxResources {
     pub vcpu: u32,

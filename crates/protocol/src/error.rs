@@ -1,4 +1,4 @@
-//! Error bodies and codes (reference §5).
+//! Error bodies and codes (`docs/protocol.md` §7).
 //!
 //! The server emits the "hybrid" body so the Python, JS and docs parsers all find a message and
 //! a code: on the control plane `error` is an object and `code`/`message` are repeated at the

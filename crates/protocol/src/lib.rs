@@ -1,7 +1,7 @@
 //! Wire types of the HopX sandbox API, as `sandlotd` serves it and the Sandlot SDK speaks it.
 //!
 //! Every name here is the exact snake_case name that travels on the wire (see
-//! `shared/reference/hopx-api.md`). The SDK's camelCase JS types are separate structs that
+//! `docs/protocol.md`). The SDK's camelCase JS types are separate structs that
 //! convert from these; the server serialises these directly. Optional fields are skipped when
 //! absent so that clients which only tolerate present-or-missing keys stay happy.
 
@@ -20,7 +20,7 @@ pub use language::Language;
 pub use status::*;
 pub use stream::*;
 
-/// Defaults that both sides must agree on (reference §6).
+/// Defaults that both sides must agree on (`docs/protocol.md` §5).
 pub mod defaults {
     /// `POST /execute` timeout in seconds when the request gives none.
     pub const EXECUTE_TIMEOUT_SECS: u64 = 120;

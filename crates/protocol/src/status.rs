@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Lifecycle of a background process (the union of every HopX source, reference §4.4).
+/// Lifecycle of a background process (the union of every HopX source, `docs/protocol.md` §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcessStatus {
@@ -48,7 +48,7 @@ impl ProcessStatus {
     }
 }
 
-/// Lifecycle of a sandbox (reference §3.2).
+/// Lifecycle of a sandbox (`docs/protocol.md` §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxStatus {

@@ -1,4 +1,4 @@
-//! API errors and their hybrid JSON bodies (reference §5.1, `docs/protocol.md`).
+//! API errors and their hybrid JSON bodies (`docs/protocol.md` §7).
 //!
 //! One error type with a status and a code. Internal faults are logged with the request id
 //! and answered with a generic message and that id, never with the internal detail; a

@@ -158,7 +158,7 @@ async fn pump_sse(
     Ok(())
 }
 
-/// `WS /execute/stream` (reference §4.6): one `execute` frame in; `stdout`, `stderr`,
+/// `WS /execute/stream` (`docs/protocol.md` §6): one `execute` frame in; `stdout`, `stderr`,
 /// `result` or `error`, and always a final `complete` out.
 pub async fn websocket(
     State(state): State<AppState>,

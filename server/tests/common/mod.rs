@@ -317,3 +317,77 @@ pub fn pids_with_cmdline(needle: &str) -> Vec<i32> {
     }
     out
 }
+
+/// One parsed SSE event (comments are reported as `event == ":"`).
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<u64>,
+    pub event: String,
+    pub data: Value,
+}
+
+/// Splits an SSE byte stream into events as chunks arrive.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: String,
+}
+
+impl SseParser {
+    /// The events completed by `chunk` (blocks without an event or comment, such as the
+    /// `retry:` line, are skipped).
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        self.buf
+            .push_str(std::str::from_utf8(chunk).expect("SSE is UTF-8"));
+        let mut events = Vec::new();
+        while let Some(end) = self.buf.find("\n\n") {
+            let block: String = self.buf.drain(..end + 2).collect();
+            let mut ev = SseEvent {
+                id: None,
+                event: "message".into(),
+                data: Value::Null,
+            };
+            let mut any = false;
+            for line in block.lines() {
+                if let Some(c) = line.strip_prefix(':') {
+                    ev.event = ":".into();
+                    ev.data = Value::String(c.trim().into());
+                    any = true;
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    ev.id = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    ev.event = v.into();
+                    any = true;
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    ev.data = serde_json::from_str(v).expect("SSE data is JSON");
+                }
+            }
+            if any {
+                events.push(ev);
+            }
+        }
+        events
+    }
+}
+
+pub type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Sandbox {
+    /// Opens the agent's WebSocket `/execute/stream` with the sandbox token.
+    pub async fn ws_connect(&self) -> WebSocket {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!(
+            "{}/execute/stream",
+            self.agent.replacen("http://", "ws://", 1)
+        );
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket upgrade");
+        ws
+    }
+}
