@@ -339,7 +339,8 @@ export async function finishedRecordsMemory(ctx) {
   const concurrency = 16;
   const code = 'echo finished-record';
   const lingerSecs = serverHasFlag('finished-linger-secs') ? 1 : null;
-  const flags = { 'max-processes': 64 };
+  // Starts outpace ends for a moment (each start returns at once), so room for all of them.
+  const flags = { 'max-processes': count + warmup };
   if (lingerSecs !== null) flags['finished-linger-secs'] = lingerSecs;
   const server = await startServer(flags);
   try {

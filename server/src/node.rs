@@ -146,7 +146,11 @@ pub trait Node: Send + Sync + 'static {
     async fn wait_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
     fn process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
     /// Recorded processes in start order.
-    fn processes(&self, sandbox_id: &str, filter: &ProcessFilter) -> NodeResult<Vec<ProcessInfo>>;
+    fn processes(
+        &self,
+        sandbox_id: &str,
+        filter: &ProcessFilter,
+    ) -> NodeResult<Vec<Box<serde_json::value::RawValue>>>;
     /// Kills a process's tree; resolves once it has ended.
     async fn kill_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
     /// Forgets a finished process's record.

@@ -133,11 +133,12 @@ pub struct ProcessInfo {
     pub output_evicted: bool,
 }
 
-/// Reply of `GET /execute/processes`.
+/// Reply of `GET /execute/processes`. `P` is [`ProcessInfo`]; the server may write records it
+/// already holds serialised (the same shape, stored as JSON when the process ended).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ProcessList {
-    #[serde(default)]
-    pub processes: Vec<ProcessInfo>,
+pub struct ProcessList<P = ProcessInfo> {
+    #[serde(default = "Vec::new")]
+    pub processes: Vec<P>,
     #[serde(default)]
     pub count: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]

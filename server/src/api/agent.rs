@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Query, State};
-use axum::http::Method;
+use axum::http::{header, Method};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sandlot_protocol::{
     code, defaults, AgentFeatures, AgentHealth, AgentInfo, AgentLimits, AsyncExecuteRequest,
@@ -174,7 +175,7 @@ pub async fn list_processes(
     State(state): State<AppState>,
     AgentSandbox { sandbox, .. }: AgentSandbox,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<ProcessList>> {
+) -> ApiResult<Response> {
     let statuses = match q.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(list) => Some(
@@ -196,11 +197,16 @@ pub async fn list_processes(
         without_output: q.output == Some(false),
     };
     let processes = state.node.processes(&sandbox.id, &filter)?;
-    Ok(Json(ProcessList {
+    // Lists can be megabytes: size the buffer once instead of growing it a page at a time.
+    let estimate: usize = processes.iter().map(|p| p.get().len() + 1).sum();
+    let list = ProcessList {
         count: processes.len(),
         processes,
         timestamp: Some(now_rfc3339()),
-    }))
+    };
+    let mut body = Vec::with_capacity(estimate + 128);
+    serde_json::to_writer(&mut body, &list).map_err(|e| ApiError::internal(&e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn process_param(params: &HashMap<String, String>) -> ApiResult<&str> {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sandlot_protocol::{defaults, Language, ProcessInfo, RunSpec, SandboxStatus};
+use serde_json::value::RawValue;
 use tracing::warn;
 
 use super::follow::{self, Follower};
@@ -191,43 +192,41 @@ impl ProcessManager {
         }
     }
 
-    /// Recorded processes in start order: the store's records, with live ones from RAM.
-    pub fn list(&self, sandbox: &Sandbox, filter: &ProcessFilter) -> NodeResult<Vec<ProcessInfo>> {
+    /// Recorded processes in start order, each as its wire JSON: finished ones as the
+    /// store keeps them (final and complete), the others read live from RAM.
+    pub fn list(
+        &self,
+        sandbox: &Sandbox,
+        filter: &ProcessFilter,
+    ) -> NodeResult<Vec<Box<RawValue>>> {
         let with_output = !filter.without_output;
-        let live = sandbox.processes.all();
-        let records = self.store.processes_of(&sandbox.id, with_output)?;
-        let mut out = Vec::with_capacity(records.len());
-        for record in records {
-            let now_live = live
-                .iter()
-                .find(|e| e.id == record.process_id)
-                .cloned()
-                .or_else(|| {
-                    // Started after the snapshot, or finished and left RAM since the query.
-                    (!record.status.is_final())
-                        .then(|| sandbox.processes.recorded(&record.process_id))
-                        .flatten()
-                });
-            let info = match now_live {
-                Some(entry) => entry.info(with_output),
-                None if !record.status.is_final() => {
-                    match self.store.process(&record.process_id)? {
-                        Some(fresh) => fresh.into_info(),
-                        None => continue,
-                    }
+        let rows = self.store.listing(&sandbox.id, with_output)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(json) = row.json {
+                if filter.keeps(row.status, row.name.as_deref()) {
+                    out.push(json);
                 }
-                None => record.into_info(),
-            };
-            if filter.keeps(info.status, info.name.as_deref()) {
-                if with_output {
-                    out.push(info);
-                } else {
-                    out.push(ProcessInfo {
+                continue;
+            }
+            let info = if let Some(entry) = sandbox.processes.recorded(&row.process_id) {
+                entry.info(with_output)
+            } else {
+                // Ended and left RAM since the query, or stored before JSON was kept.
+                match self.store.process(&row.process_id)? {
+                    Some(record) if with_output => record.into_info(),
+                    Some(record) => ProcessInfo {
                         stdout: String::new(),
                         stderr: String::new(),
-                        ..info
-                    });
+                        ..record.into_info()
+                    },
+                    None => continue,
                 }
+            };
+            if filter.keeps(info.status, info.name.as_deref()) {
+                let json = serde_json::value::to_raw_value(&info)
+                    .map_err(|e| NodeError::Internal(e.to_string()))?;
+                out.push(json);
             }
         }
         Ok(out)

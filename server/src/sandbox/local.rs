@@ -519,7 +519,11 @@ impl Node for LocalNode {
         self.processes.info(&sandbox, process_id)
     }
 
-    fn processes(&self, sandbox_id: &str, filter: &ProcessFilter) -> NodeResult<Vec<ProcessInfo>> {
+    fn processes(
+        &self,
+        sandbox_id: &str,
+        filter: &ProcessFilter,
+    ) -> NodeResult<Vec<Box<serde_json::value::RawValue>>> {
         let sandbox = self.live(sandbox_id)?;
         self.processes.list(&sandbox, filter)
     }

@@ -66,6 +66,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE processes ADD COLUMN final_seq INTEGER;
     UPDATE processes SET stored_bytes = length(CAST(stdout AS BLOB)) + length(CAST(stderr AS BLOB));
     ",
+    // 3: a finished record's wire form, kept as JSON with and without its output, so lists
+    // are written without decoding every column and re-encoding every string. Records
+    // finished before this version have none and are read column by column.
+    "
+    ALTER TABLE processes ADD COLUMN info_json TEXT;
+    ALTER TABLE processes ADD COLUMN info_json_lite TEXT;
+    ",
 ];
 
 /// The schema version this build writes.

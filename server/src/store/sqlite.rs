@@ -11,8 +11,32 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use sandlot_protocol::{ProcessStatus, SandboxStatus};
+use serde_json::value::RawValue;
 
 use super::{migrations, ProcessRecord, SandboxCatalog, SandboxRecord, StoreResult, StoredOutput};
+
+/// One row of a listing.
+#[derive(Debug)]
+pub struct Listed {
+    pub process_id: String,
+    pub status: ProcessStatus,
+    pub name: Option<String>,
+    /// The stored wire record of a finished process.
+    pub json: Option<Box<RawValue>>,
+}
+
+/// A finished record's wire JSON, with and without its output.
+fn wire_json(p: &ProcessRecord) -> (String, String) {
+    let info = p.clone().into_info();
+    let full = serde_json::to_string(&info).expect("process records serialise");
+    let lite = serde_json::to_string(&sandlot_protocol::ProcessInfo {
+        stdout: String::new(),
+        stderr: String::new(),
+        ..info
+    })
+    .expect("process records serialise");
+    (full, lite)
+}
 
 /// Caps on the output kept for finished processes, in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -36,11 +60,6 @@ pub(super) struct Inner {
 const PROCESS_COLUMNS: &str = "process_id, sandbox_id, execution_id, name, language, status,
     exit_code, stdout, stderr, stdout_truncated, stderr_truncated, stdout_bytes, stderr_bytes,
     started_at_ms, completed_at_ms, pid, timeout, error, output_evicted, final_seq";
-/// The same, with the output texts left out (cheap listings).
-const PROCESS_COLUMNS_NO_TEXT: &str = "process_id, sandbox_id, execution_id, name, language,
-    status, exit_code, '', '', stdout_truncated, stderr_truncated, stdout_bytes, stderr_bytes,
-    started_at_ms, completed_at_ms, pid, timeout, error, output_evicted, final_seq";
-
 fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessRecord> {
     let status: String = r.get(5)?;
     Ok(ProcessRecord {
@@ -127,6 +146,7 @@ impl SqliteStore {
     pub fn finish_process(&self, p: &ProcessRecord) -> StoreResult<()> {
         let o = &p.output;
         let bytes = (o.stdout.len() + o.stderr.len()) as u64;
+        let (json, json_lite) = wire_json(p);
         let mut inner = self.lock();
         // Finishing twice (the runner and a shutdown both store it) counts the bytes once.
         let before: Option<i64> = inner
@@ -145,7 +165,8 @@ impl SqliteStore {
             "UPDATE processes SET status = ?2, exit_code = ?3, stdout = ?4, stderr = ?5,
                     stdout_truncated = ?6, stderr_truncated = ?7, stdout_bytes = ?8,
                     stderr_bytes = ?9, started_at_ms = ?10, completed_at_ms = ?11, pid = ?12,
-                    error = ?13, final_seq = ?14, stored_bytes = ?15
+                    error = ?13, final_seq = ?14, stored_bytes = ?15, info_json = ?16,
+                    info_json_lite = ?17
              WHERE process_id = ?1",
             params![
                 p.process_id,
@@ -162,7 +183,9 @@ impl SqliteStore {
                 p.pid,
                 p.error,
                 p.final_seq,
-                bytes
+                bytes,
+                json,
+                json_lite
             ],
         )?;
         inner.add_stored(&p.sandbox_id, bytes as i64 - before);
@@ -243,22 +266,30 @@ impl SqliteStore {
         )?)
     }
 
-    /// A sandbox's process records in start order.
-    pub fn processes_of(
-        &self,
-        sandbox_id: &str,
-        with_output: bool,
-    ) -> StoreResult<Vec<ProcessRecord>> {
+    /// A sandbox's records in start order, for listings: finished ones as their stored
+    /// wire JSON (with or without output); others (and records from before JSON was kept)
+    /// without it, for the caller to fill in.
+    pub fn listing(&self, sandbox_id: &str, with_output: bool) -> StoreResult<Vec<Listed>> {
         let inner = self.lock();
-        let columns = if with_output {
-            PROCESS_COLUMNS
+        let json = if with_output {
+            "info_json"
         } else {
-            PROCESS_COLUMNS_NO_TEXT
+            "info_json_lite"
         };
         let mut stmt = inner.conn.prepare_cached(&format!(
-            "SELECT {columns} FROM processes WHERE sandbox_id = ?1 ORDER BY seq"
+            "SELECT process_id, status, name, {json} FROM processes
+             WHERE sandbox_id = ?1 ORDER BY seq"
         ))?;
-        let rows = stmt.query_map(params![sandbox_id], process_row)?;
+        let rows = stmt.query_map(params![sandbox_id], |r| {
+            let status: String = r.get(1)?;
+            let json: Option<String> = r.get(3)?;
+            Ok(Listed {
+                process_id: r.get(0)?,
+                status: ProcessStatus::parse(&status).unwrap_or(ProcessStatus::Failed),
+                name: r.get(2)?,
+                json: json.and_then(|j| RawValue::from_string(j).ok()),
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -327,11 +358,20 @@ impl Inner {
         let Some((seq, owner, bytes)) = victim else {
             return Ok(false);
         };
+        let mut record = self.conn.query_row(
+            &format!("SELECT {PROCESS_COLUMNS} FROM processes WHERE seq = ?1"),
+            params![seq],
+            process_row,
+        )?;
+        record.output.stdout.clear();
+        record.output.stderr.clear();
+        record.output_evicted = true;
+        let (json, json_lite) = wire_json(&record);
         self.conn.execute(
             "UPDATE processes SET stdout = '', stderr = '', stored_bytes = 0,
-                    output_evicted = 1
+                    output_evicted = 1, info_json = ?2, info_json_lite = ?3
              WHERE seq = ?1",
-            params![seq],
+            params![seq, json, json_lite],
         )?;
         self.add_stored(&owner, -bytes);
         Ok(true)
@@ -507,7 +547,7 @@ mod tests {
         }
         s.trim_processes("s1", 2).unwrap();
         let ids: Vec<_> = s
-            .processes_of("s1", false)
+            .listing("s1", false)
             .unwrap()
             .into_iter()
             .map(|r| r.process_id)
