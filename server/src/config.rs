@@ -110,6 +110,10 @@ pub struct Config {
     #[arg(long, env = "SANDLOT_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
     pub webhook_retry_base_ms: u64,
 
+    /// Longest lifetime (`timeout_seconds`) a sandbox may be given, in seconds.
+    #[arg(long, env = "SANDLOT_MAX_SANDBOX_TIMEOUT_SECS", default_value_t = 30 * 24 * 3600)]
+    pub max_sandbox_timeout_secs: u64,
+
     /// Longest run-time limit a process may ask for, in seconds.
     #[arg(long, env = "SANDLOT_MAX_TIMEOUT_SECS", default_value_t = 24 * 3600)]
     pub max_timeout_secs: u64,

@@ -64,6 +64,21 @@ pub struct SandboxInfo {
     /// The agent base URL clients use for this sandbox.
     pub public_host: String,
     pub node_id: String,
+    /// Agent tokens must carry this generation, or the one before it until
+    /// `previous_token_until`.
+    pub token_generation: u32,
+    pub previous_token_until: Option<SystemTime>,
+}
+
+impl SandboxInfo {
+    /// Whether a token of `generation` still opens this sandbox.
+    pub fn accepts_token(&self, generation: u32) -> bool {
+        generation == self.token_generation
+            || (generation.saturating_add(1) == self.token_generation
+                && self
+                    .previous_token_until
+                    .is_some_and(|until| SystemTime::now() < until))
+    }
 }
 
 /// Which process records a listing returns.
@@ -109,6 +124,9 @@ pub trait Node: Send + Sync + 'static {
     async fn resume_sandbox(&self, id: &str) -> NodeResult<()>;
     /// Sets the sandbox to die `seconds` from now.
     fn set_sandbox_timeout(&self, id: &str, seconds: u64) -> NodeResult<SandboxInfo>;
+    /// Starts a new token generation; earlier tokens stop working after `grace`.
+    fn rotate_sandbox_token(&self, id: &str, grace: std::time::Duration)
+        -> NodeResult<SandboxInfo>;
     fn sandbox_env(&self, id: &str) -> NodeResult<BTreeMap<String, String>>;
     /// Replaces (`merge == false`) or merges into the sandbox's global environment.
     fn set_sandbox_env(

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::os::unix::fs::PermissionsExt;
+
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
@@ -74,6 +76,9 @@ async fn run(cfg: Config) -> Result<(), String> {
     }
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
+    // The store, the signing key and the workspaces are root's alone.
+    std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot restrict data dir {}: {e}", cfg.data_dir.display()))?;
     let cfg = Arc::new(Config {
         data_dir: std::fs::canonicalize(&cfg.data_dir).map_err(|e| e.to_string())?,
         ..cfg

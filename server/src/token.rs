@@ -28,6 +28,16 @@ struct Claims {
     sid: String,
     iat: i64,
     exp: i64,
+    /// The sandbox's token generation at issue; a rotation retires older ones.
+    #[serde(default)]
+    gen: u32,
+}
+
+/// What a valid token says.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub sandbox: String,
+    pub generation: u32,
 }
 
 /// Why a token was refused.
@@ -58,14 +68,15 @@ impl TokenSigner {
         Ok(Self { key })
     }
 
-    /// Issues a token for `sandbox`; returns it with its expiry.
-    pub fn issue(&self, sandbox: &str) -> (String, SystemTime) {
+    /// Issues a token of generation `generation` for `sandbox`; returns it with its expiry.
+    pub fn issue(&self, sandbox: &str, generation: u32) -> (String, SystemTime) {
         let now = SystemTime::now();
         let exp = now + TOKEN_LIFETIME;
         let claims = Claims {
             sid: sandbox.into(),
             iat: unix_seconds(now),
             exp: unix_seconds(exp),
+            gen: generation,
         };
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
         let signing_input = format!(
@@ -77,16 +88,17 @@ impl TokenSigner {
         (format!("{signing_input}.{sig}"), exp)
     }
 
-    /// Checks signature, expiry and that the token opens `sandbox`.
-    pub fn verify(&self, token: &str, sandbox: &str) -> Result<(), TokenError> {
-        if self.sandbox_of(token)? != sandbox {
+    /// Checks signature, expiry and that the token opens `sandbox`; returns its generation.
+    pub fn verify(&self, token: &str, sandbox: &str) -> Result<u32, TokenError> {
+        let verified = self.sandbox_of(token)?;
+        if verified.sandbox != sandbox {
             return Err(TokenError::WrongSandbox);
         }
-        Ok(())
+        Ok(verified.generation)
     }
 
     /// Checks signature and expiry; returns the sandbox the token opens.
-    pub fn sandbox_of(&self, token: &str) -> Result<String, TokenError> {
+    pub fn sandbox_of(&self, token: &str) -> Result<Verified, TokenError> {
         let (signing_input, sig) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (_, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
         let sig = URL_SAFE_NO_PAD
@@ -102,7 +114,10 @@ impl TokenSigner {
         if claims.exp <= unix_seconds(SystemTime::now()) {
             return Err(TokenError::Expired);
         }
-        Ok(claims.sid)
+        Ok(Verified {
+            sandbox: claims.sid,
+            generation: claims.gen,
+        })
     }
 
     fn mac(&self, input: &str) -> Hmac<Sha256> {
@@ -122,9 +137,9 @@ mod tests {
 
     #[test]
     fn a_token_opens_its_own_sandbox_only() {
-        let (token, exp) = signer().issue("sbx1");
+        let (token, exp) = signer().issue("sbx1", 3);
         assert!(exp > SystemTime::now() + Duration::from_secs(3600));
-        assert_eq!(signer().verify(&token, "sbx1"), Ok(()));
+        assert_eq!(signer().verify(&token, "sbx1"), Ok(3));
         assert_eq!(
             signer().verify(&token, "sbx2"),
             Err(TokenError::WrongSandbox)
@@ -133,7 +148,7 @@ mod tests {
 
     #[test]
     fn tampered_or_foreign_tokens_are_refused() {
-        let (token, _) = signer().issue("sbx1");
+        let (token, _) = signer().issue("sbx1", 0);
         let other = TokenSigner { key: vec![8; 32] };
         assert_eq!(other.verify(&token, "sbx1"), Err(TokenError::BadSignature));
         assert_eq!(signer().verify("abc", "sbx1"), Err(TokenError::Malformed));

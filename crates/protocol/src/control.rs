@@ -140,6 +140,18 @@ pub struct SetTimeoutReply {
     pub request_id: Option<String>,
 }
 
+/// Optional body of `POST /v1/sandboxes/{id}/token/refresh` (Sandlot extension; HopX clients
+/// send none and get a fresh token while older ones stay valid until they expire).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TokenRefreshRequest {
+    /// Make every earlier token of the sandbox stop working after `grace_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate: Option<bool>,
+    /// How long earlier tokens keep working after a rotation (default 30, at most 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_seconds: Option<u64>,
+}
+
 /// Reply of `POST /v1/sandboxes/{id}/token/refresh`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenReply {

@@ -19,6 +19,8 @@ pub mod code {
     pub const PROCESS_NOT_FOUND: &str = "PROCESS_NOT_FOUND";
     pub const TEMPLATE_NOT_FOUND: &str = "TEMPLATE_NOT_FOUND";
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
     pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
     pub const CONFLICT: &str = "CONFLICT";
     pub const SANDBOX_PAUSED: &str = "SANDBOX_PAUSED";

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,7 +15,7 @@ use sandlot_protocol::{
 };
 
 use super::auth::AgentSandbox;
-use super::body::JsonBody;
+use super::body::{JsonBody, QueryParams};
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::node::{NodeError, ProcessFilter};
@@ -174,7 +174,7 @@ pub struct ListQuery {
 pub async fn list_processes(
     State(state): State<AppState>,
     AgentSandbox { sandbox, .. }: AgentSandbox,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Response> {
     let statuses = match q.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,

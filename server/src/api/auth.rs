@@ -73,6 +73,13 @@ fn token_error(e: TokenError) -> ApiError {
     }
 }
 
+fn rotated() -> ApiError {
+    ApiError::unauthorized(
+        code::INVALID_TOKEN,
+        "This sandbox token was replaced by a rotation; use the newest one",
+    )
+}
+
 /// The sandbox named by the request's token alone. HopX's Python SDK opens WebSockets at the
 /// host's root (`ws://host/execute/stream`), dropping `public_host`'s path; the token says
 /// which sandbox is meant.
@@ -88,8 +95,12 @@ impl FromRequestParts<AppState> for TokenSandbox {
                 "Missing sandbox token: send Authorization: Bearer <auth_token>",
             )
         })?;
-        let id = state.signer.sandbox_of(token).map_err(token_error)?;
-        Ok(TokenSandbox(state.node.sandbox(&id)?))
+        let verified = state.signer.sandbox_of(token).map_err(token_error)?;
+        let sandbox = state.node.sandbox(&verified.sandbox)?;
+        if !sandbox.accepts_token(verified.generation) {
+            return Err(rotated());
+        }
+        Ok(TokenSandbox(sandbox))
     }
 }
 
@@ -108,6 +119,7 @@ impl FromRequestParts<AppState> for AgentSandbox {
             .map_err(|e| ApiError::bad_request(code::INVALID_REQUEST, e.to_string()))?;
         let id = params.get("id").cloned().unwrap_or_default();
 
+        let mut generation = None;
         let api_key_ok = matches!(
             (state.cfg.api_key.as_deref(), header(parts, "x-api-key")),
             (Some(expected), Some(key)) if same(key, expected)
@@ -122,10 +134,13 @@ impl FromRequestParts<AppState> for AgentSandbox {
             // A valid API key as bearer also opens the agent (the key owns every sandbox).
             let key_as_bearer = state.cfg.api_key.as_deref().is_some_and(|k| same(token, k));
             if !key_as_bearer {
-                state.signer.verify(token, &id).map_err(token_error)?;
+                generation = Some(state.signer.verify(token, &id).map_err(token_error)?);
             }
         }
         let sandbox = state.node.sandbox(&id)?;
+        if generation.is_some_and(|g| !sandbox.accepts_token(g)) {
+            return Err(rotated());
+        }
         Ok(AgentSandbox { sandbox, params })
     }
 }

@@ -1,17 +1,18 @@
 //! Control-plane routes (`/v1/...`): sandboxes, tokens and templates.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use sandlot_protocol::{
     code, CreateSandboxRequest, ListEnvelope, Sandbox as WireSandbox, SandboxResources,
-    SandboxStatus, SandboxStatusReply, SetTimeoutReply, SetTimeoutRequest, Template, TokenReply,
+    SandboxStatus, SandboxStatusReply, SetTimeoutReply, SetTimeoutRequest, Template,
+    TokenRefreshRequest, TokenReply,
 };
 use serde::Deserialize;
 
 use super::auth::ApiKey;
-use super::body::JsonBody;
+use super::body::{JsonBody, QueryParams};
 use super::context;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
@@ -22,7 +23,7 @@ use crate::time::rfc3339_seconds;
 /// The wire form of a sandbox; `with_token` adds a fresh agent token (create, connect).
 pub fn wire_sandbox(state: &AppState, s: &SandboxInfo, with_token: bool) -> WireSandbox {
     let (auth_token, token_expires_at) = if with_token {
-        let (token, exp) = state.signer.issue(&s.id);
+        let (token, exp) = state.signer.issue(&s.id, s.token_generation);
         (Some(token), Some(rfc3339_seconds(exp)))
     } else {
         (None, None)
@@ -71,11 +72,8 @@ pub async fn create(
                 "missing 'template_name' or 'template_id'",
             )
         })?;
-    if req.timeout_seconds == Some(0) {
-        return Err(ApiError::bad_request(
-            code::INVALID_REQUEST,
-            "timeout_seconds must be positive",
-        ));
+    if let Some(seconds) = req.timeout_seconds {
+        check_sandbox_timeout(&state, seconds)?;
     }
     let spec = SandboxSpec {
         template,
@@ -94,6 +92,19 @@ pub async fn create(
     ))
 }
 
+/// A sandbox lifetime is between 1 s and `--max-sandbox-timeout-secs`, so every expiry can
+/// be stored and written as a date.
+fn check_sandbox_timeout(state: &AppState, seconds: u64) -> ApiResult<()> {
+    let max = state.cfg.max_sandbox_timeout_secs;
+    if seconds == 0 || seconds > max {
+        return Err(ApiError::bad_request(
+            code::INVALID_REQUEST,
+            format!("timeout_seconds must be between 1 and {max}"),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     limit: Option<usize>,
@@ -104,7 +115,7 @@ pub struct ListQuery {
 pub async fn list(
     _: ApiKey,
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<ListEnvelope<WireSandbox>>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let status = match q.status.as_deref() {
@@ -207,12 +218,8 @@ pub async fn set_timeout(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<SetTimeoutRequest>,
 ) -> ApiResult<Json<SetTimeoutReply>> {
-    let seconds = u64::try_from(req.timeout_seconds)
-        .ok()
-        .filter(|s| *s > 0)
-        .ok_or_else(|| {
-            ApiError::bad_request(code::INVALID_REQUEST, "timeout_seconds must be positive")
-        })?;
+    let seconds = u64::try_from(req.timeout_seconds).unwrap_or(0);
+    check_sandbox_timeout(&state, seconds)?;
     let sandbox = state.node.set_sandbox_timeout(&id, seconds)?;
     Ok(Json(SetTimeoutReply {
         id,
@@ -222,13 +229,31 @@ pub async fn set_timeout(
     }))
 }
 
+/// Longest grace a rotation may give earlier tokens.
+const MAX_ROTATION_GRACE_SECS: u64 = 3600;
+const DEFAULT_ROTATION_GRACE_SECS: u64 = 30;
+
 pub async fn refresh_token(
     _: ApiKey,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    JsonBody(req): JsonBody<TokenRefreshRequest>,
 ) -> ApiResult<Json<TokenReply>> {
-    let sandbox = state.node.sandbox(&id)?;
-    let (token, exp) = state.signer.issue(&sandbox.id);
+    let sandbox = if req.rotate == Some(true) {
+        let grace = req.grace_seconds.unwrap_or(DEFAULT_ROTATION_GRACE_SECS);
+        if grace > MAX_ROTATION_GRACE_SECS {
+            return Err(ApiError::bad_request(
+                code::INVALID_REQUEST,
+                format!("grace_seconds must be at most {MAX_ROTATION_GRACE_SECS}"),
+            ));
+        }
+        state
+            .node
+            .rotate_sandbox_token(&id, std::time::Duration::from_secs(grace))?
+    } else {
+        state.node.sandbox(&id)?
+    };
+    let (token, exp) = state.signer.issue(&sandbox.id, sandbox.token_generation);
     Ok(Json(TokenReply {
         auth_token: token,
         token_expires_at: rfc3339_seconds(exp),

@@ -7,6 +7,7 @@ mod body;
 mod context;
 mod control;
 mod error;
+mod guard;
 mod stream;
 
 use std::sync::Arc;
@@ -91,6 +92,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors(&state.cfg.cors_origins))
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::local_mode,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         // Outermost, so every response (a caught panic's too) carries the request id.
         .layer(axum::middleware::from_fn(context::middleware))

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::auth::{AgentSandbox, TokenSandbox};
-use super::body::JsonBody;
+use super::body::{JsonBody, QueryParams};
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::exec::events::{Gap, OutputEvent, Stream};
@@ -38,7 +38,7 @@ pub struct SinceQuery {
 pub async fn follow_process(
     State(state): State<AppState>,
     AgentSandbox { sandbox, params }: AgentSandbox,
-    Query(q): Query<SinceQuery>,
+    QueryParams(q): QueryParams<SinceQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let pid = params.get("pid").map(String::as_str).unwrap_or_default();

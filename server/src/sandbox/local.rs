@@ -117,6 +117,8 @@ impl LocalNode {
             created_at: s.created_at,
             public_host: format!("{}/sandboxes/{}/agent", self.cfg.public_base_url(), s.id),
             node_id: "local".into(),
+            token_generation: st.token_generation,
+            previous_token_until: st.previous_token_until,
         }
     }
 
@@ -203,6 +205,8 @@ impl LocalNode {
                 timeout_seconds: record.timeout_seconds,
                 expires_at: record.expires_at_ms.map(from_unix_millis),
                 init_pid,
+                token_generation: record.token_generation,
+                previous_token_until: record.previous_token_until_ms.map(from_unix_millis),
             }),
             processes: ProcessTable::default(),
             init_helper: Mutex::new(Some(init_helper)),
@@ -359,14 +363,25 @@ impl LocalNode {
     }
 }
 
+/// `now + seconds`, refused when it cannot be represented (the API bounds it far lower).
+fn expiry(now: SystemTime, seconds: u64) -> NodeResult<SystemTime> {
+    now.checked_add(Duration::from_secs(seconds))
+        .ok_or_else(|| NodeError::Invalid("timeout_seconds is out of range".into()))
+}
+
 #[async_trait]
 impl Node for LocalNode {
     async fn create_sandbox(&self, spec: SandboxSpec) -> NodeResult<SandboxInfo> {
         let template = template::find(&spec.template)
             .ok_or_else(|| NodeError::TemplateNotFound(spec.template.clone()))?;
         check_env(&spec.env_vars)?;
-        let uid = self.reserve_uid()?;
         let now = SystemTime::now();
+        let expires_at_ms = match spec.timeout_seconds {
+            None => None,
+            Some(t) => Some(unix_millis(expiry(now, t)?)),
+        };
+        // Nothing may fail between here and `start` without releasing the uid.
+        let uid = self.reserve_uid()?;
         let record = SandboxRecord {
             id: ids::sandbox_id(),
             template: template.name.into(),
@@ -375,10 +390,10 @@ impl Node for LocalNode {
             internet_access: spec.internet_access,
             env_vars: spec.env_vars,
             timeout_seconds: spec.timeout_seconds,
-            expires_at_ms: spec
-                .timeout_seconds
-                .map(|t| unix_millis(now + Duration::from_secs(t))),
+            expires_at_ms,
             created_at_ms: unix_millis(now),
+            token_generation: 0,
+            previous_token_until_ms: None,
         };
         let sandbox = match self.start(&record).await {
             Ok(sandbox) => sandbox,
@@ -435,7 +450,7 @@ impl Node for LocalNode {
 
     fn set_sandbox_timeout(&self, id: &str, seconds: u64) -> NodeResult<SandboxInfo> {
         let sandbox = self.live(id)?;
-        let expires = SystemTime::now() + Duration::from_secs(seconds);
+        let expires = expiry(SystemTime::now(), seconds)?;
         {
             let mut st = sandbox.state();
             st.timeout_seconds = Some(seconds);
@@ -443,6 +458,20 @@ impl Node for LocalNode {
         }
         self.catalog
             .set_sandbox_expiry(id, seconds, unix_millis(expires))?;
+        Ok(self.info_of(&sandbox))
+    }
+
+    fn rotate_sandbox_token(&self, id: &str, grace: Duration) -> NodeResult<SandboxInfo> {
+        let sandbox = self.live(id)?;
+        let (generation, until) = {
+            let mut st = sandbox.state();
+            let until = SystemTime::now() + grace;
+            st.token_generation = st.token_generation.saturating_add(1);
+            st.previous_token_until = Some(until);
+            (st.token_generation, until)
+        };
+        self.catalog
+            .set_sandbox_token_generation(id, generation, Some(unix_millis(until)))?;
         Ok(self.info_of(&sandbox))
     }
 

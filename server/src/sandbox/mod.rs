@@ -42,6 +42,8 @@ struct SandboxState {
     timeout_seconds: Option<u64>,
     expires_at: Option<SystemTime>,
     init_pid: i32,
+    token_generation: u32,
+    previous_token_until: Option<SystemTime>,
 }
 
 impl Sandbox {

@@ -73,6 +73,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE processes ADD COLUMN info_json TEXT;
     ALTER TABLE processes ADD COLUMN info_json_lite TEXT;
     ",
+    // 4: agent tokens can be rotated: the generation a token must carry, and until when the
+    // one before it is still honoured.
+    "
+    ALTER TABLE sandboxes ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sandboxes ADD COLUMN previous_token_until_ms INTEGER;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -49,6 +49,10 @@ pub struct SandboxRecord {
     pub timeout_seconds: Option<u64>,
     pub expires_at_ms: Option<i64>,
     pub created_at_ms: i64,
+    /// Agent tokens must carry this generation (or the one before, until
+    /// `previous_token_until_ms`).
+    pub token_generation: u32,
+    pub previous_token_until_ms: Option<i64>,
 }
 
 /// The sandbox side of the store: what a catalog shared by several nodes must hold.
@@ -61,6 +65,12 @@ pub trait SandboxCatalog: Send + Sync {
         id: &str,
         timeout_seconds: u64,
         expires_at_ms: i64,
+    ) -> StoreResult<()>;
+    fn set_sandbox_token_generation(
+        &self,
+        id: &str,
+        generation: u32,
+        previous_until_ms: Option<i64>,
     ) -> StoreResult<()>;
     fn delete_sandbox(&self, id: &str) -> StoreResult<()>;
     /// Every sandbox, oldest first.

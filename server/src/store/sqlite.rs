@@ -90,6 +90,7 @@ fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessRecord> {
 
 impl SqliteStore {
     pub fn open(path: &Path, caps: OutputCaps) -> StoreResult<Self> {
+        restrict_files(path)?;
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -316,6 +317,28 @@ impl SqliteStore {
     }
 }
 
+/// Makes the database file (and its WAL and shared-memory files, which SQLite creates with
+/// the database's mode) readable by root alone, creating it if needed.
+fn restrict_files(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e: std::io::Error| super::StoreError(format!("{}: {e}", path.display()));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Ok(())
+}
+
 impl Inner {
     fn add_stored(&mut self, sandbox_id: &str, delta: i64) {
         let entry = self.stored.entry(sandbox_id.to_string()).or_default();
@@ -382,8 +405,9 @@ impl SandboxCatalog for SqliteStore {
     fn insert_sandbox(&self, s: &SandboxRecord) -> StoreResult<()> {
         self.lock().conn.execute(
             "INSERT INTO sandboxes (id, template, status, uid, internet_access, env_vars,
-                                    timeout_seconds, expires_at_ms, created_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                    timeout_seconds, expires_at_ms, created_at_ms,
+                                    token_generation, previous_token_until_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 s.id,
                 s.template,
@@ -393,7 +417,9 @@ impl SandboxCatalog for SqliteStore {
                 serde_json::to_string(&s.env_vars).unwrap_or_default(),
                 s.timeout_seconds,
                 s.expires_at_ms,
-                s.created_at_ms
+                s.created_at_ms,
+                s.token_generation,
+                s.previous_token_until_ms
             ],
         )?;
         Ok(())
@@ -428,6 +454,20 @@ impl SandboxCatalog for SqliteStore {
         Ok(())
     }
 
+    fn set_sandbox_token_generation(
+        &self,
+        id: &str,
+        generation: u32,
+        previous_until_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        self.lock().conn.execute(
+            "UPDATE sandboxes SET token_generation = ?2, previous_token_until_ms = ?3
+             WHERE id = ?1",
+            params![id, generation, previous_until_ms],
+        )?;
+        Ok(())
+    }
+
     fn delete_sandbox(&self, id: &str) -> StoreResult<()> {
         self.lock()
             .conn
@@ -439,7 +479,8 @@ impl SandboxCatalog for SqliteStore {
         let inner = self.lock();
         let mut stmt = inner.conn.prepare(
             "SELECT id, template, status, uid, internet_access, env_vars, timeout_seconds,
-                    expires_at_ms, created_at_ms FROM sandboxes ORDER BY created_at_ms, id",
+                    expires_at_ms, created_at_ms, token_generation, previous_token_until_ms
+             FROM sandboxes ORDER BY created_at_ms, id",
         )?;
         let rows = stmt.query_map([], |r| {
             let status: String = r.get(2)?;
@@ -454,6 +495,8 @@ impl SandboxCatalog for SqliteStore {
                 timeout_seconds: r.get(6)?,
                 expires_at_ms: r.get(7)?,
                 created_at_ms: r.get(8)?,
+                token_generation: r.get(9)?,
+                previous_token_until_ms: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
