@@ -1,6 +1,8 @@
 // Async execution with a signed webhook: start an HTTP receiver on 127.0.0.1, have the server
 // run code with runCodeAsync and POST the result to the receiver when it ends, check the
-// signature with verifyWebhookSignature, print the result, stop.
+// signature with verifyWebhookSignature, print the result, stop. A sandlotd with an API key
+// calls only the callback hosts its operator allows: start it with
+// `--webhook-allow-hosts 127.0.0.1` (local mode, without a key, allows loopback receivers).
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { Sandbox, verifyWebhookSignature } from 'sandlot';

@@ -52,6 +52,15 @@ if ! "$venv/bin/python" -c 'import hopx_ai' 2>/dev/null; then
   "$venv/bin/pip" install -q 'hopx-ai==0.5.0'
 fi
 
+# schemathesis (PyPI), which checks the live API against docs/openapi.json, in its own virtualenv.
+st_venv=target/schemathesis-venv
+if ! "$st_venv/bin/schemathesis" --version 2>/dev/null | grep -q '4.32.5'; then
+  say "installing schemathesis 4.32.5 (PyPI) into $st_venv"
+  rm -rf "$st_venv"
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install -q 'schemathesis==4.32.5'
+fi
+
 # Node dev dependencies (typescript, binaryen's wasm-opt, test tools).
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm install"

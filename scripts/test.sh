@@ -11,6 +11,8 @@ say "cargo clippy (server and protocol)"
 cargo clippy -p sandlot-server -p sandlot-protocol --all-targets -- -D warnings
 say "cargo test (protocol unit tests, server unit and integration tests)"
 cargo test -p sandlot-protocol -p sandlot-server
+say "API schema: schemathesis against a live sandlotd (docs/openapi.json)"
+bash scripts/test-api-schema.sh
 say "compatibility: the official HopX Python SDK against sandlotd"
 bash scripts/test-compat.sh
 if [ -f scripts/test-sdk.sh ]; then

@@ -93,14 +93,31 @@ pub struct Config {
     #[arg(long, env = "SANDLOT_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
-    /// Hosts webhook callbacks may go to (comma-separated; `*` allows any host).
+    /// Hosts webhook callbacks may go to: `host` or `host:port`, comma-separated; `*` allows
+    /// any host at a public address. Default: none with an API key; in local mode,
+    /// `localhost,127.0.0.1,::1` (loopback only). Private, loopback and link-local addresses
+    /// are called only for hosts named here (`webhook/target.rs`).
+    #[arg(long, env = "SANDLOT_WEBHOOK_ALLOW_HOSTS", value_delimiter = ',')]
+    pub webhook_allow_hosts: Option<Vec<String>>,
+
+    /// Webhook deliveries in flight at once for one sandbox; the rest of its queue waits, so
+    /// a slow receiver delays only its own sandbox's callbacks.
     #[arg(
         long,
-        env = "SANDLOT_WEBHOOK_ALLOW_HOSTS",
-        value_delimiter = ',',
-        default_value = "localhost,127.0.0.1,::1"
+        env = "SANDLOT_WEBHOOK_CONCURRENCY_PER_SANDBOX",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
-    pub webhook_allow_hosts: Vec<String>,
+    pub webhook_concurrency_per_sandbox: u32,
+
+    /// Webhook deliveries in flight at once in all.
+    #[arg(
+        long,
+        env = "SANDLOT_WEBHOOK_CONCURRENCY",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub webhook_concurrency: u32,
 
     /// Delivery attempts per webhook before it is given up.
     #[arg(long, env = "SANDLOT_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8)]

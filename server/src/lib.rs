@@ -8,6 +8,8 @@
 mod api;
 mod config;
 mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 mod node;
 mod sandbox;
@@ -25,7 +27,7 @@ pub fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some(INIT_SUBCOMMAND) => isolation::init::main(),
-        Some(EXEC_SUBCOMMAND) => isolation::exec::main(args.next()),
+        Some(EXEC_SUBCOMMAND) => isolation::exec::main(),
         _ => server::main(),
     }
 }

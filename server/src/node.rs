@@ -30,6 +30,10 @@ pub enum NodeError {
     Conflict(String),
     LimitReached(String),
     Paused,
+    /// The data disk is full: nothing was written; it works again once space is freed.
+    StorageFull(String),
+    /// Briefly unable to serve (the store stayed locked through its retries); try again.
+    Unavailable(String),
     /// A fault of ours; the message goes to the log, never to the client.
     Internal(String),
 }
@@ -38,7 +42,23 @@ pub type NodeResult<T> = Result<T, NodeError>;
 
 impl From<crate::store::StoreError> for NodeError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::Internal(format!("store: {e}"))
+        use crate::store::StoreErrorKind;
+        match e.kind() {
+            StoreErrorKind::Full => Self::StorageFull(format!("store: {e}")),
+            StoreErrorKind::Busy => Self::Unavailable(format!("store: {e}")),
+            StoreErrorKind::Other => Self::Internal(format!("store: {e}")),
+        }
+    }
+}
+
+impl NodeError {
+    /// A file operation of the node failed: a full disk (ENOSPC, EDQUOT) is
+    /// [`NodeError::StorageFull`], anything else a fault of ours.
+    pub fn io(what: &str, e: std::io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => Self::StorageFull(format!("{what}: {e}")),
+            _ => Self::Internal(format!("{what}: {e}")),
+        }
     }
 }
 

@@ -91,6 +91,8 @@ async fn run(cfg: Config) -> Result<(), String> {
         SqliteStore::open(&cfg.data_dir.join("sandlot.db"), caps)
             .map_err(|e| format!("cannot open the store: {e}"))?,
     );
+    // Before anything starts: a bad --webhook-allow-hosts entry stops the server here.
+    let webhooks = Arc::new(Webhooks::new(cfg.clone(), store.clone())?);
     let signer =
         TokenSigner::load_or_create(&cfg.data_dir).map_err(|e| format!("signing key: {e}"))?;
     let cgroups = Arc::new(Cgroups::detect(&instance_name(&cfg.data_dir)));
@@ -105,7 +107,6 @@ async fn run(cfg: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("recovery failed: {e}"))?;
     info!(sandboxes = node.count(), "state recovered");
-    let webhooks = Arc::new(Webhooks::new(cfg.clone(), store));
     webhooks.recover();
     let deliveries = tokio::spawn(webhooks.clone().run(shutdown.clone()));
 

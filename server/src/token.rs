@@ -68,6 +68,26 @@ impl TokenSigner {
         Ok(Self { key })
     }
 
+    /// A signer with a fixed key, for the fuzz targets and tests (the server always uses
+    /// [`TokenSigner::load_or_create`]).
+    #[doc(hidden)]
+    pub fn from_key(key: &[u8]) -> Self {
+        Self { key: key.to_vec() }
+    }
+
+    /// Signs `payload` as it is, under the HS256 header. [`TokenSigner::issue`] signs its
+    /// claims with it; a fuzz target uses it to reach the claims parser past the signature.
+    #[doc(hidden)]
+    pub fn sign_payload(&self, payload: &[u8]) -> String {
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(HEADER),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig = URL_SAFE_NO_PAD.encode(self.mac(&signing_input).finalize().into_bytes());
+        format!("{signing_input}.{sig}")
+    }
+
     /// Issues a token of generation `generation` for `sandbox`; returns it with its expiry.
     pub fn issue(&self, sandbox: &str, generation: u32) -> (String, SystemTime) {
         let now = SystemTime::now();
@@ -79,13 +99,7 @@ impl TokenSigner {
             gen: generation,
         };
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(HEADER),
-            URL_SAFE_NO_PAD.encode(payload)
-        );
-        let sig = URL_SAFE_NO_PAD.encode(self.mac(&signing_input).finalize().into_bytes());
-        (format!("{signing_input}.{sig}"), exp)
+        (self.sign_payload(&payload), exp)
     }
 
     /// Checks signature, expiry and that the token opens `sandbox`; returns its generation.

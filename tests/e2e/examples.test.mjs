@@ -18,7 +18,8 @@ const tsc = path.join(process.env.SANDLOT_REPO, 'node_modules/.bin/tsc');
 let server;
 let env;
 before(async () => {
-  server = await startServer();
+  // webhook-receiver.mjs listens on 127.0.0.1: the operator allows that callback host.
+  server = await startServer(['--webhook-allow-hosts', '127.0.0.1']);
   env = { ...process.env, SANDLOT_URL: server.url, SANDLOT_API_KEY: server.apiKey };
 });
 after(() => server?.stop());

@@ -9,6 +9,7 @@ use crate::{Language, ProcessStatus};
 /// What to run: the fields every run request shares (`/execute`, `/execute/background`,
 /// `/execute/async`, the streams' execute requests).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunSpec {
     pub code: Option<String>,
     /// A language name or alias ([`crate::Language::parse`]); absent means python.
@@ -41,6 +42,7 @@ pub type ExecuteRequest = RunSpec;
 
 /// Reply of `POST /execute`. User code that fails is still a 200 with its exit code.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecuteResponse {
     pub success: bool,
     pub stdout: String,
@@ -66,6 +68,7 @@ pub type BackgroundExecuteRequest = RunSpec;
 
 /// Reply of `POST /execute/background`; returned before the code has run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackgroundExecuteResponse {
     pub process_id: String,
     pub execution_id: String,
@@ -83,6 +86,7 @@ pub struct BackgroundExecuteResponse {
 
 /// One background process, with every alias the HopX sources use (`docs/protocol.md`, "The process record").
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProcessInfo {
     pub process_id: String,
     pub execution_id: String,
@@ -136,6 +140,7 @@ pub struct ProcessInfo {
 /// Reply of `GET /execute/processes`. `P` is [`ProcessInfo`]; the server may write records it
 /// already holds serialised (the same shape, stored as JSON when the process ended).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProcessList<P = ProcessInfo> {
     #[serde(default = "Vec::new")]
     pub processes: Vec<P>,
@@ -147,12 +152,14 @@ pub struct ProcessList<P = ProcessInfo> {
 
 /// Body of `DELETE /execute/kill`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KillProcessRequest {
     pub process_id: Option<String>,
 }
 
 /// Reply of every kill route and of `DELETE /execute/processes/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProcessActionReply {
     pub success: bool,
     pub process_id: String,
@@ -162,6 +169,7 @@ pub struct ProcessActionReply {
 
 /// `POST /execute/async`: run in the background and POST the result to `callback_url`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AsyncExecuteRequest {
     #[serde(flatten)]
     pub run: RunSpec,
@@ -174,6 +182,7 @@ pub struct AsyncExecuteRequest {
 
 /// Reply of `POST /execute/async`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AsyncExecuteResponse {
     pub execution_id: String,
     pub process_id: String,
@@ -188,6 +197,7 @@ pub struct AsyncExecuteResponse {
 /// The body POSTed to a callback when an async execution ends (signed with
 /// `X-HopX-Signature: sha256=<hex HMAC-SHA256(secret, X-HopX-Timestamp + body)>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookPayload {
     pub execution_id: String,
     #[serde(default)]
@@ -206,6 +216,7 @@ pub struct WebhookPayload {
 /// The outcome a webhook reports: HopX's vocabulary has no `killed`, so a killed process
 /// reports `failed` with the reason in `error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookStatus {
     Completed,
@@ -225,6 +236,7 @@ impl From<ProcessStatus> for WebhookStatus {
 
 /// Features the agent announces on `GET /health`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentFeatures {
     pub code_execution: bool,
     pub background_jobs: bool,
@@ -233,6 +245,7 @@ pub struct AgentFeatures {
 
 /// Reply of the agent's `GET /health`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentHealth {
     pub status: String,
     pub agent: String,
@@ -243,6 +256,7 @@ pub struct AgentHealth {
 
 /// Limits of one sandbox, as `GET /info` reports them. Sandlot extension.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentLimits {
     pub memory_mb: u64,
     pub pids: u64,
@@ -253,6 +267,7 @@ pub struct AgentLimits {
 
 /// Reply of `GET /info`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentInfo {
     pub vm_id: String,
     pub agent: String,
@@ -270,12 +285,14 @@ pub struct AgentInfo {
 
 /// Body of `PUT /env` (replace) and `PATCH /env` (merge).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnvUpdate {
     pub env_vars: Option<BTreeMap<String, String>>,
 }
 
 /// Reply of every `/env` route: the sandbox's global environment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnvReply {
     pub count: usize,
     pub env_vars: BTreeMap<String, String>,

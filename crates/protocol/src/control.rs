@@ -8,6 +8,7 @@ use crate::SandboxStatus;
 
 /// `template_id` arrives as a string from the SDKs but the docs allow an integer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum StringOrNumber {
     String(String),
@@ -25,6 +26,7 @@ impl StringOrNumber {
 
 /// `POST /v1/sandboxes`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateSandboxRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_id: Option<StringOrNumber>,
@@ -43,6 +45,7 @@ pub struct CreateSandboxRequest {
 
 /// Resources of a sandbox (`disk_mb` here, `disk_gb` on templates: HopX's own quirk).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SandboxResources {
     pub vcpu: u32,
     pub memory_mb: u64,
@@ -51,6 +54,7 @@ pub struct SandboxResources {
 
 /// Sandbox object of `GET /v1/sandboxes/{id}`; create adds the token fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sandbox {
     pub id: String,
     #[serde(default = "sandbox_object")]
@@ -100,6 +104,7 @@ fn sandbox_object() -> String {
 
 /// Cursor-paged list envelope (`{"object":"list","data":[...],...}`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListEnvelope<T> {
     #[serde(default)]
     pub object: String,
@@ -117,6 +122,7 @@ pub struct ListEnvelope<T> {
 
 /// Reply of `DELETE /v1/sandboxes/{id}`, `pause` and `resume`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SandboxStatusReply {
     pub id: String,
     pub status: SandboxStatus,
@@ -126,12 +132,14 @@ pub struct SandboxStatusReply {
 
 /// `PUT /v1/sandboxes/{id}/timeout`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetTimeoutRequest {
     pub timeout_seconds: i64,
 }
 
 /// Reply of `PUT /v1/sandboxes/{id}/timeout`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetTimeoutReply {
     pub id: String,
     pub timeout_seconds: u64,
@@ -143,6 +151,7 @@ pub struct SetTimeoutReply {
 /// Optional body of `POST /v1/sandboxes/{id}/token/refresh` (Sandlot extension; HopX clients
 /// send none and get a fresh token while older ones stay valid until they expire).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRefreshRequest {
     /// Make every earlier token of the sandbox stop working after `grace_seconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +163,7 @@ pub struct TokenRefreshRequest {
 
 /// Reply of `POST /v1/sandboxes/{id}/token/refresh`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenReply {
     pub auth_token: String,
     pub token_expires_at: String,
@@ -163,6 +173,7 @@ pub struct TokenReply {
 
 /// Resource figures of a template (`disk_gb` on templates).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplateResources {
     pub vcpu: u32,
     pub memory_mb: u64,
@@ -171,6 +182,7 @@ pub struct TemplateResources {
 
 /// Template object of `GET /v1/templates[/{name}]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Template {
     pub id: String,
     pub name: String,
@@ -205,6 +217,7 @@ fn template_object() -> String {
 
 /// `GET /health` on the control plane and the agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -28,10 +28,13 @@ pub mod code {
     pub const EXECUTION_FAILED: &str = "EXECUTION_FAILED";
     pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
     pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
+    /// Sandlot code: the server's data disk is full (507); nothing was written.
+    pub const INSUFFICIENT_STORAGE: &str = "INSUFFICIENT_STORAGE";
 }
 
 /// The nested object form of `error` (what the Python SDK parses).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     #[serde(default)]
     pub message: String,
@@ -43,6 +46,7 @@ pub struct ErrorDetail {
 
 /// `error` is an object on the control plane and a string on the agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum ErrorField {
     Message(String),
@@ -51,6 +55,7 @@ pub enum ErrorField {
 
 /// Any error body either plane returns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: Option<ErrorField>,
     #[serde(default)]

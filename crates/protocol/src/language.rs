@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// any case), so an unknown name can be answered with a clear error listing what a template
 /// offers instead of a JSON parse failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Python,

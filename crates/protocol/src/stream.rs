@@ -12,6 +12,7 @@ use crate::{ProcessStatus, RunSpec};
 
 /// First event of `POST /execute/stream`: the process that was started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StartEvent {
     pub process_id: String,
     pub execution_id: String,
@@ -25,6 +26,7 @@ pub struct StartEvent {
 
 /// A piece of stdout or stderr.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutputEvent {
     pub data: String,
     pub seq: u64,
@@ -34,6 +36,7 @@ pub struct OutputEvent {
 
 /// Events `from_seq..=to_seq` were dropped to stay within the output cap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TruncatedEvent {
     pub from_seq: u64,
     pub to_seq: u64,
@@ -44,6 +47,7 @@ pub struct TruncatedEvent {
 
 /// The process ended; nothing follows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExitEvent {
     pub status: ProcessStatus,
     #[serde(default)]
@@ -59,6 +63,7 @@ pub struct ExitEvent {
 
 /// One stream event, tagged by `type` (the same word as the SSE `event:` line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum StreamEvent {
     Start(StartEvent),
@@ -84,6 +89,7 @@ impl StreamEvent {
 /// The client's first (and only) frame on the WebSocket `/execute/stream`. `type` may be
 /// left out; when given it must be `execute`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WsExecuteFrame {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -93,6 +99,7 @@ pub struct WsExecuteFrame {
 
 /// A piece of output on the WebSocket stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WsOutput {
     pub data: String,
     pub timestamp: String,
@@ -100,6 +107,7 @@ pub struct WsOutput {
 
 /// The run could not start, or timed out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WsError {
     pub error: String,
     pub code: String,
@@ -108,6 +116,7 @@ pub struct WsError {
 
 /// How the run ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WsResult {
     pub exit_code: Option<i32>,
     pub execution_time: Option<f64>,
@@ -116,12 +125,14 @@ pub struct WsResult {
 
 /// The last frame of every session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WsComplete {
     pub success: bool,
 }
 
 /// What the server sends on the WebSocket `/execute/stream`, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum WsServerFrame {
     Stdout(WsOutput),

@@ -146,9 +146,12 @@ pub async fn execute_async(
         info.process_id.clone(),
     );
     let finished = async move { node.wait_process(&sandbox_id, &process_id).await.ok() };
-    if let Err(e) = state.webhooks.register(&info, callback, finished) {
+    if let Err(e) = state
+        .webhooks
+        .register(&sandbox.id, &info, callback, finished)
+    {
         let _ = state.node.kill_process(&sandbox.id, &info.process_id).await;
-        return Err(NodeError::Internal(e).into());
+        return Err(NodeError::from(e).into());
     }
     Ok(Json(AsyncExecuteResponse {
         execution_id: info.execution_id,

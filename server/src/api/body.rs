@@ -29,20 +29,24 @@ where
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_bounded(req, state.cfg.max_body_bytes).await?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(bytes)
-            .map(JsonBody)
-            .map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => {
-                    ApiError::bad_request(code::INVALID_REQUEST, format!("invalid request: {e}"))
-                }
-                _ => ApiError::bad_request(code::INVALID_JSON, format!("invalid JSON body: {e}")),
-            })
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// A request body read into `T`: empty or whitespace-only is `{}`, malformed JSON is
+/// `INVALID_JSON`, wrong types `INVALID_REQUEST` (the fuzz targets call this too).
+pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::bad_request(code::INVALID_REQUEST, format!("invalid request: {e}"))
+        }
+        _ => ApiError::bad_request(code::INVALID_JSON, format!("invalid JSON body: {e}")),
+    })
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -121,11 +125,33 @@ where
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str(query)
-            .map(QueryParams)
-            .map_err(|e| {
-                ApiError::bad_request(code::INVALID_REQUEST, format!("invalid query: {e}"))
-            })
+        parse_query(parts.uri.query().unwrap_or_default()).map(QueryParams)
+    }
+}
+
+/// A query string (without the `?`) read into `T`; what does not parse is `INVALID_REQUEST`.
+pub(super) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::bad_request(code::INVALID_REQUEST, format!("invalid query: {e}")))
+}
+
+/// Path parameters read into `T`, with our error body when they do not parse.
+pub struct PathParams<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for PathParams<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| PathParams(v))
+            .map_err(|e| ApiError::bad_request(code::INVALID_REQUEST, e.body_text()))
     }
 }

@@ -1,6 +1,6 @@
 //! Control-plane routes (`/v1/...`): sandboxes, tokens and templates.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -12,7 +12,7 @@ use sandlot_protocol::{
 use serde::Deserialize;
 
 use super::auth::ApiKey;
-use super::body::{JsonBody, QueryParams};
+use super::body::{JsonBody, PathParams, QueryParams};
 use super::context;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
@@ -167,7 +167,7 @@ pub async fn list(
 pub async fn get(
     _: ApiKey,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<WireSandbox>> {
     let sandbox = state.node.sandbox(&id)?;
     Ok(Json(wire_sandbox(&state, &sandbox, false)))
@@ -184,7 +184,7 @@ fn status_reply(id: String, status: SandboxStatus) -> Json<SandboxStatusReply> {
 pub async fn delete(
     _: ApiKey,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<SandboxStatusReply>> {
     // Runs to the end even if the client goes away: cleanup is never left half done.
     let (node, sid) = (state.node.clone(), id.clone());
@@ -197,7 +197,7 @@ pub async fn delete(
 pub async fn pause(
     _: ApiKey,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<SandboxStatusReply>> {
     state.node.pause_sandbox(&id).await?;
     Ok(status_reply(id, SandboxStatus::Paused))
@@ -206,7 +206,7 @@ pub async fn pause(
 pub async fn resume(
     _: ApiKey,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<SandboxStatusReply>> {
     state.node.resume_sandbox(&id).await?;
     Ok(status_reply(id, SandboxStatus::Running))
@@ -215,7 +215,7 @@ pub async fn resume(
 pub async fn set_timeout(
     _: ApiKey,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(req): JsonBody<SetTimeoutRequest>,
 ) -> ApiResult<Json<SetTimeoutReply>> {
     let seconds = u64::try_from(req.timeout_seconds).unwrap_or(0);
@@ -236,7 +236,7 @@ const DEFAULT_ROTATION_GRACE_SECS: u64 = 30;
 pub async fn refresh_token(
     _: ApiKey,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(req): JsonBody<TokenRefreshRequest>,
 ) -> ApiResult<Json<TokenReply>> {
     let sandbox = if req.rotate == Some(true) {
@@ -281,7 +281,7 @@ pub async fn templates(_: ApiKey, State(state): State<AppState>) -> Json<ListEnv
 pub async fn template(
     _: ApiKey,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> ApiResult<Json<Template>> {
     let t = template::find(&name).ok_or_else(|| {
         ApiError::new(

@@ -100,6 +100,27 @@ impl From<NodeError> for ApiError {
                 code::SANDBOX_PAUSED,
                 "Sandbox is paused; resume it before running code",
             ),
+            NodeError::StorageFull(detail) => {
+                let request_id = context::current().request_id;
+                tracing::error!(request_id = %request_id, "storage full: {detail}");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    code::INSUFFICIENT_STORAGE,
+                    "The server's storage is full; nothing was written. Retry once space is freed",
+                )
+            }
+            NodeError::Unavailable(detail) => {
+                let request_id = context::current().request_id;
+                tracing::warn!(request_id = %request_id, "unavailable: {detail}");
+                Self {
+                    retry_after: Some(1),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        code::SERVICE_UNAVAILABLE,
+                        "The server is briefly busy; retry in a moment",
+                    )
+                }
+            }
             NodeError::Internal(detail) => Self::internal(&detail),
         }
     }
@@ -142,4 +163,21 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("a panic without a message");
     ApiError::internal(&format!("handler panicked: {detail}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_and_a_busy_store_get_their_own_statuses_without_internal_detail() {
+        let full = ApiError::from(NodeError::StorageFull("store: /data/sandlot.db".into()));
+        assert_eq!(full.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.code, code::INSUFFICIENT_STORAGE);
+        assert!(!full.message.contains("/data"), "{}", full.message);
+        let busy = ApiError::from(NodeError::Unavailable("store: database is locked".into()));
+        assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.code, code::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.retry_after, Some(1));
+    }
 }

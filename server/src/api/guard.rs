@@ -27,7 +27,7 @@ pub async fn local_mode(State(state): State<AppState>, req: Request, next: Next)
     }
 }
 
-fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(host) = header_str(headers, header::HOST) {
         if !is_loopback_host(host) {
             return Err(ApiError::new(
@@ -78,7 +78,7 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 }
 
 /// `localhost`, `*.localhost`, a loopback IPv4 or `[::1]`, with or without a port.
-fn is_loopback_host(host_port: &str) -> bool {
+pub(super) fn is_loopback_host(host_port: &str) -> bool {
     let host = if let Some(rest) = host_port.strip_prefix('[') {
         rest.split_once(']').map_or(rest, |(h, _)| h)
     } else {
@@ -92,7 +92,7 @@ fn is_loopback_host(host_port: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn is_json(content_type: Option<&str>) -> bool {
+pub(super) fn is_json(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else {
         return false;
     };

@@ -7,7 +7,10 @@ mod body;
 mod context;
 mod control;
 mod error;
+/// Hooks for the fuzz targets (`crate::fuzzing`).
+pub(crate) mod fuzz;
 mod guard;
+mod openapi;
 mod stream;
 
 use std::sync::Arc;
@@ -72,6 +75,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi_json))
         .route("/v1/sandboxes", post(control::create).get(control::list))
         .route(
             "/v1/sandboxes/{id}",
@@ -141,6 +145,13 @@ async fn health() -> Json<Health> {
         agent: None,
         uptime_seconds: None,
     })
+}
+
+async fn openapi_json() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(openapi::document).clone();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -9,6 +9,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -42,13 +43,19 @@ pub async fn follow_process(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let pid = params.get("pid").map(String::as_str).unwrap_or_default();
+    let after = resume_after(&q, &headers);
+    let events = state.node.follow_process(&sandbox.id, pid, after)?;
+    Ok(sse_response(&state, events, None))
+}
+
+/// The sequence number a stream resumes after: `?since=` wins over `Last-Event-ID`; a
+/// header that is not a number is ignored (the fuzz targets call this too).
+pub(super) fn resume_after(q: &SinceQuery, headers: &HeaderMap) -> u64 {
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let after = q.since.or(last_event_id).unwrap_or(0);
-    let events = state.node.follow_process(&sandbox.id, pid, after)?;
-    Ok(sse_response(&state, events, None))
+    q.since.or(last_event_id).unwrap_or(0)
 }
 
 /// `POST /execute/stream`: start a process (recorded like a background one) and follow it.
@@ -163,18 +170,28 @@ async fn pump_sse(
 pub async fn websocket(
     State(state): State<AppState>,
     AgentSandbox { sandbox, .. }: AgentSandbox,
-    ws: WebSocketUpgrade,
-) -> Response {
-    ws.on_upgrade(move |socket| ws_session(state, sandbox, socket))
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    Ok(upgrade(ws)?.on_upgrade(move |socket| ws_session(state, sandbox, socket)))
 }
 
 /// The same WebSocket at the server's root, for clients that drop `public_host`'s path.
 pub async fn websocket_by_token(
     State(state): State<AppState>,
     TokenSandbox(sandbox): TokenSandbox,
-    ws: WebSocketUpgrade,
-) -> Response {
-    ws.on_upgrade(move |socket| ws_session(state, sandbox, socket))
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    Ok(upgrade(ws)?.on_upgrade(move |socket| ws_session(state, sandbox, socket)))
+}
+
+/// A plain GET on a WebSocket route gets our error body, not axum's plain text.
+fn upgrade(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> ApiResult<WebSocketUpgrade> {
+    ws.map_err(|e| {
+        ApiError::bad_request(
+            code::INVALID_REQUEST,
+            format!("this route is a WebSocket: {}", e.body_text()),
+        )
+    })
 }
 
 async fn ws_session(state: AppState, sandbox: SandboxInfo, mut socket: WebSocket) {

@@ -11,7 +11,7 @@ use tracing::warn;
 
 use super::follow::{self, Follower};
 use super::launch::{self, CheckedRun, Launch};
-use super::{runner, ProcessEntry, StopReason};
+use super::{runner, ProcessEntry, RecordSink, StopReason};
 use crate::config::Config;
 use crate::ids;
 use crate::node::{NodeError, NodeResult, ProcessEvents, ProcessFilter};
@@ -19,6 +19,9 @@ use crate::sandbox::cgroup::Cgroups;
 use crate::sandbox::{template, Sandbox};
 use crate::shutdown::Shutdown;
 use crate::store::{ProcessRecord, SqliteStore};
+
+/// Longest pause between attempts to store a final record the store refused.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
 
 pub struct ProcessManager {
     cfg: Arc<Config>,
@@ -90,13 +93,17 @@ impl ProcessManager {
             cwd: run.cwd.clone(),
             shutdown: self.shutdown.clone(),
         };
+        let sink = recorded.then(|| RecordSink {
+            store: self.store.clone(),
+            sandbox_id: sandbox.id.clone(),
+        });
         let entry = Arc::new(ProcessEntry::new(
             ids::process_id(),
             ids::execution_id(),
             run.name.clone(),
             run.language,
             run.timeout_secs,
-            recorded,
+            sink,
             self.cfg.output_cap_bytes,
         ));
         Ok((run, launch, entry))
@@ -119,11 +126,23 @@ impl ProcessManager {
         {
             warn!(sandbox = %sandbox.id, "store: {e}");
         }
-        let (store, sandbox, task_entry) = (self.store.clone(), sandbox.clone(), entry.clone());
+        let (sandbox, task_entry) = (sandbox.clone(), entry.clone());
         let linger = Duration::from_secs(self.cfg.finished_linger_secs);
+        let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
+            // The runner ends the entry, which stores its final record first.
             runner::run(task_entry.clone(), launch, run.code).await;
-            persist(&store, &sandbox.id, &task_entry);
+            // A record the store refused (full disk) is stored once it can be; until then
+            // the entry stays in RAM and serves reads.
+            let mut wait = Duration::from_secs(1);
+            while !task_entry.is_durable() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.requested() => return,
+                }
+                task_entry.store_final();
+                wait = (wait * 2).min(STORE_RETRY_MAX);
+            }
             // Readers that reconnect right after the end still resume exactly; then the
             // output leaves RAM and the store serves the record.
             tokio::time::sleep(linger).await;
@@ -284,7 +303,7 @@ impl ProcessManager {
     }
 
     /// Stops every process of a sandbox, waits (at most `wait` each) for them to end, and
-    /// stores their final records.
+    /// stores the final records the store had refused so far.
     pub async fn stop_all(&self, sandbox: &Sandbox, reason: StopReason, wait: Duration) {
         let all = sandbox.processes.all();
         for p in &all {
@@ -292,9 +311,7 @@ impl ProcessManager {
         }
         for p in &all {
             let _ = tokio::time::timeout(wait, p.wait()).await;
-            if p.recorded && p.status().is_final() {
-                persist(&self.store, &sandbox.id, p);
-            }
+            p.store_final();
         }
     }
 }
@@ -310,11 +327,4 @@ async fn run_unrecorded(
     sandbox.processes.insert(entry.clone());
     runner::run(entry.clone(), launch, code).await;
     sandbox.processes.remove(&entry.id);
-}
-
-/// Stores a finished process's final record.
-fn persist(store: &SqliteStore, sandbox_id: &str, entry: &ProcessEntry) {
-    if let Err(e) = store.finish_process(&entry.record(sandbox_id, true)) {
-        warn!(process = %entry.id, "store: {e}");
-    }
 }

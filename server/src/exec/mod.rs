@@ -13,6 +13,7 @@ pub mod manager;
 pub mod output;
 pub mod runner;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -20,7 +21,7 @@ use indexmap::IndexMap;
 use sandlot_protocol::{ExitEvent, Language, ProcessInfo, ProcessStatus};
 use tokio::sync::{watch, Notify};
 
-use crate::store::{ProcessRecord, StoredOutput};
+use crate::store::{ProcessRecord, SqliteStore, StoredOutput};
 use crate::time::{now_rfc3339, unix_millis};
 use events::{EventLog, Gap, OutputEvent, Stream};
 use output::OutputBuffer;
@@ -50,6 +51,23 @@ struct ProcState {
     /// The same output as numbered events, for streams.
     events: EventLog,
     stop: Option<StopReason>,
+    /// The final state is decided and being stored; nothing more is recorded.
+    ending: bool,
+}
+
+/// Where a recorded process's final record is written.
+#[derive(Clone)]
+pub struct RecordSink {
+    pub store: Arc<SqliteStore>,
+    pub sandbox_id: String,
+}
+
+impl std::fmt::Debug for RecordSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordSink")
+            .field("sandbox_id", &self.sandbox_id)
+            .finish()
+    }
 }
 
 /// One process: `queued` → `running` → a final status, never back.
@@ -63,6 +81,10 @@ pub struct ProcessEntry {
     /// Listed and stored (background, async, SSE-streamed runs), or only followed
     /// (synchronous and WebSocket runs).
     pub recorded: bool,
+    /// Where the final record goes (recorded processes only).
+    sink: Option<RecordSink>,
+    /// The final record is in the store (always true for processes that are not recorded).
+    durable: AtomicBool,
     state: Mutex<ProcState>,
     /// Wakes the runner to stop the process (the reason is in `state.stop`).
     stop_requested: Notify,
@@ -79,7 +101,7 @@ impl ProcessEntry {
         name: Option<String>,
         language: Language,
         timeout_secs: u64,
-        recorded: bool,
+        sink: Option<RecordSink>,
         output_cap: usize,
     ) -> Self {
         Self {
@@ -88,7 +110,9 @@ impl ProcessEntry {
             name,
             language,
             timeout_secs,
-            recorded,
+            recorded: sink.is_some(),
+            durable: AtomicBool::new(sink.is_none()),
+            sink,
             state: Mutex::new(ProcState {
                 status: ProcessStatus::Queued,
                 exit_code: None,
@@ -100,6 +124,7 @@ impl ProcessEntry {
                 stderr: OutputBuffer::new(output_cap),
                 events: EventLog::new(output_cap * 2),
                 stop: None,
+                ending: false,
             }),
             stop_requested: Notify::new(),
             finished: watch::channel(false).0,
@@ -128,6 +153,9 @@ impl ProcessEntry {
     /// Records a chunk of output and wakes stream readers.
     pub fn push_output(&self, stream: Stream, bytes: &[u8]) {
         let mut st = self.lock();
+        if st.ending || st.status.is_final() {
+            return; // the final record is written; late bytes would contradict it
+        }
         match stream {
             Stream::Stdout => st.stdout.push(bytes),
             Stream::Stderr => st.stderr.push(bytes),
@@ -188,19 +216,65 @@ impl ProcessEntry {
         });
     }
 
+    /// Durable before visible: a recorded process's final record is written to the store
+    /// first, and only then does anyone (a reader, a stream, a waiting webhook) see the end.
+    /// So a process a client saw finished is still listed, as it was, after a `kill -9`.
+    /// If the store refuses the write (a full disk), the end is published anyway and the
+    /// record is stored later ([`ProcessEntry::store_final`]).
     fn end(&self, decide: impl FnOnce(&mut ProcState) -> (ProcessStatus, i32)) {
         let mut st = self.lock();
-        if st.status.is_final() {
+        if st.status.is_final() || st.ending {
             return;
         }
         let (status, exit_code) = decide(&mut st);
+        let completed_at = SystemTime::now();
+        st.events.finish();
+        if let Some(sink) = &self.sink {
+            st.ending = true;
+            let mut record = self.record_from(&st, &sink.sandbox_id, true);
+            record.status = status;
+            record.exit_code = Some(exit_code);
+            record.completed_at_ms = Some(unix_millis(completed_at));
+            record.final_seq = Some(st.events.last_seq() + 1);
+            drop(st);
+            self.write_final(sink, &record);
+            st = self.lock();
+        }
         st.status = status;
         st.exit_code = Some(exit_code);
-        st.completed_at = Some(SystemTime::now());
-        st.events.finish();
+        st.completed_at = Some(completed_at);
         drop(st);
         self.finished.send_replace(true);
         self.changed.notify_waiters();
+    }
+
+    fn write_final(&self, sink: &RecordSink, record: &ProcessRecord) -> bool {
+        match sink.store.finish_process(record) {
+            Ok(()) => {
+                self.durable.store(true, Ordering::Release);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(process = %self.id, "cannot store the final record: {e}");
+                false
+            }
+        }
+    }
+
+    /// Whether the final record is in the store (true for processes that are not recorded).
+    pub fn is_durable(&self) -> bool {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Stores the final record of an ended process again (after the store refused it).
+    pub fn store_final(&self) -> bool {
+        match &self.sink {
+            Some(sink) if !self.is_durable() && self.status().is_final() => {
+                let record = self.record(&sink.sandbox_id, true);
+                self.write_final(sink, &record)
+            }
+            _ => self.is_durable(),
+        }
     }
 
     /// Waits until the process has a final status.
@@ -239,7 +313,10 @@ impl ProcessEntry {
     /// The process as the store keeps it; without `with_output` the texts stay empty (sizes
     /// and truncation flags are still given) and nothing is copied.
     pub fn record(&self, sandbox_id: &str, with_output: bool) -> ProcessRecord {
-        let st = self.lock();
+        self.record_from(&self.lock(), sandbox_id, with_output)
+    }
+
+    fn record_from(&self, st: &ProcState, sandbox_id: &str, with_output: bool) -> ProcessRecord {
         let output = StoredOutput {
             stdout: if with_output {
                 st.stdout.text()
@@ -316,5 +393,61 @@ impl ProcessTable {
             .values()
             .filter(|e| !e.status().is_final())
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OutputCaps;
+
+    #[test]
+    fn a_recorded_process_is_seen_finished_only_once_its_record_is_stored() {
+        let dir = std::env::temp_dir().join(format!("sandlot-exec-{}", crate::ids::request_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("t.db");
+        let caps = OutputCaps {
+            per_sandbox: 1 << 20,
+            total: 1 << 20,
+        };
+        let store = Arc::new(SqliteStore::open(&db, caps).unwrap());
+        let sink = RecordSink {
+            store: store.clone(),
+            sandbox_id: "sb".into(),
+        };
+        let entry = Arc::new(ProcessEntry::new(
+            "p".into(),
+            "e".into(),
+            None,
+            Language::Bash,
+            10,
+            Some(sink),
+            1024,
+        ));
+        store.insert_process(&entry.record("sb", false)).unwrap();
+        entry.push_output(Stream::Stdout, b"done\n");
+
+        // Another connection holds the write lock: the final record cannot be written yet.
+        let other = rusqlite::Connection::open(&db).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let ending = {
+            let entry = entry.clone();
+            std::thread::spawn(move || entry.finish(Some(0)))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            entry.status(),
+            ProcessStatus::Queued,
+            "not final while unstored"
+        );
+        assert!(!entry.is_durable());
+        other.execute_batch("COMMIT").unwrap();
+        ending.join().unwrap();
+        assert_eq!(entry.status(), ProcessStatus::Completed);
+        assert!(entry.is_durable());
+        let stored = store.process("p").unwrap().unwrap();
+        assert_eq!(stored.status, ProcessStatus::Completed);
+        assert_eq!(stored.output.stdout, "done\n");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,8 +1,9 @@
 //! Runs one process in a sandbox through the `__sandbox-exec` helper and records its end.
 //!
-//! The runner owns the process from spawn to final status: it feeds the program text on the
-//! helper's stdin, pumps stdout and stderr into the entry's bounded buffers, and waits for
-//! whichever comes first of exit, timeout, a stop request, or server shutdown. Stopping kills
+//! The runner owns the process from spawn to final status: it feeds the exec config and the
+//! program text on the helper's stdin, pumps stdout and stderr into the entry's bounded
+//! buffers, and waits for whichever comes first of exit, timeout, a stop request, or server
+//! shutdown. Stopping kills
 //! the process's whole tree through its tracking cgroup (and its process group as a fallback).
 
 use std::process::Stdio;
@@ -15,7 +16,7 @@ use tokio::process::Command;
 use super::events::Stream;
 use super::launch::Launch;
 use super::{ProcessEntry, StopReason};
-use crate::sandbox::isolation::{ExecConfig, EXEC_SUBCOMMAND};
+use crate::sandbox::isolation::{exec_input, ExecConfig, EXEC_SUBCOMMAND};
 
 /// Runs the process to its end and leaves the final state in `entry`.
 pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
@@ -34,10 +35,12 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
         code: launch.delivery,
         rlimits: launch.rlimits.clone(),
     };
-    let cfg_json = serde_json::to_string(&cfg).expect("exec config serialises");
+    // The config (with the process's environment) goes on stdin ahead of the program: a
+    // command line is readable by every user of the host.
+    let input = exec_input(&cfg, code.as_bytes());
+    drop(code);
     let mut cmd = Command::new(&launch.exe);
     cmd.arg(EXEC_SUBCOMMAND)
-        .arg(cfg_json)
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -51,7 +54,7 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
 
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let feed = tokio::spawn(async move {
-        let _ = stdin.write_all(code.as_bytes()).await;
+        let _ = stdin.write_all(&input).await;
         let _ = stdin.shutdown().await;
     });
     let out = tokio::spawn(pump(

@@ -1,7 +1,11 @@
 //! Where a sandbox lives on the host's disk, and what its synthetic `/etc` holds.
 //!
-//! `<data dir>/sandboxes/<id>/` (0711, root's) holds `root/` (the mount point of the
-//! sandbox's read-only tmpfs root) and `workspace/` (its `/workspace`, owned by its uid).
+//! `<data dir>/sandboxes/` and each `<id>/` in it are root's alone (0700). `<id>/` holds
+//! `root/` (the mount point of the sandbox's read-only tmpfs root) and `workspace/` (its
+//! `/workspace`, owned by its uid). Sandboxed processes reach their workspace only through
+//! the bind mount inside their mount namespace, never by this host path, so nobody but root
+//! needs to traverse these directories: a host user or another sandbox's uid cannot list
+//! the sandboxes or reach a workspace through a path.
 
 use std::path::{Path, PathBuf};
 
@@ -31,8 +35,10 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(data_dir: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         let sandboxes_dir = data_dir.join("sandboxes");
         std::fs::create_dir_all(&sandboxes_dir)?;
+        std::fs::set_permissions(&sandboxes_dir, std::fs::Permissions::from_mode(0o700))?;
         Ok(Self { sandboxes_dir })
     }
 
@@ -49,7 +55,7 @@ impl Layout {
     }
 
     /// Makes the sandbox's directories; the workspace belongs to its uid, the sandbox
-    /// directory itself to root alone, so no other sandbox uid can look in.
+    /// directory itself to root alone (0700: see the module doc).
     pub fn prepare(&self, id: &str, uid: u32) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let (root, workspace) = (self.root_dir(id), self.workspace_dir(id));
@@ -57,7 +63,7 @@ impl Layout {
         std::fs::create_dir_all(&workspace)?;
         std::os::unix::fs::chown(&workspace, Some(uid), Some(uid))?;
         std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o755))?;
-        std::fs::set_permissions(self.sandbox_dir(id), std::fs::Permissions::from_mode(0o711))?;
+        std::fs::set_permissions(self.sandbox_dir(id), std::fs::Permissions::from_mode(0o700))?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use super::cgroup::{Cgroups, Limits};
 use super::isolation::{InitConfig, INIT_SUBCOMMAND};
 use super::layout::{self, Layout};
 use super::template;
+use super::uid_range::{self, IdRange};
 use super::{Sandbox, SandboxState};
 use crate::config::Config;
 use crate::exec::launch::check_env;
@@ -30,9 +31,15 @@ use crate::shutdown::Shutdown;
 use crate::store::{SandboxCatalog, SandboxRecord, SqliteStore};
 use crate::time::{from_unix_millis, unix_millis};
 
-/// First uid handed to sandboxes; each live sandbox gets its own.
+/// First uid handed to sandboxes; each live sandbox gets its own (and a gid of the same
+/// number). The range is checked against the host's users, groups and subordinate ranges at
+/// start ([`uid_range`]).
 const FIRST_SANDBOX_UID: u32 = 100_000;
 const SANDBOX_UIDS: u32 = 60_000;
+const SANDBOX_ID_RANGE: IdRange = IdRange {
+    first: FIRST_SANDBOX_UID,
+    count: SANDBOX_UIDS,
+};
 /// How long sandbox creation may take before it is called a failure.
 const INIT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a kill waits for each process to end before sweeping its cgroup anyway.
@@ -61,6 +68,7 @@ impl LocalNode {
         store: Arc<SqliteStore>,
         shutdown: Shutdown,
     ) -> std::io::Result<Self> {
+        uid_range::check_host(SANDBOX_ID_RANGE, std::path::Path::new("/etc"))?;
         let exe = std::env::current_exe()?;
         let layout = Layout::new(&cfg.data_dir)?;
         let processes = ProcessManager::new(
@@ -159,13 +167,21 @@ impl LocalNode {
             .ok_or_else(|| NodeError::TemplateNotFound(record.template.clone()))?;
         self.layout
             .prepare(&record.id, record.uid)
-            .map_err(|e| NodeError::Internal(format!("sandbox directories: {e}")))?;
+            .map_err(|e| NodeError::io("sandbox directories", e))?;
         let cgroups = self.cgroups.clone();
         let (id, limits) = (record.id.clone(), self.limits());
-        let procs = tokio::task::spawn_blocking(move || cgroups.create_sandbox(&id, limits))
+        let created = tokio::task::spawn_blocking(move || cgroups.create_sandbox(&id, limits))
             .await
-            .map_err(|e| NodeError::Internal(e.to_string()))?
-            .map_err(|e| NodeError::Internal(format!("sandbox cgroups: {e}")))?;
+            .map_err(|e| NodeError::Internal(e.to_string()))
+            .and_then(|r| r.map_err(|e| NodeError::Internal(format!("sandbox cgroups: {e}"))));
+        let procs = match created {
+            Ok(procs) => procs,
+            Err(e) => {
+                // Some of its groups may exist already.
+                self.sweep_cgroups(&record.id).await;
+                return Err(e);
+            }
+        };
 
         let hostname = layout::hostname_of(&record.id);
         let init = InitConfig {
@@ -398,6 +414,9 @@ impl Node for LocalNode {
         let sandbox = match self.start(&record).await {
             Ok(sandbox) => sandbox,
             Err(e) => {
+                // `start` sweeps what it made in the kernel; its directories and the uid
+                // are released here.
+                self.layout.remove(&record.id);
                 self.release_uid(uid);
                 return Err(e);
             }

@@ -8,6 +8,7 @@ pub mod layout;
 mod local;
 mod recovery;
 pub mod template;
+mod uid_range;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};

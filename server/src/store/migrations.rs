@@ -79,6 +79,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sandboxes ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sandboxes ADD COLUMN previous_token_until_ms INTEGER;
     ",
+    // 5: webhook deliveries are queued per sandbox (one tenant's slow receiver must not
+    // delay another's), so each delivery knows its sandbox. Older rows take it from their
+    // process record; rows whose record is gone keep NULL and share one queue.
+    "
+    ALTER TABLE webhooks ADD COLUMN sandbox_id TEXT;
+    UPDATE webhooks SET sandbox_id =
+        (SELECT p.sandbox_id FROM processes p WHERE p.process_id = webhooks.process_id);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -88,7 +96,7 @@ pub const LATEST: usize = MIGRATIONS.len();
 pub fn apply(conn: &mut Connection) -> StoreResult<usize> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > LATEST {
-        return Err(StoreError(format!(
+        return Err(StoreError::other(format!(
             "the database has schema version {current}, newer than this sandlotd ({LATEST}); \
              run a newer sandlotd or another data dir"
         )));
@@ -136,6 +144,33 @@ mod tests {
             LATEST,
             "a second run changes nothing"
         );
+    }
+
+    #[test]
+    fn webhook_rows_from_before_version_5_get_their_sandbox_from_the_process_record() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO processes (process_id, sandbox_id, execution_id, language, status,
+                                    started_at_ms, timeout)
+             VALUES ('p1', 'sb1', 'e1', 'python', 'running', 0, 1);
+             INSERT INTO webhooks (execution_id, process_id, url, headers, state)
+             VALUES ('e1', 'p1', 'http://h/', '{}', 'waiting'),
+                    ('e2', 'gone', 'http://h/', '{}', 'pending');",
+        )
+        .unwrap();
+        assert_eq!(apply(&mut conn).unwrap(), 4);
+        let sandboxes: Vec<Option<String>> = conn
+            .prepare("SELECT sandbox_id FROM webhooks ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(sandboxes, [Some("sb1".to_string()), None]);
     }
 
     #[test]

@@ -17,21 +17,76 @@ use crate::time::{from_unix_millis, rfc3339_millis, seconds_between};
 pub use sqlite::{OutputCaps, SqliteStore};
 pub use webhooks::{DeliveryState, WebhookRecord};
 
+/// What kind of failure a store operation met; callers answer each differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The disk (or the database's page limit) is full: nothing was written, earlier
+    /// records are intact, and writes work again once space is freed.
+    Full,
+    /// Another connection held the database lock through every retry.
+    Busy,
+    Other,
+}
+
 /// A store operation failed.
 #[derive(Debug)]
-pub struct StoreError(pub(super) String);
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+}
+
+impl StoreError {
+    pub(super) fn other(message: impl Into<String>) -> Self {
+        Self {
+            kind: StoreErrorKind::Other,
+            message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for StoreError {}
 
+/// SQLite says "full" (`SQLITE_FULL`: the file system returned ENOSPC, or the page limit was
+/// reached) and "busy" (`SQLITE_BUSY`/`SQLITE_LOCKED`) with its own codes.
+pub(super) fn kind_of(e: &rusqlite::Error) -> StoreErrorKind {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => StoreErrorKind::Full,
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreErrorKind::Busy,
+        _ => StoreErrorKind::Other,
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        Self(e.to_string())
+        Self {
+            kind: kind_of(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl StoreError {
+    /// A file operation on `what` failed; ENOSPC and EDQUOT are "full".
+    pub(super) fn io(what: impl std::fmt::Display, e: std::io::Error) -> Self {
+        let kind = match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => StoreErrorKind::Full,
+            _ => StoreErrorKind::Other,
+        };
+        Self {
+            kind,
+            message: format!("{what}: {e}"),
+        }
     }
 }
 

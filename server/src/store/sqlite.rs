@@ -8,12 +8,38 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Params};
 use sandlot_protocol::{ProcessStatus, SandboxStatus};
 use serde_json::value::RawValue;
 
-use super::{migrations, ProcessRecord, SandboxCatalog, SandboxRecord, StoreResult, StoredOutput};
+use super::{
+    kind_of, migrations, ProcessRecord, SandboxCatalog, SandboxRecord, StoreErrorKind, StoreResult,
+    StoredOutput,
+};
+
+/// How long SQLite itself waits for a lock another connection holds before answering busy.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(2000);
+/// Pauses before a write that still met a lock is tried again. SQLite answers busy at once
+/// in cases its busy timeout does not cover (a stale read snapshot, recovery by another
+/// connection); together with the timeout, a write waits about 10 s at most, then fails as
+/// `Busy` (a 503 to the client, never a 500).
+const BUSY_RETRY_BACKOFF_MS: [u64; 4] = [25, 50, 100, 200];
+
+/// Runs a write, retrying while the database is busy or locked.
+pub(super) fn retry_busy<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut backoff = BUSY_RETRY_BACKOFF_MS.iter();
+    loop {
+        match op() {
+            Err(e) if kind_of(&e) == StoreErrorKind::Busy => match backoff.next() {
+                Some(ms) => std::thread::sleep(Duration::from_millis(*ms)),
+                None => return Err(e),
+            },
+            done => return done,
+        }
+    }
+}
 
 /// One row of a listing.
 #[derive(Debug)]
@@ -94,7 +120,7 @@ impl SqliteStore {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "busy_timeout", 5000)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         migrations::apply(&mut conn)?;
         let mut stored = HashMap::new();
         {
@@ -124,7 +150,7 @@ impl SqliteStore {
 
     /// Records a process as it starts.
     pub fn insert_process(&self, p: &ProcessRecord) -> StoreResult<()> {
-        self.lock().conn.execute(
+        self.lock().execute(
             "INSERT INTO processes (process_id, sandbox_id, execution_id, name, language, status,
                                     started_at_ms, pid, timeout)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -162,7 +188,7 @@ impl SqliteStore {
             // Removed meanwhile (its sandbox was deleted): nothing to store.
             return Ok(());
         };
-        inner.conn.execute(
+        inner.execute(
             "UPDATE processes SET status = ?2, exit_code = ?3, stdout = ?4, stderr = ?5,
                     stdout_truncated = ?6, stderr_truncated = ?7, stdout_bytes = ?8,
                     stderr_bytes = ?9, started_at_ms = ?10, completed_at_ms = ?11, pid = ?12,
@@ -203,7 +229,7 @@ impl SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        inner.conn.execute(
+        inner.execute(
             "DELETE FROM processes WHERE process_id = ?1",
             params![process_id],
         )?;
@@ -216,7 +242,7 @@ impl SqliteStore {
     /// Forgets every process record of a sandbox.
     pub fn delete_processes_of(&self, sandbox_id: &str) -> StoreResult<()> {
         let mut inner = self.lock();
-        inner.conn.execute(
+        inner.execute(
             "DELETE FROM processes WHERE sandbox_id = ?1",
             params![sandbox_id],
         )?;
@@ -246,7 +272,7 @@ impl SqliteStore {
             params![sandbox_id, excess],
             |r| r.get(0),
         )?;
-        inner.conn.execute(
+        inner.execute(
             "DELETE FROM processes WHERE seq IN (
                 SELECT seq FROM processes
                 WHERE sandbox_id = ?1 AND status NOT IN ('queued', 'running')
@@ -259,7 +285,7 @@ impl SqliteStore {
 
     /// Marks every process that was queued or running as failed (after a restart).
     pub fn fail_unfinished(&self, reason: &str, now_ms: i64) -> StoreResult<usize> {
-        Ok(self.lock().conn.execute(
+        Ok(self.lock().execute(
             "UPDATE processes SET status = 'failed', error = ?1, completed_at_ms = ?2,
                     exit_code = COALESCE(exit_code, -1)
              WHERE status IN ('queued', 'running')",
@@ -321,7 +347,7 @@ impl SqliteStore {
 /// the database's mode) readable by root alone, creating it if needed.
 fn restrict_files(path: &Path) -> StoreResult<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let io = |e: std::io::Error| super::StoreError(format!("{}: {e}", path.display()));
+    let io = |e: std::io::Error| super::StoreError::io(path.display(), e);
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -340,6 +366,11 @@ fn restrict_files(path: &Path) -> StoreResult<()> {
 }
 
 impl Inner {
+    /// Runs one write statement (retried while the database is busy).
+    pub(super) fn execute(&self, sql: &str, params: impl Params + Copy) -> rusqlite::Result<usize> {
+        retry_busy(|| self.conn.execute(sql, params))
+    }
+
     fn add_stored(&mut self, sandbox_id: &str, delta: i64) {
         let entry = self.stored.entry(sandbox_id.to_string()).or_default();
         let before = *entry;
@@ -390,7 +421,7 @@ impl Inner {
         record.output.stderr.clear();
         record.output_evicted = true;
         let (json, json_lite) = wire_json(&record);
-        self.conn.execute(
+        self.execute(
             "UPDATE processes SET stdout = '', stderr = '', stored_bytes = 0,
                     output_evicted = 1, info_json = ?2, info_json_lite = ?3
              WHERE seq = ?1",
@@ -403,7 +434,7 @@ impl Inner {
 
 impl SandboxCatalog for SqliteStore {
     fn insert_sandbox(&self, s: &SandboxRecord) -> StoreResult<()> {
-        self.lock().conn.execute(
+        self.lock().execute(
             "INSERT INTO sandboxes (id, template, status, uid, internet_access, env_vars,
                                     timeout_seconds, expires_at_ms, created_at_ms,
                                     token_generation, previous_token_until_ms)
@@ -426,7 +457,7 @@ impl SandboxCatalog for SqliteStore {
     }
 
     fn set_sandbox_status(&self, id: &str, status: SandboxStatus) -> StoreResult<()> {
-        self.lock().conn.execute(
+        self.lock().execute(
             "UPDATE sandboxes SET status = ?2 WHERE id = ?1",
             params![id, status.as_str()],
         )?;
@@ -434,7 +465,7 @@ impl SandboxCatalog for SqliteStore {
     }
 
     fn set_sandbox_env(&self, id: &str, env: &BTreeMap<String, String>) -> StoreResult<()> {
-        self.lock().conn.execute(
+        self.lock().execute(
             "UPDATE sandboxes SET env_vars = ?2 WHERE id = ?1",
             params![id, serde_json::to_string(env).unwrap_or_default()],
         )?;
@@ -447,7 +478,7 @@ impl SandboxCatalog for SqliteStore {
         timeout_seconds: u64,
         expires_at_ms: i64,
     ) -> StoreResult<()> {
-        self.lock().conn.execute(
+        self.lock().execute(
             "UPDATE sandboxes SET timeout_seconds = ?2, expires_at_ms = ?3 WHERE id = ?1",
             params![id, timeout_seconds, expires_at_ms],
         )?;
@@ -460,7 +491,7 @@ impl SandboxCatalog for SqliteStore {
         generation: u32,
         previous_until_ms: Option<i64>,
     ) -> StoreResult<()> {
-        self.lock().conn.execute(
+        self.lock().execute(
             "UPDATE sandboxes SET token_generation = ?2, previous_token_until_ms = ?3
              WHERE id = ?1",
             params![id, generation, previous_until_ms],
@@ -470,7 +501,6 @@ impl SandboxCatalog for SqliteStore {
 
     fn delete_sandbox(&self, id: &str) -> StoreResult<()> {
         self.lock()
-            .conn
             .execute("DELETE FROM sandboxes WHERE id = ?1", params![id])?;
         Ok(())
     }
@@ -597,6 +627,90 @@ mod tests {
             .collect();
         assert_eq!(ids, ["p3", "p4"]);
         assert_eq!(s.lock().stored_total, 4);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_waits_out_another_connections_write_lock() {
+        let (s, dir) = store(1000, 1000);
+        // The busy timeout alone: another connection holds the write lock for 300 ms.
+        let other = Connection::open(dir.join("t.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            other.execute_batch("COMMIT").unwrap();
+            other
+        });
+        s.insert_process(&record("a", "s1", "x")).unwrap();
+        let other = holder.join().unwrap();
+
+        // Without a busy timeout SQLite answers busy at once; the retries wait it out.
+        s.lock().conn.busy_timeout(Duration::ZERO).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            other.execute_batch("COMMIT").unwrap();
+            other
+        });
+        let started = std::time::Instant::now();
+        s.finish_process(&record("a", "s1", "done")).unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(50),
+            "it waited for the lock"
+        );
+        let other = holder.join().unwrap();
+        assert_eq!(s.process("a").unwrap().unwrap().output.stdout, "done");
+
+        // A lock held through every retry is reported as busy (a 503), never as a fault.
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let e = s.insert_process(&record("b", "s1", "x")).unwrap_err();
+        assert_eq!(e.kind(), super::super::StoreErrorKind::Busy, "{e}");
+        assert!(matches!(
+            crate::node::NodeError::from(e),
+            crate::node::NodeError::Unavailable(_)
+        ));
+        other.execute_batch("COMMIT").unwrap();
+        s.insert_process(&record("b", "s1", "x")).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_database_refuses_the_write_keeps_what_it_had_and_recovers() {
+        let (s, dir) = store(1 << 30, 1 << 30);
+        finish(&s, &record("kept", "s1", "before"));
+        let big = record("big", "s1", &"x".repeat(1 << 20));
+        s.insert_process(&big).unwrap();
+        let pages: i64 = s
+            .lock()
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        let limit = |n: i64| {
+            s.lock()
+                .conn
+                .query_row(&format!("PRAGMA max_page_count = {n}"), [], |_| Ok(()))
+                .unwrap()
+        };
+        limit(pages + 1);
+        let e = s.finish_process(&big).unwrap_err();
+        assert_eq!(e.kind(), super::super::StoreErrorKind::Full, "{e}");
+        assert!(matches!(
+            crate::node::NodeError::from(e),
+            crate::node::NodeError::StorageFull(_)
+        ));
+        let kept = s.process("kept").unwrap().unwrap();
+        assert_eq!(kept.output.stdout, "before");
+        assert_eq!(
+            s.lock().stored_total,
+            6,
+            "the refused output is not counted"
+        );
+        limit(1 << 30);
+        s.finish_process(&big).unwrap();
+        assert_eq!(
+            s.process("big").unwrap().unwrap().status,
+            ProcessStatus::Completed
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -36,6 +36,9 @@ pub struct WebhookRecord {
     pub id: i64,
     pub execution_id: String,
     pub process_id: String,
+    /// The sandbox whose process this reports on; deliveries are queued per sandbox. Empty
+    /// for rows stored before version 5 whose process record is gone.
+    pub sandbox_id: String,
     pub url: String,
     pub headers: BTreeMap<String, String>,
     pub secret: Option<String>,
@@ -46,16 +49,18 @@ pub struct WebhookRecord {
 impl SqliteStore {
     pub fn insert_webhook(&self, w: &WebhookRecord) -> StoreResult<i64> {
         let inner = self.lock();
-        inner.conn.execute(
-            "INSERT INTO webhooks (execution_id, process_id, url, headers, secret, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        inner.execute(
+            "INSERT INTO webhooks (execution_id, process_id, url, headers, secret, state,
+                                   sandbox_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 w.execution_id,
                 w.process_id,
                 w.url,
                 serde_json::to_string(&w.headers).unwrap_or_default(),
                 w.secret,
-                DeliveryState::Waiting.as_str()
+                DeliveryState::Waiting.as_str(),
+                w.sandbox_id
             ],
         )?;
         Ok(inner.conn.last_insert_rowid())
@@ -63,7 +68,7 @@ impl SqliteStore {
 
     /// Gives a waiting webhook its body and makes it due now.
     pub fn webhook_ready(&self, id: i64, body: &str, now_ms: i64) -> StoreResult<()> {
-        self.lock().conn.execute(
+        self.lock().execute(
             "UPDATE webhooks SET body = ?2, state = ?4, next_attempt_ms = ?3 WHERE id = ?1",
             params![id, body, now_ms, DeliveryState::Pending.as_str()],
         )?;
@@ -75,11 +80,27 @@ impl SqliteStore {
         self.webhooks_where("state = ?1", params![DeliveryState::Waiting.as_str()])
     }
 
-    /// Pending webhooks due at `now_ms`.
-    pub fn due_webhooks(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<WebhookRecord>> {
-        self.webhooks_where(
-            "state = ?3 AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2",
-            params![now_ms, limit, DeliveryState::Pending.as_str()],
+    /// Pending webhooks due at `now_ms`, oldest first: at most `per_sandbox` of each
+    /// sandbox (its first ones in line, including any being delivered right now) and at most
+    /// `limit` in all. So a sandbox with a long queue cannot crowd the others out of the
+    /// answer.
+    pub fn due_webhooks(
+        &self,
+        now_ms: i64,
+        per_sandbox: usize,
+        limit: usize,
+    ) -> StoreResult<Vec<WebhookRecord>> {
+        self.webhooks_from(
+            "(SELECT *, ROW_NUMBER() OVER (
+                  PARTITION BY sandbox_id ORDER BY next_attempt_ms, id) AS queue_pos
+              FROM webhooks WHERE state = ?3 AND next_attempt_ms <= ?1)
+             WHERE queue_pos <= ?4 ORDER BY next_attempt_ms, id LIMIT ?2",
+            params![
+                now_ms,
+                limit as i64,
+                DeliveryState::Pending.as_str(),
+                per_sandbox as i64
+            ],
         )
     }
 
@@ -88,22 +109,32 @@ impl SqliteStore {
         clause: &str,
         args: impl rusqlite::Params,
     ) -> StoreResult<Vec<WebhookRecord>> {
+        self.webhooks_from(&format!("webhooks WHERE {clause}"), args)
+    }
+
+    fn webhooks_from(
+        &self,
+        from: &str,
+        args: impl rusqlite::Params,
+    ) -> StoreResult<Vec<WebhookRecord>> {
         let inner = self.lock();
-        let mut stmt = inner.conn.prepare(&format!(
-            "SELECT id, execution_id, process_id, url, headers, secret, body, attempts
-             FROM webhooks WHERE {clause}"
+        let mut stmt = inner.conn.prepare_cached(&format!(
+            "SELECT id, execution_id, process_id, sandbox_id, url, headers, secret, body,
+                    attempts
+             FROM {from}"
         ))?;
         let rows = stmt.query_map(args, |r| {
-            let headers: String = r.get(4)?;
+            let headers: String = r.get(5)?;
             Ok(WebhookRecord {
                 id: r.get(0)?,
                 execution_id: r.get(1)?,
                 process_id: r.get(2)?,
-                url: r.get(3)?,
+                sandbox_id: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                url: r.get(4)?,
                 headers: serde_json::from_str(&headers).unwrap_or_default(),
-                secret: r.get(5)?,
-                body: r.get(6)?,
-                attempts: r.get(7)?,
+                secret: r.get(6)?,
+                body: r.get(7)?,
+                attempts: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -118,11 +149,61 @@ impl SqliteStore {
         next_attempt_ms: i64,
         error: Option<&str>,
     ) -> StoreResult<()> {
-        self.lock().conn.execute(
+        self.lock().execute(
             "UPDATE webhooks SET state = ?2, attempts = ?3, next_attempt_ms = ?4, last_error = ?5
              WHERE id = ?1",
             params![id, state.as_str(), attempts, next_attempt_ms, error],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OutputCaps;
+
+    fn hook(sandbox: &str) -> WebhookRecord {
+        WebhookRecord {
+            id: 0,
+            execution_id: "e".into(),
+            process_id: "p".into(),
+            sandbox_id: sandbox.into(),
+            url: "http://127.0.0.1/".into(),
+            headers: BTreeMap::new(),
+            secret: None,
+            body: None,
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn a_long_queue_of_one_sandbox_does_not_hide_another_sandboxs_due_deliveries() {
+        let dir = std::env::temp_dir().join(format!("sandlot-hooks-{}", crate::ids::request_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let caps = OutputCaps {
+            per_sandbox: 1 << 20,
+            total: 1 << 20,
+        };
+        let s = SqliteStore::open(&dir.join("t.db"), caps).unwrap();
+        for _ in 0..33 {
+            let id = s.insert_webhook(&hook("busy")).unwrap();
+            s.webhook_ready(id, "{}", 1).unwrap();
+        }
+        let quiet = s.insert_webhook(&hook("quiet")).unwrap();
+        s.webhook_ready(quiet, "{}", 2).unwrap();
+        let due = s.due_webhooks(10, 4, 32).unwrap();
+        let busy = due.iter().filter(|w| w.sandbox_id == "busy").count();
+        assert_eq!(busy, 4, "at most 4 of one sandbox");
+        assert!(
+            due.iter().any(|w| w.id == quiet),
+            "the other sandbox's delivery is due too"
+        );
+        assert!(s
+            .due_webhooks(1, 4, 32)
+            .unwrap()
+            .iter()
+            .all(|w| w.id != quiet));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -17,6 +17,16 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
+/// A path under the temp dir that no other test uses (not created).
+pub fn unique_temp_dir(prefix: &str) -> PathBuf {
+    let mut rnd = [0u8; 6];
+    getrandom::fill(&mut rnd).unwrap();
+    std::env::temp_dir().join(format!(
+        "{prefix}-{}",
+        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().unwrap().port()
@@ -29,13 +39,12 @@ impl Server {
     }
 
     pub async fn start_with(api_key: Option<&str>, extra: &[&str]) -> Self {
-        let mut dir = std::env::temp_dir();
-        let mut rnd = [0u8; 6];
-        getrandom::fill(&mut rnd).unwrap();
-        dir.push(format!(
-            "sandlot-test-{}",
-            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ));
+        Self::start_in(unique_temp_dir("sandlot-test"), api_key, extra).await
+    }
+
+    /// A server whose data dir is `dir` (created if needed; emptied when the server is
+    /// dropped).
+    pub async fn start_in(dir: PathBuf, api_key: Option<&str>, extra: &[&str]) -> Self {
         std::fs::create_dir_all(&dir).unwrap();
         let mut server = Server {
             url: String::new(),

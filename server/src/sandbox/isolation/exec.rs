@@ -1,26 +1,24 @@
-//! `sandlotd __sandbox-exec <json>`: run one process inside an existing sandbox.
+//! `sandlotd __sandbox-exec`: run one process inside an existing sandbox.
 //!
 //! The helper joins the sandbox's cgroups (so limits and kill-the-tree cover the process from
 //! its first instruction), joins its namespaces through a pidfd of the sandbox's pid 1, and
 //! forks: only children land in the joined pid namespace. The child drops every privilege and
 //! execs the program; the helper waits and exits with the child's status (128+signal when the
-//! child was killed). stdout/stderr are the server's pipes, inherited untouched.
+//! child was killed). stdout/stderr are the server's pipes, inherited untouched. The config
+//! and the program text arrive on stdin ([`super::exec_input`]), so nothing of the process's
+//! environment shows in the helper's command line.
 
 use std::io::Read;
 
 use super::sys::{check, die, fork, wait_exit_code, write_file};
-use super::{seccomp, CodeDelivery, ExecConfig, Rlimits, NAMESPACES};
+use super::{seccomp, split_exec_input, CodeDelivery, ExecConfig, Rlimits, NAMESPACES};
 
-pub fn main(arg: Option<String>) -> ! {
-    let cfg: ExecConfig = match arg.as_deref().map(serde_json::from_str) {
-        Some(Ok(cfg)) => cfg,
-        Some(Err(e)) => die("parse exec config", e),
-        None => die("exec config", "missing argument"),
-    };
-    let mut code = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut code) {
-        die("read program", e);
+pub fn main() -> ! {
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        die("read exec config and program", e);
     }
+    let (cfg, code) = split_exec_input(&input).unwrap_or_else(|e| die("parse exec config", e));
 
     let me = std::process::id().to_string();
     for procs in &cfg.cgroup_procs {
@@ -31,7 +29,7 @@ pub fn main(arg: Option<String>) -> ! {
     if let Err(e) = join_namespaces(cfg.init_pid) {
         die("join sandbox", e);
     }
-    let program = memfd_with(&code).unwrap_or_else(|e| die("stage program", e));
+    let program = memfd_with(code).unwrap_or_else(|e| die("stage program", e));
     let filters = seccomp::filters().unwrap_or_else(|e| die("seccomp", e));
 
     let child = fork().unwrap_or_else(|e| die("fork", e));
@@ -50,7 +48,14 @@ fn join_namespaces(init_pid: i32) -> std::io::Result<()> {
             libc::syscall(libc::SYS_pidfd_open, init_pid, 0) as libc::c_int,
             "pidfd_open",
         )?;
-        let joined = check(libc::setns(pidfd, NAMESPACES), "setns");
+        // PROTOTYPE: join the sandbox's user namespace too when it has one.
+        let mut flags = NAMESPACES;
+        if std::fs::read_link(format!("/proc/{init_pid}/ns/user")).ok()
+            != std::fs::read_link("/proc/self/ns/user").ok()
+        {
+            flags |= libc::CLONE_NEWUSER;
+        }
+        let joined = check(libc::setns(pidfd, flags), "setns");
         libc::close(pidfd);
         joined?;
     }

@@ -6,12 +6,15 @@
 //! * `sandlotd __sandbox-init` creates a sandbox: new mount, pid, net, ipc, uts and cgroup
 //!   namespaces, a private root filesystem, and a tiny pid-1 that reaps zombies and lives as
 //!   long as the sandbox does ([`init`]).
-//! * `sandlotd __sandbox-exec <json>` runs one process in an existing sandbox: it joins the
+//! * `sandlotd __sandbox-exec` runs one process in an existing sandbox: it joins the
 //!   sandbox's cgroups and namespaces (setns through a pidfd), forks, drops to the sandbox's
-//!   unprivileged uid with no capabilities, `no_new_privs` and a seccomp deny-list, and execs
-//!   ([`exec`]).
+//!   unprivileged uid with no capabilities, `no_new_privs` and a seccomp allow-list, and
+//!   execs ([`exec`]).
 //!
 //! The configuration structs here are the only contract between the server and its helpers.
+//! Both travel on the helper's stdin, never in its argv: `/proc/<pid>/cmdline` is readable
+//! by every user of the host, and an exec config carries the process's environment
+//! (tokens, keys).
 
 pub mod exec;
 pub mod init;
@@ -55,7 +58,8 @@ pub struct InitConfig {
     pub cgroup_procs: Vec<String>,
 }
 
-/// What `__sandbox-exec` needs, passed as one JSON argument.
+/// What `__sandbox-exec` needs, sent on its stdin ahead of the program text (see
+/// [`exec_input`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecConfig {
     /// Host pid of the sandbox's pid 1.
@@ -88,4 +92,65 @@ pub struct Rlimits {
     pub fsize_bytes: u64,
     /// Address-space limit; 0 = none (cgroups bound memory where they exist).
     pub as_bytes: u64,
+}
+
+/// The `__sandbox-exec` helper's stdin: the config's JSON length in decimal and a newline,
+/// the JSON, then the program text to the end.
+pub fn exec_input(cfg: &ExecConfig, code: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(cfg).expect("exec config serialises");
+    let mut input = format!("{}\n", json.len()).into_bytes();
+    input.reserve(json.len() + code.len());
+    input.extend_from_slice(&json);
+    input.extend_from_slice(code);
+    input
+}
+
+/// Splits what [`exec_input`] wrote into the config and the program text.
+pub fn split_exec_input(input: &[u8]) -> Result<(ExecConfig, &[u8]), String> {
+    let newline = input
+        .iter()
+        .take(20)
+        .position(|&b| b == b'\n')
+        .ok_or("no length line")?;
+    let len: usize = std::str::from_utf8(&input[..newline])
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .ok_or("bad length line")?;
+    let json = input
+        .get(newline + 1..newline + 1 + len)
+        .ok_or("config cut short")?;
+    let cfg = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    Ok((cfg, &input[newline + 1 + len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exec_input_round_trips_config_and_program() {
+        let cfg = ExecConfig {
+            init_pid: 42,
+            cgroup_procs: vec!["/sys/fs/cgroup/x/cgroup.procs".into()],
+            uid: 100_000,
+            gid: 100_000,
+            cwd: "/workspace".into(),
+            argv: vec!["/bin/bash".into()],
+            env: vec![("TOKEN".into(), "s3cr3t\n{}".into())],
+            code: CodeDelivery::Stdin,
+            rlimits: Rlimits {
+                nofile: 1024,
+                nproc: 256,
+                fsize_bytes: 1 << 30,
+                as_bytes: 0,
+            },
+        };
+        let input = exec_input(&cfg, b"print('hi')\n");
+        let (back, code) = split_exec_input(&input).unwrap();
+        assert_eq!(code, b"print('hi')\n");
+        assert_eq!(back.env, cfg.env);
+        assert_eq!(back.init_pid, 42);
+        assert!(split_exec_input(b"").is_err());
+        assert!(split_exec_input(b"99\n{}").is_err());
+    }
 }

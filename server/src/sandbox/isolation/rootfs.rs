@@ -23,13 +23,9 @@ pub fn build(cfg: &InitConfig) -> io::Result<()> {
     set_hostname(&cfg.hostname)?;
 
     let root = cfg.root_dir.as_str();
-    mount(
-        Some("sandlot"),
-        root,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some("size=8m,mode=0755"),
-    )?;
+    if root != "." {
+        mount_root_tmpfs(root, "")?;
+    }
 
     for dir in [
         "proc",
@@ -76,6 +72,7 @@ pub fn build(cfg: &InitConfig) -> io::Result<()> {
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         None,
     )?;
+    mask_proc(&format!("{root}/proc"))?;
     let tmp_opts = format!("size={}m,mode=1777", cfg.tmp_size_mb);
     mount(
         Some("tmpfs"),
@@ -91,6 +88,8 @@ pub fn build(cfg: &InitConfig) -> io::Result<()> {
         libc::MS_BIND,
         None,
     )?;
+    // A set-user-ID file or a device node in the workspace confers nothing (no_new_privs
+    // already stops set-user-ID at exec; this holds even for a process that escaped it).
     mount(
         None,
         &format!("{root}/workspace"),
@@ -109,6 +108,74 @@ pub fn build(cfg: &InitConfig) -> io::Result<()> {
         None,
     )?;
     Ok(())
+}
+
+/// `/proc` files that show the host's kernel rather than the sandbox's processes, hidden
+/// behind `/dev/null` as Docker does: kernel memory (`kcore`), every keyring the kernel
+/// holds (`keys`), timers and scheduler state of all CPUs with kernel addresses
+/// (`timer_list`, `sched_debug`, `timer_stats`, `latency_stats`).
+const PROC_MASKED_FILES: &[&str] = &[
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "timer_stats",
+    "latency_stats",
+];
+/// `/proc` directories of host hardware (ACPI, SCSI, sound), covered by an empty read-only
+/// tmpfs.
+const PROC_MASKED_DIRS: &[&str] = &["acpi", "scsi", "asound"];
+/// `/proc` entries that write kernel settings: sysctls (`sys`), IRQ affinity (`irq`), bus
+/// and file-system tunables (`bus`, `fs`), and `sysrq-trigger` (reboot, crash, kill-all).
+/// They become read-only mounts. A sandbox process is not root and could not write them
+/// anyway; this is the second wall, for a process that became root.
+const PROC_READ_ONLY: &[&str] = &["sys", "irq", "bus", "fs", "sysrq-trigger"];
+
+/// Masks and seals the host-facing parts of the sandbox's `/proc` (entries missing on this
+/// kernel are skipped).
+fn mask_proc(proc_dir: &str) -> io::Result<()> {
+    for name in PROC_MASKED_FILES {
+        let target = format!("{proc_dir}/{name}");
+        if Path::new(&target).exists() {
+            mount(Some("/dev/null"), &target, None, libc::MS_BIND, None)?;
+        }
+    }
+    for name in PROC_MASKED_DIRS {
+        let target = format!("{proc_dir}/{name}");
+        if Path::new(&target).is_dir() {
+            mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                Some("size=0,mode=0555"),
+            )?;
+        }
+    }
+    for name in PROC_READ_ONLY {
+        let target = format!("{proc_dir}/{name}");
+        if Path::new(&target).exists() {
+            mount(
+                Some(&target),
+                &target,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )?;
+            mount(None, &target, None, RO_FLAGS | libc::MS_NOEXEC, None)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn mount_root_tmpfs(root: &str, extra: &str) -> io::Result<()> {
+    mount(
+        Some("sandlot"),
+        root,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(&format!("size=8m,mode=0755{extra}")),
+    )
 }
 
 fn set_hostname(name: &str) -> io::Result<()> {

@@ -1,0 +1,73 @@
+//! Entry points for the fuzz targets in `fuzz/` (README, "Fuzzing"). Not an API: hidden from
+//! the docs and free to change with the targets. Every function runs the server's own code on
+//! untrusted input the way a request reaches it, without a running server.
+
+use std::collections::BTreeMap;
+
+use sandlot_protocol::{Language, RunSpec};
+
+pub use crate::api::fuzz::{
+    agent_list_query, control_list_query, is_json, is_loopback_host, local_mode_guard, parse_json,
+    parse_query, resume_after, Refusal,
+};
+pub use crate::token::{TokenError, TokenSigner, Verified};
+
+use crate::exec::launch;
+use crate::sandbox::template::{self, TEMPLATES};
+
+/// Names of the built-in templates.
+pub fn templates() -> Vec<&'static str> {
+    TEMPLATES.iter().map(|t| t.name).collect()
+}
+
+/// The template a create request's `template_id` / `template_name` names, if any.
+pub fn find_template(name_or_id: &str) -> Option<&'static str> {
+    template::find(name_or_id).map(|t| t.name)
+}
+
+/// The environment check of sandbox creation, `PUT`/`PATCH /env` and run requests.
+pub fn check_env(env: &BTreeMap<String, String>) -> Result<(), String> {
+    launch::check_env(env).map_err(|e| format!("{e:?}"))
+}
+
+/// What a run request became once checked, and what the exec helper would be given.
+#[derive(Debug)]
+pub struct PreparedRun {
+    pub code: String,
+    pub language: Language,
+    pub timeout_secs: u64,
+    pub cwd: String,
+    pub name: Option<String>,
+    /// The process's whole environment: base, the sandbox's, the request's.
+    pub environment: Vec<(String, String)>,
+    /// The program's argv (the language's launcher).
+    pub argv: Vec<String>,
+}
+
+/// Runs a run request through the process manager's checks (`exec/launch.rs`) against the
+/// built-in template `template`, and builds the environment and argv, as
+/// `ProcessManager::prepare` does. `None` if there is no such template.
+pub fn prepare_run(
+    spec: RunSpec,
+    template: &str,
+    sandbox_env: BTreeMap<String, String>,
+    default_timeout: u64,
+    max_timeout: u64,
+) -> Option<Result<PreparedRun, String>> {
+    let template = template::find(template)?;
+    let run = match launch::check(spec, template, default_timeout, max_timeout) {
+        Ok(run) => run,
+        Err(e) => return Some(Err(format!("{e:?}"))),
+    };
+    let environment = launch::environment(sandbox_env, &run.env);
+    let (argv, _) = template::launcher(run.language);
+    Some(Ok(PreparedRun {
+        code: run.code,
+        language: run.language,
+        timeout_secs: run.timeout_secs,
+        cwd: run.cwd,
+        name: run.name,
+        environment,
+        argv,
+    }))
+}
