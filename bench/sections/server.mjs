@@ -335,7 +335,9 @@ async function waitFinalQuietly(raw, box, expected, timeoutMs) {
  */
 export async function finishedRecordsMemory(ctx) {
   const count = ctx.quick ? 300 : 1000;
-  const warmup = 50;
+  // The first thousand records warm the allocator and SQLite's page cache (a few MB, once):
+  // the figure is what the next ones cost.
+  const warmup = count;
   const concurrency = 16;
   const code = 'echo finished-record';
   const lingerSecs = serverHasFlag('finished-linger-secs') ? 1 : null;

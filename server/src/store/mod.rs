@@ -5,7 +5,9 @@
 //! node that ran them. [`SqliteStore`] (embedded, WAL) implements all of it for one host,
 //! with versioned schema migrations ([`migrations`]).
 
+mod catalog;
 mod migrations;
+mod processes;
 mod sqlite;
 mod webhooks;
 
