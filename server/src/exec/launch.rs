@@ -99,6 +99,12 @@ pub fn check(
             "workdir must be an absolute path".into(),
         ));
     }
+    // The helper hands it to chdir(2), which cannot take a NUL: refuse it here, not later.
+    if cwd.contains('\0') {
+        return Err(NodeError::Invalid(
+            "workdir must not contain a NUL character".into(),
+        ));
+    }
     let env = spec.env.unwrap_or_default();
     check_env(&env)?;
     Ok(CheckedRun {
@@ -130,8 +136,10 @@ pub fn environment(
 /// `fs.file-max` fails for every unprivileged process of the host, other sandboxes
 /// included. Measured here (file-max 2,466,170): with the old 4096 per process, one sandbox
 /// held 1,031,184 files (252 processes × 4092; 42 % of the table) in 290 MiB of its
-/// 512 MiB, so the memory limit alone did not stop it. 262,144 is 10.6 % of that table and
-/// costs about 60 MiB of kernel memory, charged to the sandbox's memory cgroup.
+/// 512 MiB, so the memory limit alone did not stop it. With 1024 it holds 257,040 (10.4 %;
+/// 77 MiB of kernel memory for the whole sandbox, charged to its memory cgroup). Files kept
+/// open by mappings rather than descriptors escape this count; the memory limit bounds them
+/// (about 400 bytes each: 1.3 million at 512 MiB).
 const FD_BUDGET_PER_SANDBOX: u64 = 262_144;
 /// Linux's usual soft limit: what programs are written to live within.
 const NOFILE_MAX: u64 = 1024;
@@ -172,5 +180,40 @@ mod tests {
         for pids in [1, 100, 256, 1000, 4096] {
             assert!(pids * nofile_for(pids) <= FD_BUDGET_PER_SANDBOX.max(pids * NOFILE_MIN));
         }
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+    use crate::sandbox::template::TEMPLATES;
+
+    /// Found by `fuzz/` (fuzz_request_bodies): a NUL in `workdir` passed the checks, and the
+    /// run then failed in the exec helper's chdir instead of being answered 400.
+    #[test]
+    fn a_workdir_with_a_nul_is_refused() {
+        for (workdir, working_dir) in [(Some("/\0workspace"), None), (None, Some("/tmp\0"))] {
+            let spec = RunSpec {
+                code: Some("true".into()),
+                language: Some("bash".into()),
+                workdir: workdir.map(Into::into),
+                working_dir: working_dir.map(Into::into),
+                ..Default::default()
+            };
+            match check(spec, &TEMPLATES[1], 60, 86_400) {
+                Err(NodeError::Invalid(m)) => assert!(m.contains("NUL"), "{m}"),
+                other => panic!("a NUL workdir was not refused: {other:?}"),
+            }
+        }
+        let fine = RunSpec {
+            code: Some("true".into()),
+            language: Some("bash".into()),
+            workdir: Some("/workspace/app".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            check(fine, &TEMPLATES[1], 60, 86_400).unwrap().cwd,
+            "/workspace/app"
+        );
     }
 }

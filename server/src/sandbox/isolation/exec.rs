@@ -48,14 +48,7 @@ fn join_namespaces(init_pid: i32) -> std::io::Result<()> {
             libc::syscall(libc::SYS_pidfd_open, init_pid, 0) as libc::c_int,
             "pidfd_open",
         )?;
-        // PROTOTYPE: join the sandbox's user namespace too when it has one.
-        let mut flags = NAMESPACES;
-        if std::fs::read_link(format!("/proc/{init_pid}/ns/user")).ok()
-            != std::fs::read_link("/proc/self/ns/user").ok()
-        {
-            flags |= libc::CLONE_NEWUSER;
-        }
-        let joined = check(libc::setns(pidfd, flags), "setns");
+        let joined = check(libc::setns(pidfd, NAMESPACES), "setns");
         libc::close(pidfd);
         joined?;
     }

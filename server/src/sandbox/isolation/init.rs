@@ -24,24 +24,18 @@ pub fn main() -> ! {
             die("join cgroup", e);
         }
     }
-    let userns_uid = experiment_userns_uid(&cfg);
+    // SAFETY: plain syscall.
+    if let Err(e) = check(unsafe { libc::unshare(NAMESPACES) }, "unshare") {
+        die("create namespaces", e);
+    }
+
     let (ready_r, ready_w) = pipe().unwrap_or_else(|e| die("pipe", e));
-    let child = match userns_uid {
-        Some(uid) => clone_in_userns(&cfg, uid, ready_r, ready_w),
-        None => {
-            // SAFETY: plain syscall.
-            if let Err(e) = check(unsafe { libc::unshare(NAMESPACES) }, "unshare") {
-                die("create namespaces", e);
-            }
-            let child = fork().unwrap_or_else(|e| die("fork", e));
-            if child == 0 {
-                // SAFETY: closing our copy of the read end.
-                unsafe { libc::close(ready_r) };
-                run_pid1(&cfg, ready_w);
-            }
-            child
-        }
-    };
+    let child = fork().unwrap_or_else(|e| die("fork", e));
+    if child == 0 {
+        // SAFETY: closing our copy of the read end.
+        unsafe { libc::close(ready_r) };
+        run_pid1(&cfg, ready_w);
+    }
     // SAFETY: closing our copy of the write end so EOF means pid 1 died.
     unsafe { libc::close(ready_w) };
     let mut status = [0u8; 64];
@@ -115,89 +109,4 @@ fn reap_forever() -> ! {
             libc::sigsuspend(&wait_mask);
         }
     }
-}
-
-/// PROTOTYPE (user namespace measurement): enabled by a `userns-experiment` file in the
-/// data dir; maps the sandbox uid to itself.
-fn experiment_userns_uid(cfg: &InitConfig) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let data = std::path::Path::new(&cfg.root_dir)
-        .parent()?
-        .parent()?
-        .parent()?;
-    if !data.join("userns-experiment").exists() {
-        return None;
-    }
-    std::fs::metadata(&cfg.workspace_dir).ok().map(|m| m.uid())
-}
-
-fn clone_in_userns(
-    cfg: &InitConfig,
-    uid: u32,
-    ready_r: libc::c_int,
-    ready_w: libc::c_int,
-) -> libc::pid_t {
-    let (go_r, go_w) = pipe().unwrap_or_else(|e| die("pipe", e));
-    // SAFETY: fork-like clone (no new stack) in a single-threaded process.
-    let child = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_NEWUSER | NAMESPACES | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    } as libc::pid_t;
-    if child < 0 {
-        die("clone", std::io::Error::last_os_error());
-    }
-    if child == 0 {
-        // SAFETY: our own fds and ids.
-        unsafe {
-            libc::close(ready_r);
-            libc::close(go_w);
-            let mut b = [0u8; 1];
-            if libc::read(go_r, b.as_mut_ptr() as *mut libc::c_void, 1) != 1 {
-                libc::_exit(1);
-            }
-            libc::close(go_r);
-        }
-        // Host paths under the 0700 data dir are reachable only as host uid 0: mount the
-        // root tmpfs and hold the workspace by fd before taking the sandbox uid.
-        let mut cfg = cfg.clone();
-        let prep = (|| -> std::io::Result<()> {
-            super::sys::mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
-            rootfs::mount_root_tmpfs(&cfg.root_dir, &format!(",uid={uid},gid={uid}"))?;
-            std::env::set_current_dir(&cfg.root_dir)?;
-            let ws = std::fs::File::open(&cfg.workspace_dir)?;
-            use std::os::fd::IntoRawFd;
-            cfg.workspace_dir = format!("/proc/self/fd/{}", ws.into_raw_fd());
-            cfg.root_dir = ".".into();
-            Ok(())
-        })();
-        if let Err(e) = prep {
-            die("userns prep", e);
-        }
-        // SAFETY: our own ids.
-        unsafe {
-            if libc::setresgid(uid, uid, uid) != 0 || libc::setresuid(uid, uid, uid) != 0 {
-                die("userns ids", std::io::Error::last_os_error());
-            }
-        }
-        run_pid1(&cfg, ready_w);
-    }
-    let map = format!("{uid} {uid} 1");
-    for f in ["uid_map", "gid_map"] {
-        if let Err(e) = write_file(&format!("/proc/{child}/{f}"), &map) {
-            die("userns map", e);
-        }
-    }
-    // SAFETY: releasing the child.
-    unsafe {
-        libc::write(go_w, b"g".as_ptr() as *const libc::c_void, 1);
-        libc::close(go_w);
-        libc::close(go_r);
-    }
-    child
 }

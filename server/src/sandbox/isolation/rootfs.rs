@@ -23,9 +23,13 @@ pub fn build(cfg: &InitConfig) -> io::Result<()> {
     set_hostname(&cfg.hostname)?;
 
     let root = cfg.root_dir.as_str();
-    if root != "." {
-        mount_root_tmpfs(root, "")?;
-    }
+    mount(
+        Some("sandlot"),
+        root,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("size=8m,mode=0755"),
+    )?;
 
     for dir in [
         "proc",
@@ -166,16 +170,6 @@ fn mask_proc(proc_dir: &str) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-pub fn mount_root_tmpfs(root: &str, extra: &str) -> io::Result<()> {
-    mount(
-        Some("sandlot"),
-        root,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some(&format!("size=8m,mode=0755{extra}")),
-    )
 }
 
 fn set_hostname(name: &str) -> io::Result<()> {
