@@ -19,8 +19,14 @@ pub struct Config {
 
     /// API key required on the control plane. Without one, a loopback server runs in local
     /// mode (any key accepted); a non-loopback server refuses to start.
+    /// (A flag's value is visible to every local user in /proc/<pid>/cmdline: prefer the
+    /// environment variable or --api-key-file.)
     #[arg(long, env = "SANDLOT_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+
+    /// Reads the API key from this file (its first line), instead of --api-key.
+    #[arg(long, env = "SANDLOT_API_KEY_FILE", conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
 
     /// Base URL clients use to reach this server (for `public_host`); default: from --listen.
     #[arg(long, env = "SANDLOT_PUBLIC_URL")]

@@ -55,17 +55,26 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(cfg: Config) -> Result<(), String> {
+async fn run(mut cfg: Config) -> Result<(), String> {
     // SAFETY: plain syscall.
     if unsafe { libc::geteuid() } != 0 {
         return Err(
             "sandlotd must run as root: it creates namespaces and cgroups for sandboxes".into(),
         );
     }
+    if let Some(path) = cfg.api_key_file.take() {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read the API key file {}: {e}", path.display()))?;
+        let key = text.lines().next().unwrap_or("").trim().to_string();
+        if key.is_empty() {
+            return Err(format!("the API key file {} is empty", path.display()));
+        }
+        cfg.api_key = Some(key);
+    }
     if cfg.api_key.is_none() {
         if !cfg.listen.ip().is_loopback() {
             return Err(format!(
-                "refusing to listen on {} without an API key: pass --api-key or SANDLOT_API_KEY",
+                "refusing to listen on {} without an API key: set SANDLOT_API_KEY or --api-key-file",
                 cfg.listen
             ));
         }

@@ -317,3 +317,31 @@ async fn the_data_dir_and_the_store_are_root_only() {
     }
     assert_eq!(mode(&s.data_dir.join("sandlot.db")), 0o600);
 }
+
+#[tokio::test]
+async fn the_api_key_can_come_from_a_file_so_it_stays_off_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("sandlot-keyfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("key");
+    std::fs::write(&file, "file-key-123\n").unwrap();
+    let s = Server::start_with(None, &["--api-key-file", file.to_str().unwrap()]).await;
+    let body = json!({"template_name": "base"}).to_string();
+    let post = |key: Option<&str>| {
+        let mut rb = raw(&s, Method::POST, "/v1/sandboxes")
+            .header("Content-Type", "application/json")
+            .body(body.clone());
+        if let Some(k) = key {
+            rb = rb.header("X-API-Key", k);
+        }
+        send(rb)
+    };
+    assert_eq!(post(None).await.0, 401, "the file's key is required");
+    assert_eq!(post(Some("wrong")).await.0, 401);
+    assert_eq!(post(Some("file-key-123")).await.0, 201);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", s.pid())).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("file-key-123"),
+        "the key is not on sandlotd's command line"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
