@@ -21,6 +21,7 @@ pub mod init;
 mod rootfs;
 mod seccomp;
 mod sys;
+mod syscalls;
 
 use serde::{Deserialize, Serialize};
 
