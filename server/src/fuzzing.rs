@@ -71,3 +71,48 @@ pub fn prepare_run(
         argv,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hooks answer as the routes do (the fuzz targets rely on it).
+    #[test]
+    fn the_hooks_run_the_server_code() {
+        assert_eq!(resume_after("since=5", Some(b"7")), Some(Ok(5)));
+        assert_eq!(resume_after("", Some(b" 7 ")), Some(Ok(7)));
+        assert_eq!(resume_after("", Some(b"x")), Some(Ok(0)));
+        assert_eq!(
+            resume_after("since=x", None).map(|r| r.map_err(|e| (e.0, e.1))),
+            Some(Err((400, "INVALID_REQUEST")))
+        );
+        assert!(control_list_query("limit=5&status=running").is_ok());
+        assert!(agent_list_query("output=maybe").is_err());
+        let spec: RunSpec = parse_json(b" \n").unwrap();
+        assert_eq!(spec, RunSpec::default());
+        assert_eq!(
+            parse_json::<RunSpec>(b"{").map_err(|e| e.1),
+            Err("INVALID_JSON")
+        );
+        assert_eq!(
+            parse_json::<RunSpec>(br#"{"timeout":-1}"#).map_err(|e| e.1),
+            Err("INVALID_REQUEST")
+        );
+        let spec = RunSpec {
+            code: Some("echo".into()),
+            language: Some("sh".into()),
+            ..Default::default()
+        };
+        let run = prepare_run(spec, "base", BTreeMap::new(), 60, 600)
+            .unwrap()
+            .unwrap();
+        assert_eq!((run.language, run.timeout_secs), (Language::Bash, 60));
+        assert!(run.environment.iter().any(|(k, _)| k == "PATH"));
+        assert!(local_mode_guard(b"GET", "/v1/sandboxes", &[])
+            .unwrap()
+            .is_ok());
+        let signer = TokenSigner::from_key(&[7; 32]);
+        let (token, _) = signer.issue("sbx", 2);
+        assert_eq!(signer.verify(&token, "sbx"), Ok(2));
+    }
+}

@@ -28,7 +28,9 @@ pub async fn local_mode(State(state): State<AppState>, req: Request, next: Next)
 }
 
 pub(super) fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
-    if let Some(host) = header_str(headers, header::HOST) {
+    // Every Host value counts, and one that is not text is not loopback.
+    for host in headers.get_all(header::HOST) {
+        let host = host.to_str().map_or("(not text)", str::trim);
         if !is_loopback_host(host) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -42,7 +44,8 @@ pub(super) fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<
     }
     let agent = path.starts_with("/sandboxes/") || path.starts_with("/execute");
     if !agent {
-        if let Some(origin) = header_str(headers, header::ORIGIN) {
+        for origin in headers.get_all(header::ORIGIN) {
+            let origin = origin.to_str().map_or("(not text)", str::trim);
             let host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
             if origin == "null" || !is_loopback_host(host) {
                 return Err(ApiError::new(
@@ -59,7 +62,13 @@ pub(super) fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) && (headers.contains_key(header::TRANSFER_ENCODING)
-        || header_str(headers, header::CONTENT_LENGTH).is_some_and(|n| n != "0"));
+        // A length that does not read as 0 counts as a body, unreadable ones included.
+        || headers.get_all(header::CONTENT_LENGTH).iter().any(|n| {
+            n.to_str()
+                .ok()
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                != Some(0)
+        }));
     if has_body && !is_json(header_str(headers, header::CONTENT_TYPE)) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -77,19 +86,31 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
         .map(str::trim)
 }
 
-/// `localhost`, `*.localhost`, a loopback IPv4 or `[::1]`, with or without a port.
+/// `localhost`, `*.localhost`, a loopback IPv4 or `[::1]`, with or without a numeric port.
+/// Anything else, including what is not a well-formed `host[:port]`, is not loopback.
 pub(super) fn is_loopback_host(host_port: &str) -> bool {
-    let host = if let Some(rest) = host_port.strip_prefix('[') {
-        rest.split_once(']').map_or(rest, |(h, _)| h)
-    } else {
-        host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((host, "")) => (host, ""),
+            Some((host, after)) => match after.strip_prefix(':') {
+                Some(port) => (host, port),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => host_port.split_once(':').unwrap_or((host_port, "")),
     };
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    if host == "localhost" || host.ends_with(".localhost") {
+        return host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub(super) fn is_json(content_type: Option<&str>) -> bool {
@@ -127,6 +148,14 @@ mod tests {
             "10.0.0.1",
             "[fe80::1]:80",
             "localhost.evil.example",
+            // Found by fuzz/ (fuzz_query_and_guard): text after `]` or a port that is not
+            // a number used to be ignored.
+            "[::1]e:7070",
+            "[::1",
+            "localhost:evil.example",
+            "::1:80",
+            "a/b.localhost",
+            "",
         ] {
             assert!(!is_loopback_host(bad), "{bad}");
         }
@@ -139,5 +168,62 @@ mod tests {
         assert!(!is_json(Some("text/plain")));
         assert!(!is_json(Some("application/x-www-form-urlencoded")));
         assert!(!is_json(None));
+    }
+
+    /// Only the first Host used to be checked, and a Host or Origin that was not text was
+    /// taken as absent (seen while writing fuzz_query_and_guard, which checks every value).
+    #[test]
+    fn every_host_and_origin_value_is_checked() {
+        let check_with = |headers: &[(&str, &[u8])]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in headers {
+                map.append(
+                    header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    header::HeaderValue::from_bytes(value).unwrap(),
+                );
+            }
+            check(&Method::GET, "/v1/sandboxes", &map).map_err(|e| e.status)
+        };
+        assert_eq!(check_with(&[("host", b"localhost:7070")]), Ok(()));
+        assert_eq!(
+            check_with(&[("host", b"localhost"), ("host", b"evil.example")]),
+            Err(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            check_with(&[("host", b"evil.\xe9xample")]),
+            Err(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            check_with(&[
+                ("host", b"localhost"),
+                ("origin", b"http://\xe9vil.example")
+            ]),
+            Err(StatusCode::FORBIDDEN)
+        );
+    }
+
+    /// Found by fuzz/ (fuzz_query_and_guard, libFuzzer): a Content-Length that was not text
+    /// (or another non-"0" spelling) let a body through without a JSON content type. hyper
+    /// refuses such lengths first, but the guard must not depend on it.
+    #[test]
+    fn a_length_that_is_not_zero_is_a_body() {
+        let check_with = |length: &[u8]| {
+            let mut map = HeaderMap::new();
+            map.insert(header::HOST, header::HeaderValue::from_static("localhost"));
+            map.insert(
+                header::CONTENT_LENGTH,
+                header::HeaderValue::from_bytes(length).unwrap(),
+            );
+            check(&Method::DELETE, "/v1/sandboxes/x", &map).map_err(|e| e.status)
+        };
+        assert_eq!(check_with(b"0"), Ok(()));
+        assert_eq!(check_with(b"00"), Ok(()));
+        for body in [&b"] \xb2"[..], b"5", b"", b"-0", b"0, 0"] {
+            assert_eq!(
+                check_with(body),
+                Err(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                "{body:?}"
+            );
+        }
     }
 }
