@@ -345,3 +345,36 @@ async fn the_api_key_can_come_from_a_file_so_it_stays_off_the_command_line() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_environment_too_large_to_exec_is_refused_up_front() {
+    let s = Server::start().await;
+    let sb = s.create("base").await;
+    let (status, body) = sb
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({"code": "true", "language": "bash", "env": {"BIG": "x".repeat(200_000)}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = s
+        .cp(
+            Method::POST,
+            "/v1/sandboxes",
+            Some(json!({"template_name": "base", "env_vars": {"BIG": "x".repeat(200_000)}})),
+        )
+        .await;
+    assert_eq!(status, 400, "sandbox env too: {body}");
+    let env: serde_json::Map<String, Value> = (0..5)
+        .map(|i| (format!("V{i}"), json!("y".repeat(60_000))))
+        .collect();
+    let (status, body) = sb
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({"code": "true", "language": "bash", "env": env})),
+        )
+        .await;
+    assert_eq!(status, 400, "the total is bounded: {body}");
+}

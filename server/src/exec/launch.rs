@@ -54,15 +54,33 @@ const BASE_ENV: &[(&str, &str)] = &[
 
 /// Checks an environment map: names non-empty without `=` or NUL, values without NUL.
 pub fn check_env(env: &BTreeMap<String, String>) -> NodeResult<()> {
+    let mut total = 0;
     for (k, v) in env {
         if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
             return Err(NodeError::Invalid(format!(
                 "invalid environment variable name '{k}'"
             )));
         }
+        // The kernel refuses an exec whose single `NAME=value` string passes 128 KiB.
+        if k.len() + v.len() + 1 > MAX_ENV_ENTRY_BYTES {
+            return Err(NodeError::Invalid(format!(
+                "environment variable '{k}' is too large (at most {MAX_ENV_ENTRY_BYTES} bytes)"
+            )));
+        }
+        total += k.len() + v.len() + 1;
+    }
+    if total > MAX_ENV_TOTAL_BYTES {
+        return Err(NodeError::Invalid(format!(
+            "the environment is too large ({total} bytes; at most {MAX_ENV_TOTAL_BYTES})"
+        )));
     }
     Ok(())
 }
+
+/// Bounds of one environment (the sandbox's, or a request's), so an exec never fails on
+/// the kernel's argument limits after the request was accepted.
+const MAX_ENV_ENTRY_BYTES: usize = 64 * 1024;
+const MAX_ENV_TOTAL_BYTES: usize = 256 * 1024;
 
 /// Validates a run request against the sandbox's template and the server's limits.
 pub fn check(
