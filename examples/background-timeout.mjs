@@ -9,7 +9,7 @@ try {
     { language: 'python', name: 'too-slow', timeout: 2 },
   );
   console.log(`Started ${result.name} with a ${result.timeout}s timeout`);
-  const done = await sandbox.waitForProcess(result.processId, { intervalMs: 250 });
+  const done = await sandbox.waitForProcess(result.processId, { interval: 0.25 });
   console.log(`Status: ${done.status}`);
   console.log(`Output before the timeout: ${done.stdout.trim()}`);
   if (done.status !== 'timeout') process.exitCode = 1;

@@ -1,6 +1,6 @@
-// The complete background-execution flow without a polling loop: start a long task, let
-// waitForProcess wait for it to end (completed, failed, killed or timeout), then print its
-// output (or its errors).
+// The complete background-execution flow without a polling loop: start a long task, let its
+// handle wait for it to end (completed, failed, killed or timeout), then print its output (or
+// its errors).
 import { Sandbox } from 'sandlot';
 
 const sandbox = await Sandbox.create({ template: 'code-interpreter' });
@@ -20,9 +20,10 @@ print("all steps done")
   });
   console.log(`Started process ${result.processId} (status: ${result.status}, timeout: ${result.timeout}s)`);
 
-  // Resolves with the final record once the process has ended. `timeoutMs` gives up with a
-  // TimeoutError (the process itself runs on); `signal` cancels the wait.
-  const proc = await sandbox.waitForProcess(result.processId, { timeoutMs: 60_000 });
+  // Resolves with the final record once the process has ended (`sandbox.waitForProcess(id)`
+  // does the same by id). `timeout` (seconds) gives up with a TimeoutError (the process itself
+  // runs on); `signal` cancels the wait.
+  const proc = await result.wait({ timeout: 60 });
   console.log(`Status: ${proc.status} (exit code ${proc.exitCode}, ${proc.executionTime}s)`);
 
   if (proc.status === 'completed') {

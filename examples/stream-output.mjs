@@ -1,10 +1,11 @@
 // Live output: runCodeStream starts code and yields its output as it is printed; the stream
 // ends with an `exit` event. streamProcess follows any process (also one started earlier).
+// Both can be iterated directly, as here, or awaited for the stream object first.
 import { Sandbox } from 'sandlot';
 
 const sandbox = await Sandbox.create({ template: 'code-interpreter' });
 try {
-  const stream = await sandbox.runCodeStream(
+  const stream = sandbox.runCodeStream(
     `
 import sys, time
 for i in range(1, 4):

@@ -23,46 +23,112 @@ fs.rmSync(out, { recursive: true, force: true });
 const web = path.join(out, 'dist/web');
 const node = path.join(out, 'dist/node');
 
-// Web target: glue, wasm, façade.
-copy(path.join(built, 'web/sandlot.js'), path.join(web, 'sandlot.js'));
-copy(path.join(built, 'web/sandlot.d.ts'), path.join(web, 'sandlot.d.ts'));
-copy(path.join(built, 'web/sandlot_bg.wasm'), path.join(web, 'sandlot_bg.wasm'));
-copy(path.join(template, 'src/web.js'), path.join(web, 'index.js'));
-copy(path.join(template, 'src/errors.js'), path.join(web, 'errors.js'));
-copy(path.join(template, 'src/errors.d.ts'), path.join(web, 'errors.d.ts'));
+// The glue's JSDoc comments are for editors, which read them from the declarations: the
+// shipped JS goes without (about 4 KB of the gzipped tarball).
+const withoutDocComments = (js) => js.replace(/^[ \t]*\/\*\*[\s\S]*?\*\/[ \t]*\n/gm, '');
 
-// The API declarations without the web target's init helpers: the nodejs glue's .d.ts.
+// ESM → CommonJS for the façade's own modules (errors.js, surface.js): top-level
+// `export class|function|const X` only, no imports.
+function toCommonJs(esm, file) {
+  if (/^import\b|^export (?!class |function |async function |const )/m.test(esm)) {
+    throw new Error(`${file}: only top-level export class/function/const can be converted to CommonJS`);
+  }
+  const names = [...esm.matchAll(/^export (?:class|function|async function|const) (\w+)/gm)].map((m) => m[1]);
+  const body = esm.replace(/^export (class|function|async function|const) /gm, '$1 ');
+  return { names, text: `'use strict';\n${body}\nmodule.exports = { ${names.join(', ')} };\n` };
+}
+
+// Web target: glue, wasm, façade.
+const webGlue = read(path.join(built, 'web/sandlot.js')).replace('/* @ts-self-types="./sandlot.d.ts" */\n', '');
+write(path.join(web, 'sandlot.js'), withoutDocComments(webGlue));
+copy(path.join(built, 'web/sandlot_bg.wasm'), path.join(web, 'sandlot_bg.wasm'));
+copy(path.join(template, 'src/errors.js'), path.join(web, 'errors.js'));
+copy(path.join(template, 'src/surface.js'), path.join(web, 'surface.js'));
+
+// Node target: CommonJS glue reading the web directory's wasm, and the façade's modules.
+const wasmRef = '`${__dirname}/sandlot_bg.wasm`';
+let nodeGlue = read(path.join(built, 'node/sandlot.js'));
+if (!nodeGlue.includes(wasmRef)) throw new Error(`nodejs glue no longer loads ${wasmRef}; update assemble-sdk.mjs`);
+nodeGlue = nodeGlue.replace(wasmRef, '`${__dirname}/../web/sandlot_bg.wasm`').replace('/* @ts-self-types="./sandlot.d.ts" */', '');
+write(path.join(node, 'sandlot.cjs'), withoutDocComments(nodeGlue));
+const errorsJs = toCommonJs(read(path.join(template, 'src/errors.js')), 'errors.js');
+const surfaceJs = toCommonJs(read(path.join(template, 'src/surface.js')), 'surface.js');
+write(path.join(node, 'errors.cjs'), errorsJs.text);
+write(path.join(node, 'surface.cjs'), surfaceJs.text);
+const classNames = errorsJs.names;
+
+// Declarations: one file for every entry (the API generated from the Rust crate, the error
+// classes, the JS surface, and the entry's own functions), each entry's .d.ts re-exporting
+// it. CommonJS-format (.d.cts), which both ESM and CommonJS types can import.
 const api = read(path.join(built, 'node/sandlot.d.ts'));
 if (/initSync|__wbg_init/.test(api)) throw new Error('node .d.ts unexpectedly declares init helpers');
-write(path.join(web, 'api.d.ts'), api);
-write(path.join(node, 'api.d.cts'), api);
-write(path.join(node, 'api.d.mts'), api);
+const fragment = (file) =>
+  read(path.join(template, 'src', file))
+    .replace(/^(\/\/.*\n)+/, '') // the fragment's own header
+    .replace(/^import [\s\S]*? from '[^']+';\n/gm, '')
+    .replace(/^export \* from '[^']+';\n/gm, '');
+const types =
+  `// Declarations of the \`sandlot\` package: its API (generated from the Rust crate by\n` +
+  `// wasm-bindgen), its error classes and its JS surface. Every entry's .d.ts re-exports this.\n` +
+  [api, fragment('errors.d.ts'), fragment('surface.d.ts'), fragment('index.d.ts')].join('\n');
+write(path.join(out, 'dist/sandlot.d.cts'), types);
+const entryTypes = "// Types of this entry: the package's declarations.\nexport * from '../sandlot.cjs';\n";
+for (const file of [path.join(web, 'index.d.ts'), path.join(node, 'index.d.cts'), path.join(node, 'index.d.mts')]) {
+  write(file, entryTypes);
+}
 
-const indexTypes = read(path.join(template, 'src/index.d.ts'));
-write(path.join(web, 'index.d.ts'), indexTypes);
-write(path.join(node, 'index.d.cts'), indexTypes.replaceAll("'./api.js'", "'./api.cjs'").replaceAll("'./errors.js'", "'./errors.cjs'"));
-write(path.join(node, 'index.d.mts'), indexTypes.replaceAll("'./api.js'", "'./api.mjs'").replaceAll("'./errors.js'", "'./errors.mjs'"));
-const errorTypes = read(path.join(template, 'src/errors.d.ts'));
-write(path.join(node, 'errors.d.cts'), errorTypes);
-write(path.join(node, 'errors.d.mts'), errorTypes);
+// The entries' export lists, derived instead of kept by hand: a module's public names are
+// the ones it exports at run time that the declarations also name (the wasm's internal
+// `registerErrorClasses` has no declaration, the surface's `extend` none either).
+const declared = new Set(
+  [...types.matchAll(/^export (?:declare )?(?:class|function|const) (\w+)/gm)].map((m) => m[1]),
+);
+const glueNames = [...nodeGlue.matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1]);
+const webGlueNames = [...webGlue.matchAll(/^export (?:class|function) (\w+)/gm)].map((m) => m[1]);
+if (glueNames.sort().join() !== webGlueNames.sort().join()) {
+  throw new Error(`the web and nodejs glue export different names: ${webGlueNames} / ${glueNames}`);
+}
+const isPublic = (name) => declared.has(name);
+const webTemplate = read(path.join(template, 'src/web.js'));
+const ownWeb = [...webTemplate.matchAll(/^export (?:async )?function (\w+)/gm)].map((m) => m[1]);
+const nodeTemplate = read(path.join(template, 'src/node.cjs'));
+const ownNode = [...nodeTemplate.matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1]);
+const publicGlue = glueNames.filter(isPublic);
+const publicSurface = surfaceJs.names.filter(isPublic);
+const fill = (text, marker, replacement) => {
+  if (!text.includes(marker)) throw new Error(`template line not found: ${marker}`);
+  return text.replace(marker, replacement);
+};
 
-// Node target: CommonJS glue reading the web directory's wasm.
-const wasmRef = '`${__dirname}/sandlot_bg.wasm`';
-let glue = read(path.join(built, 'node/sandlot.js'));
-if (!glue.includes(wasmRef)) throw new Error(`nodejs glue no longer loads ${wasmRef}; update assemble-sdk.mjs`);
-glue = glue.replace(wasmRef, '`${__dirname}/../web/sandlot_bg.wasm`').replace('/* @ts-self-types="./sandlot.d.ts" */', '');
-write(path.join(node, 'sandlot.cjs'), glue);
-copy(path.join(template, 'src/node.cjs'), path.join(node, 'index.cjs'));
-copy(path.join(template, 'src/node.mjs'), path.join(node, 'index.mjs'));
+let webEntry = fill(
+  webTemplate,
+  "export {} from './sandlot.js';",
+  `export { ${publicGlue.filter((n) => !ownWeb.includes(n)).join(', ')} } from './sandlot.js';`,
+);
+webEntry = fill(webEntry, "export {} from './surface.js';", `export { ${publicSurface.join(', ')} } from './surface.js';`);
+write(path.join(web, 'index.js'), webEntry);
 
-// errors.cjs: the same classes as errors.js, as CommonJS.
-const errorsEsm = read(path.join(template, 'src/errors.js'));
-const classNames = [...errorsEsm.matchAll(/^export class (\w+)/gm)].map((m) => m[1]);
-const errorsCjs =
-  "'use strict';\n" +
-  errorsEsm.replace(/^export class /gm, 'class ') +
-  `\nmodule.exports = { ${classNames.join(', ')} };\n`;
-write(path.join(node, 'errors.cjs'), errorsCjs);
+const nodeExports = [
+  ...publicGlue.map((n) => `exports.${n} = glue.${n};`),
+  ...errorsJs.names.map((n) => `exports.${n} = errors.${n};`),
+  ...publicSurface.map((n) => `exports.${n} = surface.${n};`),
+];
+write(path.join(node, 'index.cjs'), fill(nodeTemplate, '// @exports: glue, errors, surface', nodeExports.join('\n')));
+const nodeNames = [...publicGlue, ...errorsJs.names, ...publicSurface, ...ownNode];
+write(
+  path.join(node, 'index.mjs'),
+  fill(read(path.join(template, 'src/node.mjs')), 'export const {} = cjs;', `export const { ${nodeNames.join(', ')} } = cjs;`),
+);
+
+// Every entry exports the same names, and exactly the ones the declarations name.
+const webNames = [...new Set([...publicGlue, ...ownWeb, ...errorsJs.names, ...publicSurface])];
+for (const [entry, names] of [['web', webNames], ['node', nodeNames]]) {
+  const missing = [...declared].filter((n) => !names.includes(n));
+  const untyped = names.filter((n) => !declared.has(n));
+  if (missing.length || untyped.length) {
+    throw new Error(`${entry} entry: declared but not exported: [${missing}]; exported but not declared: [${untyped}]`);
+  }
+}
 
 // package.json with the crate's version, and the README.
 const cargo = read(path.join(root, 'Cargo.toml'));
@@ -72,4 +138,8 @@ const pkg = JSON.parse(read(path.join(template, 'package.json')));
 pkg.version = version;
 write(path.join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
 copy(path.join(template, 'README.md'), path.join(out, 'README.md'));
+
+// The command line (the package's `bin`): one file, executable.
+copy(path.join(template, 'bin/sandlot.mjs'), path.join(out, 'bin/sandlot.mjs'));
+fs.chmodSync(path.join(out, 'bin/sandlot.mjs'), 0o755);
 console.log(`assembled sandlot@${version} in ${out} (error classes: ${classNames.length})`);

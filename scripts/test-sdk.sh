@@ -2,8 +2,9 @@
 # Runs every suite of the SDK: format and lints of the crate (wasm32), its wasm-bindgen tests
 # under Node and in headless Chromium, then the JS end-to-end suites against a real sandlotd
 # (the packed package installed into ESM and CJS projects, the web entry, every example
-# script, the browser examples driven in Chromium by playwright-core, and
-# `tsc --noEmit --strict` on the TypeScript example). Exits non-zero on any failure.
+# script, the browser examples driven in Chromium by playwright-core,
+# `tsc --noEmit --strict` on the TypeScript example, and the `sandlot` command line run with
+# `npx` from the packed tarball). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1m[test-sdk]\033[0m %s\n' "$*"; }
@@ -51,4 +52,6 @@ fi
 
 say "JS end-to-end suites (node:test) against a real sandlotd"
 node tests/e2e/run.mjs
+say "the sandlot command line (npx sandlot from the packed tarball) against a real sandlotd"
+SANDLOT_REPO="$PWD" node --test tests/e2e/cli.test.mjs
 say "SDK suites passed"

@@ -1,34 +1,27 @@
 //! Running code in a sandbox (agent routes): synchronous runs, background processes, and async
 //! runs whose result is POSTed to a callback.
+//!
+//! Process records come back as plain objects typed `Process` / `BackgroundProcess`: the
+//! package's JS surface (`pkg-template/src/surface.js`) gives them the process handle's
+//! methods (`wait`, `kill`, `stream`, `refresh`) through one shared prototype.
 
 use gloo_net::http::Method;
 use sandlot_protocol as wire;
 use tsify::Ts;
 use wasm_bindgen::prelude::*;
+use web_sys::AbortSignal;
 
+use crate::args::{arg, out, string_arg};
 use crate::config;
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
-use crate::http::{decode, signal_of, sleep};
-use crate::sandbox::{arg, encode, out, Sandbox};
+use crate::http::{decode, encode, signal_of, sleep};
+use crate::sandbox::Sandbox;
 use crate::stream::OutputCallbacks;
 use crate::types::{
-    AsyncExecution, BackgroundExecution, CallOptions, ExecutionResult, ProcessActionResult,
-    ProcessInfo, RunCodeAsyncOptions, RunCodeBackgroundOptions, RunCodeOptions, WaitOptions,
+    AsyncExecution, BackgroundExecution, CallOptions, ExecutionResult, ListProcessesOptions,
+    ProcessActionResult, ProcessInfo, RunCodeAsyncOptions, RunCodeBackgroundOptions,
+    RunCodeOptions, WaitOptions,
 };
-
-/// Poll interval of `waitForProcess` when none is given.
-const DEFAULT_POLL_MS: u32 = 500;
-
-/// Reads a required string argument, so that a wrong type rejects the promise instead of
-/// throwing synchronously in the generated glue.
-fn string_arg(value: &JsValue, name: &str) -> Result<String, SdkError> {
-    match value.as_string() {
-        Some(s) if !s.is_empty() => Ok(s),
-        _ => Err(SdkError::invalid_argument(format!(
-            "{name} must be a non-empty string"
-        ))),
-    }
-}
 
 #[wasm_bindgen]
 impl Sandbox {
@@ -44,25 +37,21 @@ impl Sandbox {
         let opts = arg(options, "runCode options")?;
         let signal = signal_of(&opts.signal)?;
         let exec_timeout = opts.timeout.unwrap_or(wire::defaults::EXECUTE_TIMEOUT_SECS);
-        let body = opts.to_wire(code);
-        let reply = self
+        let call = self
             .inner
-            .send_agent(
-                self.inner
-                    .agent(Method::POST, "/execute")
-                    .json(&body)?
-                    .timeout_ms(config::sync_exec_http_timeout_ms(exec_timeout)),
-                signal.as_ref(),
-            )
-            .await?;
-        let reply: wire::ExecuteResponse = decode(reply)?;
+            .agent(Method::POST, "/execute")
+            .json(&opts.to_wire(code))?
+            .timeout_ms(config::sync_exec_http_timeout_ms(exec_timeout));
+        let reply: wire::ExecuteResponse =
+            decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
         Ok(out(&ExecutionResult::from(reply))?)
     }
 
-    /// Starts code in the background and resolves at once with its `processId`. With
+    /// Starts code in the background and resolves at once with its process handle
+    /// (`processId`, `status`, ... and `wait()`, `kill()`, `stream()`, `refresh()`). With
     /// `onStdout`/`onStderr`/`onExit`, the process's output is then followed in the background
     /// and handed to them in order until it ends (`signal` also stops that).
-    #[wasm_bindgen(js_name = runCodeBackground)]
+    #[wasm_bindgen(js_name = runCodeBackground, unchecked_return_type = "BackgroundProcess")]
     pub async fn run_code_background(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
@@ -72,31 +61,18 @@ impl Sandbox {
         let opts = arg(options, "runCodeBackground options")?;
         let signal = signal_of(&opts.signal)?;
         let callbacks = OutputCallbacks::new(&opts.on_stdout, &opts.on_stderr, &opts.on_exit)?;
-        let requested_timeout = opts.timeout;
-        let body = opts.to_wire(code);
-        let reply = self
+        let call = self
             .inner
-            .send_agent(
-                self.inner
-                    .agent(Method::POST, "/execute/background")
-                    .json(&body)?
-                    .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS),
-                signal.as_ref(),
-            )
-            .await?;
-        let reply: wire::BackgroundExecuteResponse = decode(reply)?;
+            .agent(Method::POST, "/execute/background")
+            .json(&opts.to_wire(code))?
+            .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS);
+        let reply: wire::BackgroundExecuteResponse =
+            decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
         if let Some(callbacks) = callbacks {
-            callbacks.follow(
-                self.inner.clone(),
-                reply.process_id.clone(),
-                opts.lines.unwrap_or(false),
-                signal,
-            );
+            let (id, lines) = (reply.process_id.clone(), opts.lines.unwrap_or(false));
+            callbacks.follow(self.inner.clone(), id, lines, signal);
         }
-        Ok(out(&BackgroundExecution::from_wire(
-            reply,
-            requested_timeout,
-        ))?)
+        Ok(out(&BackgroundExecution::from_wire(reply, opts.timeout))?)
     }
 
     /// Starts code like `runCodeBackground` and has the server POST the result to
@@ -109,41 +85,32 @@ impl Sandbox {
     ) -> Result<Ts<AsyncExecution>, JsValue> {
         let code = string_arg(&code, "code")?;
         let opts = arg(Some(options), "runCodeAsync options")?;
+        let signal = signal_of(&opts.signal)?;
         if opts.callback_url.is_empty() {
             return Err(SdkError::invalid_argument("callbackUrl is required").into());
         }
-        let signal = signal_of(&opts.signal)?;
-        let body = opts.to_wire(code);
-        let reply = self
+        let call = self
             .inner
-            .send_agent(
-                self.inner
-                    .agent(Method::POST, "/execute/async")
-                    .json(&body)?
-                    .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS),
-                signal.as_ref(),
-            )
-            .await?;
-        let reply: wire::AsyncExecuteResponse = decode(reply)?;
+            .agent(Method::POST, "/execute/async")
+            .json(&opts.to_wire(code))?
+            .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS);
+        let reply: wire::AsyncExecuteResponse =
+            decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
         Ok(out(&AsyncExecution::from(reply))?)
     }
 
-    /// Every background process of the sandbox, with its output so far.
-    #[wasm_bindgen(js_name = listProcesses)]
+    /// The sandbox's background processes (all of them, or those the filters keep), each a
+    /// process handle with its output so far.
+    #[wasm_bindgen(js_name = listProcesses, unchecked_return_type = "Process[]")]
     pub async fn list_processes(
         &self,
-        options: Option<Ts<CallOptions>>,
+        options: Option<Ts<ListProcessesOptions>>,
     ) -> Result<Vec<Ts<ProcessInfo>>, JsValue> {
-        let opts = arg(options, "options")?;
+        let opts = arg(options, "listProcesses options")?;
         let signal = signal_of(&opts.signal)?;
-        let reply = self
-            .inner
-            .send_agent(
-                self.inner.agent(Method::GET, "/execute/processes"),
-                signal.as_ref(),
-            )
-            .await?;
-        let list: wire::ProcessList = decode(reply)?;
+        let path = format!("/execute/processes{}", opts.query());
+        let call = self.inner.agent(Method::GET, &path);
+        let list: wire::ProcessList = decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
         let mut processes = Vec::with_capacity(list.processes.len());
         for p in list.processes {
             processes.push(out(&ProcessInfo::from(p))?);
@@ -151,8 +118,8 @@ impl Sandbox {
         Ok(processes)
     }
 
-    /// One background process.
-    #[wasm_bindgen(js_name = getProcess)]
+    /// One background process, as a process handle.
+    #[wasm_bindgen(js_name = getProcess, unchecked_return_type = "Process")]
     pub async fn get_process(
         &self,
         #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
@@ -165,8 +132,9 @@ impl Sandbox {
     }
 
     /// Polls a process until it has ended (`completed`, `failed`, `killed` or `timeout`) and
-    /// returns its final record.
-    #[wasm_bindgen(js_name = waitForProcess)]
+    /// returns its final record, as a process handle. `timeout` gives up with a
+    /// `TimeoutError` after that many seconds.
+    #[wasm_bindgen(js_name = waitForProcess, unchecked_return_type = "Process")]
     pub async fn wait_for_process(
         &self,
         #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
@@ -175,26 +143,18 @@ impl Sandbox {
         let id = string_arg(&process_id, "processId")?;
         let opts = arg(options, "waitForProcess options")?;
         let signal = signal_of(&opts.signal)?;
-        let interval = opts.interval_ms.unwrap_or(DEFAULT_POLL_MS).max(10);
-        let limit_ms = opts
-            .timeout_ms
-            .map(f64::from)
-            .or(opts.timeout.map(|s| s * 1000.0));
-        let deadline = limit_ms.map(|ms| js_sys::Date::now() + ms);
+        let interval = opts.interval_ms();
+        let deadline = opts.limit_ms().map(|ms| js_sys::Date::now() + ms);
         loop {
             let p = self.fetch_process(&id, signal.as_ref()).await?;
             if p.status.is_final() {
                 return Ok(out(&p)?);
             }
             if deadline.is_some_and(|d| js_sys::Date::now() + f64::from(interval) > d) {
-                return Err(SdkError::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "process {id} was still {} when waitForProcess gave up",
-                        status_str(&p)
-                    ),
-                )
-                .into());
+                let status = p.status.as_str();
+                let message =
+                    format!("process {id} was still {status} when waitForProcess gave up");
+                return Err(SdkError::new(ErrorKind::Timeout, message).into());
             }
             sleep(interval, signal.as_ref()).await?;
         }
@@ -211,17 +171,13 @@ impl Sandbox {
         let opts = arg(options, "options")?;
         let signal = signal_of(&opts.signal)?;
         let path = format!("/execute/kill/{}", encode(&id));
-        let reply = self
+        let call = self
             .inner
-            .send_agent(
-                self.inner
-                    .agent(Method::POST, &path)
-                    .idempotent(true)
-                    .not_found(NotFoundHint::Process),
-                signal.as_ref(),
-            )
-            .await?;
-        let reply: wire::ProcessActionReply = decode(reply)?;
+            .agent(Method::POST, &path)
+            .idempotent(true)
+            .not_found(NotFoundHint::Process);
+        let reply: wire::ProcessActionReply =
+            decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
         Ok(out(&ProcessActionResult::from(reply))?)
     }
 
@@ -237,16 +193,12 @@ impl Sandbox {
         let opts = arg(options, "options")?;
         let signal = signal_of(&opts.signal)?;
         let path = format!("/execute/processes/{}", encode(&id));
-        let reply = self
+        let call = self
             .inner
-            .send_agent(
-                self.inner
-                    .agent(Method::DELETE, &path)
-                    .not_found(NotFoundHint::Process),
-                signal.as_ref(),
-            )
-            .await?;
-        let reply: wire::ProcessActionReply = decode(reply)?;
+            .agent(Method::DELETE, &path)
+            .not_found(NotFoundHint::Process);
+        let reply: wire::ProcessActionReply =
+            decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
         Ok(out(&ProcessActionResult::from(reply))?)
     }
 }
@@ -255,26 +207,14 @@ impl Sandbox {
     async fn fetch_process(
         &self,
         id: &str,
-        signal: Option<&web_sys::AbortSignal>,
+        signal: Option<&AbortSignal>,
     ) -> Result<ProcessInfo, SdkError> {
         let path = format!("/execute/processes/{}", encode(id));
-        let reply = self
+        let call = self
             .inner
-            .send_agent(
-                self.inner
-                    .agent(Method::GET, &path)
-                    .not_found(NotFoundHint::Process),
-                signal,
-            )
-            .await?;
-        let p: wire::ProcessInfo = decode(reply)?;
+            .agent(Method::GET, &path)
+            .not_found(NotFoundHint::Process);
+        let p: wire::ProcessInfo = decode(self.inner.send_agent(call, signal).await?)?;
         Ok(p.into())
     }
-}
-
-fn status_str(p: &ProcessInfo) -> String {
-    serde_wasm_bindgen::to_value(&p.status)
-        .ok()
-        .and_then(|v| v.as_string())
-        .unwrap_or_default()
 }

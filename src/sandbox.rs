@@ -1,56 +1,26 @@
 //! `Sandbox`: the exported class, its factories and its control-plane methods.
 //!
 //! A sandbox is reached two ways: the control plane (`/v1/sandboxes/{id}/...`, API key) for
-//! lifecycle, and its agent (`public_host`, bearer token) for running code. The agent token
-//! is kept here and refreshed through the control plane when it is close to expiry or when
-//! the agent answers 401; a sandbox connected with only a token (a browser handed a session
-//! by its backend) uses the token as it is.
+//! lifecycle, and its agent (`public_host`, bearer token) for running code (`agent` holds the
+//! token and its refresh; `process` and `stream` the agent's methods).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use gloo_net::http::Method;
 use sandlot_protocol as wire;
 use tsify::Ts;
 use wasm_bindgen::prelude::*;
-use web_sys::AbortSignal;
 
+use crate::agent::{PendingRefresh, Token};
+use crate::args::{arg, invalid, out};
 use crate::config::{self, ClientConfig};
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
-use crate::http::{signal_of, sleep, Auth, Call, EventStream, LocalBoxFuture};
+use crate::http::{encode, signal_of, Auth, Call};
 use crate::types::{
     CallOptions, ConnectOptions, CreateOptions, ListOptions, SandboxInfo, SandboxSession,
     TimeoutInfo, TokenInfo,
 };
-
-/// The agent token and when it stops working.
-#[derive(Debug, Clone)]
-pub(crate) struct Token {
-    pub value: String,
-    pub expires_at: Option<String>,
-    /// `expires_at` in ms since the epoch, when it parsed.
-    pub expires_at_ms: Option<f64>,
-}
-
-impl Token {
-    pub fn new(value: String, expires_at: Option<String>) -> Self {
-        let expires_at_ms = expires_at
-            .as_deref()
-            .map(js_sys::Date::parse)
-            .filter(|ms| !ms.is_nan());
-        Self {
-            value,
-            expires_at,
-            expires_at_ms,
-        }
-    }
-
-    /// HopX policy: refresh when less than an hour is left.
-    pub fn needs_refresh(&self, now_ms: f64) -> bool {
-        self.expires_at_ms
-            .is_some_and(|at| at - now_ms < config::TOKEN_REFRESH_MARGIN_MS)
-    }
-}
 
 pub(crate) struct Inner {
     pub id: String,
@@ -61,27 +31,8 @@ pub(crate) struct Inner {
     /// for a token-only session given no API key or URL, whose default URL may not even be
     /// the right server: its control-plane calls fail fast with an `AuthenticationError`.
     pub has_control: bool,
-    /// A token refresh is on its way (see [`Inner::current_token`]).
-    pub refreshing: Cell<bool>,
-}
-
-/// How often a call waiting for another call's token refresh looks again.
-const REFRESH_POLL_MS: u32 = 20;
-
-/// Marks a refresh as in flight for as long as it lives, however the refresh ends.
-struct RefreshInFlight<'a>(&'a Cell<bool>);
-
-impl<'a> RefreshInFlight<'a> {
-    fn mark(flag: &'a Cell<bool>) -> Self {
-        flag.set(true);
-        Self(flag)
-    }
-}
-
-impl Drop for RefreshInFlight<'_> {
-    fn drop(&mut self) {
-        self.0.set(false);
-    }
+    /// The token refresh on its way, shared by every call that needs it (see `agent`).
+    pub refresh: RefCell<Option<Rc<PendingRefresh>>>,
 }
 
 /// A running sandbox. Get one with `Sandbox.create`, `Sandbox.connect`; end it with `kill()`
@@ -89,34 +40,6 @@ impl Drop for RefreshInFlight<'_> {
 #[wasm_bindgen]
 pub struct Sandbox {
     pub(crate) inner: Rc<Inner>,
-}
-
-/// Turns a failed `Ts` conversion of an argument into a `ValidationError`.
-pub(crate) fn arg<T: tsify::Tsify + serde::de::DeserializeOwned + Default>(
-    value: Option<Ts<T>>,
-    name: &str,
-) -> Result<T, SdkError> {
-    match value {
-        None => Ok(T::default()),
-        Some(v) if v.js_value().is_null() || v.js_value().is_undefined() => Ok(T::default()),
-        Some(v) => T::from_js(v.js_value()).map_err(|e| invalid(name, e)),
-    }
-}
-
-/// A `ValidationError` for an argument serde-wasm-bindgen could not read.
-fn invalid(name: &str, e: serde_wasm_bindgen::Error) -> SdkError {
-    let text = e.to_string();
-    let text = text.strip_prefix("Error: ").unwrap_or(&text);
-    SdkError::invalid_argument(format!("invalid {name}: {text}"))
-}
-
-/// Converts a result for JS; a failure here means a value JS cannot represent.
-pub(crate) fn out<T: tsify::Tsify + serde::Serialize>(value: &T) -> Result<Ts<T>, SdkError> {
-    Ts::from_rust(value).map_err(|e| SdkError::invalid_response(e.to_string()))
-}
-
-pub(crate) fn encode(segment: &str) -> String {
-    String::from(js_sys::encode_uri_component(segment))
 }
 
 /// Options, then the environment, then the local default (see `config`).
@@ -132,6 +55,23 @@ fn control_auth(cfg: &ClientConfig) -> Auth {
 }
 
 impl Inner {
+    fn new(
+        id: String,
+        control: ClientConfig,
+        agent_url: String,
+        token: Option<Token>,
+        has_control: bool,
+    ) -> Rc<Self> {
+        Rc::new(Self {
+            id,
+            control,
+            agent_url,
+            token: RefCell::new(token),
+            has_control,
+            refresh: RefCell::new(None),
+        })
+    }
+
     fn sandbox_url(&self, suffix: &str) -> String {
         format!(
             "{}/v1/sandboxes/{}{suffix}",
@@ -153,84 +93,6 @@ impl Inner {
         let auth = control_auth(&self.control);
         Ok(Call::new(method, self.sandbox_url(suffix), auth).not_found(NotFoundHint::Sandbox))
     }
-
-    pub async fn refresh_token(&self, signal: Option<&AbortSignal>) -> Result<Token, SdkError> {
-        let _in_flight = RefreshInFlight::mark(&self.refreshing);
-        let reply: wire::TokenReply = self
-            .control_call(Method::POST, "/token/refresh")?
-            .fetch(signal)
-            .await?;
-        let token = Token::new(reply.auth_token, Some(reply.token_expires_at));
-        *self.token.borrow_mut() = Some(token.clone());
-        Ok(token)
-    }
-
-    /// The token to send now, refreshed first when missing or close to expiry.
-    async fn current_token(
-        &self,
-        signal: Option<&AbortSignal>,
-    ) -> Result<Option<String>, SdkError> {
-        // Calls that find the token stale at the same time share one refresh: the others
-        // wait for it and then use its token.
-        while self.refreshing.get() {
-            sleep(REFRESH_POLL_MS, signal).await?;
-        }
-        let cached = self.token.borrow().clone();
-        match cached {
-            Some(t) if !(self.has_control && t.needs_refresh(js_sys::Date::now())) => {
-                Ok(Some(t.value))
-            }
-            None if !self.has_control => Ok(None),
-            _ => Ok(Some(self.refresh_token(signal).await?.value)),
-        }
-    }
-
-    /// An agent call to `path`; [`Inner::send_agent`] adds the token.
-    pub fn agent(&self, method: Method, path: &str) -> Call {
-        Call::new(method, format!("{}{path}", self.agent_url), Auth::None)
-    }
-
-    /// Sends an agent call with the bearer token; on a 401 refreshes the token once and
-    /// sends it again. Boxed so that one copy of this state machine serves every method.
-    pub fn send_agent<'a>(
-        &'a self,
-        mut call: Call,
-        signal: Option<&'a AbortSignal>,
-    ) -> LocalBoxFuture<'a, Result<JsValue, SdkError>> {
-        Box::pin(async move {
-            let token = self.current_token(signal).await?;
-            call.auth = token.map_or(Auth::None, Auth::Bearer);
-            match call.send(signal).await {
-                Err(e) if e.status == Some(401) && self.has_control => {
-                    call.auth = Auth::Bearer(self.refresh_token(signal).await?.value);
-                    call.send(signal).await
-                }
-                other => other,
-            }
-        })
-    }
-}
-
-impl Inner {
-    /// Opens an agent event stream with the bearer token; like [`Inner::send_agent`], a 401
-    /// refreshes the token once and tries again.
-    pub fn open_agent_stream<'a>(
-        &'a self,
-        mut call: Call,
-        signal: Option<&'a AbortSignal>,
-    ) -> LocalBoxFuture<'a, Result<EventStream, SdkError>> {
-        Box::pin(async move {
-            let token = self.current_token(signal).await?;
-            call.auth = token.map_or(Auth::None, Auth::Bearer);
-            match call.open_stream(signal).await {
-                Err(e) if e.status == Some(401) && self.has_control => {
-                    call.auth = Auth::Bearer(self.refresh_token(signal).await?.value);
-                    call.open_stream(signal).await
-                }
-                other => other,
-            }
-        })
-    }
 }
 
 impl Sandbox {
@@ -246,14 +108,7 @@ impl Sandbox {
             .auth_token
             .map(|t| Token::new(t, reply.token_expires_at));
         Self {
-            inner: Rc::new(Inner {
-                id: reply.id,
-                control,
-                agent_url,
-                token: RefCell::new(token),
-                has_control,
-                refreshing: Cell::new(false),
-            }),
+            inner: Inner::new(reply.id, control, agent_url, token, has_control),
         }
     }
 
@@ -309,15 +164,15 @@ impl Sandbox {
         let explicit = opts.api_key.is_some() || opts.base_url.is_some();
         let control = client_config(opts.api_key, opts.base_url)?;
         let has_control = explicit || control.api_key.is_some();
+        let token = Token::new(session.token, session.token_expires_at);
         Ok(Sandbox {
-            inner: Rc::new(Inner {
-                id: session.sandbox_id,
+            inner: Inner::new(
+                session.sandbox_id,
                 control,
                 agent_url,
-                token: RefCell::new(Some(Token::new(session.token, session.token_expires_at))),
+                Some(token),
                 has_control,
-                refreshing: Cell::new(false),
-            }),
+            ),
         })
     }
 }
@@ -483,7 +338,7 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Kills the sandbox `seconds` from now (replacing any earlier timeout).
+    /// Kills the sandbox `seconds` from now (replacing an earlier timeout).
     #[wasm_bindgen(js_name = setTimeout)]
     pub async fn set_timeout(
         &self,
@@ -547,20 +402,6 @@ impl Sandbox {
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
-
-    #[wasm_bindgen_test]
-    fn token_needs_refresh_only_within_the_last_hour() {
-        let t = Token::new("t".into(), Some("2026-01-01T12:00:00Z".into()));
-        let at = t.expires_at_ms.unwrap();
-        assert!(!t.needs_refresh(at - 2.0 * 3_600_000.0));
-        assert!(t.needs_refresh(at - 30.0 * 60_000.0));
-        assert!(t.needs_refresh(at + 1.0));
-        let unknown = Token::new("t".into(), Some("not a date".into()));
-        assert!(
-            !unknown.needs_refresh(0.0),
-            "an unparsable expiry is not refreshed ahead"
-        );
-    }
 
     #[wasm_bindgen_test]
     fn session_connect_validates_without_any_request() {

@@ -20,7 +20,7 @@ const DEFAULT_TOLERANCE_SECS: u64 = 300;
 pub struct WebhookVerification {
     /// The `callbackSignatureSecret` given to `runCodeAsync`.
     pub secret: String,
-    /// The request body exactly as received (before any JSON parsing).
+    /// The request body exactly as received (before JSON parsing).
     pub body: String,
     /// The `X-HopX-Timestamp` header (Unix seconds).
     pub timestamp: String,

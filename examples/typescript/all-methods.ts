@@ -16,6 +16,9 @@ import {
   initialize,
   verifyWebhookSignature,
   type BackgroundExecution,
+  type BackgroundProcess,
+  type Language,
+  type Process,
   type ExecutionResult,
   type ProcessInfo,
   type ProcessStatus,
@@ -71,8 +74,9 @@ async function main(): Promise<void> {
   });
   console.log(`runCode -> ${run.stdout.trim()} (exit ${run.exitCode}, ${run.executionTime}s, ok=${run.success})`);
 
-  const bg: BackgroundExecution = await sandbox.runCodeBackground('import time; time.sleep(30)', {
-    language: 'python',
+  const language: Language = 'python';
+  const bg: BackgroundProcess = await sandbox.runCodeBackground('import time; time.sleep(30)', {
+    language,
     name: 'sleeper',
     env: { SEED: '42' },
     timeout: 120,
@@ -101,16 +105,22 @@ async function main(): Promise<void> {
   const watchedStatus: ProcessStatus = await watchedEnded;
   console.log(`callbacks of ${watched.processId}: ${lines.length} line(s), ${watchedStatus} (exit ${exitCode ?? '-'})`);
 
-  const processes: ProcessInfo[] = await sandbox.listProcesses();
+  const processes: Process[] = await sandbox.listProcesses();
   for (const p of processes) {
     console.log(`${p.processId} ${p.name ?? ''} ${p.language} ${p.status} exit=${p.exitCode ?? '-'} pid=${p.pid ?? '-'}`);
   }
+  const running: Process[] = await sandbox.listProcesses({ status: ['queued', 'running'], name: 'sleeper', output: false });
+  console.log(`running sleepers: ${running.length}`);
   const one: ProcessInfo = await sandbox.getProcess(bg.processId);
   console.log(`getProcess: ${one.status}, started ${one.startedAt ?? '?'}`);
 
-  const killed = await sandbox.killProcess(bg.processId);
-  const ended: ProcessInfo = await sandbox.waitForProcess(bg.processId, { intervalMs: 100, timeoutMs: 10_000 });
-  console.log(`killProcess: ${killed.status}; final ${ended.status}, final=${isFinal(ended.status)}`);
+  // The handle: refresh() re-reads the record, kill() and wait() act on the process.
+  const fresh = await bg.refresh();
+  console.log(`refreshed: ${fresh.status}, ${fresh.stdoutBytes} bytes of stdout`);
+  const killed = await bg.kill();
+  const ended: Process = await bg.wait({ interval: 0.1, timeout: 10 });
+  const byId: ProcessInfo = await sandbox.waitForProcess(bg.processId, { interval: 0.1, timeout: 10 });
+  console.log(`killProcess: ${killed.status}; final ${ended.status}, final=${isFinal(byId.status)}`);
   const removed = await sandbox.removeProcess(bg.processId);
   console.log(`removeProcess: ${removed.success}`);
   try {
@@ -119,9 +129,8 @@ async function main(): Promise<void> {
     console.log(`getProcess after remove: ${describe(error)}`);
   }
 
-  const stream = await sandbox.runCodeStream('print("streamed")', { language: 'python', name: 'streamer' });
   let streamedId = '';
-  for await (const event of stream) {
+  for await (const event of sandbox.runCodeStream('print("streamed")', { language: 'python', name: 'streamer' })) {
     const e: StreamEvent = event;
     if (e.type === 'start') streamedId = e.processId;
     if (e.type === 'stdout') console.log(`stream stdout: ${e.data.trim()} (#${e.seq})`);

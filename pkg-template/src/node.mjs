@@ -1,22 +1,6 @@
 // Node entry (ESM): re-exports the CommonJS entry, so `import` and `require` share one wasm
-// instance and the very same classes (no dual-package hazard).
+// instance and the very same classes (no dual-package hazard). The build fills in the names:
+// every name the CommonJS entry exports.
 import cjs from './index.cjs';
 
-export const {
-  Sandbox,
-  ProcessStream,
-  ProcessStreamIterator,
-  verifyWebhookSignature,
-  initialize,
-  SandlotError,
-  AuthenticationError,
-  NotFoundError,
-  SandboxNotFoundError,
-  ProcessNotFoundError,
-  ValidationError,
-  RateLimitError,
-  TimeoutError,
-  NetworkError,
-  ServerError,
-  AbortError,
-} = cjs;
+export const {} = cjs;

@@ -1,17 +1,17 @@
 // Entry for browsers, bundlers, Deno and workers (wasm-bindgen's `web` target).
 // The wasm is fetched lazily: the first `Sandbox.create/connect/list` (or an explicit
 // `initialize()`) loads it, so importing the package costs nothing until it is used.
-import init, {
-  ProcessStream,
-  ProcessStreamIterator,
-  Sandbox,
-  registerErrorClasses,
-  verifyWebhookSignature as verifyWasm,
-} from './sandlot.js';
+// The `export {} from` lines are filled in by the build (scripts/assemble-sdk.mjs) with
+// every public name of the module they name.
+import init, * as glue from './sandlot.js';
 import * as errors from './errors.js';
+import { extend } from './surface.js';
 
 export * from './errors.js';
-export { ProcessStream, ProcessStreamIterator, Sandbox };
+export {} from './sandlot.js';
+export {} from './surface.js';
+
+extend(glue.Sandbox);
 
 let ready;
 let loaded = false;
@@ -23,7 +23,7 @@ let loaded = false;
 export function initialize(input) {
   ready ??= init(input === undefined ? undefined : { module_or_path: input }).then(
     () => {
-      registerErrorClasses(errors);
+      glue.registerErrorClasses(errors);
       loaded = true;
     },
     (error) => {
@@ -36,8 +36,8 @@ export function initialize(input) {
 
 // The factories are the only way to get a Sandbox, so they are where the wasm gets loaded.
 for (const name of ['create', 'connect', 'list']) {
-  const factory = Sandbox[name];
-  Object.defineProperty(Sandbox, name, {
+  const factory = glue.Sandbox[name];
+  Object.defineProperty(glue.Sandbox, name, {
     value: async function (...args) {
       await initialize();
       return factory.apply(this, args);
@@ -55,5 +55,5 @@ export function verifyWebhookSignature(options) {
   if (!loaded) {
     throw new errors.SandlotError('call `await initialize()` before verifyWebhookSignature', { code: 'NOT_INITIALIZED' });
   }
-  return verifyWasm(options);
+  return glue.verifyWebhookSignature(options);
 }

@@ -31,15 +31,28 @@ test('require() exports Sandbox, initialize and every error class', () => {
   assert.equal(typeof sdk.initialize, 'function');
   assert.equal(typeof sdk.verifyWebhookSignature, 'function');
   assert.equal(typeof sdk.ProcessStream, 'function');
+  assert.equal(typeof sdk.ProcessHandle, 'function');
   for (const name of classes) {
     assert.equal(typeof sdk[name], 'function', name);
     assert.equal(new sdk[name]('m').name, name);
   }
 });
 
+test('require() and import() export exactly the values the declarations name (lists made by the build)', async () => {
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const types = fs.readFileSync(path.join(path.dirname(require.resolve('sandlot/package.json')), 'dist/sandlot.d.cts'), 'utf8');
+  const declared = [...types.matchAll(/^export (?:declare )?(?:class|function) (\w+)/gm)].map((m) => m[1]).sort();
+  assert.ok(declared.includes('Sandbox') && declared.includes('ProcessHandle') && declared.includes('AbortError'));
+  assert.deepEqual(Object.keys(sdk).sort(), declared);
+  const esm = await import('sandlot');
+  assert.deepEqual(Object.keys(esm).filter((k) => k !== 'default').sort(), declared);
+});
+
 test('import() and require() share one module: same classes, same wasm instance', async () => {
   const esm = await import('sandlot');
   assert.equal(esm.Sandbox, sdk.Sandbox);
+  assert.equal(esm.ProcessHandle, sdk.ProcessHandle);
   assert.equal(esm.ProcessStream, sdk.ProcessStream);
   assert.equal(esm.verifyWebhookSignature, sdk.verifyWebhookSignature);
   for (const name of classes) assert.equal(esm[name], sdk[name], name);
@@ -50,6 +63,12 @@ test('create, run code, typed error, kill', async () => {
   try {
     const r = await sandbox.runCode('print("cjs")');
     assert.equal(r.stdout, 'cjs\n');
+    const bg = await sandbox.runCodeBackground('print("handle")');
+    assert.ok(bg instanceof sdk.ProcessHandle);
+    assert.equal((await bg.wait()).stdout, 'handle\n');
+    const events = [];
+    for await (const e of sandbox.runCodeStream('print(1)')) events.push(e.type);
+    assert.equal(events.at(-1), 'exit');
     await assert.rejects(sandbox.getProcess('nope'), (e) => e instanceof sdk.ProcessNotFoundError && e.status === 404);
   } finally {
     await sandbox.kill();

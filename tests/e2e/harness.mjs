@@ -84,8 +84,9 @@ export async function startServer(extraArgs = []) {
 /**
  * A proxy to `upstream` that fails chosen requests. `fail(rule)` queues a rule
  * `{ method?, path (RegExp), status, headers?, body?, times }`, or
- * `{ method?, path, cutAfterBytes, times }` to forward but drop the connection mid-body; the
- * first matching request consumes one `times`. `hits(path RegExp)` counts requests seen, failed or forwarded.
+ * `{ method?, path, cutAfterBytes, times }` to forward but drop the connection mid-body, or
+ * `{ method?, path, delayMs, times }` to forward it that much later; the first matching
+ * request consumes one `times`. `hits(path RegExp)` counts requests seen, failed or forwarded.
  */
 export async function startFaultProxy(upstream) {
   const rules = [];
@@ -94,6 +95,12 @@ export async function startFaultProxy(upstream) {
   const server = http.createServer((req, res) => {
     seen.push({ method: req.method, path: req.url });
     const rule = rules.find((r) => r.times > 0 && (!r.method || r.method === req.method) && r.path.test(req.url));
+    if (rule?.delayMs !== undefined) {
+      rule.times -= 1;
+      req.pause(); // pipe() in forwardAll resumes it
+      setTimeout(() => forwardAll(req, res), rule.delayMs);
+      return;
+    }
     if (rule?.cutAfterBytes !== undefined) {
       // Forward, but drop the connection once this many body bytes went through.
       rule.times -= 1;
@@ -124,6 +131,9 @@ export async function startFaultProxy(upstream) {
       res.end(body);
       return;
     }
+    forwardAll(req, res);
+  });
+  function forwardAll(req, res) {
     const forward = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
       (up) => {
@@ -136,7 +146,7 @@ export async function startFaultProxy(upstream) {
       res.end(String(e));
     });
     req.pipe(forward);
-  });
+  }
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${server.address().port}`;
   return {

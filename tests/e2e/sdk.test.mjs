@@ -6,13 +6,14 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { inspect, promisify } from 'node:util';
 
 import {
   AbortError,
   AuthenticationError,
   NetworkError,
   NotFoundError,
+  ProcessHandle,
   ProcessNotFoundError,
   RateLimitError,
   Sandbox,
@@ -601,6 +602,25 @@ describe('token refresh', () => {
     assert.equal(proxy.hits(/\/token\/refresh$/), 1);
   });
 
+  test('a call aborted while it waits for a shared refresh rejects at once; the refresh still serves the others', async () => {
+    proxy.reset();
+    const soon = new Date(Date.now() + 5 * 60_000).toISOString();
+    const client = await Sandbox.connect(session({ tokenExpiresAt: soon }), keyed());
+    proxy.fail({ method: 'POST', path: /\/token\/refresh$/, delayMs: 1500 });
+    const controller = new AbortController();
+    const started = Date.now();
+    const aborted = client.listProcesses({ signal: controller.signal });
+    const others = Promise.all([client.listProcesses(), client.runCode('print("after the shared refresh")')]);
+    setTimeout(() => controller.abort('not waiting'), 100);
+    await rejects(aborted, AbortError, (e) => assert.equal(e.cause, 'not waiting'));
+    assert.ok(Date.now() - started < 1000, 'the aborted call did not wait for the refresh');
+    const [list, run] = await others;
+    assert.ok(Array.isArray(list));
+    assert.equal(run.stdout, 'after the shared refresh\n');
+    assert.equal(proxy.hits(/\/token\/refresh$/), 1, 'one refresh for all three calls');
+    assert.ok(Date.parse(client.getSession().tokenExpiresAt) > Date.now() + 3_600_000);
+  });
+
   test('a token-only session without a key never calls the control plane', async () => {
     proxy.reset();
     const client = await Sandbox.connect(session({ token: 'bad' }));
@@ -760,6 +780,273 @@ await sandbox.killProcess(bg.processId);
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe('stream calls you can iterate directly', () => {
+  let sandbox;
+  before(async () => {
+    sandbox = await fresh();
+  });
+
+  test('for await over runCodeStream(...) itself yields start, the output and exit', async () => {
+    const events = [];
+    for await (const event of sandbox.runCodeStream('print("one")\nprint("two")', { lines: true, name: 'direct' })) events.push(event);
+    assert.equal(events[0].type, 'start');
+    assert.equal(events[0].name, 'direct');
+    assert.deepEqual(events.filter((e) => e.type === 'stdout').map((e) => e.data), ['one\n', 'two\n']);
+    assert.equal(events.at(-1).type, 'exit');
+    assert.equal(events.at(-1).status, 'completed');
+  });
+
+  test('for await over streamProcess(...) itself follows a process to its end, after since', async () => {
+    const bg = await sandbox.runCodeBackground('import time\nfor i in range(4):\n    print(i, flush=True)\n    time.sleep(0.1)');
+    const all = [];
+    for await (const event of sandbox.streamProcess(bg.processId, { lines: true })) all.push(event);
+    assert.deepEqual(all.filter((e) => e.type === 'stdout').map((e) => e.data), ['0\n', '1\n', '2\n', '3\n']);
+    const later = [];
+    for await (const event of sandbox.streamProcess(bg.processId, { since: all[1].seq })) later.push(event);
+    assert.ok(later.every((e) => e.seq > all[1].seq));
+    assert.equal(later.at(-1).type, 'exit');
+  });
+
+  test('awaiting a stream call still gives the ProcessStream; it is a Promise (Promise.all, then)', async () => {
+    const call = sandbox.runCodeStream('print(5)');
+    assert.ok(call instanceof Promise);
+    const [stream] = await Promise.all([call]);
+    assert.equal(stream.constructor.name, 'ProcessStream');
+    const types = [];
+    for await (const event of stream) types.push(event.type);
+    assert.deepEqual([types[0], types.at(-1)], ['start', 'exit']);
+    const viaThen = await sandbox.streamProcess((await sandbox.runCodeBackground('print(6)')).processId).then((s) => s);
+    await viaThen.close();
+  });
+
+  test('leaving a direct for await early closes the stream; the process runs on', async () => {
+    const bg = await sandbox.runCodeBackground('import time\nfor i in range(10):\n    print(i, flush=True)\n    time.sleep(0.1)');
+    for await (const event of sandbox.streamProcess(bg.processId)) {
+      assert.equal(event.type, 'stdout');
+      break;
+    }
+    assert.equal((await bg.wait({ interval: 0.05 })).status, 'completed');
+  });
+
+  test('a stream call that fails is never an unhandled rejection: iterated, awaited, or left alone', async () => {
+    const unhandled = [];
+    const record = (reason) => unhandled.push(reason);
+    process.on('unhandledRejection', record);
+    try {
+      // Iterated directly: the error comes out of the loop.
+      await rejects(
+        (async () => {
+          for await (const event of sandbox.streamProcess('proc_missing')) void event;
+        })(),
+        ProcessNotFoundError,
+      );
+      await rejects(
+        (async () => {
+          for await (const event of sandbox.runCodeStream(42)) void event;
+        })(),
+        ValidationError,
+      );
+      // Awaited: as before.
+      await rejects(sandbox.streamProcess('proc_missing'), ProcessNotFoundError);
+      await rejects(sandbox.runCodeStream('print(1)', { language: 'cobol' }), ValidationError);
+      // Neither awaited nor iterated (a caller that changed its mind): nothing is reported.
+      sandbox.streamProcess('proc_missing');
+      sandbox.runCodeStream(42);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(unhandled.map(String), []);
+    } finally {
+      process.off('unhandledRejection', record);
+    }
+  });
+
+  test('a Node process that iterates a failing stream call directly reports the error and does not crash', async () => {
+    const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'direct-stream-error.mjs');
+    fs.writeFileSync(
+      script,
+      `import { Sandbox } from 'sandlot';
+const sandbox = await Sandbox.connect(JSON.parse(process.env.SESSION));
+try {
+  for await (const event of sandbox.streamProcess('proc_missing')) console.log(event);
+} catch (e) {
+  console.log('caught ' + e.name);
+}
+sandbox.runCodeStream(42);
+setTimeout(() => console.log('still alive'), 200);
+`,
+    );
+    const { stdout } = await promisify(execFile)(process.execPath, [script], {
+      env: { ...process.env, SESSION: JSON.stringify(sandbox.getSession()) },
+      timeout: 30_000,
+    });
+    assert.equal(stdout, 'caught ProcessNotFoundError\nstill alive\n');
+  });
+});
+
+describe('process handles', () => {
+  let sandbox;
+  before(async () => {
+    sandbox = await fresh();
+  });
+
+  test('runCodeBackground resolves to a handle: the same data as before, and methods from a shared prototype', async () => {
+    const bg = await sandbox.runCodeBackground('import time\ntime.sleep(5)', { name: 'handle-1', timeout: 30 });
+    assert.ok(bg instanceof ProcessHandle);
+    assert.deepEqual(Object.keys(bg).sort(), ['executionId', 'name', 'processId', 'startedAt', 'status', 'timeout']);
+    const data = JSON.parse(JSON.stringify(bg));
+    assert.deepEqual(data, { ...bg }, 'JSON.stringify gives exactly the data');
+    assert.equal(data.name, 'handle-1');
+    assert.equal(data.timeout, 30);
+    for (const method of ['wait', 'kill', 'stream', 'refresh']) {
+      assert.equal(typeof bg[method], 'function', method);
+      assert.ok(!Object.hasOwn(bg, method), `${method} is not an own property`);
+    }
+    assert.match(inspect(bg), /processId: 'proc_\S+'[\s\S]*name: 'handle-1'/, 'console.log shows the data');
+    const other = await sandbox.runCodeBackground('print(1)');
+    assert.equal(Object.getPrototypeOf(bg), Object.getPrototypeOf(other), 'one prototype per sandbox');
+    await bg.kill();
+  });
+
+  test('wait() resolves for each final status with the final record, in the handle itself', async () => {
+    const ok = await sandbox.runCodeBackground('print("fine")');
+    const done = await ok.wait();
+    assert.equal(done, ok, 'wait resolves with the handle');
+    assert.equal(ok.status, 'completed');
+    assert.equal(ok.exitCode, 0);
+    assert.equal(ok.stdout, 'fine\n');
+    const bad = await sandbox.runCodeBackground('exit 3', { language: 'bash' });
+    assert.equal((await bad.wait({ interval: 0.05 })).status, 'failed');
+    assert.equal(bad.exitCode, 3);
+  });
+
+  test('wait({ timeout }) in seconds gives up with TimeoutError; the process runs on', async () => {
+    const bg = await sandbox.runCodeBackground('sleep 30', { language: 'bash' });
+    const started = Date.now();
+    await rejects(bg.wait({ timeout: 0.3, interval: 0.05 }), TimeoutError);
+    assert.ok(Date.now() - started < 3000);
+    assert.equal((await bg.refresh()).status, 'running');
+    const controller = new AbortController();
+    setTimeout(() => controller.abort('enough'), 100);
+    await rejects(bg.wait({ signal: controller.signal }), AbortError, (e) => assert.equal(e.cause, 'enough'));
+    await bg.kill();
+  });
+
+  test('kill() kills the process and the handle follows; wait() then resolves killed', async () => {
+    const bg = await sandbox.runCodeBackground('sleep 60', { language: 'bash' });
+    const reply = await bg.kill();
+    assert.equal(reply.success, true);
+    assert.equal(reply.processId, bg.processId);
+    assert.equal(bg.status, 'killed');
+    assert.equal((await bg.wait()).status, 'killed');
+    assert.equal((await sandbox.getProcess(bg.processId)).status, 'killed');
+  });
+
+  test('stream() is iterable directly and awaitable, with since and lines', async () => {
+    const bg = await sandbox.runCodeBackground('import sys\nsys.stdout.write("a")\nsys.stdout.flush()\nprint("b")\nprint("c")');
+    const lines = [];
+    for await (const event of bg.stream({ lines: true })) if (event.type === 'stdout') lines.push(event.data);
+    assert.deepEqual(lines, ['ab\n', 'c\n']);
+    const stream = await bg.stream({ since: 1 });
+    const rest = [];
+    for await (const event of stream) rest.push(event);
+    assert.ok(rest.every((e) => e.seq > 1));
+    assert.equal(rest.at(-1).type, 'exit');
+  });
+
+  test('refresh() re-reads the record into the handle', async () => {
+    const bg = await sandbox.runCodeBackground('import time\nprint("early", flush=True)\ntime.sleep(30)');
+    assert.ok(!('stdout' in bg), 'the start record has no output yet');
+    await eventually(async () => (await bg.refresh()).stdout === 'early\n');
+    assert.equal(bg.status, 'running');
+    assert.equal(typeof bg.pid, 'number');
+    await bg.kill();
+  });
+
+  test('getProcess, listProcesses and waitForProcess give handles too', async () => {
+    const bg = await sandbox.runCodeBackground('sleep 60', { language: 'bash', name: 'listed' });
+    const got = await sandbox.getProcess(bg.processId);
+    assert.ok(got instanceof ProcessHandle);
+    const listed = (await sandbox.listProcesses({ name: 'listed' }))[0];
+    assert.ok(listed instanceof ProcessHandle);
+    assert.equal(listed.processId, bg.processId);
+    await listed.kill();
+    const waited = await sandbox.waitForProcess(bg.processId);
+    assert.ok(waited instanceof ProcessHandle);
+    assert.equal(waited.status, 'killed');
+    assert.equal((await got.refresh()).status, 'killed');
+  });
+
+  test('a handle acts on its own sandbox', async () => {
+    const other = await fresh();
+    const here = await sandbox.runCodeBackground('sleep 60', { language: 'bash' });
+    const there = await other.runCodeBackground('sleep 60', { language: 'bash' });
+    assert.notEqual(Object.getPrototypeOf(here), Object.getPrototypeOf(there));
+    await there.kill();
+    assert.equal((await other.getProcess(there.processId)).status, 'killed');
+    assert.equal((await here.refresh()).status, 'running');
+    await here.kill();
+  });
+});
+
+describe('listProcesses filters', () => {
+  let sandbox;
+  let proxy;
+  let viaProxy;
+  before(async () => {
+    sandbox = await fresh();
+    proxy = await startFaultProxy(server.url);
+    const s = sandbox.getSession();
+    viaProxy = await Sandbox.connect({ ...s, agentUrl: s.agentUrl.replace(server.url, proxy.url) });
+  });
+  after(() => proxy?.close());
+
+  test('status (one or several), name and output: false go to the server as its query filters', async () => {
+    const running = await sandbox.runCodeBackground('import time\nprint("out", flush=True)\ntime.sleep(60)', { name: 'keep' });
+    const done = await sandbox.runCodeBackground('print("x")', { name: 'keep' });
+    await done.wait({ interval: 0.05 });
+    await (await sandbox.runCodeBackground('print("y")', { name: 'other' })).wait({ interval: 0.05 });
+    await eventually(async () => (await running.refresh()).stdout === 'out\n');
+
+    proxy.reset();
+    const live = await viaProxy.listProcesses({ status: ['running', 'queued'], name: 'keep', output: false });
+    assert.deepEqual(live.map((p) => p.processId), [running.processId]);
+    assert.equal(live[0].stdout, '', 'output: false leaves the output out');
+    assert.equal(live[0].stdoutBytes, 4, 'byte counts stay');
+    assert.ok(live[0] instanceof ProcessHandle);
+    assert.equal(proxy.hits(/\/execute\/processes\?status=running(%2C|,)queued&name=keep&output=false$/), 1);
+
+    const completed = await viaProxy.listProcesses({ status: 'completed' });
+    assert.ok(completed.length >= 2 && completed.every((p) => p.status === 'completed'));
+    assert.ok(completed.some((p) => p.stdout === 'x\n'), 'output is there by default');
+    const named = await viaProxy.listProcesses({ name: 'keep' });
+    assert.deepEqual(named.map((p) => p.processId).sort(), [running.processId, done.processId].sort());
+    assert.equal((await viaProxy.listProcesses({ name: 'nobody' })).length, 0);
+    assert.equal(proxy.hits(/\/execute\/processes\?status=completed$/), 1);
+    await running.kill();
+  });
+
+  test('an unknown status is refused by the server with a ValidationError', async () => {
+    await rejects(sandbox.listProcesses({ status: 'done' }), ValidationError, (e) => assert.equal(e.status, 400));
+    await rejects(sandbox.listProcesses({ status: ['running', 'nope'] }), ValidationError);
+  });
+});
+
+describe('time units: seconds, the millisecond spellings still accepted', () => {
+  test('waitForProcess takes timeout and interval in seconds; deprecated timeoutMs and intervalMs still work', async () => {
+    const sandbox = await fresh();
+    const r = await sandbox.runCodeBackground('sleep 30', { language: 'bash' });
+    for (const options of [{ timeout: 0.3, interval: 0.05 }, { timeoutMs: 300, intervalMs: 50 }, { timeout: 0.3, intervalMs: 50 }]) {
+      const started = Date.now();
+      await rejects(sandbox.waitForProcess(r.processId, options), TimeoutError);
+      assert.ok(Date.now() - started < 3000, JSON.stringify(options));
+    }
+    // Both spellings: the seconds one wins.
+    const started = Date.now();
+    await rejects(sandbox.waitForProcess(r.processId, { timeout: 0.2, timeoutMs: 60_000, interval: 0.05 }), TimeoutError);
+    assert.ok(Date.now() - started < 3000);
+    await sandbox.killProcess(r.processId);
   });
 });
 

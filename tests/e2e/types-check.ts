@@ -2,15 +2,22 @@
 // installed tarball. Each `@ts-expect-error` line must fail to compile; if the types ever
 // loosen, tsc reports the directive as unused and the test fails.
 import {
+  ProcessHandle,
   Sandbox,
   SandlotError,
   RateLimitError,
   verifyWebhookSignature,
   type AsyncExecution,
+  type BackgroundExecution,
+  type BackgroundProcess,
+  type Language,
+  type Process,
   type ProcessInfo,
   type ProcessStatus,
+  type ProcessStream,
   type SandboxStatus,
   type StreamEvent,
+  type StreamPromise,
 } from 'sandlot';
 
 declare const sandbox: Sandbox;
@@ -89,4 +96,71 @@ async function results(): Promise<void> {
   void [out, ok, t];
 }
 
-void [bad, statuses, sandboxStatuses, name, code, maybeCode, results, verified, streams];
+// `language` is the union of the names the server accepts.
+const languages: Language[] = ['python', 'python3', 'py', 'javascript', 'js', 'node', 'nodejs', 'bash', 'sh', 'shell'];
+void sandbox.runCode('puts 1', { language: 'bash' });
+// @ts-expect-error an unknown language is refused by the types (and by the server: 400)
+void sandbox.runCode('puts 1', { language: 'ruby' });
+// @ts-expect-error names are lowercase
+void sandbox.runCodeBackground('print(1)', { language: 'Python' });
+// @ts-expect-error runCodeStream takes the same names
+void sandbox.runCodeStream('print(1)', { language: 'cobol' });
+
+// Stream calls are awaitable and directly iterable.
+async function directStreams(): Promise<void> {
+  for await (const event of sandbox.runCodeStream('print(1)', { lines: true })) {
+    const e: StreamEvent = event;
+    if (e.type === 'stdout') void e.data;
+  }
+  for await (const event of sandbox.streamProcess('proc_1', { since: 2 })) void (event satisfies StreamEvent);
+  const call: StreamPromise<StreamEvent, ProcessStream> = sandbox.streamProcess('proc_1');
+  const stream: ProcessStream = await call;
+  await stream.close();
+  const [a, b] = await Promise.all([sandbox.runCodeStream('print(1)'), sandbox.streamProcess('p')]);
+  void [a.close(), b.close()];
+  // @ts-expect-error awaiting gives the stream, not an event
+  const notAnEvent: StreamEvent = await sandbox.runCodeStream('print(1)');
+  void notAnEvent;
+}
+
+// Process records are handles; their data is unchanged.
+async function handles(): Promise<void> {
+  const bg: BackgroundProcess = await sandbox.runCodeBackground('print(1)', { name: 'job' });
+  const asData: BackgroundExecution = bg;
+  const id: string = bg.processId;
+  const t: number = bg.timeout;
+  const done = await bg.wait({ timeout: 30, signal: AbortSignal.timeout(60_000) });
+  const exit: number | undefined = done.exitCode;
+  const stdout: string = done.stdout;
+  const still: number = done.timeout; // a background handle keeps its number timeout
+  const killed = await bg.kill();
+  const status: ProcessStatus = killed.status;
+  for await (const e of bg.stream({ since: 0, lines: true })) void (e satisfies StreamEvent);
+  const fresh = await bg.refresh();
+  void fresh.stderrBytes;
+  const list: Process[] = await sandbox.listProcesses({ status: ['running', 'queued'], name: 'job', output: false });
+  const one: Process = await sandbox.getProcess(id);
+  const info: ProcessInfo = one;
+  const waited: Process = await sandbox.waitForProcess(id, { timeout: 5, interval: 0.1 });
+  if (one instanceof ProcessHandle) void one.refresh();
+  await list[0]?.kill();
+  void [asData, t, exit, stdout, still, status, info, waited];
+  // @ts-expect-error a handle is not built by hand
+  new ProcessHandle();
+  // @ts-expect-error wait's timeout is in seconds, a number
+  void bg.wait({ timeout: '5s' });
+  // @ts-expect-error listProcesses filters on known statuses only
+  void sandbox.listProcesses({ status: 'done' });
+  // @ts-expect-error output is a boolean
+  void sandbox.listProcesses({ output: 'no' });
+}
+
+// One time unit: seconds. The millisecond spellings are deprecated but still accepted.
+async function units(): Promise<void> {
+  await sandbox.waitForProcess('p', { timeout: 60, interval: 0.5 });
+  await sandbox.waitForProcess('p', { timeoutMs: 60_000, intervalMs: 500 });
+  // @ts-expect-error there is no timeoutSeconds here: `timeout` is already seconds
+  await sandbox.waitForProcess('p', { timeoutSeconds: 60 });
+}
+
+void [bad, statuses, sandboxStatuses, name, code, maybeCode, results, verified, streams, languages, directStreams, handles, units];

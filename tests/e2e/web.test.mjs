@@ -45,7 +45,7 @@ test('publint --strict and arethetypeswrong find no problem in the package', () 
 });
 
 test('the web entry imports nothing from node: and has no createRequire', () => {
-  for (const file of ['index.js', 'sandlot.js', 'errors.js']) {
+  for (const file of ['index.js', 'sandlot.js', 'errors.js', 'surface.js']) {
     const text = fs.readFileSync(path.join(pkgDir, 'dist/web', file), 'utf8');
     assert.doesNotMatch(text, /from ['"]node:|require\(|createRequire/, file);
   }
@@ -62,9 +62,16 @@ test('the web entry initialises lazily and drives a sandbox', async () => {
     web.verifyWebhookSignature({ secret: 's', body: 'b', timestamp: '1', signature: 'sha256=00', toleranceSeconds: 0 }),
     false,
   );
+  const node = await import('sandlot');
+  assert.deepEqual(Object.keys(web).sort(), Object.keys(node).filter((k) => k !== 'default').sort(), 'both entries export the same names');
   const sandbox = await web.Sandbox.create({ baseURL: server.url, apiKey: server.apiKey });
   try {
     assert.equal((await sandbox.runCode('print("web")')).stdout, 'web\n');
+    const bg = await sandbox.runCodeBackground('print("handle")');
+    assert.ok(bg instanceof web.ProcessHandle);
+    const lines = [];
+    for await (const e of bg.stream({ lines: true })) if (e.type === 'stdout') lines.push(e.data);
+    assert.deepEqual(lines, ['handle\n']);
     await assert.rejects(sandbox.getProcess('missing'), (e) => e instanceof web.ProcessNotFoundError && e instanceof web.SandlotError);
   } finally {
     await sandbox.kill();

@@ -1,0 +1,54 @@
+// Types of the JS surface (surface.js). The build merges this file with the API declarations
+// generated from the Rust crate, which name these types; the import line names what this file
+// uses from them (the build drops it).
+import type {
+  BackgroundExecution,
+  CallOptions,
+  ProcessActionResult,
+  ProcessInfo,
+  ProcessStream,
+  StreamEvent,
+  StreamOptions,
+  WaitOptions,
+} from './api.js';
+
+/**
+ * What `runCodeStream`, `streamProcess` and a process handle's `stream()` return: a Promise
+ * of the stream that is also an async iterable of its events. Both work:
+ * `for await (const event of sandbox.runCodeStream(code))`, and
+ * `const stream = await sandbox.runCodeStream(code)` (then `for await` over `stream`, or
+ * `stream.close()`). A failure to open the stream rejects whichever of the two you use, and
+ * is never reported as an unhandled rejection.
+ */
+export interface StreamPromise<E, S extends AsyncIterable<E> = AsyncIterable<E>>
+  extends Promise<S>,
+    AsyncIterable<E> {}
+
+/**
+ * The methods of a background process record (`runCodeBackground`, `getProcess`,
+ * `listProcesses`, `waitForProcess`). The record's data are its own properties, as before;
+ * the methods come from this class's prototype, so `JSON.stringify` and `Object.keys` see the
+ * data only, and `instanceof ProcessHandle` holds.
+ */
+export declare class ProcessHandle {
+  private constructor();
+  readonly processId: string;
+  /**
+   * Waits until the process has ended (`completed`, `failed`, `killed` or `timeout`: each
+   * resolves, none rejects); the handle then holds the final record, and is the result.
+   * `timeout` (seconds) gives up with a `TimeoutError`, the process running on.
+   */
+  wait(options?: WaitOptions): Promise<this & ProcessInfo>;
+  /** Kills the process (`status` becomes `killed`); resolves with the server's reply. */
+  kill(options?: CallOptions): Promise<ProcessActionResult>;
+  /** The process's output, live: await it for the stream, or iterate it directly. */
+  stream(options?: StreamOptions): StreamPromise<StreamEvent, ProcessStream>;
+  /** Reads the record again into the handle; resolves with the handle. */
+  refresh(options?: CallOptions): Promise<this & ProcessInfo>;
+}
+
+/** A process record with the handle's methods: `getProcess`, `listProcesses`, `waitForProcess`. */
+export type Process = ProcessHandle & ProcessInfo;
+
+/** What `runCodeBackground` resolves to: the accepted process, with the handle's methods. */
+export type BackgroundProcess = ProcessHandle & BackgroundExecution;

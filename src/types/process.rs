@@ -1,0 +1,295 @@
+//! Background process records and the calls about them: list, get, wait, kill, remove.
+
+use sandlot_protocol as wire;
+use serde::{Deserialize, Serialize};
+use tsify::Tsify;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::ProcessStatus;
+
+/// `sandbox.waitForProcess(id, options)` and a process handle's `wait(options)`. Times are in
+/// seconds, like every other option of the SDK.
+#[derive(Tsify, Deserialize, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitOptions {
+    /// Give up with a `TimeoutError` after this many seconds (the process runs on). Default:
+    /// wait as long as the process runs.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub timeout: Option<f64>,
+    /// Seconds between two looks at the process (default 0.5).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub interval: Option<f64>,
+    /// @deprecated Use `timeout`, in seconds. Still accepted: the same limit in milliseconds
+    /// (`timeout` wins when both are given).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub timeout_ms: Option<f64>,
+    /// @deprecated Use `interval`, in seconds. Still accepted: milliseconds between looks.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub interval_ms: Option<f64>,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    #[tsify(type = "AbortSignal", optional)]
+    pub signal: JsValue,
+}
+
+impl WaitOptions {
+    /// The time limit in ms, if any, from either spelling.
+    pub fn limit_ms(&self) -> Option<f64> {
+        self.timeout.map(|secs| secs * 1000.0).or(self.timeout_ms)
+    }
+
+    /// Milliseconds between looks, from either spelling (default 500, at least 10).
+    pub fn interval_ms(&self) -> u32 {
+        let ms = self.interval.map(|secs| secs * 1000.0).or(self.interval_ms);
+        ms.unwrap_or(500.0).max(10.0) as u32
+    }
+}
+
+/// `sandbox.listProcesses(options)`. Without filters, every process of the sandbox.
+#[derive(Tsify, Deserialize, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ListProcessesOptions {
+    /// Only processes in this status, or in one of these.
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    #[tsify(type = "ProcessStatus | ProcessStatus[]", optional)]
+    pub status: JsValue,
+    /// Only processes started with exactly this name.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub name: Option<String>,
+    /// `false`: leave out the output (`stdout` and `stderr` are empty strings; the byte counts
+    /// and flags stay), which makes polling a long list cheap. Default `true`.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub output: Option<bool>,
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    #[tsify(type = "AbortSignal", optional)]
+    pub signal: JsValue,
+}
+
+impl ListProcessesOptions {
+    /// The query string of the filters: empty, or `?status=a,b&name=…&output=false`. The
+    /// server checks the statuses (an unknown one is a `ValidationError`).
+    pub fn query(&self) -> String {
+        let mut query = String::new();
+        let mut param = |key: &str, value: &str| {
+            query.push(if query.is_empty() { '?' } else { '&' });
+            query.push_str(key);
+            query.push_str(&String::from(js_sys::encode_uri_component(value)));
+        };
+        let status = &self.status;
+        if !(status.is_undefined() || status.is_null()) {
+            let list = match status.dyn_ref::<js_sys::Array>() {
+                Some(list) => list.join(","),
+                None => js_sys::Array::of1(status).join(","),
+            };
+            param("status=", &String::from(list));
+        }
+        if let Some(name) = &self.name {
+            param("name=", name);
+        }
+        if self.output == Some(false) {
+            param("output=", "false");
+        }
+        query
+    }
+}
+
+/// One background process.
+#[derive(Tsify, Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessInfo {
+    pub process_id: String,
+    pub execution_id: String,
+    /// Absent when the process was started without a name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub name: Option<String>,
+    pub language: String,
+    pub status: ProcessStatus,
+    /// Absent until the process has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// True when the middle of stdout was dropped to stay within the output cap.
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    /// Bytes written to stdout, including those that were dropped.
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub completed_at: Option<String>,
+    /// Seconds run so far, or in all once ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub execution_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub pid: Option<u32>,
+    /// Effective run-time limit in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub timeout: Option<u64>,
+    /// Why the process failed when it is not its own exit code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub error: Option<String>,
+    /// The server's cap on stored output dropped this finished record's `stdout`/`stderr`
+    /// (oldest records first); status, exit code and byte counts remain. Present only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[tsify(optional)]
+    pub output_evicted: bool,
+}
+
+impl From<wire::ProcessInfo> for ProcessInfo {
+    fn from(p: wire::ProcessInfo) -> Self {
+        Self {
+            process_id: p.process_id,
+            execution_id: p.execution_id,
+            name: p.name,
+            language: p.language,
+            status: p.status.into(),
+            exit_code: p.exit_code,
+            stdout: p.stdout,
+            stderr: p.stderr,
+            stdout_truncated: p.stdout_truncated,
+            stderr_truncated: p.stderr_truncated,
+            stdout_bytes: p.stdout_bytes,
+            stderr_bytes: p.stderr_bytes,
+            started_at: p.started_at.or(p.start_time),
+            completed_at: p.completed_at.or(p.end_time),
+            execution_time: p.execution_time.or(p.duration),
+            pid: p.pid,
+            timeout: p.timeout,
+            error: p.error,
+            output_evicted: p.output_evicted,
+        }
+    }
+}
+
+/// Reply of `killProcess` and `removeProcess`.
+#[derive(Tsify, Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessActionResult {
+    pub success: bool,
+    pub process_id: String,
+    pub status: ProcessStatus,
+    pub message: String,
+}
+
+impl From<wire::ProcessActionReply> for ProcessActionResult {
+    fn from(r: wire::ProcessActionReply) -> Self {
+        Self {
+            success: r.success,
+            process_id: r.process_id,
+            status: r.status.into(),
+            message: r.message,
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn wire_process() -> wire::ProcessInfo {
+        wire::ProcessInfo {
+            process_id: "proc_1".into(),
+            execution_id: "exec_1".into(),
+            name: None,
+            language: "python".into(),
+            status: wire::ProcessStatus::Running,
+            exit_code: None,
+            stdout: "hi\n".into(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            stdout_bytes: 3,
+            stderr_bytes: 0,
+            started_at: None,
+            start_time: Some("2026-01-01T00:00:00Z".into()),
+            completed_at: None,
+            end_time: None,
+            execution_time: None,
+            duration: Some(1.5),
+            pid: Some(42),
+            timeout: Some(300),
+            error: None,
+            output_evicted: false,
+        }
+    }
+
+    fn get(v: &JsValue, key: &str) -> JsValue {
+        js_sys::Reflect::get(v, &JsValue::from_str(key)).unwrap()
+    }
+
+    fn has(v: &JsValue, key: &str) -> bool {
+        js_sys::Reflect::has(v, &JsValue::from_str(key)).unwrap()
+    }
+
+    #[wasm_bindgen_test]
+    fn process_info_is_camel_case_and_reads_the_aliases() {
+        let p: ProcessInfo = wire_process().into();
+        assert_eq!(p.started_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(p.execution_time, Some(1.5));
+        let js = tsify::Ts::from_rust(&p).unwrap().js_value();
+        assert_eq!(get(&js, "processId").as_string().as_deref(), Some("proc_1"));
+        assert_eq!(get(&js, "status").as_string().as_deref(), Some("running"));
+        assert_eq!(get(&js, "pid").as_f64(), Some(42.0));
+        assert!(!has(&js, "process_id"));
+    }
+
+    #[wasm_bindgen_test]
+    fn absent_optionals_are_missing_keys_not_undefined() {
+        let p: ProcessInfo = wire_process().into();
+        let js = tsify::Ts::from_rust(&p).unwrap().js_value();
+        assert!(!has(&js, "name"), "unnamed process has no name key");
+        assert!(!has(&js, "exitCode"), "running process has no exitCode key");
+        assert!(!has(&js, "completedAt"));
+    }
+
+    fn options<T: serde::de::DeserializeOwned>(json: &str) -> T {
+        serde_wasm_bindgen::from_value(js_sys::JSON::parse(json).unwrap()).unwrap()
+    }
+
+    #[wasm_bindgen_test]
+    fn wait_options_are_seconds_and_still_read_the_millisecond_spellings() {
+        let secs: WaitOptions = options(r#"{"timeout":1.5,"interval":0.25}"#);
+        assert_eq!((secs.limit_ms(), secs.interval_ms()), (Some(1500.0), 250));
+        let ms: WaitOptions = options(r#"{"timeoutMs":1500,"intervalMs":250}"#);
+        assert_eq!((ms.limit_ms(), ms.interval_ms()), (Some(1500.0), 250));
+        let both: WaitOptions = options(r#"{"timeout":2,"timeoutMs":60000}"#);
+        assert_eq!(both.limit_ms(), Some(2000.0), "the seconds spelling wins");
+        let none: WaitOptions = options("{}");
+        assert_eq!((none.limit_ms(), none.interval_ms()), (None, 500));
+        let tiny: WaitOptions = options(r#"{"interval":0}"#);
+        assert_eq!(tiny.interval_ms(), 10, "polls are at least 10 ms apart");
+    }
+
+    #[wasm_bindgen_test]
+    fn list_filters_become_the_servers_query() {
+        let none: ListProcessesOptions = options("{}");
+        assert_eq!(none.query(), "");
+        let one: ListProcessesOptions = options(r#"{"status":"running"}"#);
+        assert_eq!(one.query(), "?status=running");
+        let all: ListProcessesOptions =
+            options(r#"{"status":["running","queued"],"name":"a b&c","output":false}"#);
+        assert_eq!(
+            all.query(),
+            "?status=running%2Cqueued&name=a%20b%26c&output=false"
+        );
+        let with_output: ListProcessesOptions = options(r#"{"output":true}"#);
+        assert_eq!(with_output.query(), "", "output is on by default");
+    }
+}
