@@ -4,7 +4,8 @@
 # (the packed package installed into ESM and CJS projects, the web entry, every example
 # script, the browser examples driven in Chromium by playwright-core,
 # `tsc --noEmit --strict` on the TypeScript example, and the `sandlot` command line run with
-# `npx` from the packed tarball). Exits non-zero on any failure.
+# `npx` from the packed tarball), and one smoke scenario in every runtime (Node ESM and CJS,
+# Deno, Bun, headless Chromium, workerd: tests/runtimes/). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1m[test-sdk]\033[0m %s\n' "$*"; }
@@ -54,4 +55,6 @@ say "JS end-to-end suites (node:test) against a real sandlotd"
 node tests/e2e/run.mjs
 say "the sandlot command line (npx sandlot from the packed tarball) against a real sandlotd"
 SANDLOT_REPO="$PWD" node --test tests/e2e/cli.test.mjs
+say "the smoke scenario in every runtime: Node ESM and CJS, Deno, Bun, headless Chromium, workerd"
+SANDLOT_REPO="$PWD" node --test tests/e2e/runtimes.test.mjs
 say "SDK suites passed"
