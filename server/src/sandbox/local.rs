@@ -237,7 +237,7 @@ impl LocalNode {
         &self,
         id: &str,
         init: &InitConfig,
-    ) -> NodeResult<(i32, tokio::task::JoinHandle<()>)> {
+    ) -> NodeResult<(i32, tokio::sync::oneshot::Receiver<()>)> {
         let mut child = Command::new(&self.exe)
             .arg(INIT_SUBCOMMAND)
             .env_clear()
@@ -275,15 +275,24 @@ impl LocalNode {
         };
         // The helper lives as long as the sandbox; reap it and note an unexpected death.
         let id = id.to_string();
-        let reaper = tokio::spawn(async move {
+        // Its exit is what a kill waits for; what it said is logged on the side (a pipe's
+        // end can outlive the helper, so reading to EOF must not hold up the reaping).
+        let said = tokio::spawn(async move {
             let mut msg = String::new();
             let _ = stderr.read_to_string(&mut msg).await;
+            msg
+        });
+        let (exited, reaped) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
             let status = child.wait().await;
-            if !msg.trim().is_empty() {
-                warn!(sandbox = %id, status = ?status, "sandbox init said: {}", msg.trim());
+            let _ = exited.send(());
+            if let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(1), said).await {
+                if !msg.trim().is_empty() {
+                    warn!(sandbox = %id, status = ?status, "sandbox init said: {}", msg.trim());
+                }
             }
         });
-        Ok((pid, reaper))
+        Ok((pid, reaped))
     }
 
     async fn sweep_cgroups(&self, id: &str) {
@@ -310,14 +319,18 @@ impl LocalNode {
         self.processes
             .stop_all(sandbox, StopReason::SandboxGone, PROCESS_STOP_WAIT)
             .await;
-        // The outer helper exits once pid 1 is gone; reap it before sweeping the cgroups
-        // (whose kill would take it first and orphan pid 1 while its namespace winds down).
+        // The outer helper exits once pid 1 is gone. When the server shuts down, wait for
+        // that before sweeping the cgroups (whose kill would take the helper first and leave
+        // pid 1 to the host's init while its namespace winds down), so nothing outlives
+        // the server. A pid namespace only ends once all its zombies are reaped, and a dying
+        // process whose helper was killed first is the host init's to reap: that can take
+        // a second, which an API delete need not wait for.
         let helper = sandbox
             .init_helper
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(helper) = helper {
+        if let (Some(helper), true) = (helper, keep_files) {
             let _ = tokio::time::timeout(Duration::from_secs(1), helper).await;
         }
         self.sweep_cgroups(&sandbox.id).await;

@@ -33,8 +33,8 @@ pub struct Sandbox {
     state: Mutex<SandboxState>,
     /// Processes running (or just ended) in it; finished records are in the store.
     pub processes: ProcessTable,
-    /// Reaps the `__sandbox-init` helper that waits for the sandbox's pid 1.
-    init_helper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Resolves once the `__sandbox-init` helper that waits for the sandbox's pid 1 is reaped.
+    init_helper: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
 
 #[derive(Debug, Clone)]
