@@ -1,10 +1,10 @@
 //! The caller's `AbortSignal` and the time budgets, wired to each attempt (see the module
-//! above for why the caller's signal never reaches `fetch` itself).
+//! above for when the caller's signal reaches `fetch` through `AbortSignal.any` and when only
+//! a reason-less internal controller does).
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use gloo_net::http::{Request, Response};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -21,6 +21,125 @@ extern "C" {
     pub(super) fn set_timeout(handler: &js_sys::Function, ms: i32) -> JsValue;
     #[wasm_bindgen(js_name = clearTimeout)]
     pub(super) fn clear_timeout(handle: &JsValue);
+
+    // The platform's `fetch`, called with a plain init object (no `Request` in between for
+    // plain calls). A rejection arrives as a JsValue whatever it is, so a reason-ful abort
+    // (`controller.abort("some string")`) cannot trap here.
+    #[wasm_bindgen(js_name = fetch, catch)]
+    fn global_fetch(input: &JsValue, init: &js_sys::Object) -> Result<js_sys::Promise, JsValue>;
+
+    // `AbortSignal.timeout(ms)` and `AbortSignal.any([...])` (Node 20, current browsers);
+    // `catch`, so a runtime without them throws a TypeError here and the attempt falls back to
+    // an `AbortGuard`.
+    #[wasm_bindgen(js_namespace = AbortSignal, js_name = timeout, catch)]
+    fn signal_timeout(ms: f64) -> Result<AbortSignal, JsValue>;
+    #[wasm_bindgen(js_namespace = AbortSignal, js_name = any, catch)]
+    fn signal_any(signals: &js_sys::Array) -> Result<AbortSignal, JsValue>;
+}
+
+/// Sends `input` (a URL, or a `Request` the caller keeps alive) through the global `fetch`.
+pub(super) async fn send_fetch(
+    input: &JsValue,
+    init: &js_sys::Object,
+) -> Result<web_sys::Response, JsValue> {
+    let response = JsFuture::from(global_fetch(input, init)?).await?;
+    Ok(response.unchecked_into())
+}
+
+/// How one attempt of a plain call is bounded: natively (`AbortSignal.timeout`, combined
+/// with the caller's signal by `AbortSignal.any`: no controller, listener, closure or JS timer
+/// of ours), or by an [`AbortGuard`] where those are missing.
+///
+/// A plain call has no `Request` of ours to hold: undici makes its own inside `fetch`, with
+/// the weak signal link of nodejs/node#55428. That matters for bodies read long after the
+/// answer, so streams keep building and holding a `Request` ([`AbortGuard::send`]); a plain
+/// reply is read at once.
+pub(super) enum Attempt {
+    Native {
+        /// The signal handed to `fetch`.
+        signal: AbortSignal,
+        /// Held so the deadline lives as long as the attempt (Node's timer only holds it weakly).
+        deadline: AbortSignal,
+        caller: Option<AbortSignal>,
+        timeout_ms: u32,
+    },
+    Guard(AbortGuard),
+}
+
+impl Attempt {
+    pub(super) fn arm(caller: Option<&AbortSignal>, timeout_ms: u32) -> Result<Self, SdkError> {
+        not_aborted(caller)?;
+        if let Ok(deadline) = signal_timeout(f64::from(timeout_ms)) {
+            let signal = match caller {
+                None => Ok(deadline.clone()),
+                Some(caller) => signal_any(&js_sys::Array::of2(caller, &deadline)),
+            };
+            if let Ok(signal) = signal {
+                return Ok(Self::Native {
+                    signal,
+                    deadline,
+                    caller: caller.cloned(),
+                    timeout_ms,
+                });
+            }
+        }
+        AbortGuard::arm(caller, Some(timeout_ms)).map(Self::Guard)
+    }
+
+    /// The signal to hand to `fetch`.
+    pub(super) fn signal(&self) -> AbortSignal {
+        match self {
+            Self::Native { signal, .. } => signal.clone(),
+            Self::Guard(guard) => guard.controller.signal(),
+        }
+    }
+
+    /// Maps a rejection of `fetch` or of a body read to the SDK's error classes.
+    pub(super) fn js_error(&self, error: &JsValue, url: &str) -> SdkError {
+        match self {
+            Self::Guard(guard) => guard.js_error(error, url),
+            Self::Native {
+                deadline,
+                caller,
+                timeout_ms,
+                ..
+            } => {
+                if let Some(caller) = caller.as_ref().filter(|c| c.aborted()) {
+                    return aborted(caller);
+                }
+                if deadline.aborted() {
+                    return timed_out(url, *timeout_ms);
+                }
+                let (name, message) = error_parts(error);
+                by_name(&name, message, url)
+            }
+        }
+    }
+}
+
+fn error_parts(error: &JsValue) -> (String, String) {
+    match error.dyn_ref::<js_sys::Error>() {
+        Some(e) => (String::from(e.name()), String::from(e.message())),
+        None => (String::new(), String::from("the connection failed")),
+    }
+}
+
+fn timed_out(url: &str, timeout_ms: u32) -> SdkError {
+    SdkError::new(
+        ErrorKind::Timeout,
+        format!("request to {url} timed out after {timeout_ms} ms"),
+    )
+}
+
+fn by_name(name: &str, message: String, url: &str) -> SdkError {
+    if name == "AbortError" {
+        SdkError::new(ErrorKind::Aborted, message)
+    } else {
+        SdkError::new(
+            ErrorKind::Network,
+            format!("could not reach {url}: {message}"),
+        )
+    }
 }
 
 /// Which side ended an attempt early.
@@ -87,13 +206,18 @@ impl AbortGuard {
         })
     }
 
-    /// Sends `request` through `fetch`, keeping the request object alive with this guard.
-    pub(super) async fn send(&mut self, request: Request) -> Result<Response, gloo_net::Error> {
-        let raw: web_sys::Request = request.into();
-        // A handle to the same JS object (`web_sys::Request::clone` would be `Request.clone()`).
-        let handle: &JsValue = raw.as_ref();
-        self.request = Some(handle.clone());
-        Request::from(raw).send().await
+    /// Sends a `Request` built from `url` and `init` through `fetch`, keeping the request
+    /// object alive with this guard (for bodies read long after the answer: streams).
+    pub(super) async fn send(
+        &mut self,
+        url: &str,
+        init: &js_sys::Object,
+    ) -> Result<web_sys::Response, JsValue> {
+        let ctor = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("Request"))?;
+        let args = js_sys::Array::of2(&JsValue::from_str(url), init);
+        let request = js_sys::Reflect::construct(ctor.unchecked_ref::<js_sys::Function>(), &args)?;
+        self.request = Some(request.clone());
+        send_fetch(&request, &js_sys::Object::new()).await
     }
 
     /// Stops the timer; the caller's signal stays wired.
@@ -105,41 +229,13 @@ impl AbortGuard {
 
     /// Maps a raw JS rejection (of a stream read) to the SDK's error classes.
     pub(super) fn js_error(&self, error: &JsValue, url: &str) -> SdkError {
-        let (name, message) = match error.dyn_ref::<js_sys::Error>() {
-            Some(e) => (String::from(e.name()), String::from(e.message())),
-            None => (String::new(), String::from("the connection failed")),
-        };
-        self.classify(&name, message, url)
-    }
-
-    /// Maps a rejected `fetch` (or body read) to the SDK's error classes.
-    pub(super) fn fetch_error(&self, error: gloo_net::Error, url: &str) -> SdkError {
-        match error {
-            gloo_net::Error::JsError(e) => self.classify(&e.name, e.message, url),
-            gloo_net::Error::GlooError(message) => self.classify("", message, url),
-        }
-    }
-
-    fn classify(&self, name: &str, message: String, url: &str) -> SdkError {
         match self.fired.get() {
-            Fired::Caller => {
-                return aborted(self.caller.as_ref().map(|(s, _)| s).expect("caller signal"))
+            Fired::Caller => aborted(self.caller.as_ref().map(|(s, _)| s).expect("caller signal")),
+            Fired::Timer => timed_out(url, self.timeout_ms),
+            Fired::No => {
+                let (name, message) = error_parts(error);
+                by_name(&name, message, url)
             }
-            Fired::Timer => {
-                return SdkError::new(
-                    ErrorKind::Timeout,
-                    format!("request to {url} timed out after {} ms", self.timeout_ms),
-                )
-            }
-            Fired::No => {}
-        }
-        if name == "AbortError" {
-            SdkError::new(ErrorKind::Aborted, message)
-        } else {
-            SdkError::new(
-                ErrorKind::Network,
-                format!("could not reach {url}: {message}"),
-            )
         }
     }
 }

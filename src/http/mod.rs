@@ -1,16 +1,24 @@
 //! The one request core every SDK call goes through.
 //!
-//! It sends through gloo-net (the platform's `fetch`), parses bodies with `JSON.parse` and
-//! serde-wasm-bindgen (no serde_json in the wasm), turns non-2xx replies into [`SdkError`]s,
-//! bounds each attempt with a timeout, retries idempotent calls, and honours the caller's
-//! `AbortSignal`.
+//! It calls the platform's `fetch(url, init)` directly with a plain init object (no
+//! `Request` object in between), reads 2xx bodies with `response.json()` (parsed in JS and
+//! handed to serde-wasm-bindgen: no copy of the text into wasm, no serde_json in the wasm),
+//! turns non-2xx replies into [`SdkError`]s, bounds each attempt with a timeout, retries
+//! idempotent calls, and honours the caller's `AbortSignal`.
 //!
-//! The caller's signal is never handed to `fetch` itself: gloo-net traps (a wasm
-//! `unreachable`, which kills a Node process) when `fetch` rejects with a non-`Error` value,
-//! which is what `controller.abort("some string")` produces. Each attempt instead gets an
-//! internal `AbortController` that is aborted *without* a reason, either by a listener on the
-//! caller's signal or by the attempt's timer; which of the two fired decides between
-//! `AbortError` and `TimeoutError`.
+//! Each attempt of a plain call is bounded by `AbortSignal.timeout(ms)`, combined with the
+//! caller's signal by `AbortSignal.any` when there is one: native objects, no controller,
+//! listener or JS timer of ours. Which of the two has fired decides between `AbortError` and
+//! `TimeoutError`. `fetch` is bound with `catch`, so a rejection with a non-`Error` value
+//! (what `controller.abort("some string")` produces) is just a JsValue here. (gloo-net, which
+//! sent requests before, trapped on such a rejection with a wasm `unreachable`.)
+//!
+//! Where `AbortSignal.timeout` or `AbortSignal.any` is missing, and for streams, an attempt
+//! instead gets an internal `AbortController` that is aborted *without* a reason, either by a
+//! listener on the caller's signal or by the attempt's timer ([`abort::AbortGuard`]). Streams
+//! need it: their timer is disarmed once the server answers, while the caller's signal stays
+//! wired. They also build a `Request` and hold it while the body is read (nodejs/node#55428,
+//! see `abort`).
 //!
 //! Split along its seams: this file is the call itself (building, sending, retrying);
 //! `abort` wires the caller's signal and the time budgets to each attempt; `reply` reads
@@ -23,16 +31,17 @@ mod reply;
 use std::future::Future;
 use std::pin::Pin;
 
-use gloo_net::http::{Method, RequestBuilder, Response};
+use gloo_net::http::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, ReadableStreamDefaultReader};
 
 use crate::config;
 use crate::errors::{NotFoundHint, SdkError};
-use abort::AbortGuard;
+use abort::{send_fetch, AbortGuard, Attempt};
 use reply::reply_error;
 
 pub use abort::{not_aborted, signal_of, sleep, until};
@@ -143,27 +152,50 @@ impl Call {
     }
 
     async fn send_once(&self, signal: Option<&AbortSignal>) -> Result<JsValue, SdkError> {
-        let mut guard = AbortGuard::arm(signal, Some(self.timeout_ms))?;
-        let response = self.send_under(&mut guard, "application/json").await?;
-        let status = response.status();
-        let headers = response.headers();
-        let text = response
-            .text()
+        let attempt = Attempt::arm(signal, self.timeout_ms)?;
+        let init = self.init(&attempt.signal(), "application/json");
+        let response = send_fetch(&JsValue::from_str(&self.url), &init)
             .await
-            .map_err(|e| guard.fetch_error(e, &self.url))?;
-        drop(guard);
-
+            .map_err(|e| attempt.js_error(&e, &self.url))?;
+        let status = response.status();
         if !(200..300).contains(&status) {
-            return Err(reply_error(status, &text, &headers, self.not_found));
+            let text = read_body(response.text(), &attempt, &self.url).await?;
+            return Err(reply_error(
+                status,
+                &text,
+                &response.headers(),
+                self.not_found,
+            ));
         }
-        if text.trim().is_empty() {
+        // An empty 2xx body is `null`; `json()` would reject it.
+        let empty = status == 204
+            || status == 205
+            || response
+                .headers()
+                .get("content-length")
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("0");
+        if empty {
             return Ok(JsValue::NULL);
         }
-        js_sys::JSON::parse(&text).map_err(|_| {
-            SdkError::invalid_response(format!(
-                "{} {} answered {status} with a body that is not JSON",
-                self.method, self.url
-            ))
+        // `json()` parses in JS: the body is never copied into wasm as text.
+        JsFuture::from(
+            response
+                .json()
+                .map_err(|e| attempt.js_error(&e, &self.url))?,
+        )
+        .await
+        .map_err(|e| {
+            if e.dyn_ref::<js_sys::SyntaxError>().is_some() {
+                SdkError::invalid_response(format!(
+                    "{} {} answered {status} with a body that is not JSON",
+                    self.method, self.url
+                ))
+            } else {
+                attempt.js_error(&e, &self.url)
+            }
         })
     }
 
@@ -175,15 +207,21 @@ impl Call {
     ) -> LocalBoxFuture<'a, Result<EventStream, SdkError>> {
         Box::pin(async move {
             let mut guard = AbortGuard::arm(signal, Some(self.timeout_ms))?;
-            let response = self.send_under(&mut guard, "text/event-stream").await?;
+            let init = self.init(&guard.controller.signal(), "text/event-stream");
+            let response = guard
+                .send(&self.url, &init)
+                .await
+                .map_err(|e| guard.js_error(&e, &self.url))?;
             let status = response.status();
             if !(200..300).contains(&status) {
-                let headers = response.headers();
-                let text = response
-                    .text()
-                    .await
-                    .map_err(|e| guard.fetch_error(e, &self.url))?;
-                return Err(reply_error(status, &text, &headers, self.not_found));
+                let attempt = Attempt::Guard(guard);
+                let text = read_body(response.text(), &attempt, &self.url).await?;
+                return Err(reply_error(
+                    status,
+                    &text,
+                    &response.headers(),
+                    self.not_found,
+                ));
             }
             let body = response.body().ok_or_else(|| {
                 SdkError::invalid_response(format!("{} answered without a body", self.url))
@@ -196,33 +234,49 @@ impl Call {
         })
     }
 
-    /// The request with method, auth and abort signal set.
-    /// Sends this request (with its JSON body, if any) under `guard`, accepting `accept`.
-    async fn send_under(&self, guard: &mut AbortGuard, accept: &str) -> Result<Response, SdkError> {
-        let builder = self.builder(guard).header("Accept", accept);
-        let request = match &self.body {
-            Some(body) => builder
-                .header("Content-Type", "application/json")
-                .body(body.as_str()),
-            None => builder.build(),
-        }
-        .map_err(|e| guard.fetch_error(e, &self.url))?;
-        guard
-            .send(request)
-            .await
-            .map_err(|e| guard.fetch_error(e, &self.url))
-    }
-
-    fn builder(&self, guard: &AbortGuard) -> RequestBuilder {
-        let builder = RequestBuilder::new(&self.url)
-            .method(self.method.clone())
-            .abort_signal(Some(&guard.controller.signal()));
+    /// The plain `fetch` init object: method, headers, JSON body (if any) and `signal`.
+    fn init(&self, signal: &AbortSignal, accept: &str) -> js_sys::Object {
+        let set = |target: &js_sys::Object, key: &str, value: &JsValue| {
+            let _ = js_sys::Reflect::set(target, &JsValue::from_str(key), value);
+        };
+        let headers = js_sys::Object::new();
+        set(&headers, "Accept", &JsValue::from_str(accept));
         match &self.auth {
-            Auth::None => builder,
-            Auth::ApiKey(key) => builder.header("X-API-Key", key),
-            Auth::Bearer(token) => builder.header("Authorization", &format!("Bearer {token}")),
+            Auth::None => {}
+            Auth::ApiKey(key) => set(&headers, "X-API-Key", &JsValue::from_str(key)),
+            Auth::Bearer(token) => set(
+                &headers,
+                "Authorization",
+                &JsValue::from_str(&format!("Bearer {token}")),
+            ),
         }
+        let init = js_sys::Object::new();
+        set(&init, "method", &JsValue::from_str(self.method.as_str()));
+        if let Some(body) = &self.body {
+            set(
+                &headers,
+                "Content-Type",
+                &JsValue::from_str("application/json"),
+            );
+            set(&init, "body", &JsValue::from_str(body));
+        }
+        set(&init, "headers", &headers);
+        set(&init, "signal", signal);
+        init
     }
+}
+
+/// Awaits a body read (`text()`), mapping a failure through the attempt's classification.
+async fn read_body(
+    read: Result<js_sys::Promise, JsValue>,
+    attempt: &Attempt,
+    url: &str,
+) -> Result<String, SdkError> {
+    let promise = read.map_err(|e| attempt.js_error(&e, url))?;
+    let text = JsFuture::from(promise)
+        .await
+        .map_err(|e| attempt.js_error(&e, url))?;
+    Ok(text.as_string().unwrap_or_default())
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]

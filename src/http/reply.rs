@@ -1,11 +1,11 @@
 //! Reading replies: JSON bodies in and out (through `JSON.parse`/`JSON.stringify` and
 //! serde-wasm-bindgen, no serde_json in the wasm), error replies, and `Retry-After`.
 
-use gloo_net::http::Headers;
 use sandlot_protocol::{ErrorBody, ErrorDetail, ErrorField};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
+use web_sys::Headers;
 
 use crate::errors::{NotFoundHint, SdkError};
 
@@ -20,13 +20,12 @@ pub(super) fn reply_error(
         .ok()
         .filter(JsValue::is_object)
         .and_then(read_error_body);
-    let retry_after = headers
-        .get("retry-after")
-        .and_then(|v| parse_retry_after(&v));
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v));
     SdkError::from_response(
         status,
         body.as_ref(),
-        headers.get("x-request-id"),
+        header("x-request-id"),
         retry_after,
         hint,
     )
