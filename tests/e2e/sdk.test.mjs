@@ -776,7 +776,9 @@ await sandbox.killProcess(bg.processId);
       assert.deepEqual(lines, Array.from({ length: 40 }, (_, i) => `line ${String(i).padStart(2, '0')}\n`));
 
       assert.ok(proxy.hits(/\/stream/) >= 3, 'reconnected');
-      assert.ok(proxy.hits(/since=/) >= 2, 'resumed with since=');
+      // A cut that lands before the first whole event resumes from the start (no since=);
+      // whether that happens depends on timing, so one resume by since= is what is certain.
+      assert.ok(proxy.hits(/since=/) >= 1, 'resumed with since=');
     } finally {
       await proxy.close();
     }
@@ -1293,7 +1295,9 @@ process.on('exit', () => console.log('exiting ' + run.processId));
       assert.equal((await done).status, 'completed');
       assert.deepEqual(lines, Array.from({ length: 40 }, (_, i) => `line ${String(i).padStart(2, '0')}\n`));
       assert.ok(proxy.hits(/\/stream/) >= 3, 'reconnected');
-      assert.ok(proxy.hits(/since=/) >= 2, 'resumed with since=');
+      // A cut that lands before the first whole event resumes from the start (no since=);
+      // whether that happens depends on timing, so one resume by since= is what is certain.
+      assert.ok(proxy.hits(/since=/) >= 1, 'resumed with since=');
     } finally {
       await proxy.close();
     }
