@@ -11,12 +11,16 @@ use crate::{Language, ProcessStatus};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunSpec {
+    /// The code to run (required: an `Option` only so that its absence gets a clear error).
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String))]
     pub code: Option<String>,
     /// A language name or alias ([`crate::Language::parse`]); absent means python.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::Language::name_schema))]
     pub language: Option<String>,
     /// Run-time limit in seconds (defaults per route: [`crate::defaults`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub timeout: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,

@@ -26,14 +26,39 @@ impl Language {
         }
     }
 
+    /// Every name a request may use (any case), with the language it means.
+    pub const NAMES: [(&'static str, Language); 10] = [
+        ("python", Self::Python),
+        ("python3", Self::Python),
+        ("py", Self::Python),
+        ("javascript", Self::Javascript),
+        ("js", Self::Javascript),
+        ("node", Self::Javascript),
+        ("nodejs", Self::Javascript),
+        ("bash", Self::Bash),
+        ("sh", Self::Bash),
+        ("shell", Self::Bash),
+    ];
+
     /// Reads a requested name or alias (`py`, `node`, `sh`, ...), ignoring case.
     pub fn parse(requested: &str) -> Option<Self> {
-        match requested.to_ascii_lowercase().as_str() {
-            "python" | "python3" | "py" => Some(Self::Python),
-            "javascript" | "js" | "node" | "nodejs" => Some(Self::Javascript),
-            "bash" | "sh" | "shell" => Some(Self::Bash),
-            _ => None,
-        }
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(requested))
+            .map(|(_, language)| *language)
+    }
+
+    /// The schema of a requested name: one of [`Self::NAMES`].
+    #[cfg(feature = "openapi")]
+    pub fn name_schema() -> utoipa::openapi::Object {
+        use utoipa::openapi::{schema::Type, ObjectBuilder};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Self::NAMES.iter().map(|(name, _)| *name)))
+            .description(Some(
+                "A language name or alias (any case); absent means python",
+            ))
+            .build()
     }
 }
 

@@ -113,9 +113,53 @@ pub struct ApiDoc;
 
 /// The document as served and committed.
 pub fn document() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serialises")
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    describe_event_streams(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises")
+}
+
+/// Before OpenAPI 3.2 the `schema` of a `text/event-stream` response describes each event as
+/// a client parses it (`event`, `data`, `id`, `retry`). utoipa has no `contentSchema`, which
+/// says that `data` is a JSON `StreamEvent`, so the event schema is written here.
+fn describe_event_streams(doc: &mut serde_json::Value) {
+    let event = serde_json::json!({
+        "type": "object",
+        "description": "One Server-Sent Event; `data` is a JSON StreamEvent whose `type` is the \
+                        event's name, `id` its sequence number (resume with Last-Event-ID)",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "enum": ["start", "stdout", "stderr", "truncated", "exit"]},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": "#/components/schemas/StreamEvent"}
+            },
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "retry": {"type": "integer", "minimum": 0}
+        }
+    });
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .flat_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(|r| r.as_object_mut())
+        else {
+            continue;
+        };
+        for response in responses.values_mut() {
+            if let Some(stream) = response.pointer_mut("/content/text~1event-stream") {
+                stream["schema"] =
+                    serde_json::json!({"$ref": "#/components/schemas/ServerSentEvent"});
+            }
+        }
+    }
+    doc["components"]["schemas"]["ServerSentEvent"] = event;
 }
 
 const ID: &str = "The sandbox id";
