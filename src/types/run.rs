@@ -320,15 +320,7 @@ mod tests {
     #[wasm_bindgen_test]
     fn the_language_type_names_exactly_what_the_server_accepts() {
         let names: Vec<&str> = LANGUAGE_TS.split('\'').skip(1).step_by(2).collect();
-        assert_eq!(names.len(), 10, "{names:?}");
-        for name in &names {
-            assert!(
-                wire::Language::parse(name).is_some(),
-                "{name} is not accepted"
-            );
-        }
-        for language in wire::Language::ALL {
-            assert!(names.contains(&language.as_str()), "{language} is missing");
-        }
+        let accepted: Vec<&str> = wire::Language::NAMES.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, accepted);
     }
 }
