@@ -29,6 +29,8 @@ need_apt=()
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 [ -x /usr/bin/node ] || need_apt+=(nodejs)
 command -v curl >/dev/null || need_apt+=(curl)
+# mkfs.btrfs makes the volume that holds every sandbox's quota-limited workspace.
+command -v mkfs.btrfs >/dev/null || [ -x /usr/sbin/mkfs.btrfs ] || need_apt+=(btrfs-progs)
 if [ -n "${SANDLOT_BROWSER_TESTS:-1}" ] && [ "${SANDLOT_BROWSER_TESTS:-1}" != 0 ]; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
   [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)

@@ -90,6 +90,16 @@ pub struct Config {
     #[arg(long, env = "SANDLOT_SANDBOX_TMP_MB", default_value_t = 256)]
     pub sandbox_tmp_mb: u64,
 
+    /// Disk quota of each sandbox's /workspace, in MiB (0 turns the quota off). Needs btrfs:
+    /// the data dir on btrfs, or mkfs.btrfs and loop devices for a volume image.
+    #[arg(long, env = "SANDLOT_SANDBOX_DISK_MB", default_value_t = 1024)]
+    pub sandbox_disk_mb: u64,
+
+    /// Size of the sparse btrfs image that holds every workspace when the data dir is not on
+    /// btrfs, in GiB (it takes host space only as sandboxes write).
+    #[arg(long, env = "SANDLOT_VOLUME_SIZE_GB", default_value_t = 64)]
+    pub volume_size_gb: u64,
+
     /// Longest silence on an output stream before a keepalive is sent, in seconds.
     #[arg(long, env = "SANDLOT_STREAM_KEEPALIVE_SECS", default_value_t = 15)]
     pub stream_keepalive_secs: u64,

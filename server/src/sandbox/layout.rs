@@ -1,6 +1,7 @@
 //! Where a sandbox lives on the host's disk, and what its synthetic `/etc` holds.
 //!
-//! `<data dir>/sandboxes/` and each `<id>/` in it are root's alone (0700). `<id>/` holds
+//! `<data dir>/sandboxes/` (with the disk quota on, `<data dir>/volume/sandboxes/`: see
+//! [`super::volume`]) and each `<id>/` in it are root's alone (0700). `<id>/` holds
 //! `root/` (the mount point of the sandbox's read-only tmpfs root) and `workspace/` (its
 //! `/workspace`, owned by its uid). Sandboxed processes reach their workspace only through
 //! the bind mount inside their mount namespace, never by this host path, so nobody but root
@@ -8,6 +9,9 @@
 //! the sandboxes or reach a workspace through a path.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::volume::Volume;
 
 /// Host `/etc` entries the runtimes need, exposed read-only (missing ones are skipped).
 pub const ETC_BINDS: &[&str] = &[
@@ -31,15 +35,24 @@ pub const ETC_BINDS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Layout {
     sandboxes_dir: PathBuf,
+    /// The disk quota's volume, when the quota is on (`<id>/workspace` is then a
+    /// subvolume with a limit).
+    volume: Option<Arc<Volume>>,
 }
 
 impl Layout {
-    pub fn new(data_dir: &Path) -> std::io::Result<Self> {
+    pub fn new(data_dir: &Path, volume: Option<Arc<Volume>>) -> std::io::Result<Self> {
         use std::os::unix::fs::PermissionsExt;
-        let sandboxes_dir = data_dir.join("sandboxes");
+        let sandboxes_dir = match &volume {
+            Some(volume) => volume.sandboxes_dir(),
+            None => data_dir.join("sandboxes"),
+        };
         std::fs::create_dir_all(&sandboxes_dir)?;
         std::fs::set_permissions(&sandboxes_dir, std::fs::Permissions::from_mode(0o700))?;
-        Ok(Self { sandboxes_dir })
+        Ok(Self {
+            sandboxes_dir,
+            volume,
+        })
     }
 
     pub fn sandbox_dir(&self, id: &str) -> PathBuf {
@@ -60,14 +73,29 @@ impl Layout {
         use std::os::unix::fs::PermissionsExt;
         let (root, workspace) = (self.root_dir(id), self.workspace_dir(id));
         std::fs::create_dir_all(&root)?;
-        std::fs::create_dir_all(&workspace)?;
+        match &self.volume {
+            Some(volume) => volume.make_workspace(&workspace)?,
+            None => std::fs::create_dir_all(&workspace)?,
+        }
         std::os::unix::fs::chown(&workspace, Some(uid), Some(uid))?;
         std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o755))?;
         std::fs::set_permissions(self.sandbox_dir(id), std::fs::Permissions::from_mode(0o700))?;
         Ok(())
     }
 
+    /// Bytes the sandbox's workspace holds, where the quota volume counts them.
+    pub fn workspace_usage(&self, id: &str) -> Option<u64> {
+        self.volume
+            .as_ref()?
+            .workspace_usage(&self.workspace_dir(id))
+    }
+
     pub fn remove(&self, id: &str) {
+        if let Some(volume) = &self.volume {
+            if let Err(e) = volume.remove_workspace(&self.workspace_dir(id)) {
+                tracing::warn!(sandbox = %id, "delete the workspace subvolume: {e}");
+            }
+        }
         let _ = std::fs::remove_dir_all(self.sandbox_dir(id));
     }
 

@@ -18,6 +18,7 @@ use super::isolation::{InitConfig, INIT_SUBCOMMAND};
 use super::layout::{self, Layout};
 use super::template;
 use super::uid_range::{self, IdRange};
+use super::volume::Volume;
 use super::{Sandbox, SandboxState};
 use crate::config::Config;
 use crate::exec::launch::check_env;
@@ -51,6 +52,8 @@ pub struct LocalNode {
     pub(super) catalog: Arc<dyn SandboxCatalog>,
     pub(super) records: Arc<SqliteStore>,
     pub(super) layout: Layout,
+    /// The disk quota's btrfs volume (`--sandbox-disk-mb` > 0).
+    volume: Option<Arc<Volume>>,
     pub(super) processes: ProcessManager,
     exe: std::path::PathBuf,
     sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
@@ -70,7 +73,15 @@ impl LocalNode {
     ) -> std::io::Result<Self> {
         uid_range::check_host(SANDBOX_ID_RANGE, std::path::Path::new("/etc"))?;
         let exe = std::env::current_exe()?;
-        let layout = Layout::new(&cfg.data_dir)?;
+        let volume = match cfg.sandbox_disk_mb {
+            0 => None,
+            mb => Some(Arc::new(Volume::open(
+                &cfg.data_dir,
+                mb,
+                cfg.volume_size_gb,
+            )?)),
+        };
+        let layout = Layout::new(&cfg.data_dir, volume.clone())?;
         let processes = ProcessManager::new(
             cfg.clone(),
             store.clone(),
@@ -84,6 +95,7 @@ impl LocalNode {
             catalog: store.clone(),
             records: store,
             layout,
+            volume,
             processes,
             exe,
             sandboxes: RwLock::new(HashMap::new()),
@@ -388,6 +400,9 @@ impl LocalNode {
         .await;
         let cgroups = self.cgroups.clone();
         let _ = tokio::task::spawn_blocking(move || cgroups.remove_base()).await;
+        if let Some(volume) = &self.volume {
+            volume.unmount();
+        }
         self.records.flush();
     }
 }

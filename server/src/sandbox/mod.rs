@@ -9,6 +9,7 @@ mod local;
 mod recovery;
 pub mod template;
 mod uid_range;
+pub mod volume;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};

@@ -186,6 +186,11 @@ impl Drop for Server {
         if self.child.is_some() {
             let _ = self.terminate();
         }
+        // A server that was killed leaves its quota volume mounted.
+        if let Ok(volume) = std::ffi::CString::new(format!("{}/volume", self.data_dir.display())) {
+            // SAFETY: a NUL-terminated path.
+            unsafe { libc::umount2(volume.as_ptr(), libc::MNT_DETACH) };
+        }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }

@@ -77,7 +77,12 @@ pub fn build(cfg: &InitConfig) -> io::Result<()> {
         None,
     )?;
     mask_proc(&format!("{root}/proc"))?;
-    let tmp_opts = format!("size={}m,mode=1777", cfg.tmp_size_mb);
+    // Inodes bounded too (one per 4 KiB): each costs kernel memory outside the size limit.
+    let tmp_opts = format!(
+        "size={}m,nr_inodes={},mode=1777",
+        cfg.tmp_size_mb,
+        cfg.tmp_size_mb.max(1) * 256
+    );
     mount(
         Some("tmpfs"),
         &format!("{root}/tmp"),
