@@ -101,6 +101,22 @@ impl SandboxInfo {
     }
 }
 
+/// What a sandbox uses now and what runs in it (`None` where this host cannot say).
+#[derive(Debug, Clone, Default)]
+pub struct SandboxUsage {
+    pub cpu_seconds: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: u64,
+    pub disk_bytes: Option<u64>,
+    /// The workspace quota (0: none).
+    pub disk_limit_bytes: u64,
+    pub oom_kills: u64,
+    /// Operating-system processes in it.
+    pub processes: Vec<sandlot_protocol::SystemProcess>,
+    /// Processes started through the API that are running now.
+    pub active_executions: u64,
+}
+
 /// Which process records a listing returns.
 #[derive(Debug, Clone, Default)]
 pub struct ProcessFilter {
@@ -190,6 +206,8 @@ pub trait Node: Send + Sync + 'static {
         filter: &ProcessFilter,
     ) -> NodeResult<Vec<Box<serde_json::value::RawValue>>>;
     /// Kills a process's tree; resolves once it has ended.
+    /// What the sandbox uses now and what runs in it.
+    async fn sandbox_usage(&self, id: &str) -> NodeResult<SandboxUsage>;
     async fn kill_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
     /// Forgets a finished process's record.
     fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;

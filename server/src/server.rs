@@ -147,6 +147,7 @@ async fn run(mut cfg: Config) -> Result<(), String> {
         webhooks,
         started: Instant::now(),
         shutdown: shutdown.clone(),
+        requests: Default::default(),
     });
     // The signal triggers the one shutdown: streams, runners, the reaper and deliveries all
     // hear it; axum stops accepting and waits for open responses, which the streams end.

@@ -105,6 +105,7 @@ mod tests {
             exit_code: Some(0),
             execution_time: None,
             error: None,
+            oom_killed: false,
             timestamp: None,
             seq: 4,
         })));

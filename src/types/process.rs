@@ -226,6 +226,7 @@ mod tests {
             pid: Some(42),
             timeout: Some(300),
             error: None,
+            oom_killed: false,
             output_evicted: false,
         }
     }

@@ -65,6 +65,12 @@ pub struct ExecuteResponse {
     pub stdout_truncated: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stderr_truncated: bool,
+    /// Why it failed when it is not its own exit code (a timeout, the out-of-memory killer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The out-of-memory killer ended it. Sandlot extension.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// `POST /execute/background`
@@ -87,6 +93,10 @@ pub struct BackgroundExecuteResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
+
+/// The start of a process's `error` when the out-of-memory killer ended it (`oom_killed`
+/// is read back from it).
+pub const OOM_KILLED_ERROR: &str = "killed by the out-of-memory killer";
 
 /// One background process, with every alias the HopX sources use (`docs/protocol.md`, "The process record").
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +145,9 @@ pub struct ProcessInfo {
     /// Why the process failed when it is not its own exit code (e.g. a server restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The out-of-memory killer ended it (`error` says so too). Sandlot extension.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
     /// The store's cap on finished output dropped this record's `stdout`/`stderr` (oldest
     /// records first); status, exit code and byte counts remain. Sandlot extension.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -215,6 +228,9 @@ pub struct WebhookPayload {
     pub timestamp: String,
     #[serde(default)]
     pub error: Option<String>,
+    /// The out-of-memory killer ended the process. Sandlot extension.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// The outcome a webhook reports: HopX's vocabulary has no `killed`, so a killed process

@@ -6,17 +6,21 @@
 //! absent so that clients which only tolerate present-or-missing keys stay happy.
 
 pub mod agent;
+pub mod command;
 pub mod control;
 pub mod error;
 pub mod language;
+pub mod observe;
 pub mod signature;
 pub mod status;
 pub mod stream;
 
 pub use agent::*;
+pub use command::*;
 pub use control::*;
 pub use error::*;
 pub use language::Language;
+pub use observe::*;
 pub use status::*;
 pub use stream::*;
 

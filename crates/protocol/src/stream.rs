@@ -56,6 +56,9 @@ pub struct ExitEvent {
     pub execution_time: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The out-of-memory killer ended the process. Sandlot extension.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
     pub seq: u64,

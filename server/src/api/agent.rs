@@ -96,6 +96,8 @@ pub async fn execute(
         status: Some(info.status),
         stdout_truncated: info.stdout_truncated,
         stderr_truncated: info.stderr_truncated,
+        error: info.error,
+        oom_killed: info.oom_killed,
     }))
 }
 

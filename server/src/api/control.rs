@@ -195,6 +195,7 @@ pub async fn delete(
     tokio::spawn(async move { node.kill_sandbox(&sid).await })
         .await
         .map_err(|e| ApiError::from(NodeError::Internal(e.to_string())))??;
+    state.requests.forget(&id);
     Ok(status_reply(id, SandboxStatus::Deleted))
 }
 

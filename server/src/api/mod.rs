@@ -4,12 +4,14 @@
 mod agent;
 mod auth;
 mod body;
+mod commands;
 mod context;
 mod control;
 mod error;
 /// Hooks for the fuzz targets (`crate::fuzzing`).
 pub(crate) mod fuzz;
 mod guard;
+pub mod observe;
 mod openapi;
 mod stream;
 
@@ -40,6 +42,8 @@ pub struct AppState {
     pub webhooks: Arc<Webhooks>,
     pub started: Instant,
     pub shutdown: Shutdown,
+    /// Agent requests per sandbox, for the metrics routes.
+    pub requests: Arc<observe::RequestStats>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -71,11 +75,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/execute/kill/{pid}", post(agent::kill_by_path))
         .route("/execute/kill", delete(agent::kill_by_body))
-        .route("/processes/{pid}/kill", post(agent::kill_by_path));
+        .route("/processes/{pid}/kill", post(agent::kill_by_path))
+        .route("/commands/run", post(commands::run))
+        .route("/commands/background", post(commands::background))
+        .route("/processes", get(observe::processes))
+        .route("/metrics", get(observe::snapshot))
+        .route("/metrics/snapshot", get(observe::snapshot))
+        .route("/metrics/prometheus", get(observe::sandbox_prometheus))
+        .route("/system", get(observe::system))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::count_requests,
+        ));
 
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi_json))
+        .route("/metrics", get(observe::server_prometheus))
         .route("/v1/sandboxes", post(control::create).get(control::list))
         .route(
             "/v1/sandboxes/{id}",

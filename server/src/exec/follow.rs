@@ -133,6 +133,7 @@ pub fn replay(record: &ProcessRecord, after: u64) -> ProcessEvents {
             exit_code: info.exit_code,
             execution_time: info.execution_time,
             error: info.error,
+            oom_killed: info.oom_killed,
             timestamp: Some(now_rfc3339()),
             seq: exit_seq,
         }));

@@ -26,6 +26,8 @@ pub struct Launch {
     pub delivery: CodeDelivery,
     pub env: Vec<(String, String)>,
     pub cwd: String,
+    /// The sandbox's memory limit (named when the out-of-memory killer ends the process).
+    pub memory_mb: u64,
     pub shutdown: Shutdown,
 }
 

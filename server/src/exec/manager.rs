@@ -91,6 +91,7 @@ impl ProcessManager {
             delivery,
             env: launch::environment(sandbox.env_vars(), &run.env),
             cwd: run.cwd.clone(),
+            memory_mb: self.cfg.sandbox_memory_mb,
             shutdown: self.shutdown.clone(),
         };
         let sink = recorded.then(|| RecordSink {

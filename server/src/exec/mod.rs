@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use indexmap::IndexMap;
-use sandlot_protocol::{ExitEvent, Language, ProcessInfo, ProcessStatus};
+use sandlot_protocol::{ExitEvent, Language, ProcessInfo, ProcessStatus, OOM_KILLED_ERROR};
 use tokio::sync::{watch, Notify};
 
 use crate::store::{ProcessRecord, SqliteStore, StoredOutput};
@@ -189,7 +189,8 @@ impl ProcessEntry {
 
     /// → final: the process exited with `exit_code` (or died without one: `None`). A stop
     /// that was requested decides the status.
-    pub fn finish(&self, exit_code: Option<i32>) {
+    /// `oom_limit_mb` is set when the out-of-memory killer ended the process.
+    pub fn finish(&self, exit_code: Option<i32>, oom_limit_mb: Option<u64>) {
         let code = exit_code.unwrap_or(-1);
         self.end(|st| match st.stop {
             Some(StopReason::Timeout) => {
@@ -202,7 +203,14 @@ impl ProcessEntry {
                 (ProcessStatus::Killed, code)
             }
             None if code == 0 => (ProcessStatus::Completed, 0),
-            None => (ProcessStatus::Failed, code),
+            None => {
+                if let Some(limit) = oom_limit_mb {
+                    st.error = Some(format!(
+                        "{OOM_KILLED_ERROR} (the sandbox's memory limit is {limit} MiB)"
+                    ));
+                }
+                (ProcessStatus::Failed, code)
+            }
         });
     }
 
@@ -305,6 +313,7 @@ impl ProcessEntry {
             exit_code: info.exit_code,
             execution_time: info.execution_time,
             error: info.error,
+            oom_killed: info.oom_killed,
             timestamp: Some(now_rfc3339()),
             seq,
         }
@@ -432,7 +441,7 @@ mod tests {
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let ending = {
             let entry = entry.clone();
-            std::thread::spawn(move || entry.finish(Some(0)))
+            std::thread::spawn(move || entry.finish(Some(0), None))
         };
         std::thread::sleep(std::time::Duration::from_millis(300));
         assert_eq!(

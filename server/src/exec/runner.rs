@@ -46,6 +46,9 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // The sandbox's count of out-of-memory kills before this process: more after a SIGKILL
+    // nobody asked for means the killer chose it (or a process of its tree).
+    let oom_kills_before = launch.cgroups.oom_kills(&launch.sandbox_id);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return entry.fail_to_start(format!("could not start the process: {e}")),
@@ -91,7 +94,12 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
     let cgroups = launch.cgroups.clone();
     let (sandbox, process) = (launch.sandbox_id.clone(), entry.id.clone());
     tokio::task::spawn_blocking(move || cgroups.remove_process(&sandbox, &process));
-    entry.finish(status.map(|s| exit_code_of(&s)));
+    let exit_code = status.map(|s| exit_code_of(&s));
+    let oom_killed = exit_code == Some(128 + libc::SIGKILL)
+        && oom_kills_before
+            .zip(launch.cgroups.oom_kills(&launch.sandbox_id))
+            .is_some_and(|(before, after)| after > before);
+    entry.finish(exit_code, oom_killed.then_some(launch.memory_mb));
 }
 
 fn exit_code_of(status: &std::process::ExitStatus) -> i32 {

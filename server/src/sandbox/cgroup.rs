@@ -246,6 +246,45 @@ impl Cgroups {
         }
     }
 
+    /// What a sandbox uses now, read from whichever layout carries each number.
+    pub fn usage(&self, sandbox: &str) -> Usage {
+        let v1 = |ctrl: &str| {
+            self.v1
+                .iter()
+                .find(|(c, _)| *c == ctrl)
+                .map(|(_, base)| base.join(sandbox))
+        };
+        let v2 = self.v2.as_ref().map(|base| base.join(sandbox));
+        let mut usage = Usage::default();
+        if let Some(dir) = v1("memory") {
+            usage.memory_bytes = read_u64(&dir, "memory.usage_in_bytes");
+        } else if let (Some(dir), true) = (&v2, self.v2_limits) {
+            usage.memory_bytes = read_u64(dir, "memory.current");
+        }
+        usage.oom_kills = self.oom_kills(sandbox);
+        // v2 counts CPU time in every group; v1 only where cpuacct shares the cpu hierarchy.
+        usage.cpu_usec = v2
+            .as_ref()
+            .and_then(|dir| read_key(dir, "cpu.stat", "usage_usec"))
+            .or_else(|| read_u64(&v1("cpu")?, "cpuacct.usage").map(|ns| ns / 1000));
+        // Every member: the v1 groups hold them directly, the v2 tree in sub-groups.
+        usage.pids = match (v1("pids"), &v2) {
+            (Some(dir), _) => read_pids(&dir),
+            (None, Some(dir)) => walk(dir).iter().flat_map(|d| read_pids(d)).collect(),
+            (None, None) => Vec::new(),
+        };
+        usage
+    }
+
+    /// Processes the out-of-memory killer has ended in a sandbox so far.
+    pub fn oom_kills(&self, sandbox: &str) -> Option<u64> {
+        if let Some((_, base)) = self.v1.iter().find(|(c, _)| *c == "memory") {
+            return read_key(&base.join(sandbox), "memory.oom_control", "oom_kill");
+        }
+        let dir = self.v2.as_ref().filter(|_| self.v2_limits)?.join(sandbox);
+        read_key(&dir, "memory.events", "oom_kill")
+    }
+
     fn bases(&self) -> Vec<PathBuf> {
         self.v1
             .iter()
@@ -257,6 +296,37 @@ impl Cgroups {
     fn dirs_of(&self, sandbox: &str) -> Vec<PathBuf> {
         self.bases().into_iter().map(|b| b.join(sandbox)).collect()
     }
+}
+
+/// A sandbox's use of its limits (`None` where this host's cgroups do not say).
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub cpu_usec: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    /// Processes the out-of-memory killer has killed in the sandbox so far.
+    pub oom_kills: Option<u64>,
+    /// Host pids of every process in the sandbox's groups.
+    pub pids: Vec<i32>,
+}
+
+fn read_u64(dir: &Path, file: &str) -> Option<u64> {
+    fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+}
+
+/// The number after `key` in a flat-keyed file (`memory.events`, `cpu.stat`).
+fn read_key(dir: &Path, file: &str, key: &str) -> Option<u64> {
+    fs::read_to_string(dir.join(file))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn read_pids(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 struct OwnCgroups {

@@ -27,6 +27,7 @@ use crate::exec::{ProcessTable, StopReason};
 use crate::ids;
 use crate::node::{
     Node, NodeError, NodeResult, ProcessEvents, ProcessFilter, SandboxInfo, SandboxSpec,
+    SandboxUsage,
 };
 use crate::shutdown::Shutdown;
 use crate::store::{SandboxCatalog, SandboxRecord, SqliteStore};
@@ -602,6 +603,29 @@ impl Node for LocalNode {
     ) -> NodeResult<Vec<Box<serde_json::value::RawValue>>> {
         let sandbox = self.live(sandbox_id)?;
         self.processes.list(&sandbox, filter)
+    }
+
+    async fn sandbox_usage(&self, id: &str) -> NodeResult<SandboxUsage> {
+        let sandbox = self.live(id)?;
+        let (cgroups, layout) = (self.cgroups.clone(), self.layout.clone());
+        let (sid, uid) = (sandbox.id.clone(), sandbox.uid);
+        let (usage, disk, processes) = tokio::task::spawn_blocking(move || {
+            let usage = cgroups.usage(&sid);
+            let processes = super::inspect::processes(&usage.pids, uid);
+            (usage, layout.workspace_usage(&sid), processes)
+        })
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))?;
+        Ok(SandboxUsage {
+            cpu_seconds: usage.cpu_usec.map(|us| us as f64 / 1e6),
+            memory_bytes: usage.memory_bytes,
+            memory_limit_bytes: self.cfg.sandbox_memory_mb * 1024 * 1024,
+            disk_bytes: disk,
+            disk_limit_bytes: self.volume.as_ref().map_or(0, |v| v.quota_bytes()),
+            oom_kills: usage.oom_kills.unwrap_or(0),
+            processes,
+            active_executions: sandbox.processes.active_count() as u64,
+        })
     }
 
     async fn kill_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo> {

@@ -200,6 +200,10 @@ impl ProcessRecord {
             duration: Some(elapsed),
             pid: self.pid,
             timeout: Some(self.timeout),
+            oom_killed: self
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(sandlot_protocol::OOM_KILLED_ERROR)),
             error: self.error,
             output_evicted: self.output_evicted,
         }

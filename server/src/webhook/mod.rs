@@ -94,6 +94,7 @@ fn result_body(p: &ProcessInfo) -> String {
         execution_time: p.execution_time.unwrap_or(0.0),
         timestamp: now_rfc3339(),
         error,
+        oom_killed: p.oom_killed,
     };
     serde_json::to_string(&body).expect("payload serialises")
 }
@@ -111,6 +112,7 @@ fn lost_body(execution_id: &str, process_id: &str) -> String {
         execution_time: 0.0,
         timestamp: now_rfc3339(),
         error: Some("the process record was lost (its sandbox was deleted?)".into()),
+        oom_killed: false,
     };
     serde_json::to_string(&body).expect("payload serialises")
 }
