@@ -54,6 +54,12 @@ pub async fn info(
         ("get_process", "GET /execute/processes/{id}"),
         ("remove_process", "DELETE /execute/processes/{id}"),
         ("kill_process", "POST /execute/kill/{id}"),
+        ("commands_run", "POST /commands/run"),
+        ("commands_background", "POST /commands/background"),
+        ("system_processes", "GET /processes"),
+        ("metrics_snapshot", "GET /metrics/snapshot"),
+        ("metrics_prometheus", "GET /metrics/prometheus"),
+        ("system", "GET /system"),
     ];
     Json(AgentInfo {
         vm_id: sandbox.id,

@@ -13,6 +13,7 @@ pub(crate) mod fuzz;
 mod guard;
 pub mod observe;
 mod openapi;
+mod openapi_observe;
 mod stream;
 
 use std::sync::Arc;

@@ -17,7 +17,7 @@ use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 /// The statuses any operation may answer with an error body, and why.
-struct Errors;
+pub(super) struct Errors;
 
 impl IntoResponses for Errors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
@@ -113,7 +113,9 @@ pub struct ApiDoc;
 
 /// The document as served and committed.
 pub fn document() -> String {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    let mut api = ApiDoc::openapi();
+    api.merge(super::openapi_observe::ObserveDoc::openapi());
+    let mut doc = serde_json::to_value(api).expect("the OpenAPI document serialises");
     describe_event_streams(&mut doc);
     serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises")
 }
