@@ -85,6 +85,36 @@ def _():
     assert msgs[-1] == {"type": "complete", "success": True}, msgs[-1]
 
 
+@check("commands.run in the foreground and the background")
+def _():
+    res = sb.commands.run("echo $0 && node -v")
+    assert res.stdout.startswith("bash\nv"), res.stdout
+    assert res.exit_code == 0
+    failed = sb.commands.run("exit 4")
+    assert failed.exit_code == 4, failed
+    bg = sb.commands.run("sleep 0.2; echo later", background=True)
+    assert "Background process started" in bg.stdout, bg.stdout
+
+
+@check("list_system_processes, metrics")
+def _():
+    started = sb.run_code_background("import time; time.sleep(5)", name="sleeper")
+    deadline = time.time() + 10
+    while True:  # the run starts in the background: wait for its process to appear
+        procs = sb.list_system_processes()
+        if any(p["name"].startswith("python") for p in procs) or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert any(p["name"].startswith("python") for p in procs), procs
+    metrics = sb.get_agent_metrics()
+    assert metrics["total_requests"] >= 1, metrics
+    snap = sb.get_metrics_snapshot()
+    assert snap["system"]["memory"]["limit_mb"] > 0, snap
+    assert snap["process"]["count"] >= 1, snap
+    assert snap["cache"]["size"] == 0, snap
+    sb.kill_process(started["process_id"])
+
+
 @check("env get, set, update")
 def _():
     assert sb.env.get_all().get("GREETING") == "hi"

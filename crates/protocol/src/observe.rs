@@ -55,7 +55,19 @@ pub struct MetricsSnapshot {
     pub process: ProcessCounts,
     /// Processes the out-of-memory killer ended in this sandbox.
     pub oom_kills: u64,
+    /// HopX's result cache; sandlotd keeps none, so every count is 0.
+    pub cache: CacheStats,
     pub timestamp: String,
+}
+
+/// Counts of a result cache (HopX agents have one; sandlotd does not).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CacheStats {
+    pub size: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub hit_rate: f64,
 }
 
 /// The sandbox's use of its limits.

@@ -166,6 +166,7 @@ pub async fn snapshot(
                 .count() as u64,
         },
         oom_kills: usage.oom_kills,
+        cache: Default::default(),
         timestamp: now_rfc3339(),
     }))
 }
