@@ -17,34 +17,50 @@ function hostRun(file, args) {
 }
 
 export async function createLatency(ctx) {
+  // The default server (disk quota on: a btrfs subvolume and its limit per sandbox) and a
+  // baseline with the quota off, interleaved in the same run.
   const server = await startServer({ 'max-sandboxes': 500 });
+  const baseline = await startServer({ 'max-sandboxes': 500, 'sandbox-disk-mb': 0 });
   try {
     const raw = rawClient(server);
+    const rawOff = rawClient(baseline);
     const rounds = ctx.quick ? 40 : 200;
     // DELETE takes the oldest sandbox of a queue that POST feeds; a few made up front keep
     // it from ever running dry whatever the rotation.
     const toDelete = [];
+    const toDeleteOff = [];
     for (let i = 0; i < 4; i++) toDelete.push(await raw.create());
+    for (let i = 0; i < 4; i++) toDeleteOff.push(await rawOff.create());
     const res = await interleave(
-      ['GET /health (HTTP floor)', 'POST /v1/sandboxes', 'DELETE /v1/sandboxes/{id}'],
+      [
+        'GET /health (HTTP floor)',
+        'POST /v1/sandboxes',
+        'DELETE /v1/sandboxes/{id}',
+        'POST /v1/sandboxes (quota off)',
+        'DELETE /v1/sandboxes/{id} (quota off)',
+      ],
       rounds,
       async (v) => {
         if (v.startsWith('GET')) return raw.call(`${server.url}/health`);
+        const off = v.endsWith('(quota off)');
+        const [client, queue] = off ? [rawOff, toDeleteOff] : [raw, toDelete];
         if (v.startsWith('POST')) {
-          toDelete.push(await raw.create());
+          queue.push(await client.create());
           return;
         }
-        await raw.kill(toDelete.shift());
+        await client.kill(queue.shift());
       },
       { warmup: 3 },
     );
     for (const h of toDelete) await raw.kill(h).catch(() => {});
+    for (const h of toDeleteOff) await rawOff.kill(h).catch(() => {});
     const rows = Object.entries(res).map(([op, slot]) => ({ op, ...stat(slot) }));
     const floor = rows[0].median;
     for (const r of rows) r.overFloor = r.median - floor;
     return { rounds, rows };
   } finally {
     await server.stop();
+    await baseline.stop();
   }
 }
 
