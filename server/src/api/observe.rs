@@ -36,13 +36,13 @@ struct SandboxRequests {
     routes: BTreeMap<String, (u64, f64)>,
 }
 
-/// Sandboxes whose counters are kept beyond the live ones before the dead are dropped.
+/// Sandboxes whose counters are kept beyond the most that can live before one is dropped.
 const STATS_SLACK: usize = 64;
 
 impl RequestStats {
-    fn record(&self, sandbox: &str, route: String, failed: bool, ms: f64, live: usize) {
+    fn record(&self, sandbox: &str, route: String, failed: bool, ms: f64, max_live: usize) {
         let mut map = self.by_sandbox.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(sandbox) && map.len() >= live + STATS_SLACK {
+        if !map.contains_key(sandbox) && map.len() >= max_live + STATS_SLACK {
             // Bounded: forget the sandbox with the fewest requests (most likely gone).
             if let Some(victim) = map
                 .iter()
@@ -91,13 +91,15 @@ pub async fn count_requests(State(state): State<AppState>, req: Request, next: N
     let method = req.method().clone();
     let started = Instant::now();
     let response = next.run(req).await;
+    // Only live sandboxes are counted: requests naming made-up ids must not crowd them out.
+    let sandbox = sandbox.filter(|id| state.node.sandbox(id).is_ok());
     if let (Some(route), Some(sandbox)) = (route, sandbox) {
         let failed = response.status().is_client_error() || response.status().is_server_error();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let live = state.node.sandboxes().len();
+        let max_live = state.cfg.max_sandboxes;
         state
             .requests
-            .record(&sandbox, format!("{method} {route}"), failed, ms, live);
+            .record(&sandbox, format!("{method} {route}"), failed, ms, max_live);
     }
     response
 }
