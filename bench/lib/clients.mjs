@@ -51,6 +51,11 @@ export function rawClient(server) {
       if (!r.success) throw new Error(`runCode failed: ${JSON.stringify(r).slice(0, 300)}`);
       return r;
     },
+    async runCommand(h, command) {
+      const r = await call(`${h.host}/commands/run`, { method: 'POST', headers: bearer(h), body: { command, timeout: 120 } });
+      if (!r.success) throw new Error(`commands/run failed: ${JSON.stringify(r).slice(0, 300)}`);
+      return r;
+    },
     async runBackground(h, code, language = 'bash') {
       const r = await call(`${h.host}/execute/background`, { method: 'POST', headers: bearer(h), body: { code, language, timeout: 300 } });
       return r.process_id;
@@ -86,6 +91,11 @@ export function sandlotClient(server, sdk) {
       if (!r.success) throw new Error(`runCode failed: ${JSON.stringify(r).slice(0, 300)}`);
       return r;
     },
+    async runCommand(h, command) {
+      const r = await call(`${h.host}/commands/run`, { method: 'POST', headers: bearer(h), body: { command, timeout: 120 } });
+      if (!r.success) throw new Error(`commands/run failed: ${JSON.stringify(r).slice(0, 300)}`);
+      return r;
+    },
     async runBackground(h, code, language = 'bash') {
       return (await h.runCodeBackground(code, { language })).processId;
     },
@@ -105,6 +115,11 @@ export function officialClient(server, sdk) {
     async runCode(h, code, language = 'python') {
       const r = await h.runCode(code, { language });
       if (!r.success) throw new Error(`runCode failed: ${JSON.stringify(r).slice(0, 300)}`);
+      return r;
+    },
+    async runCommand(h, command) {
+      const r = await call(`${h.host}/commands/run`, { method: 'POST', headers: bearer(h), body: { command, timeout: 120 } });
+      if (!r.success) throw new Error(`commands/run failed: ${JSON.stringify(r).slice(0, 300)}`);
       return r;
     },
     async runBackground(h, code, language = 'bash') {

@@ -68,6 +68,7 @@ export function verdicts(r) {
   if (r.exec) {
     const o = r.exec.overhead;
     v.push({ figure: "exec overhead: bash '/bin/true' in a sandbox − host bash -c (median of per-round differences)", target: `≤ ${TARGETS.execOverhead} ms`, value: `${ms(o.pairedBash.median)} ms`, met: o.pairedBash.median <= TARGETS.execOverhead });
+    if (o.commandVsExecute) v.push({ figure: "commands.run('true') ÷ /execute bash '/bin/true' (same run)", target: '≈ 1×', value: ratio(o.commandVsExecute), met: o.commandVsExecute <= 1.15 });
     v.push({ figure: "exec overhead: python 'pass' in a sandbox − host python3 -c (median of per-round differences)", target: `≤ ${TARGETS.execOverhead} ms`, value: `${ms(o.pairedPython.median)} ms`, met: o.pairedPython.median <= TARGETS.execOverhead });
   }
   if (r.memory) {

@@ -78,6 +78,7 @@ export async function execOverhead(ctx) {
         const r = await raw.runCode(box, '/bin/true', 'bash');
         serverTime.bash.push(r.execution_time * 1000);
       },
+      "sandbox: /commands/run 'true'": () => raw.runCommand(box, 'true'),
       "host: spawn python3 -c 'pass'": () => hostRun('/usr/bin/python3', ['-c', 'pass']),
       "sandbox: /execute python 'pass'": async () => {
         const r = await raw.runCode(box, 'pass', 'python');
@@ -104,6 +105,8 @@ export async function execOverhead(ctx) {
       pairedBash: pairedDiff(rounds_('sandbox: /execute bash'), rounds_('host: spawn bash')),
       pairedPython: pairedDiff(rounds_('sandbox: /execute python'), rounds_('host: spawn python3')),
       httpFloor: floor.median,
+      // A command is a bash run of one line: it should cost what /execute bash costs.
+      commandVsExecute: get('sandbox: /commands/run').median / sbBash.median,
       serverExecBash: summarize(serverTime.bash),
       serverExecPython: summarize(serverTime.python),
     };
