@@ -493,7 +493,7 @@ async fn killing_a_sandbox_ends_all_its_processes() {
     assert_eq!(status, 200);
     assert!(common::pids_with_cmdline(&marker).is_empty());
     assert!(
-        !s.data_dir.join("sandboxes").join(&sb.id).exists(),
+        !s.sandboxes_dir().join(&sb.id).exists(),
         "its files are removed"
     );
 }

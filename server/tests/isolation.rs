@@ -470,7 +470,7 @@ async fn workspace_is_nosuid_nodev_and_setuid_files_confer_nothing() {
     let sb = s.create("code-interpreter").await;
     // A set-user-ID root binary placed in the workspace from the host (the case nosuid is
     // for: a file the sandbox could not have made itself).
-    let ws = s.data_dir.join("sandboxes").join(&sb.id).join("workspace");
+    let ws = s.sandboxes_dir().join(&sb.id).join("workspace");
     let rootid = ws.join("rootid");
     std::fs::copy("/usr/bin/id", &rootid).unwrap();
     std::os::unix::fs::chown(&rootid, Some(0), Some(0)).unwrap();
@@ -507,7 +507,7 @@ async fn host_sandbox_directories_are_root_only() {
     use std::os::unix::fs::MetadataExt;
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
-    let sandboxes = s.data_dir.join("sandboxes");
+    let sandboxes = s.sandboxes_dir();
     for dir in [sandboxes.clone(), sandboxes.join(&sb.id)] {
         let m = std::fs::metadata(&dir).unwrap();
         assert_eq!(m.mode() & 0o7777, 0o700, "{}", dir.display());
@@ -524,8 +524,8 @@ async fn host_sandbox_directories_are_root_only() {
 async fn a_create_that_fails_releases_its_uid_and_leaves_nothing_behind() {
     let s = Server::start_with(Some("test-key"), &["--max-sandboxes", "1"]).await;
     // Make the sandbox directories impossible to create: a file where the directory was.
-    let sandboxes = s.data_dir.join("sandboxes");
-    let away = s.data_dir.join("sandboxes.away");
+    let sandboxes = s.sandboxes_dir();
+    let away = sandboxes.with_extension("away");
     std::fs::rename(&sandboxes, &away).unwrap();
     std::fs::write(&sandboxes, "").unwrap();
     let body = json!({"template_name": "code-interpreter"});

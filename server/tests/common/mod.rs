@@ -90,6 +90,17 @@ impl Server {
         }
     }
 
+    /// Where the server keeps its sandboxes' directories: on the quota volume unless the
+    /// quota is off.
+    pub fn sandboxes_dir(&self) -> PathBuf {
+        let on_volume = self.data_dir.join("volume").join("sandboxes");
+        if on_volume.exists() {
+            on_volume
+        } else {
+            self.data_dir.join("sandboxes")
+        }
+    }
+
     /// `kill -9` the server, then start it again on the same data dir.
     pub async fn crash_and_restart(&mut self) {
         if let Some(mut c) = self.child.take() {
