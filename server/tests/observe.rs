@@ -94,6 +94,8 @@ async fn a_background_command_is_listed_followed_and_killed_like_a_process() {
             .any(|p| p["name"] == "sleep" && p["command"] == "sleep 30" && p["user"] == "user"),
         "{ps}"
     );
+    // Each names the API process it belongs to, so the async HopX SDK can kill it from here.
+    assert!(procs.iter().all(|p| p["process_id"] == id.as_str()), "{ps}");
     assert!(
         procs.iter().all(|p| p["pid"].as_i64().unwrap() > 1),
         "pid 1 and host pids stay hidden: {ps}"

@@ -9,7 +9,7 @@ import sys
 import time
 import traceback
 
-from hopx_ai import Sandbox
+from hopx_ai import AsyncSandbox, Sandbox
 
 BASE, KEY = sys.argv[1], sys.argv[2]
 results = []
@@ -113,6 +113,30 @@ def _():
     assert snap["process"]["count"] >= 1, snap
     assert snap["cache"]["size"] == 0, snap
     sb.kill_process(started["process_id"])
+
+
+@check("AsyncSandbox: list_processes (GET /processes), kill_process, get_metrics_snapshot")
+def _():
+    bg = sb.run_code_background("import time; time.sleep(30)", name="async-target")
+
+    async def go():
+        asb = await AsyncSandbox.connect(sb.sandbox_id, api_key=KEY, base_url=BASE)
+        deadline = time.time() + 10
+        while True:
+            procs = await asb.list_processes()
+            mine = [p for p in procs if p.get("process_id") == bg["process_id"]]
+            if mine or time.time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert mine, procs
+        await asb.kill_process(mine[0]["process_id"])
+        metrics = await asb.get_metrics_snapshot()
+        assert "system" in metrics, metrics
+
+    asyncio.run(go())
+    # The kill answers once the process tree is dead.
+    listed = [p for p in sb.list_processes() if p["process_id"] == bg["process_id"]]
+    assert listed and listed[0]["status"] == "killed", listed
 
 
 @check("env get, set, update")

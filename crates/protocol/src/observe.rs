@@ -22,6 +22,9 @@ pub struct SystemProcess {
     pub command: String,
     /// `user` (the sandbox's user) or `root`.
     pub user: String,
+    /// The API process it belongs to (`POST /processes/{process_id}/kill` ends it), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_id: Option<String>,
 }
 
 /// Reply of `GET /processes`.

@@ -69,7 +69,16 @@ fn read(pid: i32, sandbox_uid: u32, ticks: f64, uptime: f64) -> Option<SystemPro
         memory_mb: (rss_kb / 1024.0 * 10.0).round() / 10.0,
         command,
         user: if uid == sandbox_uid { "user" } else { "root" }.into(),
+        process_id: api_process_of(pid),
     })
+}
+
+/// The API process whose tracking cgroup (`<sandbox>/<process id>` in the v2 tree) holds it.
+fn api_process_of(pid: i32) -> Option<String> {
+    let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let unified = groups.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let last = unified.trim_end().rsplit('/').next()?;
+    last.starts_with("proc_").then(|| last.to_string())
 }
 
 fn clock_ticks() -> f64 {
