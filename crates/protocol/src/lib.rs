@@ -12,6 +12,7 @@ pub mod language;
 pub mod signature;
 pub mod status;
 pub mod stream;
+pub mod terminal;
 
 pub use agent::*;
 pub use control::*;
@@ -19,6 +20,12 @@ pub use error::*;
 pub use language::Language;
 pub use status::*;
 pub use stream::*;
+pub use terminal::{
+    CreateTerminalRequest, TerminalClientFrame, TerminalErrorFrame, TerminalEvent,
+    TerminalExitEvent, TerminalExitFrame, TerminalInfo, TerminalInputReply, TerminalInputRequest,
+    TerminalList, TerminalOutputEvent, TerminalOutputFrame, TerminalResize, TerminalServerFrame,
+    TerminalStatus, TerminalTruncatedEvent,
+};
 
 /// Defaults that both sides must agree on (`docs/protocol.md` §5).
 pub mod defaults {

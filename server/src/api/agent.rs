@@ -54,6 +54,8 @@ pub async fn info(
         ("get_process", "GET /execute/processes/{id}"),
         ("remove_process", "DELETE /execute/processes/{id}"),
         ("kill_process", "POST /execute/kill/{id}"),
+        ("terminal", "WS /terminal"),
+        ("terminals", "POST /terminals"),
     ];
     Json(AgentInfo {
         vm_id: sandbox.id,
