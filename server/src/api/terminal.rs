@@ -317,6 +317,13 @@ async fn open_websocket(
             return Err(e.into());
         }
     };
+    // A terminal the socket opened dies with the session, and also if the upgrade never
+    // completes (the closure is then dropped unrun).
+    let owner = owned.then(|| KillOnDrop {
+        state: state.clone(),
+        sandbox_id: sandbox_id.clone(),
+        terminal_id: terminal_id.clone(),
+    });
     Ok(ws
         .max_message_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
@@ -325,9 +332,30 @@ async fn open_websocket(
                 sandbox_id,
                 terminal_id,
             };
-            session.run(socket, events, owned).await;
+            session.run(socket, events).await;
+            drop(owner);
         })
         .into_response())
+}
+
+/// Kills a terminal when dropped (the WebSocket that opened it has gone).
+struct KillOnDrop {
+    state: AppState,
+    sandbox_id: String,
+    terminal_id: String,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let (node, sandbox_id, terminal_id) = (
+            self.state.node.clone(),
+            std::mem::take(&mut self.sandbox_id),
+            std::mem::take(&mut self.terminal_id),
+        );
+        tokio::spawn(async move {
+            let _ = node.kill_terminal(&sandbox_id, &terminal_id).await;
+        });
+    }
 }
 
 struct Session {
@@ -337,15 +365,8 @@ struct Session {
 }
 
 impl Session {
-    async fn run(self, mut socket: WebSocket, events: TerminalEvents, owned: bool) {
+    async fn run(self, mut socket: WebSocket, events: TerminalEvents) {
         let _ = self.forward(&mut socket, events).await;
-        if owned {
-            let _ = self
-                .state
-                .node
-                .kill_terminal(&self.sandbox_id, &self.terminal_id)
-                .await;
-        }
         let _ = socket.send(Message::Close(None)).await;
     }
 

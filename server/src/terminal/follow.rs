@@ -19,6 +19,9 @@ pub struct TerminalFollower {
 
 impl TerminalFollower {
     pub fn new(terminal: Arc<Terminal>, after: u64, keepalive: Duration) -> Self {
+        // A resume point past the newest output means "from now on", never "skip what the
+        // terminal writes next" (nor its exit).
+        let after = after.min(terminal.lock().ring.last_seq());
         Self {
             _attached: terminal.attach(),
             terminal,

@@ -190,9 +190,15 @@ impl Terminal {
         let _writer = self.input.lock().await;
         match tokio::time::timeout(stall, self.master.write_all(data)).await {
             Ok(Ok(())) => Ok(()),
-            // Writing to a master whose shell is gone fails; say so as the exit it is.
-            Ok(Err(_)) if self.exit().is_some() => Err(InputError::Exited(self.exit().flatten())),
-            Ok(Err(e)) => Err(InputError::Io(e)),
+            // Writing to a master whose shell is gone fails (EIO) a moment before the runner
+            // records the exit; wait for it and say so as the exit it is.
+            Ok(Err(e)) => {
+                let _ = tokio::time::timeout(Duration::from_secs(3), self.wait()).await;
+                match self.exit() {
+                    Some(code) => Err(InputError::Exited(code)),
+                    None => Err(InputError::Io(e)),
+                }
+            }
             Err(_) => Err(InputError::Stalled(stall)),
         }
     }
