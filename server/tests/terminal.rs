@@ -330,6 +330,7 @@ async fn input_to_an_exited_terminal_and_bad_requests_get_clear_errors() {
         json!({"cols": 5000}),
         json!({"cwd": "relative"}),
         json!({"shell": "/bin/no-such-shell"}),
+        json!({"cwd": "/workspace/no/such/dir"}),
         json!({"env": {"A=B": "x"}}),
     ] {
         let (status, err) = sb

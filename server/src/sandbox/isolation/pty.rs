@@ -41,6 +41,13 @@ pub fn main() -> ! {
         die("join sandbox", e);
     }
     let shell = choose_shell(cfg.shell.as_deref()).unwrap_or_else(|e| die("shell", e));
+    // Checked here, where the server can still refuse the request, rather than by the
+    // child's chdir, whose failure only the terminal would show.
+    match std::fs::metadata(&cfg.cwd) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => die(&format!("workdir {}", cfg.cwd), "not a directory"),
+        Err(e) => die(&format!("workdir {}", cfg.cwd), e),
+    }
     let (master, slave) = open_pty(&cfg).unwrap_or_else(|e| die("open a terminal", e));
     let filters = seccomp::filters().unwrap_or_else(|e| die("seccomp", e));
 
