@@ -48,6 +48,23 @@ pub struct Config {
     )]
     pub max_processes_per_sandbox: usize,
 
+    /// Terminals (interactive shells on a PTY) running at once in one sandbox.
+    #[arg(
+        long = "max-terminals",
+        env = "SANDLOT_MAX_TERMINALS",
+        default_value_t = 16
+    )]
+    pub max_terminals_per_sandbox: usize,
+
+    /// Seconds a terminal may go without any attached client (WebSocket or SSE stream)
+    /// before it is killed; re-attaching within it keeps the shell.
+    #[arg(long, env = "SANDLOT_TERMINAL_DETACH_SECS", default_value_t = 300)]
+    pub terminal_detach_secs: u64,
+
+    /// Bytes of a terminal's recent output kept for replay (re-attach, slow readers).
+    #[arg(long, env = "SANDLOT_TERMINAL_REPLAY_BYTES", default_value_t = 256 * 1024)]
+    pub terminal_replay_bytes: usize,
+
     /// Process records kept per sandbox; the oldest finished ones are dropped beyond it.
     #[arg(long, env = "SANDLOT_MAX_PROCESS_RECORDS", default_value_t = 20_000)]
     pub max_process_records: usize,

@@ -12,7 +12,10 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures_util::Stream;
-use sandlot_protocol::{ExitEvent, Language, ProcessInfo, ProcessStatus, RunSpec, SandboxStatus};
+use sandlot_protocol::{
+    CreateTerminalRequest, ExitEvent, Language, ProcessInfo, ProcessStatus, RunSpec, SandboxStatus,
+    TerminalInfo,
+};
 
 use crate::exec::events::{Gap, OutputEvent};
 use crate::sandbox::template::TemplateSpec;
@@ -22,6 +25,9 @@ use crate::sandbox::template::TemplateSpec;
 pub enum NodeError {
     SandboxNotFound,
     ProcessNotFound,
+    TerminalNotFound,
+    /// The terminal's shell has exited (with this code); it takes no more input.
+    TerminalExited(Option<i32>),
     TemplateNotFound(String),
     Invalid(String),
     /// A required request field is absent.
@@ -148,8 +154,27 @@ pub enum Followed {
 /// A process's output, live, up to its exit.
 pub type ProcessEvents = Pin<Box<dyn Stream<Item = Followed> + Send>>;
 
+/// What a follower of a terminal's output sees next.
+#[derive(Debug)]
+pub enum TerminalFollowed {
+    /// Output events `from_seq..=to_seq` left the replay ring before this reader saw them.
+    Gap { from_seq: u64, to_seq: u64 },
+    /// Bytes the terminal wrote (split only at UTF-8 character boundaries).
+    Output {
+        seq: u64,
+        data: std::sync::Arc<[u8]>,
+    },
+    /// The shell exited; nothing follows.
+    Exit { seq: u64, code: Option<i32> },
+    /// Nothing happened for a keepalive period.
+    Idle,
+}
+
+/// A terminal's output, live, up to its exit. While it is held, a client counts as attached.
+pub type TerminalEvents = Pin<Box<dyn Stream<Item = TerminalFollowed> + Send>>;
+
 #[async_trait]
-pub trait Node: Send + Sync + 'static {
+pub trait Node: TerminalNode + Send + Sync + 'static {
     async fn create_sandbox(&self, spec: SandboxSpec) -> NodeResult<SandboxInfo>;
     fn sandbox(&self, id: &str) -> NodeResult<SandboxInfo>;
     /// Every sandbox, oldest first.
@@ -211,4 +236,41 @@ pub trait Node: Send + Sync + 'static {
     async fn kill_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
     /// Forgets a finished process's record.
     fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
+}
+
+/// Interactive terminals, the part of [`Node`] that drives shells on PTYs.
+#[async_trait]
+pub trait TerminalNode: Send + Sync {
+    /// Starts a shell on a new PTY in the sandbox.
+    async fn open_terminal(
+        &self,
+        sandbox_id: &str,
+        spec: CreateTerminalRequest,
+    ) -> NodeResult<TerminalInfo>;
+    /// The sandbox's terminals in start order (exited ones while they are kept).
+    fn terminals(&self, sandbox_id: &str) -> NodeResult<Vec<TerminalInfo>>;
+    fn terminal(&self, sandbox_id: &str, terminal_id: &str) -> NodeResult<TerminalInfo>;
+    /// Types bytes into a terminal.
+    async fn terminal_input(
+        &self,
+        sandbox_id: &str,
+        terminal_id: &str,
+        data: Vec<u8>,
+    ) -> NodeResult<()>;
+    fn resize_terminal(
+        &self,
+        sandbox_id: &str,
+        terminal_id: &str,
+        cols: u16,
+        rows: u16,
+    ) -> NodeResult<TerminalInfo>;
+    /// Kills a terminal's whole session; resolves once it has exited.
+    async fn kill_terminal(&self, sandbox_id: &str, terminal_id: &str) -> NodeResult<TerminalInfo>;
+    /// Follows a terminal's output from after event `after`.
+    fn follow_terminal(
+        &self,
+        sandbox_id: &str,
+        terminal_id: &str,
+        after: u64,
+    ) -> NodeResult<TerminalEvents>;
 }

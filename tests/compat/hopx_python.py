@@ -139,6 +139,26 @@ def _():
     assert listed and listed[0]["status"] == "killed", listed
 
 
+@check("terminal over WebSocket: output, resize, exit code")
+def _():
+    async def session():
+        out, exit_frame = "", None
+        async with await sb.terminal.connect() as ws:
+            await sb.terminal.resize(ws, 100, 30)
+            await sb.terminal.send_input(ws, "stty size; echo hi-$((40+2)); exit 3\n")
+            async for msg in sb.terminal.iter_output(ws):
+                if msg["type"] == "output":
+                    out += msg["data"]
+                elif msg["type"] == "exit":
+                    exit_frame = msg
+                    break
+        return out, exit_frame
+
+    out, exit_frame = asyncio.run(session())
+    assert "30 100" in out and "hi-42" in out, out
+    assert exit_frame == {"type": "exit", "code": 3}, exit_frame
+
+
 @check("env get, set, update")
 def _():
     assert sb.env.get_all().get("GREETING") == "hi"

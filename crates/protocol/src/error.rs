@@ -17,6 +17,10 @@ pub mod code {
     pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";
     pub const SANDBOX_NOT_FOUND: &str = "SANDBOX_NOT_FOUND";
     pub const PROCESS_NOT_FOUND: &str = "PROCESS_NOT_FOUND";
+    /// Sandlot code: no terminal with this id in the sandbox (or it ended over a minute ago).
+    pub const TERMINAL_NOT_FOUND: &str = "TERMINAL_NOT_FOUND";
+    /// Sandlot code: the terminal's shell has exited; it takes no more input.
+    pub const TERMINAL_EXITED: &str = "TERMINAL_EXITED";
     pub const TEMPLATE_NOT_FOUND: &str = "TEMPLATE_NOT_FOUND";
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
     pub const FORBIDDEN: &str = "FORBIDDEN";

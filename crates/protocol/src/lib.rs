@@ -14,6 +14,7 @@ pub mod observe;
 pub mod signature;
 pub mod status;
 pub mod stream;
+pub mod terminal;
 
 pub use agent::*;
 pub use command::*;
@@ -23,6 +24,12 @@ pub use language::Language;
 pub use observe::*;
 pub use status::*;
 pub use stream::*;
+pub use terminal::{
+    CreateTerminalRequest, TerminalClientFrame, TerminalErrorFrame, TerminalEvent,
+    TerminalExitEvent, TerminalExitFrame, TerminalInfo, TerminalInputReply, TerminalInputRequest,
+    TerminalList, TerminalOutputEvent, TerminalOutputFrame, TerminalResize, TerminalServerFrame,
+    TerminalStatus, TerminalTruncatedEvent,
+};
 
 /// Defaults that both sides must agree on (`docs/protocol.md` §5).
 pub mod defaults {

@@ -60,6 +60,8 @@ pub async fn info(
         ("metrics_snapshot", "GET /metrics/snapshot"),
         ("metrics_prometheus", "GET /metrics/prometheus"),
         ("system", "GET /system"),
+        ("terminal", "WS /terminal"),
+        ("terminals", "POST /terminals"),
     ];
     Json(AgentInfo {
         vm_id: sandbox.id,

@@ -42,7 +42,9 @@ pub(super) fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<
             ));
         }
     }
-    let agent = path.starts_with("/sandboxes/") || path.starts_with("/execute");
+    let agent = path.starts_with("/sandboxes/")
+        || path.starts_with("/execute")
+        || path.starts_with("/terminal");
     if !agent {
         for origin in headers.get_all(header::ORIGIN) {
             let origin = origin.to_str().map_or("(not text)", str::trim);

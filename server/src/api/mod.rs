@@ -15,6 +15,7 @@ pub mod observe;
 mod openapi;
 mod openapi_observe;
 mod stream;
+mod terminal;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,6 +78,15 @@ pub fn router(state: AppState) -> Router {
         .route("/execute/kill/{pid}", post(agent::kill_by_path))
         .route("/execute/kill", delete(agent::kill_by_body))
         .route("/processes/{pid}/kill", post(agent::kill_by_path))
+        .route("/terminal", get(terminal::websocket))
+        .route("/terminals", post(terminal::create).get(terminal::list))
+        .route(
+            "/terminals/{tid}",
+            get(terminal::get).delete(terminal::kill),
+        )
+        .route("/terminals/{tid}/stream", get(terminal::stream))
+        .route("/terminals/{tid}/input", post(terminal::input))
+        .route("/terminals/{tid}/resize", post(terminal::resize))
         .route("/commands/run", post(commands::run))
         .route("/commands/background", post(commands::background))
         .route("/processes", get(observe::processes))
@@ -109,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/templates/{name}", get(control::template))
         .nest("/sandboxes/{id}/agent", agent)
         .route("/execute/stream", get(stream::websocket_by_token))
+        .route("/terminal", get(terminal::websocket_by_token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors(&state.cfg.cors_origins))

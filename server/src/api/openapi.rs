@@ -101,8 +101,11 @@ impl Modify for Security {
         get_process, remove_process, follow_process, run_and_follow, kill_process,
         kill_process_by_body, kill_process_alias, get_env, replace_env, merge_env, clear_env,
         execute_websocket, execute_websocket_by_token,
+        create_terminal, list_terminals, get_terminal, kill_terminal, follow_terminal,
+        terminal_input, resize_terminal, terminal_websocket, terminal_websocket_by_token,
     ),
-    components(schemas(wire::ErrorBody, wire::StreamEvent, wire::WsExecuteFrame, wire::WsServerFrame, wire::WebhookPayload)),
+    components(schemas(wire::ErrorBody, wire::StreamEvent, wire::WsExecuteFrame, wire::WsServerFrame, wire::WebhookPayload,
+        wire::TerminalEvent, wire::TerminalClientFrame, wire::TerminalServerFrame)),
     modifiers(&Security),
     tags(
         (name = "control plane", description = "Sandboxes, tokens and templates (/v1), with the API key"),
@@ -122,46 +125,62 @@ pub fn document() -> String {
 
 /// Before OpenAPI 3.2 the `schema` of a `text/event-stream` response describes each event as
 /// a client parses it (`event`, `data`, `id`, `retry`). utoipa has no `contentSchema`, which
-/// says that `data` is a JSON `StreamEvent`, so the event schema is written here.
+/// says that `data` is a JSON `StreamEvent` (a `TerminalEvent` on terminal streams), so the
+/// event schemas are written here.
 fn describe_event_streams(doc: &mut serde_json::Value) {
-    let event = serde_json::json!({
-        "type": "object",
-        "description": "One Server-Sent Event; `data` is a JSON StreamEvent whose `type` is the \
-                        event's name, `id` its sequence number (resume with Last-Event-ID)",
-        "required": ["event", "data"],
-        "properties": {
-            "event": {"type": "string", "enum": ["start", "stdout", "stderr", "truncated", "exit"]},
-            "data": {
-                "type": "string",
-                "contentMediaType": "application/json",
-                "contentSchema": {"$ref": "#/components/schemas/StreamEvent"}
-            },
-            "id": {"type": "string", "pattern": "^[0-9]+$"},
-            "retry": {"type": "integer", "minimum": 0}
-        }
-    });
+    let event = |payload: &str, names: &[&str]| {
+        serde_json::json!({
+            "type": "object",
+            "description": format!("One Server-Sent Event; `data` is a JSON {payload} whose `type` \
+                                    is the event's name, `id` its sequence number (resume with \
+                                    Last-Event-ID)"),
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"type": "string", "enum": names},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"$ref": format!("#/components/schemas/{payload}")}
+                },
+                "id": {"type": "string", "pattern": "^[0-9]+$"},
+                "retry": {"type": "integer", "minimum": 0}
+            }
+        })
+    };
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
     };
-    for operation in paths
-        .values_mut()
-        .flat_map(|item| item.as_object_mut())
-        .flat_map(|item| item.values_mut())
-    {
-        let Some(responses) = operation
-            .get_mut("responses")
-            .and_then(|r| r.as_object_mut())
-        else {
-            continue;
+    for (path, item) in paths.iter_mut() {
+        let schema = if path.contains("/terminals/") {
+            "TerminalServerSentEvent"
+        } else {
+            "ServerSentEvent"
         };
-        for response in responses.values_mut() {
-            if let Some(stream) = response.pointer_mut("/content/text~1event-stream") {
-                stream["schema"] =
-                    serde_json::json!({"$ref": "#/components/schemas/ServerSentEvent"});
+        let operations = item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|i| i.values_mut());
+        for operation in operations {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(|r| r.as_object_mut())
+            else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                if let Some(stream) = response.pointer_mut("/content/text~1event-stream") {
+                    stream["schema"] =
+                        serde_json::json!({"$ref": format!("#/components/schemas/{schema}")});
+                }
             }
         }
     }
-    doc["components"]["schemas"]["ServerSentEvent"] = event;
+    doc["components"]["schemas"]["ServerSentEvent"] = event(
+        "StreamEvent",
+        &["start", "stdout", "stderr", "truncated", "exit"],
+    );
+    doc["components"]["schemas"]["TerminalServerSentEvent"] =
+        event("TerminalEvent", &["output", "truncated", "exit"]);
 }
 
 const ID: &str = "The sandbox id";
@@ -372,6 +391,90 @@ fn execute_websocket() {}
     security(("bearer" = [])),
     responses((status = 101, description = "Switched to WebSocket"), Errors))]
 fn execute_websocket_by_token() {}
+
+const TID: &str = "The terminal id";
+
+#[utoipa::path(post, path = "/sandboxes/{id}/agent/terminals", tag = "agent",
+    description = "Sandlot extension: start a shell on a new PTY (at most --max-terminals per sandbox).",
+    params(("id" = String, Path, description = ID)),
+    request_body = wire::CreateTerminalRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = wire::TerminalInfo, description = "Started"), Errors))]
+fn create_terminal() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/terminals", tag = "agent",
+    description = "Sandlot extension: the sandbox's terminals, exited ones for a minute after their exit.",
+    params(("id" = String, Path, description = ID)),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::TerminalList, description = "In start order"), Errors))]
+fn list_terminals() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/terminals/{tid}", tag = "agent",
+    params(("id" = String, Path, description = ID), ("tid" = String, Path, description = TID)),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::TerminalInfo, description = "The terminal"), Errors))]
+fn get_terminal() {}
+
+#[utoipa::path(delete, path = "/sandboxes/{id}/agent/terminals/{tid}", tag = "agent",
+    description = "Sandlot extension: kill the shell and every process of its session.",
+    params(("id" = String, Path, description = ID), ("tid" = String, Path, description = TID)),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::TerminalInfo, description = "Exited, with its exit code"), Errors))]
+fn kill_terminal() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/terminals/{tid}/stream", tag = "agent",
+    description = "Sandlot extension: the terminal's output as Server-Sent Events (TerminalEvent), \
+                   replayed from its ring buffer after since / Last-Event-ID, ending with exit.",
+    params(
+        ("id" = String, Path, description = ID),
+        ("tid" = String, Path, description = TID),
+        ("since" = Option<u64>, Query, description = "Resume after this event (or send Last-Event-ID)"),
+        ("encoding" = Option<String>, Query, description = "base64: output data is base64 of the exact bytes"),
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "Server-Sent Events; each event's data is a TerminalEvent"), Errors))]
+fn follow_terminal() {}
+
+#[utoipa::path(post, path = "/sandboxes/{id}/agent/terminals/{tid}/input", tag = "agent",
+    description = "Sandlot extension: type into the terminal (409 TERMINAL_EXITED once its shell has exited).",
+    params(("id" = String, Path, description = ID), ("tid" = String, Path, description = TID)),
+    request_body = wire::TerminalInputRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::TerminalInputReply, description = "Written"), Errors))]
+fn terminal_input() {}
+
+#[utoipa::path(post, path = "/sandboxes/{id}/agent/terminals/{tid}/resize", tag = "agent",
+    params(("id" = String, Path, description = ID), ("tid" = String, Path, description = TID)),
+    request_body = wire::TerminalResize,
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::TerminalInfo, description = "Resized (SIGWINCH to the foreground job)"), Errors))]
+fn resize_terminal() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/terminal", tag = "agent",
+    description = "WebSocket: a shell on a PTY. Send TerminalClientFrames (or binary frames, typed as \
+                   they are), receive TerminalServerFrames ending with exit. Query: cols, rows, cwd, \
+                   shell, env=NAME=value (repeated) for a new terminal, which closing the socket kills; \
+                   or terminal_id (and since) to attach to one made by POST /terminals.",
+    params(
+        ("id" = String, Path, description = ID),
+        ("cols" = Option<u16>, Query, description = "Columns (default 80)"),
+        ("rows" = Option<u16>, Query, description = "Rows (default 24)"),
+        ("cwd" = Option<String>, Query, description = "Working directory (default /workspace)"),
+        ("shell" = Option<String>, Query, description = "Shell (default /bin/bash, else /bin/sh)"),
+        ("env" = Option<String>, Query, description = "NAME=value; repeat for more"),
+        ("terminal_id" = Option<String>, Query, description = "Attach to this terminal instead"),
+        ("since" = Option<u64>, Query, description = "When attaching: replay output after this event"),
+    ),
+    security(("bearer" = [])),
+    responses((status = 101, description = "Switched to WebSocket"), Errors))]
+fn terminal_websocket() {}
+
+#[utoipa::path(get, path = "/terminal", tag = "agent",
+    description = "The same WebSocket at the server's root; the sandbox is the token's.",
+    security(("bearer" = [])),
+    responses((status = 101, description = "Switched to WebSocket"), Errors))]
+fn terminal_websocket_by_token() {}
 
 #[cfg(test)]
 mod tests {

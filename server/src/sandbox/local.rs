@@ -31,6 +31,7 @@ use crate::node::{
 };
 use crate::shutdown::Shutdown;
 use crate::store::{SandboxCatalog, SandboxRecord, SqliteStore};
+use crate::terminal::manager::TerminalManager;
 use crate::time::{from_unix_millis, unix_millis};
 
 /// First uid handed to sandboxes; each live sandbox gets its own (and a gid of the same
@@ -56,6 +57,7 @@ pub struct LocalNode {
     /// The disk quota's btrfs volume (`--sandbox-disk-mb` > 0).
     volume: Option<Arc<Volume>>,
     pub(super) processes: ProcessManager,
+    pub(super) terminals: TerminalManager,
     exe: std::path::PathBuf,
     sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
     /// uids of live sandboxes plus slots reserved by creations in flight.
@@ -88,8 +90,9 @@ impl LocalNode {
             store.clone(),
             cgroups.clone(),
             exe.clone(),
-            shutdown,
+            shutdown.clone(),
         );
+        let terminals = TerminalManager::new(cfg.clone(), cgroups.clone(), exe.clone(), shutdown);
         Ok(Self {
             cfg,
             cgroups,
@@ -98,6 +101,7 @@ impl LocalNode {
             layout,
             volume,
             processes,
+            terminals,
             exe,
             sandboxes: RwLock::new(HashMap::new()),
             uids: Mutex::new(HashSet::new()),
@@ -115,7 +119,7 @@ impl LocalNode {
         self.sandboxes.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn live(&self, id: &str) -> NodeResult<Arc<Sandbox>> {
+    pub(super) fn live(&self, id: &str) -> NodeResult<Arc<Sandbox>> {
         self.map()
             .get(id)
             .cloned()
@@ -238,6 +242,7 @@ impl LocalNode {
                 previous_token_until: record.previous_token_until_ms.map(from_unix_millis),
             }),
             processes: ProcessTable::default(),
+            terminals: Default::default(),
             init_helper: Mutex::new(Some(init_helper)),
         });
         self.map_mut().insert(record.id.clone(), sandbox.clone());
@@ -332,6 +337,7 @@ impl LocalNode {
         self.processes
             .stop_all(sandbox, StopReason::SandboxGone, PROCESS_STOP_WAIT)
             .await;
+        self.terminals.stop_all(sandbox, PROCESS_STOP_WAIT).await;
         // The outer helper exits once pid 1 is gone. When the server shuts down, wait for
         // that before sweeping the cgroups (whose kill would take the helper first and leave
         // pid 1 to the host's init while its namespace winds down), so nothing outlives

@@ -9,6 +9,7 @@ pub mod layout;
 mod local;
 mod recovery;
 pub mod template;
+mod terminals;
 mod uid_range;
 pub mod volume;
 
@@ -19,6 +20,7 @@ use std::time::SystemTime;
 use sandlot_protocol::SandboxStatus;
 
 use crate::exec::ProcessTable;
+use crate::terminal::TerminalTable;
 pub use local::LocalNode;
 use template::TemplateSpec;
 
@@ -35,6 +37,8 @@ pub struct Sandbox {
     state: Mutex<SandboxState>,
     /// Processes running (or just ended) in it; finished records are in the store.
     pub processes: ProcessTable,
+    /// Its interactive terminals (running, and exited ones for a while).
+    pub terminals: TerminalTable,
     /// Resolves once the `__sandbox-init` helper that waits for the sandbox's pid 1 is reaped.
     init_helper: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
