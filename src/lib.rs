@@ -12,6 +12,7 @@
 
 mod agent;
 mod args;
+mod commands;
 mod config;
 mod errors;
 mod http;

@@ -209,12 +209,20 @@ impl Sandbox {
         id: &str,
         signal: Option<&AbortSignal>,
     ) -> Result<ProcessInfo, SdkError> {
+        Ok(self.fetch_wire_process(id, signal).await?.into())
+    }
+
+    /// A process's record as the server sends it.
+    pub(crate) async fn fetch_wire_process(
+        &self,
+        id: &str,
+        signal: Option<&AbortSignal>,
+    ) -> Result<wire::ProcessInfo, SdkError> {
         let path = format!("/execute/processes/{}", encode(id));
         let call = self
             .inner
             .agent(Method::GET, &path)
             .not_found(NotFoundHint::Process);
-        let p: wire::ProcessInfo = decode(self.inner.send_agent(call, signal).await?)?;
-        Ok(p.into())
+        decode(self.inner.send_agent(call, signal).await?)
     }
 }

@@ -4,9 +4,11 @@
 import type {
   BackgroundExecution,
   CallOptions,
+  ExecutionResult,
   ProcessActionResult,
   ProcessInfo,
   ProcessStream,
+  RunCommandOptions,
   StreamEvent,
   StreamOptions,
   WaitOptions,
@@ -52,3 +54,22 @@ export type Process = ProcessHandle & ProcessInfo;
 
 /** What `runCodeBackground` resolves to: the accepted process, with the handle's methods. */
 export type BackgroundProcess = ProcessHandle & BackgroundExecution;
+
+/**
+ * `sandbox.commands` (E2B's and HopX's shape). `run(command)` runs a shell line (or, with
+ * `args`, a program with exactly those arguments) and resolves with its result; a failing
+ * command is a result with its `exitCode`. With `background: true` it resolves at once with a
+ * process handle.
+ */
+/** What a command run in the foreground resolves to: `runCode`'s result. */
+export type CommandResult = ExecutionResult;
+
+export interface Commands {
+  run(command: string, options: RunCommandOptions & { background: true }): Promise<BackgroundProcess>;
+  run(command: string, options?: RunCommandOptions & { background?: false }): Promise<CommandResult>;
+}
+
+export interface Sandbox {
+  /** Commands in the sandbox: `sandbox.commands.run('ls -la')`. */
+  readonly commands: Commands;
+}

@@ -103,9 +103,31 @@ const RECORD_CALLS = ['runCodeBackground', 'getProcess', 'waitForProcess'];
 /** Sandbox methods that open a stream; later streams (file watches, terminals) join here. */
 const STREAM_CALLS = ['runCodeStream', 'streamProcess'];
 
+/**
+ * `sandbox.commands`: `run(command, options)` resolves with a `CommandResult`, or with a
+ * process handle when `background` is set (E2B's and HopX's shape).
+ */
+class Commands {
+  #sandbox;
+  constructor(sandbox) {
+    this.#sandbox = sandbox;
+  }
+
+  async run(command, options) {
+    const result = await this.#sandbox.runCommand(command, options);
+    return options?.background ? Object.setPrototypeOf(result, handlePrototype(this.#sandbox)) : result;
+  }
+}
+
 /** Gives the wasm `Sandbox` class its JS surface. Called once per loaded glue. */
 export function extend(Sandbox) {
   const proto = Sandbox.prototype;
+  Object.defineProperty(proto, 'commands', {
+    get() {
+      return new Commands(this);
+    },
+    configurable: true,
+  });
   for (const name of [...RECORD_CALLS, ...STREAM_CALLS, 'listProcesses', 'killProcess']) {
     raw[name] = proto[name];
   }

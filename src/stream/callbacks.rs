@@ -69,10 +69,22 @@ impl OutputCallbacks {
         lines: bool,
         signal: Option<AbortSignal>,
     ) {
+        wasm_bindgen_futures::spawn_local(self.deliver(inner, process_id, lines, signal));
+    }
+
+    /// What [`OutputCallbacks::follow`] does in the background, for a caller that waits
+    /// until the last callback has run.
+    pub async fn deliver(
+        self,
+        inner: Rc<Inner>,
+        process_id: String,
+        lines: bool,
+        signal: Option<AbortSignal>,
+    ) {
         let mut state = StreamState::new(inner, signal);
         state.framer = lines.then(LineFramer::default);
         state.process_id = Some(process_id.clone());
-        wasm_bindgen_futures::spawn_local(async move {
+        {
             let mut threw = false;
             loop {
                 let event = match state.next().await {
@@ -120,7 +132,7 @@ impl OutputCallbacks {
                     }
                 }
             }
-        });
+        }
     }
 }
 #[cfg(all(test, target_arch = "wasm32"))]

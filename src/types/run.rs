@@ -203,6 +203,14 @@ pub struct ExecutionResult {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[tsify(optional)]
     pub stderr_truncated: bool,
+    /// Why it failed when it is not its own exit code (a timeout, the out-of-memory killer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub error: Option<String>,
+    /// The out-of-memory killer ended it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[tsify(optional)]
+    pub oom_killed: bool,
 }
 
 impl From<wire::ExecuteResponse> for ExecutionResult {
@@ -217,6 +225,28 @@ impl From<wire::ExecuteResponse> for ExecutionResult {
             language: r.language,
             stdout_truncated: r.stdout_truncated,
             stderr_truncated: r.stderr_truncated,
+            error: r.error,
+            oom_killed: r.oom_killed,
+        }
+    }
+}
+
+/// A followed run's final record as a result (`commands.run` with callbacks).
+impl From<wire::ProcessInfo> for ExecutionResult {
+    fn from(p: wire::ProcessInfo) -> Self {
+        let exit_code = p.exit_code.unwrap_or(-1);
+        Self {
+            stdout: p.stdout,
+            stderr: p.stderr,
+            exit_code,
+            execution_time: p.execution_time.unwrap_or(0.0),
+            success: exit_code == 0,
+            status: Some(p.status.into()),
+            language: None,
+            stdout_truncated: p.stdout_truncated,
+            stderr_truncated: p.stderr_truncated,
+            error: p.error,
+            oom_killed: p.oom_killed,
         }
     }
 }
