@@ -15,6 +15,7 @@ use futures_util::Stream;
 use sandlot_protocol::{ExitEvent, Language, ProcessInfo, ProcessStatus, RunSpec, SandboxStatus};
 
 use crate::exec::events::{Gap, OutputEvent};
+use crate::files::SandboxFs;
 use crate::sandbox::template::TemplateSpec;
 
 /// Why a node operation was refused.
@@ -193,4 +194,8 @@ pub trait Node: Send + Sync + 'static {
     async fn kill_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
     /// Forgets a finished process's record.
     fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
+
+    /// The sandbox's files as its own processes see them (`crate::files`): a handle that
+    /// keeps its root open, acts as its user, and tells when the sandbox is gone.
+    fn sandbox_fs(&self, sandbox_id: &str) -> NodeResult<SandboxFs>;
 }

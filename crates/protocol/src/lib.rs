@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod control;
 pub mod error;
+pub mod files;
 pub mod language;
 pub mod signature;
 pub mod status;
@@ -16,6 +17,7 @@ pub mod stream;
 pub use agent::*;
 pub use control::*;
 pub use error::*;
+pub use files::*;
 pub use language::Language;
 pub use status::*;
 pub use stream::*;

@@ -11,7 +11,8 @@ pub mod template;
 mod uid_range;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use sandlot_protocol::SandboxStatus;
@@ -33,6 +34,10 @@ pub struct Sandbox {
     state: Mutex<SandboxState>,
     /// Processes running (or just ended) in it; finished records are in the store.
     pub processes: ProcessTable,
+    /// File watches open on it (bounded: `crate::files::MAX_WATCHES_PER_SANDBOX`).
+    pub watches: Arc<AtomicUsize>,
+    /// Cancelled when the sandbox is destroyed; file watches end then.
+    pub gone: tokio_util::sync::CancellationToken,
     /// Resolves once the `__sandbox-init` helper that waits for the sandbox's pid 1 is reaped.
     init_helper: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
