@@ -4,11 +4,12 @@
 //! JSON body limit does not apply to uploads (their own is `--max-upload-mb`).
 
 use axum::body::Body;
-use axum::extract::multipart::{Field, Multipart, MultipartRejection};
-use axum::extract::State;
+use axum::extract::multipart::{Field, Multipart};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use sandlot_protocol::{code, FileResponse};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -20,7 +21,13 @@ use super::AppState;
 use crate::files::{ops, FsError, SandboxFs, SandboxPath};
 use crate::time::now_rfc3339;
 
-const CHUNK: usize = 64 * 1024;
+/// Download read size: large enough that the blocking-pool round trip per read is cheap.
+const CHUNK: usize = 256 * 1024;
+/// How much of an upload over the limit is read and dropped before the 413 goes out, so
+/// clients that send the whole body before reading (most do) see the answer instead of a
+/// broken pipe; past this the connection is closed on them.
+const DRAIN_MAX_BYTES: u64 = 32 * 1024 * 1024;
+const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Room for the multipart framing and the `path` field on top of the file itself.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 /// The longest `path` field read.
@@ -183,6 +190,19 @@ fn bad_multipart(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// Reads and drops a refused body, within bounds.
+async fn drain(req: Request) {
+    let mut body = req.into_body().into_data_stream();
+    let until = tokio::time::Instant::now() + DRAIN_MAX_TIME;
+    let mut drained = 0u64;
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(until, body.next()).await {
+        drained += chunk.len() as u64;
+        if drained > DRAIN_MAX_BYTES {
+            break;
+        }
+    }
+}
+
 /// Streams one part to `file`, refusing it past `limit` bytes. Returns its size.
 async fn copy_part(
     field: &mut Field<'_>,
@@ -213,18 +233,21 @@ pub async fn upload(
     State(state): State<AppState>,
     AgentSandbox { sandbox, .. }: AgentSandbox,
     QueryParams(q): QueryParams<PathQuery>,
-    headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    req: Request,
 ) -> ApiResult<Json<FileResponse>> {
     let limit = state.cfg.max_upload_mb.saturating_mul(1024 * 1024);
-    let declared = headers
+    let declared = req
+        .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit.saturating_add(MULTIPART_OVERHEAD)) {
+    if let Some(n) = declared.filter(|n| *n > limit.saturating_add(MULTIPART_OVERHEAD)) {
+        if n <= limit.saturating_add(DRAIN_MAX_BYTES) {
+            drain(req).await;
+        }
         return Err(too_large(limit));
     }
-    let mut multipart = multipart.map_err(|e| {
+    let mut multipart = Multipart::from_request(req, &state).await.map_err(|e| {
         ApiError::bad_request(
             code::INVALID_REQUEST,
             format!("expected a multipart/form-data body: {}", e.body_text()),

@@ -10,6 +10,8 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat};
 use super::resolve::{self, SandboxPath};
 use super::{FsError, FsResult};
 
+/// The end of the temporary names files are written under before their rename into place.
+pub const TEMP_SUFFIX: &str = ".sandlot-tmp";
 /// Entries one listing returns at most.
 pub const MAX_LIST_ENTRIES: usize = 10_000;
 /// Directory depth a recursive remove goes to.
@@ -72,7 +74,7 @@ fn create_temp(dir: &OwnedFd, path: &SandboxPath, mode: u32) -> FsResult<(String
         let mut rnd = [0u8; 6];
         getrandom::fill(&mut rnd).map_err(|e| FsError::Io(format!("random: {e}")))?;
         let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-        let name = format!(".{}.{hex}.sandlot-tmp", truncate(path.name(), 200));
+        let name = format!(".{}.{hex}{TEMP_SUFFIX}", truncate(path.name(), 200));
         match rustix::fs::openat(
             dir,
             name.as_str(),

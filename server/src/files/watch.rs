@@ -58,6 +58,8 @@ pub struct Watcher {
     top: WatchDescriptor,
     recursive: bool,
     last_modified: Option<(String, Instant)>,
+    /// Rename cookies of the API's own temporary files (see [`super::ops::TEMP_SUFFIX`]).
+    temp_moves: VecDeque<u32>,
     _slot: WatchSlot,
 }
 
@@ -157,6 +159,7 @@ impl Watcher {
             dirs: added.into_iter().collect(),
             recursive,
             last_modified: None,
+            temp_moves: VecDeque::new(),
             _slot: slot,
         })
     }
@@ -183,6 +186,28 @@ impl Watcher {
             let Some(base) = self.dirs.get(&event.wd).cloned() else {
                 continue;
             };
+            // The API writes through a temporary file and a rename: its own temporary names
+            // are not reported, and their rename into place reads as `created`.
+            let temp = event.name.as_ref().is_some_and(|n| {
+                n.as_encoded_bytes()
+                    .ends_with(super::ops::TEMP_SUFFIX.as_bytes())
+            });
+            if temp {
+                if mask.contains(EventMask::MOVED_FROM) {
+                    if self.temp_moves.len() >= 64 {
+                        self.temp_moves.pop_front();
+                    }
+                    self.temp_moves.push_back(event.cookie);
+                }
+                continue;
+            }
+            let from_temp = mask.contains(EventMask::MOVED_TO)
+                && self
+                    .temp_moves
+                    .iter()
+                    .position(|c| *c == event.cookie)
+                    .map(|i| self.temp_moves.remove(i))
+                    .is_some();
             let path = match &event.name {
                 Some(name) => base.join(&name.to_string_lossy()),
                 None => base,
@@ -197,7 +222,7 @@ impl Watcher {
                 } else {
                     FileEventKind::Renamed
                 }
-            } else if mask.contains(EventMask::CREATE) {
+            } else if mask.contains(EventMask::CREATE) || from_temp {
                 FileEventKind::Created
             } else if mask.contains(EventMask::DELETE) {
                 FileEventKind::Deleted
