@@ -167,6 +167,15 @@ pub struct Config {
     /// Longest run-time limit a process may ask for, in seconds.
     #[arg(long, env = "SANDLOT_MAX_TIMEOUT_SECS", default_value_t = 24 * 3600)]
     pub max_timeout_secs: u64,
+
+    /// Largest file `POST /files/upload` accepts, in MiB (streamed to disk, never held in
+    /// memory; the JSON body limit does not apply to it).
+    #[arg(long, env = "SANDLOT_MAX_UPLOAD_MB", default_value_t = 1024)]
+    pub max_upload_mb: u64,
+
+    /// Largest file `GET /files/read` returns, in MiB (larger ones: `/files/download`).
+    #[arg(long, env = "SANDLOT_MAX_READ_MB", default_value_t = 16)]
+    pub max_read_mb: u64,
 }
 
 impl Config {

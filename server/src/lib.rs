@@ -8,6 +8,7 @@
 mod api;
 mod config;
 mod exec;
+mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;

@@ -18,6 +18,7 @@ use sandlot_protocol::{
 };
 
 use crate::exec::events::{Gap, OutputEvent};
+use crate::files::SandboxFs;
 use crate::sandbox::template::TemplateSpec;
 
 /// Why a node operation was refused.
@@ -236,6 +237,10 @@ pub trait Node: TerminalNode + Send + Sync + 'static {
     async fn kill_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
     /// Forgets a finished process's record.
     fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
+
+    /// The sandbox's files as its own processes see them (`crate::files`): a handle that
+    /// keeps its root open, acts as its user, and tells when the sandbox is gone.
+    fn sandbox_fs(&self, sandbox_id: &str) -> NodeResult<SandboxFs>;
 }
 
 /// Interactive terminals, the part of [`Node`] that drives shells on PTYs.

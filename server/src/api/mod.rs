@@ -8,6 +8,7 @@ mod commands;
 mod context;
 mod control;
 mod error;
+mod files;
 /// Hooks for the fuzz targets (`crate::fuzzing`).
 pub(crate) mod fuzz;
 mod guard;
@@ -16,6 +17,8 @@ mod openapi;
 mod openapi_observe;
 mod stream;
 mod terminal;
+mod transfer;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,6 +81,20 @@ pub fn router(state: AppState) -> Router {
         .route("/execute/kill/{pid}", post(agent::kill_by_path))
         .route("/execute/kill", delete(agent::kill_by_body))
         .route("/processes/{pid}/kill", post(agent::kill_by_path))
+        .route("/files/read", get(files::read))
+        .route("/files/write", post(files::write))
+        .route("/files/list", get(files::list))
+        .route("/files/exists", get(files::exists))
+        .route("/files/remove", delete(files::remove))
+        .route("/files/mkdir", post(files::mkdir))
+        .route("/files/rename", post(files::rename))
+        .route("/files/download", get(transfer::download))
+        // Uploads stream to disk under their own limit (--max-upload-mb), not the JSON one.
+        .route(
+            "/files/upload",
+            post(transfer::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/files/watch", get(watch::watch))
         .route("/terminal", get(terminal::websocket))
         .route("/terminals", post(terminal::create).get(terminal::list))
         .route(

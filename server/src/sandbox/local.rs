@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::exec::launch::check_env;
 use crate::exec::manager::ProcessManager;
 use crate::exec::{ProcessTable, StopReason};
+use crate::files::SandboxFs;
 use crate::ids;
 use crate::node::{
     Node, NodeError, NodeResult, ProcessEvents, ProcessFilter, SandboxInfo, SandboxSpec,
@@ -243,6 +244,8 @@ impl LocalNode {
             }),
             processes: ProcessTable::default(),
             terminals: Default::default(),
+            watches: Default::default(),
+            gone: Default::default(),
             init_helper: Mutex::new(Some(init_helper)),
         });
         self.map_mut().insert(record.id.clone(), sandbox.clone());
@@ -332,6 +335,7 @@ impl LocalNode {
             st.status = SandboxStatus::Deleted;
             st.init_pid
         };
+        sandbox.gone.cancel();
         // SAFETY: SIGKILL to our own sandbox's pid 1 takes its whole pid namespace down.
         unsafe { libc::kill(init_pid, libc::SIGKILL) };
         self.processes
@@ -642,5 +646,24 @@ impl Node for LocalNode {
     fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo> {
         let sandbox = self.live(sandbox_id)?;
         self.processes.remove(&sandbox, process_id)
+    }
+
+    fn sandbox_fs(&self, sandbox_id: &str) -> NodeResult<SandboxFs> {
+        let sandbox = self.live(sandbox_id)?;
+        // Sandbox gids are the uid's number (`layout::etc_files`).
+        SandboxFs::open(
+            sandbox.init_pid(),
+            sandbox.uid,
+            sandbox.uid,
+            sandbox.watches.clone(),
+            sandbox.gone.clone(),
+        )
+        .map_err(|e| {
+            if sandbox.status() == SandboxStatus::Deleted {
+                NodeError::SandboxNotFound
+            } else {
+                NodeError::Internal(format!("open the sandbox's root: {e}"))
+            }
+        })
     }
 }

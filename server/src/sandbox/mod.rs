@@ -14,7 +14,8 @@ mod uid_range;
 pub mod volume;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use sandlot_protocol::SandboxStatus;
@@ -39,6 +40,10 @@ pub struct Sandbox {
     pub processes: ProcessTable,
     /// Its interactive terminals (running, and exited ones for a while).
     pub terminals: TerminalTable,
+    /// File watches open on it (bounded: `crate::files::MAX_WATCHES_PER_SANDBOX`).
+    pub watches: Arc<AtomicUsize>,
+    /// Cancelled when the sandbox is destroyed; file watches end then.
+    pub gone: tokio_util::sync::CancellationToken,
     /// Resolves once the `__sandbox-init` helper that waits for the sandbox's pid 1 is reaped.
     init_helper: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
