@@ -30,6 +30,9 @@ enum Read {
     Bytes,
     /// The body itself (a web `ReadableStream` of `Uint8Array`).
     Stream,
+    /// An event stream, as an `EventFeed`: a terminal's output (`resumable`: numbered
+    /// events, resumed after a drop from `since`, ending with `exit`) or a file watch.
+    Feed,
 }
 
 fn get(options: &JsValue, key: &str) -> JsValue {
@@ -54,8 +57,8 @@ fn method_of(name: &str) -> Result<Method, SdkError> {
 impl Sandbox {
     /// One agent call, for the façade (not public API). `options`: `json` (a body sent as
     /// JSON), `body` (one sent as it is: `FormData`, `Blob`, bytes, a `ReadableStream`) with
-    /// `contentType`, `read` (`json`, `bytes` or `stream`), `timeout` (ms), `idempotent`,
-    /// `signal`.
+    /// `contentType`, `read` (`json`, `bytes`, `stream`, or `feed` with `resumable` and
+    /// `since`), `timeout` (ms), `idempotent`, `signal`.
     #[wasm_bindgen(js_name = agentFetch, skip_typescript)]
     pub async fn agent_fetch(
         &self,
@@ -68,10 +71,18 @@ impl Sandbox {
             None | Some("json") => Read::Json,
             Some("bytes") => Read::Bytes,
             Some("stream") => Read::Stream,
+            Some("feed") => Read::Feed,
             Some(other) => {
                 return Err(SdkError::invalid_argument(format!("unknown read mode {other}")).into())
             }
         };
+        if read == Read::Feed {
+            // One exported entry point for all of these: each costs its own future glue.
+            let resumable = get(&options, "resumable").is_truthy();
+            let since = get(&options, "since").as_f64().map(|n| n as u64);
+            let feed = EventFeed::open(self.inner.clone(), path, resumable, since, signal).await?;
+            return Ok(feed.into());
+        }
         let mut call = self.inner.agent(method_of(&method)?, &path);
         let json = get(&options, "json");
         if !json.is_undefined() {
@@ -114,21 +125,5 @@ impl Sandbox {
             let _ = js_sys::Reflect::set(&body, &JsValue::from_str("__sandlotGuard"), &keep);
         }
         Ok(body)
-    }
-
-    /// Opens an agent event stream for the façade (not public API): a terminal's output
-    /// (`resumable`: numbered events, resumed after a drop, ending with `exit`) or a file
-    /// watch. `options`: `since`, `signal`.
-    #[wasm_bindgen(js_name = openFeed, skip_typescript)]
-    pub async fn open_feed(
-        &self,
-        path: String,
-        resumable: bool,
-        options: JsValue,
-    ) -> Result<EventFeed, JsValue> {
-        let signal = signal_of(&get(&options, "signal"))?;
-        let since = get(&options, "since").as_f64().map(|n| n as u64);
-        let feed = EventFeed::open(self.inner.clone(), path, resumable, since, signal).await?;
-        Ok(feed)
     }
 }

@@ -120,8 +120,8 @@ class Commands {
 }
 
 // ---------------------------------------------------------------------------------------
-// Files, terminals, metrics: namespaces over the wasm's generic agent call (`agentFetch`) and
-// event feed (`openFeed`), which own the token, time budgets, signals, retries, typed errors
+// Files, terminals, metrics: namespaces over the wasm's generic agent call (`agentFetch`),
+// which also opens event feeds, which own the token, time budgets, signals, retries, typed errors
 // and streams. Here: routes, queries, bodies, and the camelCase names of the replies.
 
 /** The façade's error classes (given to `extend`). */
@@ -350,7 +350,7 @@ class Files {
   watch(path, options) {
     return streaming(async () => {
       const q = query({ path: pathArg(path), recursive: options?.recursive ? 'true' : undefined });
-      const feed = await this.#sandbox.openFeed(`/files/watch?${q}`, false, { signal: options?.signal });
+      const feed = await this.#sandbox.agentFetch('GET', `/files/watch?${q}`, { read: 'feed', signal: options?.signal });
       const first = await feed.next(); // `watching`: the watch is in place
       if (!first.done && first.value?.type === 'error') {
         await feed.close();
@@ -437,7 +437,7 @@ export class TerminalHandle {
    */
   output(options) {
     return streaming(async () => {
-      const feed = await this.#sandbox.openFeed(this.#route('/stream'), true, options);
+      const feed = await this.#sandbox.agentFetch('GET', this.#route('/stream'), { read: 'feed', resumable: true, since: options?.since, signal: options?.signal });
       return events(feed, (e) => {
         if (e.type === 'exit') Object.assign(this, { status: 'exited', exitCode: e.code });
         return camel(e);
