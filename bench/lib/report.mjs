@@ -71,6 +71,11 @@ export function verdicts(r) {
     if (o.commandVsExecute) v.push({ figure: "commands.run('true') ÷ /execute bash '/bin/true' (same run)", target: '≈ 1×', value: ratio(o.commandVsExecute), met: o.commandVsExecute <= 1.15 });
     v.push({ figure: "exec overhead: python 'pass' in a sandbox − host python3 -c (median of per-round differences)", target: `≤ ${TARGETS.execOverhead} ms`, value: `${ms(o.pairedPython.median)} ms`, met: o.pairedPython.median <= TARGETS.execOverhead });
   }
+  if (r.files) {
+    for (const x of r.files.rows.slice(1)) {
+      v.push({ figure: `files: ${x.op}, ${r.files.sizeMB} MB`, target: 'info (vs host cp)', value: `${x.mbPerSec.toFixed(0)} MB/s, ${ratio(x.vsHost)} host cp's time`, met: x.errors ? false : null });
+    }
+  }
   if (r.memory) {
     const m = r.memory;
     const lim = TARGETS.idleSandboxMB * 1024;
@@ -188,7 +193,7 @@ function markdown(r, v, notesFile) {
     out.push('', 'For scale, computesdk\'s published cloud figures (2026-05-05, `node -v` as the command, real network): sequential median Daytona 186 ms, E2B 491 ms, HopX 1,422 ms; burst of 100 median Daytona 367 ms, E2B 822 ms, HopX 15,101 ms (99 % success). Ours has no network hop, so it is a floor for the server, not a like-for-like comparison.', '');
   }
 
-  if (r.create || r.exec || r.background || r.memory || r.soak) out.push('## 4. Server', '');
+  if (r.create || r.exec || r.background || r.memory || r.files || r.soak) out.push('## 4. Server', '');
   if (r.create) {
     out.push('### Sandbox create and delete (raw HTTP, control plane)', '');
     out.push(`${r.create.rounds} rounds, interleaved with the control plane's \`GET /health\` as the HTTP floor (same connection pool).`, '');
@@ -227,6 +232,12 @@ function markdown(r, v, notesFile) {
     out.push(table(['starts', 'accepted / s', 'finished / s', 'wall to accept', 'wall to finish'], b.throughput.map((x) => [int(x.count), int(x.startsPerSec), int(x.completedPerSec), `${ms(x.startWallMs)} ms`, `${ms(x.finishWallMs)} ms`])), '');
     out.push('listProcesses of all the sandbox\'s records (finished), raw fetch + JSON.parse against the Sandlot SDK, interleaved:', '');
     out.push(table(['records', 'reply size', 'raw median / p99', 'SDK median / p99', 'SDK × raw', 'raw µs per record'], b.growth.map((g) => [int(g.count), kb(g.bytes), `${ms(g.raw.median)} / ${ms(g.raw.p99)}`, `${ms(g.sdk.median)} / ${ms(g.sdk.p99)}`, ratio(g.ratio), g.perRecordUs.toFixed(1)])), '');
+  }
+  if (r.files) {
+    const f = r.files;
+    out.push('### File transfer through sandlotd against a host `cp`', '');
+    out.push(`${f.sizeMB} MB of random bytes, ${f.rounds} rounds interleaved. Upload: \`POST /files/upload\` (multipart, streamed to the sandbox's quota volume); download: \`GET /files/download\`, read to the end. Both through loopback HTTP with the sandbox token.`, '');
+    out.push(table(['transfer', 'median', 'p99', 'MB/s (median)', '× host cp'], f.rows.map((x) => [x.op, `${ms(x.median)} ms`, `${ms(x.p99)} ms`, x.mbPerSec.toFixed(0), ratio(x.vsHost)])), '');
   }
   if (r.memory) {
     const mm = r.memory;
