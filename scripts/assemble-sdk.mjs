@@ -1,9 +1,12 @@
 // Merges wasm-bindgen's two outputs (web + nodejs targets) with pkg-template/ into one npm
 // package. Usage: node scripts/assemble-sdk.mjs <wasm-pack out dir> <package dir>
 // The web and nodejs glue load the same .wasm (byte-identical across targets), so only one
-// copy ships: the node glue is pointed at the web directory's file.
+// copy ships: the node glue is pointed at the web directory's file. Every shipped .js/.cjs/
+// .mjs file is minified (oxc's minifier, through rolldown, which vite 8 brings): the sources
+// in pkg-template/ and wasm-bindgen's output stay readable, the package carries no comments.
 import fs from 'node:fs';
 import path from 'node:path';
+import { minifySync } from 'rolldown/experimental';
 
 const [built, out] = process.argv.slice(2);
 if (!built || !out) throw new Error('usage: assemble-sdk.mjs <built> <out>');
@@ -12,12 +15,26 @@ const template = path.join(root, 'pkg-template');
 const read = (p) => fs.readFileSync(p, 'utf8');
 const write = (p, text) => {
   fs.mkdirSync(path.dirname(p), { recursive: true });
-  fs.writeFileSync(p, text);
+  fs.writeFileSync(p, /\.[cm]?js$/.test(p) ? minify(p, text) : text);
 };
-const copy = (from, to) => {
-  fs.mkdirSync(path.dirname(to), { recursive: true });
-  fs.copyFileSync(from, to);
-};
+
+// Minifies one shipped JS file. Class names are kept (`Sandbox`, `ProcessHandle` and the
+// error classes show in stack traces and console output); top-level names are mangled only
+// in modules, where they are private to the file.
+function minify(file, code) {
+  const module = !file.endsWith('.cjs');
+  const result = minifySync(path.basename(file), code, {
+    module,
+    compress: { target: 'es2022', keepNames: { class: true, function: false } },
+    mangle: { toplevel: module, keepNames: { class: true, function: false } },
+    codegen: { removeWhitespace: true },
+  });
+  if (result.errors?.length) throw new Error(`${file}: minifier: ${result.errors.map((e) => e.message).join('; ')}`);
+  // Bundlers find the wasm through the literal pattern `new URL('…', import.meta.url)`;
+  // the minifier writes the string as a template literal, which not every bundler reads.
+  return result.code.replace(/new URL\(`([^`$]+)`,import\.meta\.url\)/g, "new URL('$1',import.meta.url)");
+}
+const copy = (from, to) => write(to, fs.readFileSync(from, /\.[cm]?js$/.test(to) ? 'utf8' : undefined));
 
 fs.rmSync(out, { recursive: true, force: true });
 const web = path.join(out, 'dist/web');
