@@ -5,6 +5,7 @@
 // .mjs file is minified (oxc's minifier, through rolldown, which vite 8 brings): the sources
 // in pkg-template/ and wasm-bindgen's output stay readable, the package carries no comments.
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { minifySync } from 'rolldown/experimental';
 
@@ -44,6 +45,11 @@ const node = path.join(out, 'dist/node');
 // shipped JS goes without (about 4 KB of the gzipped tarball).
 const withoutDocComments = (js) => js.replace(/^[ \t]*\/\*\*[\s\S]*?\*\/[ \t]*\n/gm, '');
 
+function fill(text, marker, replacement) {
+  if (!text.includes(marker)) throw new Error(`template line not found: ${marker}`);
+  return text.replace(marker, () => replacement);
+}
+
 // ESM → CommonJS for the façade's own modules (errors.js, surface.js): top-level
 // `export class|function|const X` only, no imports.
 function toCommonJs(esm, file) {
@@ -60,7 +66,36 @@ const webGlue = read(path.join(built, 'web/sandlot.js')).replace('/* @ts-self-ty
 write(path.join(web, 'sandlot.js'), withoutDocComments(webGlue));
 copy(path.join(built, 'web/sandlot_bg.wasm'), path.join(web, 'sandlot_bg.wasm'));
 copy(path.join(template, 'src/errors.js'), path.join(web, 'errors.js'));
-copy(path.join(template, 'src/surface.js'), path.join(web, 'surface.js'));
+
+// The record mappers, generated from the Rust tables that define them (`PROCESS_RECORD` in
+// src/types/process.rs), which the wasm just built hands over (`__recordMappings`). Each is
+// straight-line code: one pass over a parsed wire record, no lookups in a table at run time.
+function recordMapper(fnName, fields) {
+  const lines = [
+    `function ${fnName}(p, proto) {`,
+    `  if (p === null || typeof p !== 'object') throw unreadable('a process record');`,
+    '  const r = Object.create(proto);',
+    '  let v;',
+  ];
+  for (const [js, wire, absent] of fields) {
+    if (!/^[A-Za-z_]\w*$/.test(js) || !wire.every((w) => /^[A-Za-z_]\w*$/.test(w))) throw new Error(`record key ${js}: not an identifier`);
+    lines.push(`  v = ${wire.map((w) => `p.${w}`).join(' ?? ')};`);
+    if (absent === 'required') lines.push(`  if (v == null) throw unreadable('${wire[0]} in a process record');`, `  r.${js} = v;`);
+    else if (absent === 'omitted') lines.push(`  if (v != null) r.${js} = v;`);
+    else if (absent === 'omittedUnlessTrue') lines.push(`  if (v === true) r.${js} = true;`);
+    else if (/^(''|false|0)$/.test(absent)) lines.push(`  r.${js} = v ?? ${absent};`);
+    else throw new Error(`record key ${js}: unknown absent rule ${absent}`);
+  }
+  lines.push('  return r;', '}');
+  return lines.join('\n');
+}
+const mappings = createRequire(import.meta.url)(path.join(built, 'node/sandlot.js')).__recordMappings();
+const surfaceSource = fill(
+  read(path.join(template, 'src/surface.js')),
+  'const processRecord = undefined; // @generated processRecord',
+  recordMapper('processRecord', mappings.Process),
+);
+write(path.join(web, 'surface.js'), surfaceSource);
 
 // Node target: CommonJS glue reading the web directory's wasm, and the façade's modules.
 const wasmRef = '`${__dirname}/sandlot_bg.wasm`';
@@ -69,7 +104,7 @@ if (!nodeGlue.includes(wasmRef)) throw new Error(`nodejs glue no longer loads ${
 nodeGlue = nodeGlue.replace(wasmRef, '`${__dirname}/../web/sandlot_bg.wasm`').replace('/* @ts-self-types="./sandlot.d.ts" */', '');
 write(path.join(node, 'sandlot.cjs'), withoutDocComments(nodeGlue));
 const errorsJs = toCommonJs(read(path.join(template, 'src/errors.js')), 'errors.js');
-const surfaceJs = toCommonJs(read(path.join(template, 'src/surface.js')), 'surface.js');
+const surfaceJs = toCommonJs(surfaceSource, 'surface.js');
 write(path.join(node, 'errors.cjs'), errorsJs.text);
 write(path.join(node, 'surface.cjs'), surfaceJs.text);
 const classNames = errorsJs.names;
@@ -112,10 +147,7 @@ const nodeTemplate = read(path.join(template, 'src/node.cjs'));
 const ownNode = [...nodeTemplate.matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1]);
 const publicGlue = glueNames.filter(isPublic);
 const publicSurface = surfaceJs.names.filter(isPublic);
-const fill = (text, marker, replacement) => {
-  if (!text.includes(marker)) throw new Error(`template line not found: ${marker}`);
-  return text.replace(marker, replacement);
-};
+
 
 let webEntry = fill(
   webTemplate,

@@ -41,6 +41,9 @@ node scripts/assemble-sdk.mjs "$built" pkg
 echo "sandlot_bg.wasm before wasm-opt: ${raw_before} bytes raw"
 node scripts/sdk-size.mjs pkg
 
-# Let the repository's own examples `import 'sandlot'` the package just built.
-mkdir -p node_modules
-ln -sfn ../pkg node_modules/sandlot
+# Let the repository's own examples `import 'sandlot'` the package just built (not when
+# node_modules is a link to another checkout's: its `sandlot` is that checkout's build).
+if [ ! -L node_modules ]; then
+  mkdir -p node_modules
+  ln -sfn ../pkg node_modules/sandlot
+fi

@@ -3,7 +3,10 @@
 //!
 //! Process records come back as plain objects typed `Process` / `BackgroundProcess`: the
 //! package's JS surface (`pkg-template/src/surface.js`) gives them the process handle's
-//! methods (`wait`, `kill`, `stream`, `refresh`) through one shared prototype.
+//! methods (`wait`, `kill`, `stream`, `refresh`) through one shared prototype. The records of
+//! `listProcesses`, `getProcess` and `waitForProcess` leave the wasm as the parsed wire
+//! records: the surface maps them to `ProcessInfo` in one pass, with the mapper the build
+//! generates from [`PROCESS_RECORD`](crate::types::PROCESS_RECORD).
 
 use gloo_net::http::Method;
 use sandlot_protocol as wire;
@@ -18,9 +21,9 @@ use crate::http::{decode, encode, signal_of, sleep};
 use crate::sandbox::Sandbox;
 use crate::stream::OutputCallbacks;
 use crate::types::{
-    AsyncExecution, BackgroundExecution, CallOptions, ExecutionResult, ListProcessesOptions,
-    ProcessActionResult, ProcessInfo, RunCodeAsyncOptions, RunCodeBackgroundOptions,
-    RunCodeOptions, WaitOptions,
+    record_status, AsyncExecution, BackgroundExecution, CallOptions, ExecutionResult,
+    ListProcessesOptions, ProcessActionResult, ProcessStatus, RunCodeAsyncOptions,
+    RunCodeBackgroundOptions, RunCodeOptions, WaitOptions,
 };
 
 #[wasm_bindgen]
@@ -105,17 +108,22 @@ impl Sandbox {
     pub async fn list_processes(
         &self,
         options: Option<Ts<ListProcessesOptions>>,
-    ) -> Result<Vec<Ts<ProcessInfo>>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let opts = arg(options, "listProcesses options")?;
         let signal = signal_of(&opts.signal)?;
         let path = format!("/execute/processes{}", opts.query());
         let call = self.inner.agent(Method::GET, &path);
-        let list: wire::ProcessList = decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
-        let mut processes = Vec::with_capacity(list.processes.len());
-        for p in list.processes {
-            processes.push(out(&ProcessInfo::from(p))?);
+        let reply = self.inner.send_agent(call, signal.as_ref()).await?;
+        // `{ processes: [...] }`; a reply without the key is an empty list (the wire's default).
+        let list = js_sys::Reflect::get(&reply, &JsValue::from_str("processes"))
+            .unwrap_or(JsValue::UNDEFINED);
+        if list.is_undefined() || list.is_null() {
+            return Ok(js_sys::Array::new().into());
         }
-        Ok(processes)
+        if !js_sys::Array::is_array(&list) {
+            return Err(unexpected_reply("a list of processes").into());
+        }
+        Ok(list)
     }
 
     /// One background process, as a process handle.
@@ -124,11 +132,11 @@ impl Sandbox {
         &self,
         #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
         options: Option<Ts<CallOptions>>,
-    ) -> Result<Ts<ProcessInfo>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let id = string_arg(&process_id, "processId")?;
         let opts = arg(options, "options")?;
         let signal = signal_of(&opts.signal)?;
-        Ok(out(&self.fetch_process(&id, signal.as_ref()).await?)?)
+        Ok(self.fetch_process(&id, signal.as_ref()).await?.0)
     }
 
     /// Polls a process until it has ended (`completed`, `failed`, `killed` or `timeout`) and
@@ -139,19 +147,19 @@ impl Sandbox {
         &self,
         #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
         options: Option<Ts<WaitOptions>>,
-    ) -> Result<Ts<ProcessInfo>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let id = string_arg(&process_id, "processId")?;
         let opts = arg(options, "waitForProcess options")?;
         let signal = signal_of(&opts.signal)?;
         let interval = opts.interval_ms();
         let deadline = opts.limit_ms().map(|ms| js_sys::Date::now() + ms);
         loop {
-            let p = self.fetch_process(&id, signal.as_ref()).await?;
-            if p.status.is_final() {
-                return Ok(out(&p)?);
+            let (record, status) = self.fetch_process(&id, signal.as_ref()).await?;
+            if status.is_final() {
+                return Ok(record);
             }
             if deadline.is_some_and(|d| js_sys::Date::now() + f64::from(interval) > d) {
-                let status = p.status.as_str();
+                let status = status.as_str();
                 let message =
                     format!("process {id} was still {status} when waitForProcess gave up");
                 return Err(SdkError::new(ErrorKind::Timeout, message).into());
@@ -204,17 +212,28 @@ impl Sandbox {
 }
 
 impl Sandbox {
+    /// One process's wire record (parsed, not mapped: the JS surface maps it) and its status.
     async fn fetch_process(
         &self,
         id: &str,
         signal: Option<&AbortSignal>,
-    ) -> Result<ProcessInfo, SdkError> {
+    ) -> Result<(JsValue, ProcessStatus), SdkError> {
         let path = format!("/execute/processes/{}", encode(id));
         let call = self
             .inner
             .agent(Method::GET, &path)
             .not_found(NotFoundHint::Process);
-        let p: wire::ProcessInfo = decode(self.inner.send_agent(call, signal).await?)?;
-        Ok(p.into())
+        let record = self.inner.send_agent(call, signal).await?;
+        match record_status(&record) {
+            Some(status) => Ok((record, status)),
+            None => Err(unexpected_reply("a process record")),
+        }
     }
+}
+
+/// A 2xx reply that is not the shape the call returns.
+fn unexpected_reply(expected: &str) -> SdkError {
+    SdkError::invalid_response(format!(
+        "unexpected reply from the server: expected {expected}"
+    ))
 }

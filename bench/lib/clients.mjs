@@ -5,13 +5,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from './server.mjs';
 
+/** This checkout's build (pkg/), by path: `node_modules/sandlot` may be another checkout's. */
 export async function loadSandlot() {
-  try {
-    return await import('sandlot');
-  } catch {
-    // `npm install` drops the node_modules/sandlot symlink that build-sdk.sh makes.
-    return import(pathToFileURL(path.join(ROOT, 'pkg/dist/node/index.mjs')).href);
-  }
+  return import(pathToFileURL(path.join(ROOT, 'pkg/dist/node/index.mjs')).href);
 }
 
 export async function loadOfficial() {

@@ -8,7 +8,7 @@ const errors = require('./errors.cjs');
 const surface = require('./surface.cjs');
 
 glue.registerErrorClasses(errors);
-surface.extend(glue.Sandbox);
+surface.extend(glue.Sandbox, errors);
 
 // @exports: glue, errors, surface
 exports.initialize = () => Promise.resolve();

@@ -2,7 +2,10 @@
 // iterators without moving logic out of Rust:
 //   - process records (runCodeBackground, getProcess, listProcesses, waitForProcess) become
 //     process handles: their data stays as own properties, and methods come from one shared
-//     prototype, so a list of a thousand records costs one prototype link per record;
+//     prototype, so a list of a thousand records costs one prototype link per record. The
+//     wasm hands getProcess, listProcesses and waitForProcess records over as parsed wire
+//     records (snake_case); `processRecord`, which the build generates from the Rust table
+//     `PROCESS_RECORD` (src/types/process.rs), maps each in one pass onto its handle;
 //   - stream calls (runCodeStream, streamProcess) return a StreamPromise: await it for the
 //     stream, or iterate it directly with `for await`.
 // Every entry installs it once at load (`extend`). This file is the single source: the build
@@ -13,6 +16,18 @@ const SANDBOX = Symbol('sandlot.sandbox');
 
 /** The wasm methods before `extend` wrapped them: handles call these, not the wrappers. */
 const raw = {};
+
+/** The package's error classes (given to `extend`). */
+let errors;
+
+/** A wire record the mapper cannot read: the server's fault, as the wasm reports it. */
+function unreadable(expected) {
+  return new errors.SandlotError(`unexpected reply from the server: expected ${expected}`, { code: 'INVALID_RESPONSE' });
+}
+
+// `processRecord(wire, proto)`: a wire process record → a ProcessInfo on `proto`. The build
+// replaces the next line with the function it generates from the Rust table.
+const processRecord = undefined; // @generated processRecord
 
 /**
  * A background process. Has the record's data as its own properties (`processId`, `status`,
@@ -26,7 +41,8 @@ export class ProcessHandle {
    * on), `interval` (seconds between looks), `signal`.
    */
   async wait(options) {
-    return Object.assign(this, await raw.waitForProcess.call(this[SANDBOX], this.processId, options));
+    const record = await raw.waitForProcess.call(this[SANDBOX], this.processId, options);
+    return Object.assign(this, processRecord(record, Object.prototype));
   }
 
   /** Kills the process; the handle's `status` follows. Resolves with the server's reply. */
@@ -43,7 +59,8 @@ export class ProcessHandle {
 
   /** Reads the process's record again into the handle, and resolves with the handle. */
   async refresh(options) {
-    return Object.assign(this, await raw.getProcess.call(this[SANDBOX], this.processId, options));
+    const record = await raw.getProcess.call(this[SANDBOX], this.processId, options);
+    return Object.assign(this, processRecord(record, Object.prototype));
   }
 }
 
@@ -98,27 +115,34 @@ export function streaming(open) {
   return call;
 }
 
-/** Sandbox methods that resolve to a process record (or a list of them). */
-const RECORD_CALLS = ['runCodeBackground', 'getProcess', 'waitForProcess'];
+/** Sandbox methods that resolve to a wire process record. */
+const RECORD_CALLS = ['getProcess', 'waitForProcess'];
 /** Sandbox methods that open a stream; later streams (file watches, terminals) join here. */
 const STREAM_CALLS = ['runCodeStream', 'streamProcess'];
 
-/** Gives the wasm `Sandbox` class its JS surface. Called once per loaded glue. */
-export function extend(Sandbox) {
+/**
+ * Gives the wasm `Sandbox` class its JS surface. Called once per loaded glue, with the
+ * package's error classes.
+ */
+export function extend(Sandbox, errorClasses) {
+  errors = errorClasses;
   const proto = Sandbox.prototype;
-  for (const name of [...RECORD_CALLS, ...STREAM_CALLS, 'listProcesses', 'killProcess']) {
+  for (const name of [...RECORD_CALLS, ...STREAM_CALLS, 'runCodeBackground', 'listProcesses', 'killProcess']) {
     raw[name] = proto[name];
   }
   const define = (name, value) => Object.defineProperty(proto, name, { value, writable: true, configurable: true });
   for (const name of RECORD_CALLS) {
     define(name, async function (...args) {
-      return Object.setPrototypeOf(await raw[name].apply(this, args), handlePrototype(this));
+      return processRecord(await raw[name].apply(this, args), handlePrototype(this));
     });
   }
+  define('runCodeBackground', async function (...args) {
+    return Object.setPrototypeOf(await raw.runCodeBackground.apply(this, args), handlePrototype(this));
+  });
   define('listProcesses', async function (...args) {
     const list = await raw.listProcesses.apply(this, args);
     const proto = handlePrototype(this);
-    for (const record of list) Object.setPrototypeOf(record, proto);
+    for (let i = 0; i < list.length; i++) list[i] = processRecord(list[i], proto);
     return list;
   });
   for (const name of STREAM_CALLS) {

@@ -151,30 +151,115 @@ pub struct ProcessInfo {
     pub output_evicted: bool,
 }
 
-impl From<wire::ProcessInfo> for ProcessInfo {
-    fn from(p: wire::ProcessInfo) -> Self {
-        Self {
-            process_id: p.process_id,
-            execution_id: p.execution_id,
-            name: p.name,
-            language: p.language,
-            status: p.status.into(),
-            exit_code: p.exit_code,
-            stdout: p.stdout,
-            stderr: p.stderr,
-            stdout_truncated: p.stdout_truncated,
-            stderr_truncated: p.stderr_truncated,
-            stdout_bytes: p.stdout_bytes,
-            stderr_bytes: p.stderr_bytes,
-            started_at: p.started_at.or(p.start_time),
-            completed_at: p.completed_at.or(p.end_time),
-            execution_time: p.execution_time.or(p.duration),
-            pid: p.pid,
-            timeout: p.timeout,
-            error: p.error,
-            output_evicted: p.output_evicted,
+/// What a JS record key holds when none of its wire keys has a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absent {
+    /// The reply is unreadable without it (`INVALID_RESPONSE`).
+    Required,
+    /// This JS literal (the wire's `#[serde(default)]`).
+    Default(&'static str),
+    /// The key is left out (an `Option` field: `field?: T`).
+    Omitted,
+    /// The key is left out unless the value is `true` (a flag shown only when set).
+    OmittedUnlessTrue,
+}
+
+/// One key of a JS record: its name, the wire keys it is read from (the first with a value
+/// wins: HopX's aliases), and what it holds when they have none.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordField {
+    pub js: &'static str,
+    pub wire: &'static [&'static str],
+    pub absent: Absent,
+}
+
+const fn field(js: &'static str, wire: &'static [&'static str], absent: Absent) -> RecordField {
+    RecordField { js, wire, absent }
+}
+
+/// How a [`ProcessInfo`] is read from a [`wire::ProcessInfo`], key by key, in the struct's
+/// order. This table is the mapping: process records are the hot path of the SDK (a list of
+/// a thousand of them is one reply), so they are not decoded and re-encoded in wasm. The
+/// build turns this table into the JS function that maps each record in one pass over the
+/// parsed reply (`processRecord` in the package's `surface.js`, through
+/// [`record_mappings`]); the tests below keep it equal to both structs.
+pub const PROCESS_RECORD: &[RecordField] = &[
+    field("processId", &["process_id"], Absent::Required),
+    field("executionId", &["execution_id"], Absent::Required),
+    field("name", &["name"], Absent::Omitted),
+    field("language", &["language"], Absent::Required),
+    field("status", &["status"], Absent::Required),
+    field("exitCode", &["exit_code"], Absent::Omitted),
+    field("stdout", &["stdout"], Absent::Default("''")),
+    field("stderr", &["stderr"], Absent::Default("''")),
+    field(
+        "stdoutTruncated",
+        &["stdout_truncated"],
+        Absent::Default("false"),
+    ),
+    field(
+        "stderrTruncated",
+        &["stderr_truncated"],
+        Absent::Default("false"),
+    ),
+    field("stdoutBytes", &["stdout_bytes"], Absent::Default("0")),
+    field("stderrBytes", &["stderr_bytes"], Absent::Default("0")),
+    field("startedAt", &["started_at", "start_time"], Absent::Omitted),
+    field(
+        "completedAt",
+        &["completed_at", "end_time"],
+        Absent::Omitted,
+    ),
+    field(
+        "executionTime",
+        &["execution_time", "duration"],
+        Absent::Omitted,
+    ),
+    field("pid", &["pid"], Absent::Omitted),
+    field("timeout", &["timeout"], Absent::Omitted),
+    field("error", &["error"], Absent::Omitted),
+    field(
+        "outputEvicted",
+        &["output_evicted"],
+        Absent::OmittedUnlessTrue,
+    ),
+];
+
+/// The record tables, for the build that generates their JS mappers
+/// (`scripts/assemble-sdk.mjs`): `{ Process: [[jsKey, [wireKeys…], absent], …] }`, where
+/// `absent` is `"required"`, `"omitted"`, `"omittedUnlessTrue"` or a JS literal.
+#[wasm_bindgen(js_name = __recordMappings, skip_typescript)]
+pub fn record_mappings() -> JsValue {
+    let table = |fields: &[RecordField]| {
+        let rows = js_sys::Array::new();
+        for f in fields {
+            let wire = js_sys::Array::new();
+            for key in f.wire {
+                wire.push(&JsValue::from_str(key));
+            }
+            let absent = match f.absent {
+                Absent::Required => "required",
+                Absent::Default(literal) => literal,
+                Absent::Omitted => "omitted",
+                Absent::OmittedUnlessTrue => "omittedUnlessTrue",
+            };
+            rows.push(&js_sys::Array::of3(
+                &JsValue::from_str(f.js),
+                &wire,
+                &JsValue::from_str(absent),
+            ));
         }
-    }
+        rows
+    };
+    let all = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&all, &"Process".into(), &table(PROCESS_RECORD));
+    all.into()
+}
+
+/// The status of a wire process record (a parsed reply), checked.
+pub fn record_status(record: &JsValue) -> Option<ProcessStatus> {
+    let status = js_sys::Reflect::get(record, &JsValue::from_str("status")).ok()?;
+    wire::ProcessStatus::parse(&status.as_string()?).map(ProcessStatus::from)
 }
 
 /// Reply of `killProcess` and `removeProcess`.
@@ -203,60 +288,114 @@ mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
 
-    fn wire_process() -> wire::ProcessInfo {
-        wire::ProcessInfo {
-            process_id: "proc_1".into(),
-            execution_id: "exec_1".into(),
-            name: None,
-            language: "python".into(),
-            status: wire::ProcessStatus::Running,
-            exit_code: None,
-            stdout: "hi\n".into(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            stdout_bytes: 3,
-            stderr_bytes: 0,
-            started_at: None,
-            start_time: Some("2026-01-01T00:00:00Z".into()),
-            completed_at: None,
-            end_time: None,
-            execution_time: None,
-            duration: Some(1.5),
-            pid: Some(42),
-            timeout: Some(300),
-            error: None,
-            output_evicted: false,
-        }
-    }
-
     fn get(v: &JsValue, key: &str) -> JsValue {
         js_sys::Reflect::get(v, &JsValue::from_str(key)).unwrap()
     }
 
-    fn has(v: &JsValue, key: &str) -> bool {
-        js_sys::Reflect::has(v, &JsValue::from_str(key)).unwrap()
+    fn keys(v: &JsValue) -> Vec<String> {
+        js_sys::Object::keys(v.unchecked_ref::<js_sys::Object>())
+            .iter()
+            .map(|k| k.as_string().unwrap())
+            .collect()
     }
 
     #[wasm_bindgen_test]
-    fn process_info_is_camel_case_and_reads_the_aliases() {
-        let p: ProcessInfo = wire_process().into();
-        assert_eq!(p.started_at.as_deref(), Some("2026-01-01T00:00:00Z"));
-        assert_eq!(p.execution_time, Some(1.5));
-        let js = tsify::Ts::from_rust(&p).unwrap().js_value();
-        assert_eq!(get(&js, "processId").as_string().as_deref(), Some("proc_1"));
-        assert_eq!(get(&js, "status").as_string().as_deref(), Some("running"));
-        assert_eq!(get(&js, "pid").as_f64(), Some(42.0));
-        assert!(!has(&js, "process_id"));
+    fn the_record_table_names_every_key_of_the_js_record_in_order() {
+        let full = ProcessInfo {
+            process_id: "p".into(),
+            execution_id: "e".into(),
+            name: Some("n".into()),
+            language: "python".into(),
+            status: ProcessStatus::Completed,
+            exit_code: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            started_at: Some("s".into()),
+            completed_at: Some("c".into()),
+            execution_time: Some(1.0),
+            pid: Some(1),
+            timeout: Some(2),
+            error: Some("x".into()),
+            output_evicted: true,
+        };
+        let js = tsify::Ts::from_rust(&full).unwrap().js_value();
+        let table: Vec<String> = PROCESS_RECORD.iter().map(|f| f.js.to_string()).collect();
+        assert_eq!(keys(&js), table);
+        for f in PROCESS_RECORD {
+            let optional = matches!(f.absent, Absent::Omitted | Absent::OmittedUnlessTrue);
+            let is_option = matches!(
+                f.js,
+                "name"
+                    | "exitCode"
+                    | "startedAt"
+                    | "completedAt"
+                    | "executionTime"
+                    | "pid"
+                    | "timeout"
+                    | "error"
+                    | "outputEvicted"
+            );
+            assert_eq!(
+                optional, is_option,
+                "{}: optional in the table and the type alike",
+                f.js
+            );
+        }
     }
 
     #[wasm_bindgen_test]
-    fn absent_optionals_are_missing_keys_not_undefined() {
-        let p: ProcessInfo = wire_process().into();
-        let js = tsify::Ts::from_rust(&p).unwrap().js_value();
-        assert!(!has(&js, "name"), "unnamed process has no name key");
-        assert!(!has(&js, "exitCode"), "running process has no exitCode key");
-        assert!(!has(&js, "completedAt"));
+    fn the_record_table_reads_every_field_of_the_wire_record() {
+        let wire = wire::ProcessInfo {
+            process_id: "p".into(),
+            execution_id: "e".into(),
+            name: Some("n".into()),
+            language: "python".into(),
+            status: wire::ProcessStatus::Running,
+            exit_code: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            started_at: Some("s".into()),
+            start_time: Some("s".into()),
+            completed_at: Some("c".into()),
+            end_time: Some("c".into()),
+            execution_time: Some(1.0),
+            duration: Some(1.0),
+            pid: Some(1),
+            timeout: Some(2),
+            error: Some("x".into()),
+            output_evicted: true,
+        };
+        let js = serde_wasm_bindgen::to_value(&wire).unwrap();
+        let mut wire_keys = keys(&js);
+        let mut read: Vec<String> = PROCESS_RECORD
+            .iter()
+            .flat_map(|f| f.wire.iter().map(|k| k.to_string()))
+            .collect();
+        wire_keys.sort();
+        read.sort();
+        assert_eq!(read, wire_keys);
+        assert_eq!(record_status(&js), Some(ProcessStatus::Running));
+        assert_eq!(record_status(&JsValue::NULL), None);
+    }
+
+    #[wasm_bindgen_test]
+    fn the_build_gets_the_tables_as_plain_arrays() {
+        let all = record_mappings();
+        let process: js_sys::Array = get(&all, "Process").unchecked_into();
+        assert_eq!(process.length() as usize, PROCESS_RECORD.len());
+        let started = process.get(12);
+        assert_eq!(
+            js_sys::JSON::stringify(&started).unwrap(),
+            r#"["startedAt",["started_at","start_time"],"omitted"]"#
+        );
     }
 
     fn options<T: serde::de::DeserializeOwned>(json: &str) -> T {

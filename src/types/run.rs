@@ -320,7 +320,10 @@ mod tests {
     #[wasm_bindgen_test]
     fn the_language_type_names_exactly_what_the_server_accepts() {
         let names: Vec<&str> = LANGUAGE_TS.split('\'').skip(1).step_by(2).collect();
-        let accepted: Vec<&str> = wire::Language::NAMES.iter().map(|(name, _)| *name).collect();
+        let accepted: Vec<&str> = wire::Language::NAMES
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
         assert_eq!(names, accepted);
     }
 }
