@@ -67,33 +67,34 @@ write(path.join(web, 'sandlot.js'), withoutDocComments(webGlue));
 copy(path.join(built, 'web/sandlot_bg.wasm'), path.join(web, 'sandlot_bg.wasm'));
 copy(path.join(template, 'src/errors.js'), path.join(web, 'errors.js'));
 
-// The record mappers, generated from the Rust tables that define them (`PROCESS_RECORD` in
-// src/types/process.rs), which the wasm just built hands over (`__recordMappings`). Each is
-// straight-line code: one pass over a parsed wire record, no lookups in a table at run time.
-function recordMapper(fnName, fields) {
+// The record mappers, generated from the Rust tables that define them (src/types/record.rs),
+// which the wasm just built hands over (`__recordMappings`). Each is straight-line code: one
+// pass over a parsed wire reply, no lookups in a table at run time.
+function recordMapper(type, fields) {
+  const what = `${/^[AEIOU]/.test(type) ? 'an' : 'a'} ${type} record`;
   const lines = [
-    `function ${fnName}(p, proto) {`,
-    `  if (p === null || typeof p !== 'object') throw unreadable('a process record');`,
-    '  const r = Object.create(proto);',
-    '  let v;',
+    `  ${type}(p, proto) {`,
+    `    if (p === null || typeof p !== 'object') throw unreadable('${what}');`,
+    '    const r = Object.create(proto);',
+    '    let v;',
   ];
   for (const [js, wire, absent] of fields) {
-    if (!/^[A-Za-z_]\w*$/.test(js) || !wire.every((w) => /^[A-Za-z_]\w*$/.test(w))) throw new Error(`record key ${js}: not an identifier`);
-    lines.push(`  v = ${wire.map((w) => `p.${w}`).join(' ?? ')};`);
-    if (absent === 'required') lines.push(`  if (v == null) throw unreadable('${wire[0]} in a process record');`, `  r.${js} = v;`);
-    else if (absent === 'omitted') lines.push(`  if (v != null) r.${js} = v;`);
-    else if (absent === 'omittedUnlessTrue') lines.push(`  if (v === true) r.${js} = true;`);
-    else if (/^(''|false|0)$/.test(absent)) lines.push(`  r.${js} = v ?? ${absent};`);
-    else throw new Error(`record key ${js}: unknown absent rule ${absent}`);
+    if (!/^[A-Za-z_]\w*$/.test(js) || !wire.every((w) => /^[A-Za-z_]\w*$/.test(w))) throw new Error(`${type}.${js}: not an identifier`);
+    lines.push(`    v = ${wire.map((w) => `p.${w}`).join(' ?? ')};`);
+    if (absent === 'required') lines.push(`    if (v == null) throw unreadable('${wire[0]} in ${what}');`, `    r.${js} = v;`);
+    else if (absent === 'omitted') lines.push(`    if (v != null) r.${js} = v;`);
+    else if (absent === 'omittedUnlessTrue') lines.push(`    if (v === true) r.${js} = true;`);
+    else if (/^(''|false|0)$/.test(absent)) lines.push(`    r.${js} = v ?? ${absent};`);
+    else throw new Error(`${type}.${js}: unknown absent rule ${absent}`);
   }
-  lines.push('  return r;', '}');
+  lines.push('    return r;', '  },');
   return lines.join('\n');
 }
 const mappings = createRequire(import.meta.url)(path.join(built, 'node/sandlot.js')).__recordMappings();
 const surfaceSource = fill(
   read(path.join(template, 'src/surface.js')),
-  'const processRecord = undefined; // @generated processRecord',
-  recordMapper('processRecord', mappings.Process),
+  'const records = undefined; // @generated records',
+  `const records = {\n${Object.entries(mappings).map(([type, fields]) => recordMapper(type, fields)).join('\n')}\n};`,
 );
 write(path.join(web, 'surface.js'), surfaceSource);
 

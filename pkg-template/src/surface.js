@@ -3,9 +3,11 @@
 //   - process records (runCodeBackground, getProcess, listProcesses, waitForProcess) become
 //     process handles: their data stays as own properties, and methods come from one shared
 //     prototype, so a list of a thousand records costs one prototype link per record. The
-//     wasm hands getProcess, listProcesses and waitForProcess records over as parsed wire
-//     records (snake_case); `processRecord`, which the build generates from the Rust table
-//     `PROCESS_RECORD` (src/types/process.rs), maps each in one pass onto its handle;
+//     wasm hands the records of all four over as parsed wire replies (snake_case), and
+//     `records.Process` (`records.BackgroundExecution`), which the build generates from the
+//     Rust table `PROCESS_RECORD` (src/types/process.rs), maps each in one pass onto its handle;
+//   - the results of runCode, runCodeAsync, killProcess and removeProcess are mapped alike
+//     (`records.ExecutionResult`, ... : src/types/record.rs lists the tables);
 //   - stream calls (runCodeStream, streamProcess) return a StreamPromise: await it for the
 //     stream, or iterate it directly with `for await`.
 // Every entry installs it once at load (`extend`). This file is the single source: the build
@@ -25,9 +27,9 @@ function unreadable(expected) {
   return new errors.SandlotError(`unexpected reply from the server: expected ${expected}`, { code: 'INVALID_RESPONSE' });
 }
 
-// `processRecord(wire, proto)`: a wire process record → a ProcessInfo on `proto`. The build
-// replaces the next line with the function it generates from the Rust table.
-const processRecord = undefined; // @generated processRecord
+// `records.X(wire, proto)`: a parsed wire reply → a record of type X on `proto`, one function
+// per Rust table (src/types/record.rs). The build replaces the next line with them.
+const records = undefined; // @generated records
 
 /**
  * A background process. Has the record's data as its own properties (`processId`, `status`,
@@ -42,12 +44,12 @@ export class ProcessHandle {
    */
   async wait(options) {
     const record = await raw.waitForProcess.call(this[SANDBOX], this.processId, options);
-    return Object.assign(this, processRecord(record, Object.prototype));
+    return Object.assign(this, records.Process(record, Object.prototype));
   }
 
   /** Kills the process; the handle's `status` follows. Resolves with the server's reply. */
   async kill(options) {
-    const reply = await raw.killProcess.call(this[SANDBOX], this.processId, options);
+    const reply = records.ProcessActionResult(await raw.killProcess.call(this[SANDBOX], this.processId, options), Object.prototype);
     this.status = reply.status;
     return reply;
   }
@@ -60,7 +62,7 @@ export class ProcessHandle {
   /** Reads the process's record again into the handle, and resolves with the handle. */
   async refresh(options) {
     const record = await raw.getProcess.call(this[SANDBOX], this.processId, options);
-    return Object.assign(this, processRecord(record, Object.prototype));
+    return Object.assign(this, records.Process(record, Object.prototype));
   }
 }
 
@@ -117,6 +119,8 @@ export function streaming(open) {
 
 /** Sandbox methods that resolve to a wire process record. */
 const RECORD_CALLS = ['getProcess', 'waitForProcess'];
+/** Sandbox methods that resolve to another wire reply, by the type of their result. */
+const RESULT_CALLS = { runCode: 'ExecutionResult', runCodeAsync: 'AsyncExecution', killProcess: 'ProcessActionResult', removeProcess: 'ProcessActionResult' };
 /** Sandbox methods that open a stream; later streams (file watches, terminals) join here. */
 const STREAM_CALLS = ['runCodeStream', 'streamProcess'];
 
@@ -127,22 +131,28 @@ const STREAM_CALLS = ['runCodeStream', 'streamProcess'];
 export function extend(Sandbox, errorClasses) {
   errors = errorClasses;
   const proto = Sandbox.prototype;
-  for (const name of [...RECORD_CALLS, ...STREAM_CALLS, 'runCodeBackground', 'listProcesses', 'killProcess']) {
+  for (const name of [...RECORD_CALLS, ...STREAM_CALLS, ...Object.keys(RESULT_CALLS), 'runCodeBackground', 'listProcesses']) {
     raw[name] = proto[name];
   }
   const define = (name, value) => Object.defineProperty(proto, name, { value, writable: true, configurable: true });
   for (const name of RECORD_CALLS) {
     define(name, async function (...args) {
-      return processRecord(await raw[name].apply(this, args), handlePrototype(this));
+      return records.Process(await raw[name].apply(this, args), handlePrototype(this));
+    });
+  }
+  for (const [name, type] of Object.entries(RESULT_CALLS)) {
+    const map = records[type];
+    define(name, async function (...args) {
+      return map(await raw[name].apply(this, args), Object.prototype);
     });
   }
   define('runCodeBackground', async function (...args) {
-    return Object.setPrototypeOf(await raw.runCodeBackground.apply(this, args), handlePrototype(this));
+    return records.BackgroundExecution(await raw.runCodeBackground.apply(this, args), handlePrototype(this));
   });
   define('listProcesses', async function (...args) {
     const list = await raw.listProcesses.apply(this, args);
     const proto = handlePrototype(this);
-    for (let i = 0; i < list.length; i++) list[i] = processRecord(list[i], proto);
+    for (let i = 0; i < list.length; i++) list[i] = records.Process(list[i], proto);
     return list;
   });
   for (const name of STREAM_CALLS) {

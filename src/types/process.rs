@@ -6,6 +6,7 @@ use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::record::{field, Absent, RecordField};
 use super::ProcessStatus;
 
 /// `sandbox.waitForProcess(id, options)` and a process handle's `wait(options)`. Times are in
@@ -151,38 +152,9 @@ pub struct ProcessInfo {
     pub output_evicted: bool,
 }
 
-/// What a JS record key holds when none of its wire keys has a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Absent {
-    /// The reply is unreadable without it (`INVALID_RESPONSE`).
-    Required,
-    /// This JS literal (the wire's `#[serde(default)]`).
-    Default(&'static str),
-    /// The key is left out (an `Option` field: `field?: T`).
-    Omitted,
-    /// The key is left out unless the value is `true` (a flag shown only when set).
-    OmittedUnlessTrue,
-}
-
-/// One key of a JS record: its name, the wire keys it is read from (the first with a value
-/// wins: HopX's aliases), and what it holds when they have none.
-#[derive(Debug, Clone, Copy)]
-pub struct RecordField {
-    pub js: &'static str,
-    pub wire: &'static [&'static str],
-    pub absent: Absent,
-}
-
-const fn field(js: &'static str, wire: &'static [&'static str], absent: Absent) -> RecordField {
-    RecordField { js, wire, absent }
-}
-
 /// How a [`ProcessInfo`] is read from a [`wire::ProcessInfo`], key by key, in the struct's
-/// order. This table is the mapping: process records are the hot path of the SDK (a list of
-/// a thousand of them is one reply), so they are not decoded and re-encoded in wasm. The
-/// build turns this table into the JS function that maps each record in one pass over the
-/// parsed reply (`processRecord` in the package's `surface.js`, through
-/// [`record_mappings`]); the tests below keep it equal to both structs.
+/// order (see [`super::record`]: process records are the hot path of the SDK, a list of a
+/// thousand of them being one reply).
 pub const PROCESS_RECORD: &[RecordField] = &[
     field("processId", &["process_id"], Absent::Required),
     field("executionId", &["execution_id"], Absent::Required),
@@ -225,37 +197,6 @@ pub const PROCESS_RECORD: &[RecordField] = &[
     ),
 ];
 
-/// The record tables, for the build that generates their JS mappers
-/// (`scripts/assemble-sdk.mjs`): `{ Process: [[jsKey, [wireKeys…], absent], …] }`, where
-/// `absent` is `"required"`, `"omitted"`, `"omittedUnlessTrue"` or a JS literal.
-#[wasm_bindgen(js_name = __recordMappings, skip_typescript)]
-pub fn record_mappings() -> JsValue {
-    let table = |fields: &[RecordField]| {
-        let rows = js_sys::Array::new();
-        for f in fields {
-            let wire = js_sys::Array::new();
-            for key in f.wire {
-                wire.push(&JsValue::from_str(key));
-            }
-            let absent = match f.absent {
-                Absent::Required => "required",
-                Absent::Default(literal) => literal,
-                Absent::Omitted => "omitted",
-                Absent::OmittedUnlessTrue => "omittedUnlessTrue",
-            };
-            rows.push(&js_sys::Array::of3(
-                &JsValue::from_str(f.js),
-                &wire,
-                &JsValue::from_str(absent),
-            ));
-        }
-        rows
-    };
-    let all = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&all, &"Process".into(), &table(PROCESS_RECORD));
-    all.into()
-}
-
 /// The status of a wire process record (a parsed reply), checked.
 pub fn record_status(record: &JsValue) -> Option<ProcessStatus> {
     let status = js_sys::Reflect::get(record, &JsValue::from_str("status")).ok()?;
@@ -272,31 +213,23 @@ pub struct ProcessActionResult {
     pub message: String,
 }
 
-impl From<wire::ProcessActionReply> for ProcessActionResult {
-    fn from(r: wire::ProcessActionReply) -> Self {
-        Self {
-            success: r.success,
-            process_id: r.process_id,
-            status: r.status.into(),
-            message: r.message,
-        }
-    }
-}
+/// How a [`ProcessActionResult`] is read from a [`wire::ProcessActionReply`].
+pub const PROCESS_ACTION_RESULT: &[RecordField] = &[
+    field("success", &["success"], Absent::Required),
+    field("processId", &["process_id"], Absent::Required),
+    field("status", &["status"], Absent::Required),
+    field("message", &["message"], Absent::Required),
+];
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
     use super::*;
+    use crate::types::record::record_mappings;
+    use crate::types::record::tests::{assert_js_keys, assert_wire_keys};
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn get(v: &JsValue, key: &str) -> JsValue {
         js_sys::Reflect::get(v, &JsValue::from_str(key)).unwrap()
-    }
-
-    fn keys(v: &JsValue) -> Vec<String> {
-        js_sys::Object::keys(v.unchecked_ref::<js_sys::Object>())
-            .iter()
-            .map(|k| k.as_string().unwrap())
-            .collect()
     }
 
     #[wasm_bindgen_test]
@@ -322,29 +255,18 @@ mod tests {
             error: Some("x".into()),
             output_evicted: true,
         };
-        let js = tsify::Ts::from_rust(&full).unwrap().js_value();
-        let table: Vec<String> = PROCESS_RECORD.iter().map(|f| f.js.to_string()).collect();
-        assert_eq!(keys(&js), table);
-        for f in PROCESS_RECORD {
-            let optional = matches!(f.absent, Absent::Omitted | Absent::OmittedUnlessTrue);
-            let is_option = matches!(
-                f.js,
-                "name"
-                    | "exitCode"
-                    | "startedAt"
-                    | "completedAt"
-                    | "executionTime"
-                    | "pid"
-                    | "timeout"
-                    | "error"
-                    | "outputEvicted"
-            );
-            assert_eq!(
-                optional, is_option,
-                "{}: optional in the table and the type alike",
-                f.js
-            );
-        }
+        let optional = [
+            "name",
+            "exitCode",
+            "startedAt",
+            "completedAt",
+            "executionTime",
+            "pid",
+            "timeout",
+            "error",
+            "outputEvicted",
+        ];
+        assert_js_keys(PROCESS_RECORD, &full, &optional);
     }
 
     #[wasm_bindgen_test]
@@ -373,17 +295,27 @@ mod tests {
             error: Some("x".into()),
             output_evicted: true,
         };
-        let js = serde_wasm_bindgen::to_value(&wire).unwrap();
-        let mut wire_keys = keys(&js);
-        let mut read: Vec<String> = PROCESS_RECORD
-            .iter()
-            .flat_map(|f| f.wire.iter().map(|k| k.to_string()))
-            .collect();
-        wire_keys.sort();
-        read.sort();
-        assert_eq!(read, wire_keys);
+        let js = assert_wire_keys(PROCESS_RECORD, &wire, &[]);
         assert_eq!(record_status(&js), Some(ProcessStatus::Running));
         assert_eq!(record_status(&JsValue::NULL), None);
+    }
+
+    #[wasm_bindgen_test]
+    fn the_action_table_matches_both_structs() {
+        let result = ProcessActionResult {
+            success: true,
+            process_id: "p".into(),
+            status: ProcessStatus::Killed,
+            message: "m".into(),
+        };
+        assert_js_keys(PROCESS_ACTION_RESULT, &result, &[]);
+        let reply = wire::ProcessActionReply {
+            success: true,
+            process_id: "p".into(),
+            status: wire::ProcessStatus::Killed,
+            message: "m".into(),
+        };
+        assert_wire_keys(PROCESS_ACTION_RESULT, &reply, &[]);
     }
 
     #[wasm_bindgen_test]
