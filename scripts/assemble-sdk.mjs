@@ -19,6 +19,11 @@ const write = (p, text) => {
   fs.writeFileSync(p, /\.[cm]?js$/.test(p) ? minify(p, text) : text);
 };
 
+const writeMinified = (p, text) => {
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, text);
+};
+
 // Minifies one shipped JS file. Class names are kept (`Sandbox`, `ProcessHandle` and the
 // error classes show in stack traces and console output); top-level names are mangled only
 // in modules, where they are private to the file.
@@ -90,7 +95,7 @@ function recordMapper(type, fields) {
   lines.push('    return r;', '  },');
   return lines.join('\n');
 }
-const mappings = createRequire(import.meta.url)(path.join(built, 'node/sandlot.js')).__recordMappings();
+const mappings = createRequire(import.meta.url)(path.resolve(built, 'node/sandlot.js')).__recordMappings();
 const surfaceSource = fill(
   read(path.join(template, 'src/surface.js')),
   'const records = undefined; // @generated records',
@@ -98,12 +103,30 @@ const surfaceSource = fill(
 );
 write(path.join(web, 'surface.js'), surfaceSource);
 
-// Node target: CommonJS glue reading the web directory's wasm, and the façade's modules.
-const wasmRef = '`${__dirname}/sandlot_bg.wasm`';
-let nodeGlue = read(path.join(built, 'node/sandlot.js'));
-if (!nodeGlue.includes(wasmRef)) throw new Error(`nodejs glue no longer loads ${wasmRef}; update assemble-sdk.mjs`);
-nodeGlue = nodeGlue.replace(wasmRef, '`${__dirname}/../web/sandlot_bg.wasm`').replace('/* @ts-self-types="./sandlot.d.ts" */', '');
-write(path.join(node, 'sandlot.cjs'), withoutDocComments(nodeGlue));
+// Node: the same glue as the web, as CommonJS. It is derived from the web glue once that is
+// minified, so the two files are the same bytes but for their first and last few: npm packs
+// files by extension, then path, so dist/node/sandlot.js (CommonJS through dist/node's own
+// package.json) lands a few KB before dist/web/sandlot.js in the tarball, and gzip stores
+// the second copy as references to the first. It loads the wasm synchronously (initSync)
+// from the web directory, as wasm-bindgen's nodejs target would.
+const webGlueMin = fs.readFileSync(path.join(web, 'sandlot.js'), 'utf8');
+const tail = webGlueMin.match(/export\{([^}]*)\};?\s*$/);
+const initSync = tail?.[1].split(',').map((e) => e.trim().split(/\s+as\s+/)).find(([, as]) => as === 'initSync')?.[0];
+if (!initSync) throw new Error('web glue: no `export { … as initSync }` at its end; update assemble-sdk.mjs');
+const glueNames = [...webGlueMin.matchAll(/(?:^|[;}\s])export (?:class|function) (\w+)/g)].map((m) => m[1]);
+const wasmUrl = "new URL('sandlot_bg.wasm',import.meta.url)";
+if (!webGlueMin.includes(wasmUrl)) throw new Error(`web glue no longer loads ${wasmUrl}; update assemble-sdk.mjs`);
+const nodeGlue =
+  '"use strict";' +
+  webGlueMin
+    .slice(0, tail.index)
+    .replace(/(^|[;}\s])export (class|function) /g, '$1$2 ')
+    .replace(wasmUrl, 'void 0') +
+  `;${initSync}({module:require("fs").readFileSync(__dirname+"/../web/sandlot_bg.wasm")});` +
+  `module.exports={${glueNames.join(',')}};`;
+if (/(^|[;}\s])export[\s{]|import\.meta/.test(nodeGlue)) throw new Error('node glue: ESM syntax left after the conversion');
+writeMinified(path.join(node, 'sandlot.js'), nodeGlue);
+write(path.join(node, 'package.json'), '{ "type": "commonjs" }\n');
 const errorsJs = toCommonJs(read(path.join(template, 'src/errors.js')), 'errors.js');
 const surfaceJs = toCommonJs(surfaceSource, 'surface.js');
 write(path.join(node, 'errors.cjs'), errorsJs.text);
@@ -136,11 +159,6 @@ for (const file of [path.join(web, 'index.d.ts'), path.join(node, 'index.d.cts')
 const declared = new Set(
   [...types.matchAll(/^export (?:declare )?(?:class|function|const) (\w+)/gm)].map((m) => m[1]),
 );
-const glueNames = [...nodeGlue.matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1]);
-const webGlueNames = [...webGlue.matchAll(/^export (?:class|function) (\w+)/gm)].map((m) => m[1]);
-if (glueNames.sort().join() !== webGlueNames.sort().join()) {
-  throw new Error(`the web and nodejs glue export different names: ${webGlueNames} / ${glueNames}`);
-}
 const isPublic = (name) => declared.has(name);
 const webTemplate = read(path.join(template, 'src/web.js'));
 const ownWeb = [...webTemplate.matchAll(/^export (?:async )?function (\w+)/gm)].map((m) => m[1]);
