@@ -147,7 +147,7 @@ function markdown(r, v, notesFile) {
         ['what', 'files', 'raw', 'gzip -9'],
         [
           ['sandlot: `.wasm`', w.wasm.files, kb(w.wasm.raw), kb(w.wasm.gzip)],
-          ['sandlot: Node JS (`dist/node/*.{cjs,mjs}`)', w.nodeJs.files, kb(w.nodeJs.raw), kb(w.nodeJs.gzip)],
+          ['sandlot: Node JS (`dist/node/*.{js,cjs,mjs}`)', w.nodeJs.files, kb(w.nodeJs.raw), kb(w.nodeJs.gzip)],
           ['sandlot: browser JS (`dist/web/*.js`)', w.webJs.files, kb(w.webJs.raw), kb(w.webJs.gzip)],
           ['sandlot: what Node loads (.wasm + Node JS)', '', kb(w.node.raw), `**${kb(w.node.gzip)}**`],
           ['sandlot: what a browser loads (.wasm + browser JS)', '', kb(w.web.raw), `**${kb(w.web.gzip)}**`],
