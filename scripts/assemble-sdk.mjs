@@ -1,9 +1,11 @@
-// Merges wasm-bindgen's two outputs (web + nodejs targets) with pkg-template/ into one npm
-// package. Usage: node scripts/assemble-sdk.mjs <wasm-pack out dir> <package dir>
-// The web and nodejs glue load the same .wasm (byte-identical across targets), so only one
-// copy ships: the node glue is pointed at the web directory's file. Every shipped .js/.cjs/
-// .mjs file is minified (oxc's minifier, through rolldown, which vite 8 brings): the sources
-// in pkg-template/ and wasm-bindgen's output stay readable, the package carries no comments.
+// Merges wasm-bindgen's output with pkg-template/ into one npm package.
+// Usage: node scripts/assemble-sdk.mjs <wasm-pack out dir> <package dir>
+// The web target gives the glue, shipped twice from one text: as ESM (dist/web) and, once
+// minified, as CommonJS for Node (dist/node, loading the same .wasm synchronously). The nodejs
+// target gives the declarations, and loads at build time to hand over the record tables
+// (src/types/record.rs) the JS mappers are generated from. Every shipped .js/.cjs/.mjs file is
+// minified (oxc's minifier, through rolldown, which vite 8 brings): the sources in
+// pkg-template/ and wasm-bindgen's output stay readable, the package carries no comments.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
