@@ -2,7 +2,12 @@
 // iterators without moving logic out of Rust:
 //   - process records (runCodeBackground, getProcess, listProcesses, waitForProcess) become
 //     process handles: their data stays as own properties, and methods come from one shared
-//     prototype, so a list of a thousand records costs one prototype link per record;
+//     prototype, so a list of a thousand records costs one prototype link per record. The
+//     wasm hands the records of all four over as parsed wire replies (snake_case), and
+//     `records.Process` (`records.BackgroundExecution`), which the build generates from the
+//     Rust table `PROCESS_RECORD` (src/types/process.rs), maps each in one pass onto its handle;
+//   - the results of runCode, runCodeAsync, killProcess and removeProcess are mapped alike
+//     (`records.ExecutionResult`, ... : src/types/record.rs lists the tables);
 //   - stream calls (runCodeStream, streamProcess) return a StreamPromise: await it for the
 //     stream, or iterate it directly with `for await`.
 // Every entry installs it once at load (`extend`). This file is the single source: the build
@@ -13,6 +18,18 @@ const SANDBOX = Symbol('sandlot.sandbox');
 
 /** The wasm methods before `extend` wrapped them: handles call these, not the wrappers. */
 const raw = {};
+
+/** The package's error classes (given to `extend`). */
+let errors;
+
+/** A wire record the mapper cannot read: the server's fault, as the wasm reports it. */
+function unreadable(expected) {
+  return new errors.SandlotError(`unexpected reply from the server: expected ${expected}`, { code: 'INVALID_RESPONSE' });
+}
+
+// `records.X(wire, proto)`: a parsed wire reply → a record of type X on `proto`, one function
+// per Rust table (src/types/record.rs). The build replaces the next line with them.
+const records = undefined; // @generated records
 
 /**
  * A background process. Has the record's data as its own properties (`processId`, `status`,
@@ -26,12 +43,13 @@ export class ProcessHandle {
    * on), `interval` (seconds between looks), `signal`.
    */
   async wait(options) {
-    return Object.assign(this, await raw.waitForProcess.call(this[SANDBOX], this.processId, options));
+    const record = await raw.waitForProcess.call(this[SANDBOX], this.processId, options);
+    return Object.assign(this, records.Process(record, Object.prototype));
   }
 
   /** Kills the process; the handle's `status` follows. Resolves with the server's reply. */
   async kill(options) {
-    const reply = await raw.killProcess.call(this[SANDBOX], this.processId, options);
+    const reply = records.ProcessActionResult(await raw.killProcess.call(this[SANDBOX], this.processId, options), Object.prototype);
     this.status = reply.status;
     return reply;
   }
@@ -43,7 +61,8 @@ export class ProcessHandle {
 
   /** Reads the process's record again into the handle, and resolves with the handle. */
   async refresh(options) {
-    return Object.assign(this, await raw.getProcess.call(this[SANDBOX], this.processId, options));
+    const record = await raw.getProcess.call(this[SANDBOX], this.processId, options);
+    return Object.assign(this, records.Process(record, Object.prototype));
   }
 }
 
@@ -98,13 +117,15 @@ export function streaming(open) {
   return call;
 }
 
-/** Sandbox methods that resolve to a process record (or a list of them). */
-const RECORD_CALLS = ['runCodeBackground', 'getProcess', 'waitForProcess'];
+/** Sandbox methods that resolve to a wire process record. */
+const RECORD_CALLS = ['getProcess', 'waitForProcess'];
+/** Sandbox methods that resolve to another wire reply, by the type of their result. */
+const RESULT_CALLS = { runCode: 'ExecutionResult', runCodeAsync: 'AsyncExecution', killProcess: 'ProcessActionResult', removeProcess: 'ProcessActionResult' };
 /** Sandbox methods that open a stream; later streams (file watches, terminals) join here. */
 const STREAM_CALLS = ['runCodeStream', 'streamProcess'];
 
 /**
- * `sandbox.commands`: `run(command, options)` resolves with a `CommandResult`, or with a
+ * `sandbox.commands`: `run(command, options)` resolves with `runCode`'s result, or with a
  * process handle when `background` is set (E2B's and HopX's shape).
  */
 class Commands {
@@ -114,13 +135,19 @@ class Commands {
   }
 
   async run(command, options) {
-    const result = await this.#sandbox.runCommand(command, options);
-    return options?.background ? Object.setPrototypeOf(result, handlePrototype(this.#sandbox)) : result;
+    const reply = await this.#sandbox.runCommand(command, options);
+    return options?.background
+      ? records.BackgroundExecution(reply, handlePrototype(this.#sandbox))
+      : records.ExecutionResult(reply, Object.prototype);
   }
 }
 
-/** Gives the wasm `Sandbox` class its JS surface. Called once per loaded glue. */
-export function extend(Sandbox) {
+/**
+ * Gives the wasm `Sandbox` class its JS surface. Called once per loaded glue, with the
+ * package's error classes.
+ */
+export function extend(Sandbox, errorClasses) {
+  errors = errorClasses;
   const proto = Sandbox.prototype;
   Object.defineProperty(proto, 'commands', {
     get() {
@@ -128,19 +155,28 @@ export function extend(Sandbox) {
     },
     configurable: true,
   });
-  for (const name of [...RECORD_CALLS, ...STREAM_CALLS, 'listProcesses', 'killProcess']) {
+  for (const name of [...RECORD_CALLS, ...STREAM_CALLS, ...Object.keys(RESULT_CALLS), 'runCodeBackground', 'listProcesses']) {
     raw[name] = proto[name];
   }
   const define = (name, value) => Object.defineProperty(proto, name, { value, writable: true, configurable: true });
   for (const name of RECORD_CALLS) {
     define(name, async function (...args) {
-      return Object.setPrototypeOf(await raw[name].apply(this, args), handlePrototype(this));
+      return records.Process(await raw[name].apply(this, args), handlePrototype(this));
     });
   }
+  for (const [name, type] of Object.entries(RESULT_CALLS)) {
+    const map = records[type];
+    define(name, async function (...args) {
+      return map(await raw[name].apply(this, args), Object.prototype);
+    });
+  }
+  define('runCodeBackground', async function (...args) {
+    return records.BackgroundExecution(await raw.runCodeBackground.apply(this, args), handlePrototype(this));
+  });
   define('listProcesses', async function (...args) {
     const list = await raw.listProcesses.apply(this, args);
     const proto = handlePrototype(this);
-    for (const record of list) Object.setPrototypeOf(record, proto);
+    for (let i = 0; i < list.length; i++) list[i] = records.Process(list[i], proto);
     return list;
   });
   for (const name of STREAM_CALLS) {

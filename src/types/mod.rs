@@ -17,6 +17,7 @@ use wasm_bindgen::prelude::*;
 
 mod command;
 mod process;
+pub(crate) mod record;
 mod run;
 mod sandbox;
 mod status;
