@@ -12,7 +12,7 @@
 
 mod agent;
 mod args;
-mod commands;
+mod call;
 mod config;
 mod errors;
 mod http;

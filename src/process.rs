@@ -210,7 +210,7 @@ impl Sandbox {
 
 impl Sandbox {
     /// One process's wire record (parsed, not mapped: the JS surface maps it) and its status.
-    pub(crate) async fn fetch_process(
+    async fn fetch_process(
         &self,
         id: &str,
         signal: Option<&AbortSignal>,
@@ -229,7 +229,7 @@ impl Sandbox {
 }
 
 /// A 2xx reply that is not the shape the call returns.
-pub(crate) fn unexpected_reply(expected: &str) -> SdkError {
+fn unexpected_reply(expected: &str) -> SdkError {
     SdkError::invalid_response(format!(
         "unexpected reply from the server: expected {expected}"
     ))
