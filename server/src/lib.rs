@@ -11,6 +11,7 @@ mod exec;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;
+mod network;
 mod node;
 mod sandbox;
 mod server;

@@ -34,6 +34,8 @@ pub mod code {
     pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
     /// Sandlot code: the server's data disk is full (507); nothing was written.
     pub const INSUFFICIENT_STORAGE: &str = "INSUFFICIENT_STORAGE";
+    /// Sandlot code: nothing answers on that port inside the sandbox (502).
+    pub const PORT_NOT_REACHABLE: &str = "PORT_NOT_REACHABLE";
 }
 
 /// The nested object form of `error` (what the Python SDK parses).

@@ -14,7 +14,7 @@ mod uid_range;
 pub mod volume;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use sandlot_protocol::SandboxStatus;
@@ -31,6 +31,8 @@ pub struct Sandbox {
     pub template: &'static TemplateSpec,
     pub uid: u32,
     pub internet_access: bool,
+    /// Its network when it has internet access (veth, addresses, egress rules).
+    pub network: Option<Arc<crate::network::Attachment>>,
     pub created_at: SystemTime,
     /// The sandbox's global environment (`env_vars` at create, `/env` later).
     env_vars: Mutex<BTreeMap<String, String>>,
