@@ -89,11 +89,11 @@ impl TableSpec {
                udp dport {dns} drop\n\
                tcp dport {proxy} drop\n}}\n\
              chain forward {{ type filter hook forward priority filter;\n\
-               oifname \"{p}*\" ct state established,related accept\n\
-               oifname \"{p}*\" drop\n\
                iifname \"{p}*\" ct state established,related accept\n\
                iifname \"{p}*\" iifname vmap @sandboxes\n\
-               iifname \"{p}*\" reject\n}}\n}}\n"
+               iifname \"{p}*\" reject\n\
+               oifname \"{p}*\" ct state established,related accept\n\
+               oifname \"{p}*\" drop\n}}\n}}\n"
         ));
         s
     }

@@ -198,7 +198,7 @@ impl EgressRules {
     }
 }
 
-/// `example.org` or `*.example.org`: labels of letters, digits and `-` (and `_`, which
+/// `example.org`, `*.example.org` or `*.test`: labels of letters, digits and `-` (and `_`, which
 /// real service names use), at most 253 characters, at least one dot.
 fn parse_domain(entry: &str) -> Option<DomainRule> {
     let (below, name) = match entry.strip_prefix("*.") {
@@ -208,7 +208,8 @@ fn parse_domain(entry: &str) -> Option<DomainRule> {
     let name = name.trim_end_matches('.');
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name.contains('.')
+        // A bare name needs a dot; a wildcard may cover a whole top-level domain (`*.test`).
+        && (below || name.contains('.'))
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
