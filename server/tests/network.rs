@@ -691,11 +691,13 @@ async fn a_restart_sweeps_and_rebuilds_the_network_and_nothing_outlives_a_delete
         .cp(Method::DELETE, &format!("/v1/sandboxes/{}", sb.id), None)
         .await;
     assert_eq!(status, 200);
+    // The pair goes with the sandbox's namespace, which the kernel tears down just after.
+    let deadline = Instant::now() + Duration::from_secs(5);
     for name in [&ifname, &ifname_now] {
-        assert!(
-            !std::path::Path::new("/sys/class/net").join(name).exists(),
-            "{name} outlived the delete"
-        );
+        while std::path::Path::new("/sys/class/net").join(name).exists() {
+            assert!(Instant::now() < deadline, "{name} outlived the delete");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     let table = format!("sandlot_{}", &ifname[2..8]);
     s.terminate();

@@ -137,8 +137,16 @@ impl Network {
     /// Reserves an address pair for a sandbox about to start.
     pub fn reserve(&self) -> Result<Lease, String> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        // A slot whose interface still exists is skipped: a deleted sandbox's pair goes
+        // with its namespace, which the kernel tears down in the background.
+        let prefix = self.cfg.if_prefix();
         let slot = (0..self.cfg.slots())
-            .find(|s| !slots.contains(s))
+            .find(|s| {
+                !slots.contains(s)
+                    && !std::path::Path::new("/sys/class/net")
+                        .join(format!("{prefix}{s:04x}"))
+                        .exists()
+            })
             .ok_or_else(|| format!("the network range {} is full", self.cfg.range))?;
         slots.insert(slot);
         let base = u32::from(self.cfg.range.addr) + slot * 4;
@@ -193,6 +201,7 @@ impl Network {
         .into_iter()
         .find_map(Result::err);
         if let Some(e) = failed {
+            link::delete(&attachment.lease.ifname);
             self.detach_parts(&active, &attachment).await;
             return Err(format!("sandbox network: {e}"));
         }
@@ -235,9 +244,9 @@ impl Network {
         let script = active
             .spec
             .detach(&attachment.lease.ifname, &attachment.chain);
-        let ifname = attachment.lease.ifname.clone();
+        // The pair itself is not deleted here: it goes with the sandbox's namespace, and
+        // deleting a veth waits for the kernel's network grace periods (tens of ms).
         let _ = tokio::task::spawn_blocking(move || {
-            link::delete(&ifname);
             if let Err(e) = nft::apply(&script) {
                 warn!("remove a sandbox's network rules: {e}");
             }
