@@ -35,8 +35,8 @@ export function rawClient(server) {
   const bearer = (h) => ({ Authorization: `Bearer ${h.token}` });
   return {
     name: 'raw',
-    async create() {
-      const s = await call(`${server.url}/v1/sandboxes`, { method: 'POST', headers: key, body: { template_name: TEMPLATE } });
+    async create(extra = {}) {
+      const s = await call(`${server.url}/v1/sandboxes`, { method: 'POST', headers: key, body: { template_name: TEMPLATE, ...extra } });
       return { id: s.id, token: s.auth_token, host: s.public_host };
     },
     attach(session) {

@@ -16,6 +16,7 @@ export const TARGETS = {
   ttiP50: 40,
   burstMedian: 500,
   createP50: 8,
+  createNetP50: 15,
   execOverhead: 3,
   idleSandboxMB: 2,
 };
@@ -72,6 +73,10 @@ export function verdicts(r) {
     v.push({ figure: 'server: sandbox create p50 (raw HTTP, disk quota on)', target: `≤ ${TARGETS.createP50} ms`, value: `${ms(c.median)} ms`, met: c.median <= TARGETS.createP50 });
     const off = r.create.rows.find((x) => x.op === 'POST /v1/sandboxes (quota off)');
     if (off) v.push({ figure: 'server: sandbox create p50, quota on ÷ quota off (same run)', target: 'info', value: `${ratio(c.median / off.median)} (${ms(off.median)} ms off)`, met: null });
+    const withNet = r.create.rows.find((x) => x.op === 'POST /v1/sandboxes (internet_access)');
+    const netOff = r.create.rows.find((x) => x.op === 'POST /v1/sandboxes (internet_access, quota off)');
+    if (netOff && off) v.push({ figure: 'server: sandbox create p50 with internet_access, quota off (same run)', target: `≤ ${TARGETS.createNetP50} ms`, value: `${ms(netOff.median)} ms (${ms(off.median)} ms without)`, met: netOff.median <= TARGETS.createNetP50 });
+    if (withNet) v.push({ figure: 'server: sandbox create p50 with internet_access (veth + nftables, same run)', target: `≤ ${TARGETS.createNetP50} ms`, value: `${ms(withNet.median)} ms (${ms(c.median)} ms without)`, met: withNet.median <= TARGETS.createNetP50 });
   }
   if (r.exec) {
     const o = r.exec.overhead;
