@@ -54,6 +54,7 @@ fn preview_by_token() {}
             description = "A preview token (then kept in a cookie for this port)")),
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "Whatever the server on the port answers (any method; \
-        streamed; WebSocket upgrades pass through). 502 PORT_NOT_REACHABLE when nothing listens"),
+        streamed; WebSocket upgrades pass through)"),
+        (status = 502, body = wire::ErrorBody, description = "PORT_NOT_REACHABLE: nothing listens on the port"),
         Errors))]
 fn port_proxy() {}

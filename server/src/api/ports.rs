@@ -49,7 +49,8 @@ pub async fn by_path(State(state): State<AppState>, req: Request) -> Response {
     let mut parts = path.trim_start_matches('/').splitn(5, '/');
     let (_, id, _, port) = (parts.next(), parts.next(), parts.next(), parts.next());
     let rest = parts.next();
-    let (Some(id), Some(port)) = (id, port.and_then(|p| p.parse::<u16>().ok())) else {
+    let port = port.and_then(|p| p.parse::<u16>().ok()).filter(|p| *p > 0);
+    let (Some(id), Some(port)) = (id, port) else {
         return ApiError::bad_request(code::INVALID_REQUEST, "the port must be 1-65535")
             .into_response();
     };
