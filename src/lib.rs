@@ -13,7 +13,6 @@
 
 mod agent;
 mod args;
-mod commands;
 mod config;
 mod errors;
 mod http;

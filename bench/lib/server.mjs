@@ -12,6 +12,8 @@ import { sleep } from './stats.mjs';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // SANDLOT_BENCH_BINARY compares another build (e.g. the previous commit's) on the same machine.
 export const BINARY = process.env.SANDLOT_BENCH_BINARY ?? path.join(ROOT, 'target/release/sandlotd');
+// SANDLOT_BENCH_PKG compares another build of the SDK package (default: this checkout's pkg/).
+export const PKG = path.resolve(process.env.SANDLOT_BENCH_PKG ?? path.join(ROOT, 'pkg'));
 
 const live = new Set();
 

@@ -8,7 +8,6 @@ import type {
   ProcessActionResult,
   ProcessInfo,
   ProcessStream,
-  RunCommandOptions,
   StreamEvent,
   StreamOptions,
   WaitOptions,
@@ -61,6 +60,27 @@ export type BackgroundProcess = ProcessHandle & BackgroundExecution;
  * command is a result with its `exitCode`. With `background: true` it resolves at once with a
  * process handle.
  */
+/** Options of `sandbox.commands.run`. */
+export interface RunCommandOptions {
+  /** Start it and resolve at once with its process handle (as `runCodeBackground`). */
+  background?: boolean;
+  /** Arguments: `command` is then a program run with exactly these (no shell). Without them, `command` is a shell line (bash). */
+  args?: string[];
+  /** Working directory (default `/workspace`). */
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Run-time limit in seconds (default 30, or 300 in the background). */
+  timeout?: number;
+  /** A label shown in `listProcesses()` (background; default: the command line). */
+  name?: string;
+  /** Called with each piece of stdout, in order, while it runs; in the foreground the call resolves after the last one. */
+  onStdout?: (data: string) => void;
+  onStderr?: (data: string) => void;
+  /** With callbacks: whole lines instead of chunks as written. */
+  lines?: boolean;
+  signal?: AbortSignal;
+}
+
 /** What a command run in the foreground resolves to: `runCode`'s result. */
 export type CommandResult = ExecutionResult;
 

@@ -164,6 +164,35 @@ pub struct Config {
     #[arg(long, env = "SANDLOT_MAX_SANDBOX_TIMEOUT_SECS", default_value_t = 30 * 24 * 3600)]
     pub max_sandbox_timeout_secs: u64,
 
+    /// Whether sandboxes created without `internet_access` get outbound network anyway.
+    #[arg(long, env = "SANDLOT_INTERNET_ACCESS_DEFAULT", default_value_t = false)]
+    pub internet_access_default: bool,
+
+    /// The private IPv4 range sandlotd takes sandbox addresses from (a /30 each: gateway and
+    /// sandbox). Two sandlotd instances on one host need ranges that do not overlap.
+    #[arg(long, env = "SANDLOT_NETWORK_CIDR", default_value = "10.200.0.0/16")]
+    pub network_cidr: String,
+
+    /// CIDRs sandboxes may reach although sandlotd always blocks them otherwise (private
+    /// ranges, link-local, the host): e.g. a private package registry. Comma-separated.
+    #[arg(long, env = "SANDLOT_NETWORK_ALLOW_CIDR", value_delimiter = ',')]
+    pub network_allow_cidr: Vec<String>,
+
+    /// Where the sandboxes' resolver forwards questions (`ip:port`); default: the first
+    /// nameserver of the host's /etc/resolv.conf.
+    #[arg(long, env = "SANDLOT_NETWORK_DNS_UPSTREAM")]
+    pub network_dns_upstream: Option<std::net::SocketAddr>,
+
+    /// Domain for preview URLs by host name: `http://<port>-<sandbox id>.<domain>` reaches
+    /// that port of that sandbox (needs a wildcard DNS record to this server). Without it,
+    /// ports are reached at `<server>/sandboxes/<id>/ports/<port>/`.
+    #[arg(long, env = "SANDLOT_PREVIEW_DOMAIN")]
+    pub preview_domain: Option<String>,
+
+    /// Longest lifetime of a signed preview URL, in seconds.
+    #[arg(long, env = "SANDLOT_PREVIEW_MAX_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub preview_max_ttl_secs: u64,
+
     /// Longest run-time limit a process may ask for, in seconds.
     #[arg(long, env = "SANDLOT_MAX_TIMEOUT_SECS", default_value_t = 24 * 3600)]
     pub max_timeout_secs: u64,

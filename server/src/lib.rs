@@ -12,6 +12,7 @@ mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;
+mod network;
 mod node;
 mod sandbox;
 mod server;

@@ -13,8 +13,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use futures_util::Stream;
 use sandlot_protocol::{
-    CreateTerminalRequest, ExitEvent, Language, ProcessInfo, ProcessStatus, RunSpec, SandboxStatus,
-    TerminalInfo,
+    CreateTerminalRequest, ExitEvent, Language, NetworkRules, NetworkUsage, ProcessInfo,
+    ProcessStatus, RunSpec, SandboxStatus, TerminalInfo,
 };
 
 use crate::exec::events::{Gap, OutputEvent};
@@ -37,6 +37,8 @@ pub enum NodeError {
     Conflict(String),
     LimitReached(String),
     Paused,
+    /// Nothing answers on a port inside the sandbox.
+    PortUnreachable(String),
     /// The data disk is full: nothing was written; it works again once space is freed.
     StorageFull(String),
     /// Briefly unable to serve (the store stayed locked through its retries); try again.
@@ -75,6 +77,8 @@ pub struct SandboxSpec {
     pub template: String,
     pub timeout_seconds: Option<u64>,
     pub internet_access: bool,
+    /// Egress rules (only with `internet_access`).
+    pub network: Option<NetworkRules>,
     pub env_vars: BTreeMap<String, String>,
 }
 
@@ -85,6 +89,8 @@ pub struct SandboxInfo {
     pub template: &'static TemplateSpec,
     pub status: SandboxStatus,
     pub internet_access: bool,
+    /// Its egress rules when it has a network (none: no internet access).
+    pub network: Option<NetworkRules>,
     pub timeout_seconds: Option<u64>,
     pub expires_at: Option<SystemTime>,
     pub created_at: SystemTime,
@@ -122,6 +128,7 @@ pub struct SandboxUsage {
     pub processes: Vec<sandlot_protocol::SystemProcess>,
     /// Processes started through the API that are running now.
     pub active_executions: u64,
+    pub network: NetworkUsage,
 }
 
 /// Which process records a listing returns.
@@ -189,6 +196,10 @@ pub trait Node: TerminalNode + Send + Sync + 'static {
     /// Starts a new token generation; earlier tokens stop working after `grace`.
     fn rotate_sandbox_token(&self, id: &str, grace: std::time::Duration)
         -> NodeResult<SandboxInfo>;
+    /// Replaces a sandbox's egress rules; connections opened from now on follow them.
+    async fn set_sandbox_network(&self, id: &str, rules: NetworkRules) -> NodeResult<SandboxInfo>;
+    /// A connection to `port` on the sandbox's own loopback (the port proxy's way in).
+    async fn connect_port(&self, id: &str, port: u16) -> NodeResult<tokio::net::TcpStream>;
     fn sandbox_env(&self, id: &str) -> NodeResult<BTreeMap<String, String>>;
     /// Replaces (`merge == false`) or merges into the sandbox's global environment.
     fn set_sandbox_env(

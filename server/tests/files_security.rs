@@ -54,11 +54,7 @@ async fn symlinks_cannot_reach_host_files_or_another_sandbox() {
     )
     .await;
     let (host_dir, marker) = host_secret();
-    let other_ws = s
-        .data_dir
-        .join("sandboxes")
-        .join(&other.id)
-        .join("workspace");
+    let other_ws = s.sandboxes_dir().join(&other.id).join("workspace");
     assert!(
         other_ws.join("private.txt").exists(),
         "the other workspace is at {other_ws:?}"

@@ -8,21 +8,19 @@
 //! `undefined` key) at run time.
 //!
 //! Split by the noun a type belongs to: `sandbox` (lifecycle calls), `run` (running code),
-//! `process` (background process records), `stream` (live output), `status` (the unions),
-//! `command` (`sandbox.commands.run`).
+//! `process` (background process records), `stream` (live output), `status` (the unions).
 
 use serde::Deserialize;
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
-mod command;
 mod process;
+pub(crate) mod record;
 mod run;
 mod sandbox;
 mod status;
 mod stream;
 
-pub use command::*;
 pub use process::*;
 pub use run::*;
 pub use sandbox::*;

@@ -159,6 +159,37 @@ def _():
     assert exit_frame == {"type": "exit", "code": 3}, exit_frame
 
 
+@check("files: write, read, bytes, list, exists, mkdir, upload, download, remove")
+def _():
+    import os
+    import tempfile
+
+    sb.files.mkdir("/workspace/compat/sub")
+    sb.files.write("/workspace/compat/hello.txt", "hi from hopx\n")
+    assert sb.files.read("/workspace/compat/hello.txt") == "hi from hopx\n"
+    blob = bytes(range(256)) * 4
+    sb.files.write_bytes("/workspace/compat/blob.bin", blob)
+    assert sb.files.read_bytes("/workspace/compat/blob.bin") == blob
+    entries = {f.name: f for f in sb.files.list("/workspace/compat")}
+    assert set(entries) == {"hello.txt", "blob.bin", "sub"}, entries
+    assert entries["sub"].is_dir and not entries["hello.txt"].is_dir, entries
+    assert entries["blob.bin"].size == len(blob), entries["blob.bin"]
+    assert sb.files.exists("/workspace/compat/hello.txt")
+    assert not sb.files.exists("/workspace/compat/nope.txt")
+    # Code in the sandbox sees what the API wrote.
+    assert sb.run_code("print(open('/workspace/compat/hello.txt').read(), end='')").stdout == "hi from hopx\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "up.bin")
+        with open(local, "wb") as f:
+            f.write(os.urandom(300_000))
+        sb.files.upload(local, "/workspace/compat/up.bin")
+        back = os.path.join(tmp, "down.bin")
+        sb.files.download("/workspace/compat/up.bin", back)
+        assert open(back, "rb").read() == open(local, "rb").read()
+    sb.files.remove("/workspace/compat")
+    assert not sb.files.exists("/workspace/compat")
+
+
 @check("env get, set, update")
 def _():
     assert sb.env.get_all().get("GREETING") == "hi"

@@ -54,6 +54,8 @@ pub mod code {
     /// Sandlot code: `/files/read` of bytes that are not UTF-8 without `encoding=base64`.
     pub const FILE_NOT_TEXT: &str = "FILE_NOT_TEXT";
     pub const RANGE_NOT_SATISFIABLE: &str = "RANGE_NOT_SATISFIABLE";
+    /// Sandlot code: nothing answers on that port inside the sandbox (502).
+    pub const PORT_NOT_REACHABLE: &str = "PORT_NOT_REACHABLE";
 }
 
 /// The nested object form of `error` (what the Python SDK parses).

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use sandlot_protocol::{
-    code, CreateSandboxRequest, ListEnvelope, Sandbox as WireSandbox, SandboxResources,
+    code, CreateSandboxWithNetwork, ListEnvelope, Sandbox as WireSandbox, SandboxResources,
     SandboxStatus, SandboxStatusReply, SetTimeoutReply, SetTimeoutRequest, Template,
     TokenRefreshRequest, TokenReply,
 };
@@ -49,7 +49,8 @@ pub fn wire_sandbox(state: &AppState, s: &SandboxInfo, with_token: bool) -> Wire
             },
         }),
         internet_access: s.internet_access,
-        internet_access_available: Some(false),
+        internet_access_available: Some(s.network.is_some()),
+        network: s.network.clone(),
         live_mode: false,
         timeout_seconds: s.timeout_seconds,
         expires_at: s.expires_at.map(rfc3339_seconds),
@@ -63,7 +64,10 @@ pub fn wire_sandbox(state: &AppState, s: &SandboxInfo, with_token: bool) -> Wire
 pub async fn create(
     _: ApiKey,
     State(state): State<AppState>,
-    JsonBody(req): JsonBody<CreateSandboxRequest>,
+    JsonBody(CreateSandboxWithNetwork {
+        sandbox: req,
+        network,
+    }): JsonBody<CreateSandboxWithNetwork>,
 ) -> ApiResult<impl IntoResponse> {
     let template = req
         .template_id
@@ -82,7 +86,10 @@ pub async fn create(
     let spec = SandboxSpec {
         template,
         timeout_seconds: req.timeout_seconds,
-        internet_access: req.internet_access.unwrap_or(false),
+        internet_access: req
+            .internet_access
+            .unwrap_or(state.cfg.internet_access_default),
+        network,
         env_vars: req.env_vars.unwrap_or_default(),
     };
     // Runs to the end even if the client goes away, so no half-made sandbox is left behind.

@@ -134,6 +134,9 @@ impl From<NodeError> for ApiError {
                     )
                 }
             }
+            NodeError::PortUnreachable(msg) => {
+                Self::new(StatusCode::BAD_GATEWAY, code::PORT_NOT_REACHABLE, msg)
+            }
             NodeError::Internal(detail) => Self::internal(&detail),
         }
     }

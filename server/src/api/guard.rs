@@ -77,7 +77,10 @@ pub(super) fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<
     let upload = path.starts_with("/sandboxes/")
         && path.ends_with("/files/upload")
         && is_multipart(content_type);
-    if has_body && !upload && !is_json(content_type) {
+    // A sandbox port takes whatever its server takes (forms, uploads); its credentials are
+    // a token or a SameSite cookie, which a foreign page cannot send.
+    let port = path.starts_with("/sandboxes/") && path.split('/').nth(3) == Some("ports");
+    if has_body && !upload && !port && !is_json(content_type) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code::UNSUPPORTED_MEDIA_TYPE,

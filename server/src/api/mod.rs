@@ -12,9 +12,12 @@ mod files;
 /// Hooks for the fuzz targets (`crate::fuzzing`).
 pub(crate) mod fuzz;
 mod guard;
+mod network;
 pub mod observe;
 mod openapi;
+mod openapi_network;
 mod openapi_observe;
+mod ports;
 mod stream;
 mod terminal;
 mod transfer;
@@ -25,7 +28,7 @@ use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::{Json, Router};
 use sandlot_protocol::{code, Health};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -111,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics/snapshot", get(observe::snapshot))
         .route("/metrics/prometheus", get(observe::sandbox_prometheus))
         .route("/system", get(observe::system))
+        .route("/preview", post(network::preview_by_token))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::count_requests,
@@ -132,6 +136,14 @@ pub fn router(state: AppState) -> Router {
             "/v1/sandboxes/{id}/token/refresh",
             post(control::refresh_token),
         )
+        .route(
+            "/v1/sandboxes/{id}/network",
+            get(network::get).put(network::set),
+        )
+        .route("/v1/sandboxes/{id}/preview", post(network::preview_by_key))
+        .route("/sandboxes/{id}/ports/{port}", any(ports::by_path))
+        .route("/sandboxes/{id}/ports/{port}/", any(ports::by_path))
+        .route("/sandboxes/{id}/ports/{port}/{*rest}", any(ports::by_path))
         .route("/v1/templates", get(control::templates))
         .route("/v1/templates/{name}", get(control::template))
         .nest("/sandboxes/{id}/agent", agent)
@@ -144,6 +156,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::local_mode,
+        ))
+        // Preview hosts (`<port>-<id>.<domain>`) go to the port proxy before local mode's
+        // loopback-Host rule: they carry their own credentials.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ports::by_host,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         // Outermost, so every response (a caught panic's too) carries the request id.

@@ -168,6 +168,7 @@ pub async fn snapshot(
                 .count() as u64,
         },
         oom_kills: usage.oom_kills,
+        network: usage.network,
         cache: Default::default(),
         timestamp: now_rfc3339(),
     }))
@@ -272,7 +273,7 @@ pub async fn server_prometheus(State(state): State<AppState>, _: ApiKey) -> Resp
 /// The per-sandbox families, each with its HELP and TYPE once.
 fn write_families(page: &mut String, sandboxes: &[(String, SandboxUsage)]) {
     type Value = fn(&SandboxUsage) -> Option<f64>;
-    let families: [(&str, &str, &str, Value); 7] = [
+    let families: [(&str, &str, &str, Value); 9] = [
         (
             "sandlot_sandbox_cpu_seconds_total",
             "counter",
@@ -314,6 +315,18 @@ fn write_families(page: &mut String, sandboxes: &[(String, SandboxUsage)]) {
             "counter",
             "Processes the out-of-memory killer ended.",
             |u| Some(u.oom_kills as f64),
+        ),
+        (
+            "sandlot_sandbox_network_sent_bytes_total",
+            "counter",
+            "Bytes the sandbox sent over its network interface.",
+            |u| Some(u.network.bytes_out as f64),
+        ),
+        (
+            "sandlot_sandbox_network_received_bytes_total",
+            "counter",
+            "Bytes the sandbox received over its network interface.",
+            |u| Some(u.network.bytes_in as f64),
         ),
     ];
     for (name, kind, help, value) in families {

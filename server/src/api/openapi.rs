@@ -121,6 +121,7 @@ pub struct ApiDoc;
 pub fn document() -> String {
     let mut api = ApiDoc::openapi();
     api.merge(super::openapi_observe::ObserveDoc::openapi());
+    api.merge(super::openapi_network::NetworkDoc::openapi());
     let mut doc = serde_json::to_value(api).expect("the OpenAPI document serialises");
     describe_event_streams(&mut doc);
     serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises")
@@ -202,7 +203,7 @@ fn server_health() {}
 fn openapi_json() {}
 
 #[utoipa::path(post, path = "/v1/sandboxes", tag = "control plane",
-    request_body = wire::CreateSandboxRequest,
+    request_body = wire::CreateSandboxWithNetwork,
     security(("api_key" = []), ("bearer" = [])),
     responses((status = 201, body = wire::Sandbox, description = "Created, with its agent token"), Errors))]
 fn create_sandbox() {}

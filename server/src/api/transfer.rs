@@ -203,6 +203,9 @@ async fn drain(req: Request) {
     }
 }
 
+/// Bytes gathered per write of an upload.
+const UPLOAD_WRITE_BYTES: usize = 1 << 20;
+
 /// Streams one part to `file`, refusing it past `limit` bytes. Returns its size.
 async fn copy_part(
     field: &mut Field<'_>,
@@ -211,16 +214,19 @@ async fn copy_part(
     path: &SandboxPath,
 ) -> ApiResult<u64> {
     let mut size = 0u64;
+    // Parts arrive in frames of a few KiB; each write of a tokio file is a blocking-pool
+    // task, so gather a MiB per write.
+    let mut out = tokio::io::BufWriter::with_capacity(UPLOAD_WRITE_BYTES, file);
     while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
         size += chunk.len() as u64;
         if size > limit {
             return Err(too_large(limit));
         }
-        file.write_all(&chunk)
+        out.write_all(&chunk)
             .await
             .map_err(|e| FsError::from_io(&path.display(), e))?;
     }
-    file.flush()
+    out.flush()
         .await
         .map_err(|e| FsError::from_io(&path.display(), e))?;
     Ok(size)

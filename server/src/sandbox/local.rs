@@ -26,6 +26,8 @@ use crate::exec::manager::ProcessManager;
 use crate::exec::{ProcessTable, StopReason};
 use crate::files::SandboxFs;
 use crate::ids;
+use crate::network::rules::EgressRules;
+use crate::network::{self, Network};
 use crate::node::{
     Node, NodeError, NodeResult, ProcessEvents, ProcessFilter, SandboxInfo, SandboxSpec,
     SandboxUsage,
@@ -58,6 +60,8 @@ pub struct LocalNode {
     /// The disk quota's btrfs volume (`--sandbox-disk-mb` > 0).
     volume: Option<Arc<Volume>>,
     pub(super) processes: ProcessManager,
+    /// Outbound network of sandboxes with internet access; the way into their ports.
+    pub(super) network: Arc<Network>,
     pub(super) terminals: TerminalManager,
     exe: std::path::PathBuf,
     sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
@@ -73,6 +77,7 @@ impl LocalNode {
         cfg: Arc<Config>,
         cgroups: Arc<Cgroups>,
         store: Arc<SqliteStore>,
+        network: Arc<Network>,
         shutdown: Shutdown,
     ) -> std::io::Result<Self> {
         uid_range::check_host(SANDBOX_ID_RANGE, std::path::Path::new("/etc"))?;
@@ -102,6 +107,7 @@ impl LocalNode {
             layout,
             volume,
             processes,
+            network,
             terminals,
             exe,
             sandboxes: RwLock::new(HashMap::new()),
@@ -138,6 +144,7 @@ impl LocalNode {
             template: s.template,
             status: st.status,
             internet_access: s.internet_access,
+            network: s.network.as_ref().map(|n| n.rules().wire),
             timeout_seconds: st.timeout_seconds,
             expires_at: st.expires_at,
             created_at: s.created_at,
@@ -201,7 +208,31 @@ impl LocalNode {
             }
         };
 
+        // Its addresses are known before it starts: its resolv.conf names its gateway.
+        let (lease, rules) = if record.internet_access {
+            let prepared = EgressRules::parse(&record.network.clone().unwrap_or_default())
+                .map_err(NodeError::Invalid)
+                .and_then(|rules| {
+                    let lease = self.network.reserve().map_err(NodeError::LimitReached)?;
+                    Ok((Some(lease), rules))
+                });
+            match prepared {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    self.sweep_cgroups(&record.id).await;
+                    return Err(e);
+                }
+            }
+        } else {
+            (None, EgressRules::default())
+        };
         let hostname = layout::hostname_of(&record.id);
+        let mut etc_files = layout::etc_files(record.uid, &hostname);
+        for (name, content) in etc_files.iter_mut() {
+            if name == "resolv.conf" {
+                *content = network::resolv_conf(lease.as_ref());
+            }
+        }
         let init = InitConfig {
             root_dir: self
                 .layout
@@ -215,7 +246,7 @@ impl LocalNode {
                 .into_owned(),
             ro_binds: vec!["/usr".into()],
             etc_binds: layout::ETC_BINDS.iter().map(|s| s.to_string()).collect(),
-            etc_files: layout::etc_files(record.uid, &hostname),
+            etc_files,
             hostname,
             tmp_size_mb: self.cfg.sandbox_tmp_mb,
             cgroup_procs: procs,
@@ -223,15 +254,32 @@ impl LocalNode {
         let (init_pid, init_helper) = match self.spawn_init(&record.id, &init).await {
             Ok(started) => started,
             Err(e) => {
+                if let Some(lease) = &lease {
+                    self.network.release(lease);
+                }
                 self.sweep_cgroups(&record.id).await;
                 return Err(e);
             }
+        };
+        let network = match lease {
+            None => None,
+            Some(lease) => match self.network.attach(lease, init_pid, rules).await {
+                Ok(attachment) => Some(attachment),
+                Err(e) => {
+                    // SAFETY: SIGKILL to our own sandbox's pid 1 takes its namespace down.
+                    unsafe { libc::kill(init_pid, libc::SIGKILL) };
+                    let _ = tokio::time::timeout(Duration::from_secs(1), init_helper).await;
+                    self.sweep_cgroups(&record.id).await;
+                    return Err(NodeError::Internal(e));
+                }
+            },
         };
         let sandbox = Arc::new(Sandbox {
             id: record.id.clone(),
             template,
             uid: record.uid,
             internet_access: record.internet_access,
+            network,
             env_vars: Mutex::new(record.env_vars.clone()),
             created_at: from_unix_millis(record.created_at_ms),
             state: Mutex::new(SandboxState {
@@ -357,6 +405,9 @@ impl LocalNode {
             let _ = tokio::time::timeout(Duration::from_secs(1), helper).await;
         }
         self.sweep_cgroups(&sandbox.id).await;
+        if let Some(attachment) = &sandbox.network {
+            self.network.detach(attachment).await;
+        }
         if !keep_files {
             let layout = self.layout.clone();
             let id = sandbox.id.clone();
@@ -409,6 +460,7 @@ impl LocalNode {
             self.destroy(sandbox, true).await;
         }))
         .await;
+        self.network.shutdown().await;
         let cgroups = self.cgroups.clone();
         let _ = tokio::task::spawn_blocking(move || cgroups.remove_base()).await;
         if let Some(volume) = &self.volume {
@@ -430,6 +482,14 @@ impl Node for LocalNode {
         let template = template::find(&spec.template)
             .ok_or_else(|| NodeError::TemplateNotFound(spec.template.clone()))?;
         check_env(&spec.env_vars)?;
+        if let Some(rules) = &spec.network {
+            if !spec.internet_access {
+                return Err(NodeError::Invalid(
+                    "network rules need internet_access: true".into(),
+                ));
+            }
+            EgressRules::parse(rules).map_err(NodeError::Invalid)?;
+        }
         let now = SystemTime::now();
         let expires_at_ms = match spec.timeout_seconds {
             None => None,
@@ -443,6 +503,14 @@ impl Node for LocalNode {
             status: SandboxStatus::Running,
             uid,
             internet_access: spec.internet_access,
+            network: match spec.internet_access {
+                true => Some(
+                    EgressRules::parse(&spec.network.unwrap_or_default())
+                        .map_err(NodeError::Invalid)?
+                        .wire,
+                ),
+                false => None,
+            },
             env_vars: spec.env_vars,
             timeout_seconds: spec.timeout_seconds,
             expires_at_ms,
@@ -531,6 +599,44 @@ impl Node for LocalNode {
         self.catalog
             .set_sandbox_token_generation(id, generation, Some(unix_millis(until)))?;
         Ok(self.info_of(&sandbox))
+    }
+
+    async fn set_sandbox_network(
+        &self,
+        id: &str,
+        rules: sandlot_protocol::NetworkRules,
+    ) -> NodeResult<SandboxInfo> {
+        let sandbox = self.live(id)?;
+        let Some(attachment) = &sandbox.network else {
+            return Err(NodeError::Conflict(
+                "this sandbox has no internet access (it is chosen at create); \
+                 egress rules need it"
+                    .into(),
+            ));
+        };
+        let rules = EgressRules::parse(&rules).map_err(NodeError::Invalid)?;
+        let wire = rules.wire.clone();
+        self.network
+            .update(attachment, rules)
+            .await
+            .map_err(NodeError::Internal)?;
+        self.catalog.set_sandbox_network(id, &wire)?;
+        Ok(self.info_of(&sandbox))
+    }
+
+    async fn connect_port(&self, id: &str, port: u16) -> NodeResult<tokio::net::TcpStream> {
+        let sandbox = self.live(id)?;
+        if sandbox.status() == SandboxStatus::Paused {
+            return Err(NodeError::Paused);
+        }
+        network::ports::connect(sandbox.init_pid(), port)
+            .await
+            .map_err(|e| {
+                NodeError::PortUnreachable(format!(
+                    "nothing answers on port {port} in the sandbox ({e}); \
+                     start a server listening on it (0.0.0.0 or 127.0.0.1)"
+                ))
+            })
     }
 
     fn sandbox_env(&self, id: &str) -> NodeResult<BTreeMap<String, String>> {
@@ -635,6 +741,17 @@ impl Node for LocalNode {
             oom_kills: usage.oom_kills.unwrap_or(0),
             processes,
             active_executions: sandbox.processes.active_count() as u64,
+            network: sandbox
+                .network
+                .as_ref()
+                .map(|n| {
+                    let (bytes_out, bytes_in) = self.network.usage(n);
+                    sandlot_protocol::NetworkUsage {
+                        bytes_out,
+                        bytes_in,
+                    }
+                })
+                .unwrap_or_default(),
         })
     }
 

@@ -32,6 +32,8 @@ pub struct Sandbox {
     pub template: &'static TemplateSpec,
     pub uid: u32,
     pub internet_access: bool,
+    /// Its network when it has internet access (veth, addresses, egress rules).
+    pub network: Option<Arc<crate::network::Attachment>>,
     pub created_at: SystemTime,
     /// The sandbox's global environment (`env_vars` at create, `/env` later).
     env_vars: Mutex<BTreeMap<String, String>>,
