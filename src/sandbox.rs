@@ -13,7 +13,7 @@ use tsify::Ts;
 use wasm_bindgen::prelude::*;
 
 use crate::agent::{PendingRefresh, Token};
-use crate::args::{arg, invalid, out};
+use crate::args::{arg, out, required};
 use crate::config::{self, ClientConfig};
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
 use crate::http::{encode, signal_of, Auth, Call};
@@ -215,8 +215,7 @@ impl Sandbox {
             )
             .into());
         }
-        let session: SandboxSession =
-            serde_wasm_bindgen::from_value(target).map_err(|e| invalid("session", e))?;
+        let session: SandboxSession = required(&target, "session")?;
         Ok(Sandbox::connect_with_session(session, opts)?)
     }
 
