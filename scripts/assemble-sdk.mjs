@@ -132,7 +132,14 @@ write(path.join(node, 'package.json'), '{ "type": "commonjs" }\n');
 const errorsJs = toCommonJs(read(path.join(template, 'src/errors.js')), 'errors.js');
 const surfaceJs = toCommonJs(surfaceSource, 'surface.js');
 write(path.join(node, 'errors.cjs'), errorsJs.text);
-write(path.join(node, 'surface.cjs'), surfaceJs.text);
+// The surface likewise: the minified web surface, as CommonJS, so gzip stores it once.
+const webSurfaceMin = fs.readFileSync(path.join(web, 'surface.js'), 'utf8');
+const nodeSurface =
+  '"use strict";' +
+  webSurfaceMin.replace(/(^|[;}\s])export (class|function|async function) /g, '$1$2 ') +
+  `;module.exports={${surfaceJs.names.join(',')}};`;
+if (/(^|[;}\s])export[\s{]|import\.meta|^import\b/m.test(nodeSurface)) throw new Error('node surface: ESM syntax left after the conversion');
+writeMinified(path.join(node, 'surface.js'), nodeSurface);
 const classNames = errorsJs.names;
 
 // Declarations: one file for every entry (the API generated from the Rust crate, the error
