@@ -19,7 +19,7 @@ use sandlot_protocol::{
 use super::auth::{AgentSandbox, ApiKey};
 use super::error::ApiResult;
 use super::AppState;
-use crate::node::SandboxUsage;
+use crate::node::{ProcessFilter, SandboxUsage};
 use crate::time::now_rfc3339;
 
 /// Agent requests per sandbox: totals and per-route counts and durations.
@@ -121,9 +121,14 @@ pub async fn snapshot(
 ) -> ApiResult<Json<MetricsSnapshot>> {
     let usage = state.node.sandbox_usage(&sandbox.id).await?;
     let requests = state.requests.of(&sandbox.id);
+    // Only counted: the records without their output (each finished one's stored JSON).
+    let count_only = ProcessFilter {
+        without_output: true,
+        ..Default::default()
+    };
     let recorded = state
         .node
-        .processes(&sandbox.id, &Default::default())
+        .processes(&sandbox.id, &count_only)
         .map(|p| p.len() as u64)
         .unwrap_or(0);
     let alive = sandbox
