@@ -194,10 +194,6 @@ pub async fn system(
                 .ok()
         })
         .unwrap_or(0);
-    let disk_mb = match state.cfg.sandbox_disk_mb {
-        0 => state.cfg.sandbox_tmp_mb,
-        quota => quota,
-    };
     Json(SystemInfo {
         os: std::env::consts::OS.into(),
         arch: std::env::consts::ARCH.into(),
@@ -206,7 +202,7 @@ pub async fn system(
         cpus: state.cfg.sandbox_cpus,
         host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
         memory_mb: state.cfg.sandbox_memory_mb.min(host_memory_kb / 1024),
-        disk_mb,
+        disk_mb: state.cfg.sandbox_disk_reported_mb(),
         uptime_seconds: sandbox.created_at.elapsed().unwrap_or_default().as_secs(),
     })
 }
