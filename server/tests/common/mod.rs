@@ -2,6 +2,7 @@
 //! dir, and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod fake_internet;
 pub mod files;
 
 use std::path::PathBuf;
