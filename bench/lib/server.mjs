@@ -1,7 +1,7 @@
 // A throwaway sandlotd for the benchmark: a free loopback port, a temporary data dir, its own
 // API key. Every server started here is stopped (SIGTERM, then SIGKILL) and its data dir
 // removed, also when the bench is interrupted.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -65,7 +65,7 @@ export async function startServer(flags = {}) {
           await server.exited;
         }
       }
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir(dataDir);
     },
   };
   live.add(server);
@@ -98,7 +98,7 @@ function killAllSync() {
       /* gone */
     }
     try {
-      fs.rmSync(s.dataDir, { recursive: true, force: true });
+      removeDataDir(s.dataDir);
     } catch {
       /* best effort */
     }
@@ -167,4 +167,10 @@ export function readNumber(file) {
   } catch {
     return NaN;
   }
+}
+
+/** Removes a server's data dir; a server that was killed leaves its quota volume mounted. */
+function removeDataDir(dataDir) {
+  spawnSync('umount', ['-l', path.join(dataDir, 'volume')], { stdio: 'ignore' });
+  fs.rmSync(dataDir, { recursive: true, force: true });
 }

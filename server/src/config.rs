@@ -208,6 +208,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// A sandbox's bounded storage as reported (`resources.disk_mb`, `/system`): the
+    /// workspace quota, or without one `/tmp`, the only bounded storage then.
+    pub fn sandbox_disk_reported_mb(&self) -> u64 {
+        match self.sandbox_disk_mb {
+            0 => self.sandbox_tmp_mb,
+            quota => quota,
+        }
+    }
+
     /// The base URL clients reach this server at.
     pub fn public_base_url(&self) -> String {
         match &self.public_url {

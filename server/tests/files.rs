@@ -6,38 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, Server, SseParser};
+use common::files::{get, raw, write};
+use common::{Server, SseParser};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn enc(path: &str) -> String {
-    url::form_urlencoded::byte_serialize(path.as_bytes()).collect()
-}
-
-async fn get(sb: &Sandbox, route: &str, path: &str) -> (u16, Value) {
-    sb.call(Method::GET, &format!("{route}?path={}", enc(path)), None)
-        .await
-}
-
-async fn write(sb: &Sandbox, body: Value) -> Value {
-    let (status, reply) = sb.call(Method::POST, "/files/write", Some(body)).await;
-    assert_eq!(status, 200, "write failed: {reply}");
-    reply
-}
-
-fn raw(sb: &Sandbox, method: Method, route: &str) -> reqwest::RequestBuilder {
-    sb.http
-        .request(method, format!("{}{route}", sb.agent))
-        .header("Authorization", format!("Bearer {}", sb.token))
-}
-
-/// Runs bash in the sandbox and returns its stdout (asserting exit 0).
-async fn sh(sb: &Sandbox, script: &str) -> String {
-    let r = sb.run("bash", script).await;
-    assert_eq!(r["exit_code"], 0, "{script} failed: {r}");
-    r["stdout"].as_str().unwrap().to_string()
-}
 
 #[tokio::test]
 async fn text_and_base64_round_trip_with_both_spellings_of_list_fields() {
@@ -261,11 +234,8 @@ async fn mkdir_makes_parents_remove_is_recursive_and_rename_moves() {
 async fn files_cross_between_code_and_api_and_belong_to_the_sandbox_user() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
-    sh(
-        &sb,
-        "echo from-code > /workspace/code.txt; echo in-tmp > /tmp/t.txt",
-    )
-    .await;
+    sb.sh("echo from-code > /workspace/code.txt; echo in-tmp > /tmp/t.txt")
+        .await;
     let (_, r) = get(&sb, "/files/read", "/workspace/code.txt").await;
     assert_eq!(r["content"], "from-code\n");
     let (_, r) = get(&sb, "/files/read", "/tmp/t.txt").await;
@@ -284,12 +254,12 @@ async fn files_cross_between_code_and_api_and_belong_to_the_sandbox_user() {
     )
     .await;
     write(&sb, json!({"path": "/tmp/api.txt", "content": "tmp-api"})).await;
-    let out = sh(
-        &sb,
-        "cat /workspace/api/made.txt; echo; cat /tmp/api.txt; echo; id -u; \
+    let out = sb
+        .sh(
+            "cat /workspace/api/made.txt; echo; cat /tmp/api.txt; echo; id -u; \
          stat -c '%u %g %a' /workspace/api/made.txt /workspace/api /tmp/api.txt",
-    )
-    .await;
+        )
+        .await;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(&lines[..2], ["from-api", "tmp-api"], "{out}");
     let uid = lines[2];
@@ -413,7 +383,7 @@ async fn watches_report_created_modified_and_deleted_over_websocket_and_sse() {
     .unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
 
-    sh(&sb, "echo one > /workspace/w.txt").await;
+    sb.sh("echo one > /workspace/w.txt").await;
     let e = next_change(&mut ws).await;
     assert_eq!(
         (e["type"].as_str(), e["event"].as_str(), e["path"].as_str()),
@@ -424,7 +394,7 @@ async fn watches_report_created_modified_and_deleted_over_websocket_and_sse() {
     let e = next_change(&mut ws).await;
     assert_eq!(e["event"], "modified", "{e}");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    sh(&sb, "echo two >> /workspace/w.txt").await;
+    sb.sh("echo two >> /workspace/w.txt").await;
     assert_eq!(next_change(&mut ws).await["event"], "modified");
     sb.call(Method::DELETE, "/files/remove?path=/workspace/w.txt", None)
         .await;

@@ -7,24 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, Server};
+use common::files::get;
+use common::Server;
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn enc(path: &str) -> String {
-    url::form_urlencoded::byte_serialize(path.as_bytes()).collect()
-}
-
-async fn get(sb: &Sandbox, route: &str, path: &str) -> (u16, Value) {
-    sb.call(Method::GET, &format!("{route}?path={}", enc(path)), None)
-        .await
-}
-
-async fn sh(sb: &Sandbox, script: &str) -> String {
-    let r = sb.run("bash", script).await;
-    assert_eq!(r["exit_code"], 0, "{script} failed: {r}");
-    r["stdout"].as_str().unwrap().to_string()
-}
 
 /// A host directory holding `secret.txt` with a marker no sandbox file contains.
 fn host_secret() -> (std::path::PathBuf, String) {
@@ -48,11 +34,9 @@ async fn symlinks_cannot_reach_host_files_or_another_sandbox() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
     let other = s.create("code-interpreter").await;
-    sh(
-        &other,
-        "echo other-sandbox-private > /workspace/private.txt",
-    )
-    .await;
+    other
+        .sh("echo other-sandbox-private > /workspace/private.txt")
+        .await;
     let (host_dir, marker) = host_secret();
     let other_ws = s.sandboxes_dir().join(&other.id).join("workspace");
     assert!(
@@ -61,9 +45,7 @@ async fn symlinks_cannot_reach_host_files_or_another_sandbox() {
     );
     let shadow_before = std::fs::read("/etc/shadow").ok();
 
-    sh(
-        &sb,
-        &format!(
+    sb.sh(&format!(
             "cd /workspace && ln -s /etc/shadow shadow && ln -s {h} hostdir && ln -s {h}/secret.txt hostfile \
              && ln -s {o} otherws && ln -s ../../../../../../..{o}/private.txt rel \
              && ln -s {d} datadir && ln -s /proc/self/root procself && ln -s /proc/1/root proc1 \
@@ -169,11 +151,8 @@ async fn symlinks_cannot_reach_host_files_or_another_sandbox() {
         )
         .await;
     assert_eq!(status, 200, "remove deletes the link itself");
-    sh(
-        &sb,
-        "test -L /workspace/moved && ! test -e /workspace/hostdir",
-    )
-    .await;
+    sb.sh("test -L /workspace/moved && ! test -e /workspace/hostdir")
+        .await;
 
     assert!(
         !host_dir.join("pwned.txt").exists(),
@@ -206,7 +185,7 @@ async fn a_symlink_flipped_during_reads_and_writes_never_reaches_the_host() {
     let sb = s.create("code-interpreter").await;
     let (host_dir, marker) = host_secret();
     let host_hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    sh(&sb, "mkdir -p /workspace/real && echo sandbox-data > /workspace/real/secret.txt && cp /etc/hostname /workspace/real/hostname").await;
+    sb.sh("mkdir -p /workspace/real && echo sandbox-data > /workspace/real/secret.txt && cp /etc/hostname /workspace/real/hostname").await;
     // A sandbox process flips /workspace/flip between its own dir, a host path and /etc.
     let flipper = format!(
         "import os\nn = 0\ntargets = ['/workspace/real', '{h}', '/etc', '/proc/1/root/etc']\n\
@@ -281,8 +260,7 @@ async fn a_symlink_flipped_during_reads_and_writes_never_reaches_the_host() {
 async fn fifos_and_devices_are_refused_without_blocking() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
-    sh(
-        &sb,
+    sb.sh(
         "mkfifo /workspace/fifo && ln -s /dev/zero /workspace/zero && ln -s /dev/urandom /tmp/rnd",
     )
     .await;

@@ -7,38 +7,11 @@ use std::time::{Duration, Instant};
 
 const MIB: u64 = 1024 * 1024;
 
+use common::files::{get, raw, write};
 use common::{Sandbox, Server};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn enc(path: &str) -> String {
-    url::form_urlencoded::byte_serialize(path.as_bytes()).collect()
-}
-
-async fn get(sb: &Sandbox, route: &str, path: &str) -> (u16, Value) {
-    sb.call(Method::GET, &format!("{route}?path={}", enc(path)), None)
-        .await
-}
-
-async fn write(sb: &Sandbox, body: Value) -> Value {
-    let (status, reply) = sb.call(Method::POST, "/files/write", Some(body)).await;
-    assert_eq!(status, 200, "write failed: {reply}");
-    reply
-}
-
-fn raw(sb: &Sandbox, method: Method, route: &str) -> reqwest::RequestBuilder {
-    sb.http
-        .request(method, format!("{}{route}", sb.agent))
-        .header("Authorization", format!("Bearer {}", sb.token))
-}
-
-/// Runs bash in the sandbox and returns its stdout (asserting exit 0).
-async fn sh(sb: &Sandbox, script: &str) -> String {
-    let r = sb.run("bash", script).await;
-    assert_eq!(r["exit_code"], 0, "{script} failed: {r}");
-    r["stdout"].as_str().unwrap().to_string()
-}
 
 /// VmRSS, or VmHWM (the peak), of a process, in KiB.
 fn vm_kib(pid: u32, field: &str) -> u64 {
@@ -100,7 +73,7 @@ async fn a_200_mb_upload_and_download_stream_with_flat_server_memory() {
     let up_secs = started.elapsed().as_secs_f64();
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["size"], 200 * MIB);
-    let out = sh(&sb, "stat -c '%s %u' /workspace/big.bin; id -u").await;
+    let out = sb.sh("stat -c '%s %u' /workspace/big.bin; id -u").await;
     let uid = out.lines().nth(1).unwrap().to_string();
     assert_eq!(out.lines().next().unwrap(), format!("{} {uid}", 200 * MIB));
 

@@ -72,9 +72,8 @@ impl OutputCallbacks {
         wasm_bindgen_futures::spawn_local(self.deliver(inner, process_id, lines, signal));
     }
 
-    /// What [`OutputCallbacks::follow`] does in the background, for a caller that waits
-    /// until the last callback has run.
-    pub async fn deliver(
+    /// What [`OutputCallbacks::follow`] runs in the background.
+    async fn deliver(
         self,
         inner: Rc<Inner>,
         process_id: String,

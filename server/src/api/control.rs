@@ -42,11 +42,7 @@ pub fn wire_sandbox(state: &AppState, s: &SandboxInfo, with_token: bool) -> Wire
         resources: Some(SandboxResources {
             vcpu: state.cfg.sandbox_cpus.ceil() as u32,
             memory_mb: state.cfg.sandbox_memory_mb,
-            // The workspace quota; without one, /tmp is the only bounded storage.
-            disk_mb: match state.cfg.sandbox_disk_mb {
-                0 => state.cfg.sandbox_tmp_mb,
-                quota => quota,
-            },
+            disk_mb: state.cfg.sandbox_disk_reported_mb(),
         }),
         internet_access: s.internet_access,
         internet_access_available: Some(s.network.is_some()),

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod inspect;
 pub mod isolation;
 pub mod layout;
+mod lifecycle;
 mod local;
 mod recovery;
 pub mod template;
