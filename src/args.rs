@@ -126,8 +126,23 @@ impl FieldValue for BTreeMap<String, String> {
     }
 }
 
-/// Enums that derive `FromJs` (read from their names).
-macro_rules! enum_fields {
+impl FieldValue for Vec<String> {
+    fn from_field(value: JsValue) -> Result<Self, String> {
+        if !js_sys::Array::is_array(&value) {
+            return Err("expected an array of strings".into());
+        }
+        js_sys::Array::from(&value)
+            .iter()
+            .map(|item| {
+                item.as_string()
+                    .ok_or_else(|| "expected an array of strings".into())
+            })
+            .collect()
+    }
+}
+
+/// Types that derive `FromJs` and appear as fields: string enums and nested objects.
+macro_rules! derived_fields {
     ($($t:ty),*) => {$(
         impl FieldValue for $t {
             fn from_field(value: JsValue) -> Result<Self, String> {
@@ -136,7 +151,7 @@ macro_rules! enum_fields {
         }
     )*};
 }
-enum_fields!(crate::types::SandboxStatus);
+derived_fields!(crate::types::SandboxStatus, crate::types::NetworkRules);
 
 /// An options argument (`undefined` and `null` mean the defaults), checked.
 pub(crate) fn arg<T: tsify::Tsify + FromJs + Default>(

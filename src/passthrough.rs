@@ -55,7 +55,8 @@ fn method_of(name: &str) -> Result<Method, SdkError> {
 
 #[wasm_bindgen]
 impl Sandbox {
-    /// One agent call, for the façade (not public API). `options`: `json` (a body sent as
+    /// One agent call, for the façade (not public API). `options`: `control` (a control-plane
+    /// call about this sandbox instead, JSON only), `json` (a body sent as
     /// JSON), `body` (one sent as it is: `FormData`, `Blob`, bytes, a `ReadableStream`) with
     /// `contentType`, `read` (`json`, `bytes`, `stream`, or `feed` with `resumable` and
     /// `since`), `timeout` (ms), `idempotent`, `signal`.
@@ -83,7 +84,14 @@ impl Sandbox {
             let feed = EventFeed::open(self.inner.clone(), path, resumable, since, signal).await?;
             return Ok(feed.into());
         }
-        let mut call = self.inner.agent(method_of(&method)?, &path);
+        // `control`: a control-plane call about this sandbox (`/v1/sandboxes/{id}{path}`, with
+        // the API key) instead of an agent call (with the sandbox token).
+        let control = get(&options, "control").is_truthy();
+        let mut call = if control {
+            self.inner.control_call(method_of(&method)?, &path)?
+        } else {
+            self.inner.agent(method_of(&method)?, &path)
+        };
         let json = get(&options, "json");
         if !json.is_undefined() {
             call.body = js_sys::JSON::stringify(&json).ok().map(String::from);
@@ -104,6 +112,9 @@ impl Sandbox {
             call.idempotent = yes;
         }
         if read == Read::Json {
+            if control {
+                return Ok(call.send(signal.as_ref()).await?);
+            }
             return Ok(self.inner.send_agent(call, signal.as_ref()).await?);
         }
         let url = call.url.clone();

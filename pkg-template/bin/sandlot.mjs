@@ -41,11 +41,14 @@ const GLOBAL_HELP = `Global options (any command):
 const COMMANDS = {
   create: {
     summary: 'create a sandbox and print its id',
-    usage: 'sandlot create [--template T] [--timeout S] [--env K=V]...',
+    usage: 'sandlot create [--template T] [--timeout S] [--env K=V]... [--internet [--allow-out R]... [--deny-out R]...]',
     options: {
       template: { type: 'string', short: 't' },
       timeout: { type: 'string' },
       env: { type: 'string', short: 'e', multiple: true },
+      internet: { type: 'boolean' },
+      'allow-out': { type: 'string', multiple: true },
+      'deny-out': { type: 'string', multiple: true },
     },
     args: [0, 0],
     help: `Options:
@@ -53,6 +56,9 @@ const COMMANDS = {
   --timeout S        the server kills the sandbox S seconds from now (default: no limit)
   -e, --env K=V      environment of every run in the sandbox (repeatable; K alone takes
                      K's value from this shell)
+  --internet         outbound internet for the sandbox (default: the server's choice, off)
+  --allow-out R      with --internet: always reachable, a CIDR or a domain (*.x.org too)
+  --deny-out R       with --internet: refused unless allowed (0.0.0.0/0: all but --allow-out)
 
 Prints the sandbox id (--json: the sandbox's info).`,
     run: cmdCreate,
@@ -205,6 +211,22 @@ The process's stdout goes to stdout and its stderr to stderr. --json: one docume
 Prints the final status and exits with the process's exit code (124 if it timed out, 137 if
 it was killed). --json: the process's final record, output included.`,
     run: cmdWait,
+  },
+  preview: {
+    summary: 'print a URL that opens a port of a sandbox',
+    usage: 'sandlot preview --sandbox ID [--ttl S] PORT',
+    options: { sandbox: { type: 'string', short: 's' }, ttl: { type: 'string' } },
+    args: [1, 1],
+    argNames: 'PORT',
+    needsSandbox: true,
+    help: `Options:
+  -s, --sandbox ID   the sandbox (required)
+  --ttl S            seconds the URL works (default 3600, at most what the server allows)
+
+Prints a URL that reaches PORT inside the sandbox (a server listening there) through sandlotd,
+with a signed token in it: open it in a browser or share it until it expires. --json: the
+URL, the same place without credentials (host), and when it expires.`,
+    run: cmdPreview,
   },
   kill: {
     summary: 'kill a process',
@@ -620,6 +642,11 @@ async function cmdCreate(ctx, v) {
   if (v.timeout !== undefined) options.timeoutSeconds = positiveInt(v.timeout, '--timeout', 'create');
   const env = envVars(v.env, 'create');
   if (env) options.envVars = env;
+  if (v.internet) options.internetAccess = true;
+  if (v['allow-out'] || v['deny-out']) {
+    if (!v.internet) throw new UsageError('--allow-out and --deny-out need --internet', 'create');
+    options.network = { allowOut: v['allow-out'] ?? [], denyOut: v['deny-out'] ?? [] };
+  }
   const creating = Sandbox.create(options);
   // Ctrl-C while the server creates it: wait for the sandbox, then kill it.
   ctx.onInterrupt(async () => (await creating.catch(() => null))?.kill());
@@ -797,6 +824,17 @@ async function cmdWait(ctx, v, [processId]) {
   if (ctx.json) ctx.out.emit({ sandboxId: sandbox.sandboxId, ...p });
   else ctx.out.line(`${processId} ${ctx.out.status(p.status)}  exit ${p.exitCode ?? '-'}  ${formatSeconds(processDuration(p))}${p.error ? `  (${p.error})` : ''}`);
   return processExitCode(p);
+}
+
+async function cmdPreview(ctx, v, [port]) {
+  const number = positiveInt(port, 'PORT', 'preview');
+  if (number > 65535) throw new UsageError('PORT must be from 1 to 65535', 'preview');
+  const options = { signal: ctx.signal };
+  if (v.ttl !== undefined) options.ttl = positiveInt(v.ttl, '--ttl', 'preview');
+  const sandbox = await ctx.connect(v.sandbox);
+  const p = await sandbox.getPreviewUrl(number, options);
+  if (ctx.json) return ctx.out.emit({ sandboxId: sandbox.sandboxId, ...p });
+  ctx.out.line(p.url);
 }
 
 async function cmdKill(ctx, v, [processId]) {

@@ -325,4 +325,41 @@ export interface Sandbox {
   getMetrics(options?: AgentCallOptions): Promise<SandboxMetrics>;
   /** Every operating-system process in the sandbox, not only those the API started. */
   listSystemProcesses(options?: AgentCallOptions): Promise<SystemProcess[]>;
+  /**
+   * Replaces the sandbox's egress rules (it must have been created with `internetAccess`);
+   * they apply to new connections at once. Needs the API key (a control-plane call).
+   * A malformed rule is a `ValidationError`.
+   */
+  updateNetwork(rules: NetworkRules, options?: { signal?: AbortSignal }): Promise<NetworkState>;
+  /** The sandbox's internet access and egress rules (a control-plane call). */
+  getNetwork(options?: { signal?: AbortSignal }): Promise<NetworkState>;
+  /**
+   * A URL that opens `port` of the sandbox (a server listening inside it) without other
+   * credentials, until it expires: share it, or open it in a browser. `ttl` in seconds
+   * (default 3600, at most what the server allows). Works with a session token too.
+   */
+  getPreviewUrl(port: number, options?: { ttl?: number; signal?: AbortSignal }): Promise<PreviewUrl>;
+  /**
+   * Where `port` of the sandbox is reached through the server, without credentials:
+   * `<server>/sandboxes/<id>/ports/<port>/`. Requests need the sandbox token
+   * (`Authorization: Bearer <token>`); use `getPreviewUrl` for a URL that carries its own.
+   */
+  getHost(port: number): string;
+}
+
+/** `sandbox.getNetwork()` and `sandbox.updateNetwork()`. */
+export interface NetworkState {
+  internetAccess: boolean;
+  network: { allowOut: string[]; denyOut: string[] };
+}
+
+/** `sandbox.getPreviewUrl(port)`. */
+export interface PreviewUrl {
+  /** Opens the port (carries a signed token). */
+  url: string;
+  /** The same place without credentials. */
+  host: string;
+  port: number;
+  /** RFC 3339 time the URL stops working. */
+  expiresAt: string;
 }

@@ -565,6 +565,28 @@ class Terminals {
   }
 }
 
+// Network: egress rules (control plane) and ports reached through the server.
+
+function portArg(port) {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid('port must be an integer from 1 to 65535');
+  return port;
+}
+
+function networkBody(rules) {
+  if (rules === null || typeof rules !== 'object') throw invalid('updateNetwork takes { allowOut, denyOut }');
+  const list = (key) => {
+    const value = rules[key] ?? [];
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw invalid(`${key} must be an array of strings`);
+    return value;
+  };
+  return { allow_out: list('allowOut'), deny_out: list('denyOut') };
+}
+
+const networkState = (reply) => ({
+  internetAccess: reply.internet_access,
+  network: { allowOut: reply.network?.allow_out ?? [], denyOut: reply.network?.deny_out ?? [] },
+});
+
 /** Caches a namespace object per sandbox (the getters return the same object every time). */
 function namespace(Class) {
   const cache = new WeakMap();
@@ -616,6 +638,23 @@ export function extend(Sandbox, errorClasses) {
   }
   define('getMetrics', async function (options) {
     return named(await call(this, 'GET', '/metrics/snapshot', options), ['errorCount']);
+  });
+  define('updateNetwork', async function (rules, options) {
+    return networkState(await this.agentFetch('PUT', '/network', { control: true, json: networkBody(rules), idempotent: true, signal: options?.signal }));
+  });
+  define('getNetwork', async function (options) {
+    return networkState(await this.agentFetch('GET', '/network', { control: true, signal: options?.signal }));
+  });
+  define('getPreviewUrl', async function (port, options) {
+    const body = { port: portArg(port) };
+    if (options?.ttl !== undefined) body.ttl_seconds = options.ttl;
+    const { url, host, expires_at: expiresAt } = await this.agentFetch('POST', '/preview', { json: body, signal: options?.signal });
+    return { url, host, port: body.port, expiresAt };
+  });
+  define('getHost', function (port) {
+    const agent = this.agentUrl;
+    if (!/\/agent\/?$/.test(agent)) throw new errors.SandlotError(`getHost needs a Sandlot server (the agent URL ${agent} does not end in /agent); use getPreviewUrl`, { code: 'UNSUPPORTED' });
+    return agent.replace(/\/agent\/?$/, `/ports/${portArg(port)}/`);
   });
   define('listSystemProcesses', async function (options) {
     return camel((await call(this, 'GET', '/processes', options)).processes);

@@ -173,7 +173,7 @@ test('playground (vite build): run, live output, language picker, kill; the page
   }
 });
 
-test('playground (vite build): file browser (upload, list, download, delete) and terminal pane', { skip, timeout: 180_000 }, async () => {
+test('playground (vite build): file browser (upload, list, download, delete), terminal pane, preview link', { skip, timeout: 180_000 }, async () => {
   const dist = path.join(playground, 'dist');
   if (!fs.existsSync(path.join(dist, 'index.html'))) {
     await promisify(execFile)(path.join(repo, 'node_modules/.bin/vite'), ['build', '--logLevel', 'warn'], { cwd: playground, timeout: 120_000 });
@@ -228,6 +228,29 @@ test('playground (vite build): file browser (upload, list, download, delete) and
     await page.fill('#terminal-input', 'exit 4');
     await page.press('#terminal-input', 'Enter');
     await page.waitForFunction(() => /exited \(4\)/.test(document.getElementById('terminal-state').textContent), null, { timeout: 15_000 });
+
+    // Preview: a server started in the sandbox opens in the browser through the page's link.
+    await sandbox.files.write('/workspace/site/index.html', '<title>in the sandbox</title><h1 id="hi">served from the sandbox</h1>');
+    const web = await sandbox.commands.run('python3 -m http.server 8000 --bind 127.0.0.1', { background: true, cwd: '/workspace/site' });
+    try {
+      await page.fill('#preview-port', '8000');
+      await page.click('#preview');
+      await page.waitForSelector('#preview-link[href]', { timeout: 15_000 });
+      const href = await page.getAttribute('#preview-link', 'href');
+      assert.match(href, new RegExp(`/sandboxes/${sandboxId}/ports/8000/\\?preview_token=`));
+      const tab = await page.context().newPage();
+      let opened = false;
+      for (let i = 0; i < 50 && !opened; i++) {
+        const res = await tab.goto(href);
+        opened = res.status() === 200;
+        if (!opened) await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(await tab.textContent('#hi'), 'served from the sandbox');
+      await screenshot(tab, 'playground-preview.png');
+      await tab.close();
+    } finally {
+      await web.kill().catch(() => {});
+    }
     assert.deepEqual(browser.problems, []);
   } finally {
     await browser.close();

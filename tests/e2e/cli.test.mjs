@@ -653,3 +653,34 @@ describe('files', () => {
     expectCode(await cli(['files', 'cp', path.join(project, 'no-such-file'), `sandbox:${sb}:/workspace/x`]), 2);
   });
 });
+
+describe('network and preview', () => {
+  test('create --internet with rules; preview prints a URL that opens a server in the sandbox', async () => {
+    const created = await cliJson(['create', '--internet', '--allow-out', '203.0.113.0/24', '--deny-out', '0.0.0.0/0']);
+    expectCode(created, 0);
+    const sb = created.doc.sandboxId;
+    try {
+      assert.equal(created.doc.internetAccess, true);
+      assert.deepEqual(created.doc.network, { allowOut: ['203.0.113.0/24'], denyOut: ['0.0.0.0/0'] });
+      expectCode(await cli(['create', '--allow-out', 'pypi.org']), 2); // rules need --internet
+
+      const started = await cli(['run', '--sandbox', sb, '--background', '-l', 'bash', '-'], { input: 'mkdir -p /tmp/site && cd /tmp/site && echo previewed > index.html && exec python3 -m http.server 8000 --bind 127.0.0.1\n' });
+      expectCode(started, 0);
+      const url = (await cli(['preview', '--sandbox', sb, '--ttl', '60', '8000'])).stdout.trim();
+      assert.match(url, new RegExp(`^${server.url}/sandboxes/${sb}/ports/8000/\\?preview_token=`));
+      const body = await eventually(async () => {
+        const r = await fetch(url);
+        assert.equal(r.status, 200);
+        return r.text();
+      });
+      assert.equal(body, 'previewed\n');
+      const doc = (await cliJson(['preview', '-s', sb, '8000'])).doc;
+      assert.equal(doc.host, `${server.url}/sandboxes/${sb}/ports/8000/`);
+      assert.ok(Date.parse(doc.expiresAt) > Date.now());
+      expectCode(await cli(['preview', '-s', sb, '70000']), 2);
+      expectCode(await cli(['preview', '-s', sb]), 2);
+    } finally {
+      await cli(['sandboxes', 'kill', sb]);
+    }
+  });
+});

@@ -109,6 +109,9 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                 })
                 .collect::<syn::Result<Vec<_>>>()?;
             quote! {
+                if !value.is_object() {
+                    return Err(::std::string::String::from("expected an object"));
+                }
                 let mut error = None;
                 let read = Self { #(#reads),* };
                 match error {

@@ -308,6 +308,22 @@ $('terminal-new').addEventListener('click', () => {
   openTerminal();
 });
 
+// ---- preview: a signed link to a port of the sandbox ------------------------------------------
+
+$('preview-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const link = $('preview-link');
+  try {
+    // The session token is enough: the link carries its own signed token, valid for an hour.
+    const preview = await sandbox.getPreviewUrl(Number($('preview-port').value), { ttl: 3600 });
+    link.href = preview.url;
+    link.textContent = `open port ${preview.port} (until ${new Date(preview.expiresAt).toLocaleTimeString()})`;
+  } catch (error) {
+    link.removeAttribute('href');
+    link.textContent = describe(error);
+  }
+});
+
 // ---- start ---------------------------------------------------------------------------------
 
 async function start() {
