@@ -126,22 +126,7 @@ impl FieldValue for BTreeMap<String, String> {
     }
 }
 
-impl FieldValue for Vec<String> {
-    fn from_field(value: JsValue) -> Result<Self, String> {
-        if !js_sys::Array::is_array(&value) {
-            return Err("expected an array of strings".into());
-        }
-        js_sys::Array::from(&value)
-            .iter()
-            .map(|item| {
-                item.as_string()
-                    .ok_or_else(|| "expected an array of strings".into())
-            })
-            .collect()
-    }
-}
-
-/// Types that derive `FromJs` and appear as fields: string enums and nested objects.
+/// Types that derive `FromJs` and appear as fields (string enums).
 macro_rules! derived_fields {
     ($($t:ty),*) => {$(
         impl FieldValue for $t {
@@ -151,7 +136,7 @@ macro_rules! derived_fields {
         }
     )*};
 }
-derived_fields!(crate::types::SandboxStatus, crate::types::NetworkRules);
+derived_fields!(crate::types::SandboxStatus);
 
 /// An options argument (`undefined` and `null` mean the defaults), checked.
 pub(crate) fn arg<T: tsify::Tsify + FromJs + Default>(

@@ -325,6 +325,12 @@ export interface Sandbox {
   getMetrics(options?: AgentCallOptions): Promise<SandboxMetrics>;
   /** Every operating-system process in the sandbox, not only those the API started. */
   listSystemProcesses(options?: AgentCallOptions): Promise<SystemProcess[]>;
+  /** Kills the sandbox and every process in it. */
+  kill(options?: CallOptions | null): Promise<void>;
+  /** Pauses the sandbox (its agent stops answering until `resume()`). */
+  pause(options?: CallOptions | null): Promise<void>;
+  /** Resumes a paused sandbox. */
+  resume(options?: CallOptions | null): Promise<void>;
   /**
    * Replaces the sandbox's egress rules (it must have been created with `internetAccess`);
    * they apply to new connections at once. Needs the API key (a control-plane call).
@@ -345,6 +351,12 @@ export interface Sandbox {
    * (`Authorization: Bearer <token>`); use `getPreviewUrl` for a URL that carries its own.
    */
   getHost(port: number): string;
+}
+
+/** Egress rules: CIDRs, addresses and domain names (`*.example.org` too); allow wins. */
+export interface NetworkRules {
+  allowOut?: string[];
+  denyOut?: string[];
 }
 
 /** `sandbox.getNetwork()` and `sandbox.updateNetwork()`. */

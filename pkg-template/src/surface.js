@@ -572,8 +572,8 @@ function portArg(port) {
   return port;
 }
 
-function networkBody(rules) {
-  if (rules === null || typeof rules !== 'object') throw invalid('updateNetwork takes { allowOut, denyOut }');
+function networkBody(rules, what = 'updateNetwork') {
+  if (rules === null || typeof rules !== 'object') throw invalid(`${what} takes { allowOut, denyOut }`);
   const list = (key) => {
     const value = rules[key] ?? [];
     if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw invalid(`${key} must be an array of strings`);
@@ -639,6 +639,22 @@ export function extend(Sandbox, errorClasses) {
   define('getMetrics', async function (options) {
     return named(await call(this, 'GET', '/metrics/snapshot', options), ['errorCount']);
   });
+  // `network` at create goes to the wasm in its wire shape (checked and converted here).
+  const create = Sandbox.create;
+  Object.defineProperty(Sandbox, 'create', {
+    value: async function (options) {
+      if (options?.network != null) options = { ...options, network: networkBody(options.network, 'network') };
+      return create.call(this, options);
+    },
+    writable: true,
+    configurable: true,
+  });
+  // Lifecycle calls with nothing to map: the generic call (control plane) does them.
+  for (const [name, method, route] of [['kill', 'DELETE', ''], ['pause', 'POST', '/pause'], ['resume', 'POST', '/resume']]) {
+    define(name, async function (options) {
+      await this.agentFetch(method, route, { control: true, signal: options?.signal });
+    });
+  }
   define('updateNetwork', async function (rules, options) {
     return networkState(await this.agentFetch('PUT', '/network', { control: true, json: networkBody(rules), idempotent: true, signal: options?.signal }));
   });

@@ -47,7 +47,7 @@ use reply::reply_error;
 pub use abort::AbortGuard;
 pub use abort::{not_aborted, signal_of, sleep, until};
 pub use event_stream::{EventStream, ReadEnd};
-pub use reply::{decode, parse_number, to_json};
+pub use reply::{decode, parse_number, to_js, to_json};
 
 /// A URL path segment, percent-encoded.
 pub fn encode(segment: &str) -> String {

@@ -79,13 +79,17 @@ fn read_error_body(value: JsValue) -> Option<ErrorBody> {
     })
 }
 
-/// Serializes a wire struct to JSON text without serde_json: plain objects for maps, then
-/// `JSON.stringify`.
-pub fn to_json<T: Serialize>(value: &T) -> Result<String, SdkError> {
+/// A wire struct as the JS value `JSON.stringify` would write it (plain objects for maps).
+pub fn to_js<T: Serialize>(value: &T) -> Result<JsValue, SdkError> {
     let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    let js = value
+    value
         .serialize(&serializer)
-        .map_err(|e| SdkError::invalid_argument(e.to_string()))?;
+        .map_err(|e| SdkError::invalid_argument(e.to_string()))
+}
+
+/// Serializes a wire struct to JSON text without serde_json.
+pub fn to_json<T: Serialize>(value: &T) -> Result<String, SdkError> {
+    let js = to_js(value)?;
     js_sys::JSON::stringify(&js)
         .map(String::from)
         .map_err(|_| SdkError::invalid_argument("request body is not serializable"))

@@ -47,10 +47,12 @@ pub struct CreateOptions {
     pub internet_access: Option<bool>,
     /// Egress rules (with `internetAccess`): CIDRs and domain names, `*.` wildcards allowed.
     /// `allowOut` wins over `denyOut`; `denyOut: ['0.0.0.0/0']` plus an allow list locks the
-    /// sandbox down to that list. Change them later with `updateNetwork`.
+    /// sandbox down to that list. Change them later with `updateNetwork`. Held here in its
+    /// wire shape: the façade (`surface.js`) checks and converts it, so the wasm carries no
+    /// serde code for it.
     #[serde(default)]
-    #[tsify(optional)]
-    pub network: Option<NetworkRules>,
+    #[tsify(type = "NetworkRules", optional)]
+    pub network: JsValue,
     /// Environment of every run in the sandbox.
     #[serde(default)]
     #[tsify(optional)]
@@ -63,48 +65,8 @@ pub struct CreateOptions {
     pub signal: JsValue,
 }
 
-/// A sandbox's egress rules (`network` at create, `updateNetwork`, `SandboxInfo.network`).
-#[derive(Tsify, FromJs, Serialize, Debug, Clone, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct NetworkRules {
-    /// Always reachable (wins over `denyOut`): CIDRs (`203.0.113.0/24`), addresses, domain
-    /// names (`pypi.org`, `*.example.org`).
-    #[serde(default)]
-    #[tsify(optional)]
-    pub allow_out: Option<Vec<String>>,
-    /// Refused, unless allowed above.
-    #[serde(default)]
-    #[tsify(optional)]
-    pub deny_out: Option<Vec<String>>,
-}
-
-impl NetworkRules {
-    pub fn to_wire(&self) -> wire::NetworkRules {
-        wire::NetworkRules {
-            allow_out: self.allow_out.clone().unwrap_or_default(),
-            deny_out: self.deny_out.clone().unwrap_or_default(),
-        }
-    }
-}
-
-impl From<wire::NetworkRules> for NetworkRules {
-    fn from(n: wire::NetworkRules) -> Self {
-        Self {
-            allow_out: Some(n.allow_out),
-            deny_out: Some(n.deny_out),
-        }
-    }
-}
-
 impl CreateOptions {
-    pub fn to_wire(&self) -> wire::CreateSandboxWithNetwork {
-        wire::CreateSandboxWithNetwork {
-            network: self.network.as_ref().map(NetworkRules::to_wire),
-            sandbox: self.sandbox_request(),
-        }
-    }
-
-    fn sandbox_request(&self) -> wire::CreateSandboxRequest {
+    pub fn to_wire(&self) -> wire::CreateSandboxRequest {
         wire::CreateSandboxRequest {
             template_id: self.template_id.clone().map(wire::StringOrNumber::String),
             template_name: match self.template_id {
@@ -209,10 +171,6 @@ pub struct SandboxInfo {
     #[tsify(optional)]
     pub resources: Option<SandboxResources>,
     pub internet_access: bool,
-    /// Its egress rules, when it has internet access.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[tsify(optional)]
-    pub network: Option<NetworkRules>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub timeout_seconds: Option<u64>,
@@ -240,7 +198,6 @@ impl From<wire::Sandbox> for SandboxInfo {
                 disk_mb: r.disk_mb,
             }),
             internet_access: s.internet_access,
-            network: s.network.map(Into::into),
             timeout_seconds: s.timeout_seconds,
             expires_at: s.expires_at,
             created_at: s.created_at,

@@ -661,7 +661,7 @@ describe('network and preview', () => {
     const sb = created.doc.sandboxId;
     try {
       assert.equal(created.doc.internetAccess, true);
-      assert.deepEqual(created.doc.network, { allowOut: ['203.0.113.0/24'], denyOut: ['0.0.0.0/0'] });
+      assert.deepEqual((await api('GET', `/v1/sandboxes/${sb}/network`)).network, { allow_out: ['203.0.113.0/24'], deny_out: ['0.0.0.0/0'] });
       expectCode(await cli(['create', '--allow-out', 'pypi.org']), 2); // rules need --internet
 
       const started = await cli(['run', '--sandbox', sb, '--background', '-l', 'bash', '-'], { input: 'mkdir -p /tmp/site && cd /tmp/site && echo previewed > index.html && exec python3 -m http.server 8000 --bind 127.0.0.1\n' });

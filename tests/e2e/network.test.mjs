@@ -25,9 +25,7 @@ test('egress rules set at create are reported, replaced by updateNetwork, and ch
   const rules = { allowOut: ['203.0.113.0/24', '*.example.org'], denyOut: ['0.0.0.0/0'] };
   const net = await Sandbox.create({ baseURL: server.url, apiKey: server.apiKey, internetAccess: true, network: rules });
   t.after(() => net.kill().catch(() => {}));
-  const info = await net.getInfo();
-  assert.equal(info.internetAccess, true);
-  assert.deepEqual(info.network, rules);
+  assert.equal((await net.getInfo()).internetAccess, true);
   assert.deepEqual(await net.getNetwork(), { internetAccess: true, network: rules });
 
   const next = { allowOut: ['198.51.100.7'], denyOut: [] };
@@ -38,7 +36,7 @@ test('egress rules set at create are reported, replaced by updateNetwork, and ch
   await assert.rejects(net.updateNetwork({ allowOut: 'pypi.org' }), (e) => e instanceof ValidationError && /allowOut must be an array/.test(e.message));
   await assert.rejects(
     Sandbox.create({ baseURL: server.url, apiKey: server.apiKey, internetAccess: true, network: { denyOut: [7] } }),
-    (e) => e instanceof ValidationError && /network: denyOut: expected an array of strings/.test(e.message),
+    (e) => e instanceof ValidationError && /denyOut must be an array of strings/.test(e.message),
   );
   // A sandbox without internet has no rules to change.
   await assert.rejects(sandbox.updateNetwork(next), (e) => e instanceof SandlotError && e.status === 409);
