@@ -85,9 +85,9 @@ test('terminal: input, resize and the exit frame over the WebSocket', async () =
 });
 
 // The SDK opens its WebSocket at the agent host's root (`ws://host/files/watch`, the path of
-// the agent URL dropped); sandlotd serves the root `/terminal` that way, not yet the root
-// `/files/watch` (404). Kept as a todo until it does.
-test('watchFiles yields change frames', { todo: 'sandlotd has no root WS /files/watch yet (HopX JS SDK drops the agent path)' }, async () => {
+// the agent URL dropped); sandlotd serves `/files/watch` there too, the sandbox found from
+// the token, as it does `/terminal` and `/execute/stream`.
+test('watchFiles yields change frames', async () => {
   const seen = [];
   const watching = (async () => {
     for await (const message of sandbox.watchFiles('/workspace')) {
