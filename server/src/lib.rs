@@ -7,6 +7,7 @@
 
 mod api;
 mod config;
+mod contexts;
 mod exec;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -12,7 +12,10 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures_util::Stream;
-use sandlot_protocol::{ExitEvent, Language, ProcessInfo, ProcessStatus, RunSpec, SandboxStatus};
+use sandlot_protocol::{
+    CodeRunRequest, ContextInfo, CreateContextRequest, ExecutionError, ExitEvent, Language,
+    ProcessInfo, ProcessStatus, RichResult, RunSpec, SandboxStatus,
+};
 
 use crate::exec::events::{Gap, OutputEvent};
 use crate::sandbox::template::TemplateSpec;
@@ -22,6 +25,7 @@ use crate::sandbox::template::TemplateSpec;
 pub enum NodeError {
     SandboxNotFound,
     ProcessNotFound,
+    ContextNotFound,
     TemplateNotFound(String),
     Invalid(String),
     /// A required request field is absent.
@@ -133,6 +137,19 @@ impl ProcessFilter {
     }
 }
 
+/// A run of code that ended: its process record plus what a context run returns.
+#[derive(Debug, Clone)]
+pub struct CodeRun {
+    pub info: ProcessInfo,
+    pub language: Language,
+    pub results: Vec<RichResult>,
+    /// The exception the code raised (or why a context run did not happen).
+    pub error: Option<ExecutionError>,
+    /// `None` for a fresh process.
+    pub context_id: Option<String>,
+    pub execution_count: Option<u64>,
+}
+
 /// What a follower of a process's output sees next.
 #[derive(Debug)]
 pub enum Followed {
@@ -181,14 +198,6 @@ pub trait Node: Send + Sync + 'static {
         spec: RunSpec,
         default_timeout: u64,
     ) -> NodeResult<ProcessInfo>;
-    /// Starts a process that lives only while its events are followed: dropping the
-    /// stream before the exit stops the run (WebSocket sessions).
-    fn start_followed(
-        &self,
-        sandbox_id: &str,
-        spec: RunSpec,
-        default_timeout: u64,
-    ) -> NodeResult<(ProcessInfo, ProcessEvents)>;
     /// Follows a recorded process's output from after event `after`.
     fn follow_process(
         &self,
@@ -211,4 +220,32 @@ pub trait Node: Send + Sync + 'static {
     async fn kill_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
     /// Forgets a finished process's record.
     fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
+
+    /// Runs code to completion in its context (or, with `fresh`, a new process). Dropping
+    /// the future interrupts the run.
+    async fn run_code(
+        &self,
+        sandbox_id: &str,
+        req: CodeRunRequest,
+        default_timeout: u64,
+    ) -> NodeResult<CodeRun>;
+    /// Starts code in its context (or a fresh process) and follows it. `recorded` runs are
+    /// listed and stored like background processes and run on without a follower; the
+    /// others stop when the stream is dropped.
+    fn start_code_followed(
+        &self,
+        sandbox_id: &str,
+        req: CodeRunRequest,
+        default_timeout: u64,
+        recorded: bool,
+    ) -> NodeResult<(ProcessInfo, ProcessEvents)>;
+    async fn create_context(
+        &self,
+        sandbox_id: &str,
+        req: CreateContextRequest,
+    ) -> NodeResult<ContextInfo>;
+    fn contexts(&self, sandbox_id: &str) -> NodeResult<Vec<ContextInfo>>;
+    async fn restart_context(&self, sandbox_id: &str, context_id: &str)
+        -> NodeResult<ContextInfo>;
+    async fn remove_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<()>;
 }

@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod commands;
 mod context;
+mod contexts;
 mod control;
 mod error;
 /// Hooks for the fuzz targets (`crate::fuzzing`).
@@ -58,7 +59,12 @@ pub fn router(state: AppState) -> Router {
                 .patch(agent::set_env)
                 .delete(agent::clear_env),
         )
-        .route("/execute", post(agent::execute))
+        .route("/execute", post(contexts::execute))
+        .route("/execute/ipython", post(contexts::execute_ipython))
+        .route("/contexts", post(contexts::create).get(contexts::list))
+        .route("/contexts/{cid}", delete(contexts::remove))
+        .route("/contexts/{cid}/restart", post(contexts::restart))
+        .route("/jupyter/sessions", get(contexts::jupyter_sessions))
         .route("/execute/background", post(agent::execute_background))
         .route("/execute/async", post(agent::execute_async))
         .route("/execute/processes", get(agent::list_processes))

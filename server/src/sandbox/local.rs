@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use sandlot_protocol::{Language, ProcessInfo, RunSpec, SandboxStatus};
+use sandlot_protocol::{
+    CodeRunRequest, ContextInfo, CreateContextRequest, Language, ProcessInfo, RunSpec,
+    SandboxStatus,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tracing::{info, warn};
@@ -21,12 +24,13 @@ use super::uid_range::{self, IdRange};
 use super::volume::Volume;
 use super::{Sandbox, SandboxState};
 use crate::config::Config;
+use crate::contexts::manager::ContextManager;
 use crate::exec::launch::check_env;
 use crate::exec::manager::ProcessManager;
 use crate::exec::{ProcessTable, StopReason};
 use crate::ids;
 use crate::node::{
-    Node, NodeError, NodeResult, ProcessEvents, ProcessFilter, SandboxInfo, SandboxSpec,
+    CodeRun, Node, NodeError, NodeResult, ProcessEvents, ProcessFilter, SandboxInfo, SandboxSpec,
     SandboxUsage,
 };
 use crate::shutdown::Shutdown;
@@ -56,6 +60,7 @@ pub struct LocalNode {
     /// The disk quota's btrfs volume (`--sandbox-disk-mb` > 0).
     volume: Option<Arc<Volume>>,
     pub(super) processes: ProcessManager,
+    pub(super) contexts: Arc<ContextManager>,
     exe: std::path::PathBuf,
     sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
     /// uids of live sandboxes plus slots reserved by creations in flight.
@@ -88,8 +93,14 @@ impl LocalNode {
             store.clone(),
             cgroups.clone(),
             exe.clone(),
-            shutdown,
+            shutdown.clone(),
         );
+        let contexts = Arc::new(ContextManager::new(
+            cfg.clone(),
+            cgroups.clone(),
+            exe.clone(),
+            shutdown,
+        ));
         Ok(Self {
             cfg,
             cgroups,
@@ -98,6 +109,7 @@ impl LocalNode {
             layout,
             volume,
             processes,
+            contexts,
             exe,
             sandboxes: RwLock::new(HashMap::new()),
             uids: Mutex::new(HashSet::new()),
@@ -107,7 +119,7 @@ impl LocalNode {
         })
     }
 
-    fn map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Sandbox>>> {
+    pub(super) fn map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Sandbox>>> {
         self.sandboxes.read().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -115,7 +127,7 @@ impl LocalNode {
         self.sandboxes.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn live(&self, id: &str) -> NodeResult<Arc<Sandbox>> {
+    pub(super) fn live(&self, id: &str) -> NodeResult<Arc<Sandbox>> {
         self.map()
             .get(id)
             .cloned()
@@ -238,6 +250,7 @@ impl LocalNode {
                 previous_token_until: record.previous_token_until_ms.map(from_unix_millis),
             }),
             processes: ProcessTable::default(),
+            contexts: Default::default(),
             init_helper: Mutex::new(Some(init_helper)),
         });
         self.map_mut().insert(record.id.clone(), sandbox.clone());
@@ -454,6 +467,7 @@ impl Node for LocalNode {
             self.destroy(&sandbox, false).await;
             return Err(e.into());
         }
+        self.warm_contexts(&sandbox);
         Ok(self.info_of(&sandbox))
     }
 
@@ -565,17 +579,6 @@ impl Node for LocalNode {
         Ok(entry.info(false))
     }
 
-    fn start_followed(
-        &self,
-        sandbox_id: &str,
-        spec: RunSpec,
-        default_timeout: u64,
-    ) -> NodeResult<(ProcessInfo, ProcessEvents)> {
-        let sandbox = self.live(sandbox_id)?;
-        self.processes
-            .start_followed(&sandbox, spec, default_timeout)
-    }
-
     fn follow_process(
         &self,
         sandbox_id: &str,
@@ -631,6 +634,49 @@ impl Node for LocalNode {
     async fn kill_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo> {
         let sandbox = self.live(sandbox_id)?;
         self.processes.kill(&sandbox, process_id).await
+    }
+
+    async fn run_code(
+        &self,
+        sandbox_id: &str,
+        req: CodeRunRequest,
+        default_timeout: u64,
+    ) -> NodeResult<CodeRun> {
+        self.run_code_in(sandbox_id, req, default_timeout).await
+    }
+
+    fn start_code_followed(
+        &self,
+        sandbox_id: &str,
+        req: CodeRunRequest,
+        default_timeout: u64,
+        recorded: bool,
+    ) -> NodeResult<(ProcessInfo, ProcessEvents)> {
+        self.start_code_followed_in(sandbox_id, req, default_timeout, recorded)
+    }
+
+    async fn create_context(
+        &self,
+        sandbox_id: &str,
+        req: CreateContextRequest,
+    ) -> NodeResult<ContextInfo> {
+        self.create_context_in(sandbox_id, req).await
+    }
+
+    fn contexts(&self, sandbox_id: &str) -> NodeResult<Vec<ContextInfo>> {
+        self.contexts_of(sandbox_id)
+    }
+
+    async fn restart_context(
+        &self,
+        sandbox_id: &str,
+        context_id: &str,
+    ) -> NodeResult<ContextInfo> {
+        self.restart_context_in(sandbox_id, context_id).await
+    }
+
+    async fn remove_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<()> {
+        self.remove_context_in(sandbox_id, context_id).await
     }
 
     fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo> {

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod isolation;
 pub mod layout;
 mod local;
+mod local_contexts;
 mod recovery;
 pub mod template;
 mod uid_range;
@@ -35,6 +36,8 @@ pub struct Sandbox {
     state: Mutex<SandboxState>,
     /// Processes running (or just ended) in it; finished records are in the store.
     pub processes: ProcessTable,
+    /// Its execution contexts (interpreters that keep state between runs).
+    pub contexts: crate::contexts::ContextTable,
     /// Resolves once the `__sandbox-init` helper that waits for the sandbox's pid 1 is reaped.
     init_helper: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
