@@ -269,7 +269,7 @@ struct Job {
 
 async fn start(context: &Context, slot: &mut Slot, launch: Launch, result_cap: usize) -> Result<(), String> {
     context.set_state(ContextState::Starting);
-    let group = format!("{}-{}", context.id, ids::process_id());
+    let group = format!("context.{}.{}", context.id, ids::process_id());
     match ContextProcess::start(context.language, launch, group, result_cap).await {
         Ok(p) => {
             slot.process = Some(p);
