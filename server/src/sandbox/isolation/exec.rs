@@ -49,7 +49,10 @@ pub fn main() -> ! {
         // program the only writer, so the server sees its end.
         let mut replies =
             unsafe { std::fs::File::from_raw_fd(DRIVER_REPLY_FD_HELPER) };
-        let _ = writeln!(replies, r#"{{"type":"spawned","pid":{child}}}"#);
+        // One write: the driver writes to the same pipe, and a line in pieces could
+        // interleave with its own.
+        let line = format!("{{\"type\":\"spawned\",\"pid\":{child}}}\n");
+        let _ = replies.write_all(line.as_bytes());
     }
     std::process::exit(wait_exit_code(child));
 }
