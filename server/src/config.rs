@@ -153,7 +153,11 @@ pub struct Config {
 
     /// Execution contexts (interpreters that keep state) one sandbox may have, default
     /// contexts included.
-    #[arg(long = "max-contexts", env = "SANDLOT_MAX_CONTEXTS", default_value_t = 8)]
+    #[arg(
+        long = "max-contexts",
+        env = "SANDLOT_MAX_CONTEXTS",
+        default_value_t = 8
+    )]
     pub max_contexts_per_sandbox: usize,
 
     /// A context's interpreter stops after this many seconds without a run (the next run

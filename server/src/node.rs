@@ -245,7 +245,6 @@ pub trait Node: Send + Sync + 'static {
         req: CreateContextRequest,
     ) -> NodeResult<ContextInfo>;
     fn contexts(&self, sandbox_id: &str) -> NodeResult<Vec<ContextInfo>>;
-    async fn restart_context(&self, sandbox_id: &str, context_id: &str)
-        -> NodeResult<ContextInfo>;
+    async fn restart_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<ContextInfo>;
     async fn remove_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<()>;
 }

@@ -32,15 +32,24 @@ async fn python_state_persists_and_the_last_expression_is_the_result() {
     assert_eq!(first["results"][0]["is_main_result"], true, "{first}");
     assert_eq!(first["context_id"], "default-python");
     let second = py(&sb, "print(x, os.getcwd())").await;
-    assert_eq!(second["stdout"], "41 /tmp\n", "variables, imports and cwd persist");
-    assert!(second.get("result").is_none(), "print has no value: {second}");
+    assert_eq!(
+        second["stdout"], "41 /tmp\n",
+        "variables, imports and cwd persist"
+    );
+    assert!(
+        second.get("result").is_none(),
+        "print has no value: {second}"
+    );
     // An exception: non-zero exit code, the error object, the traceback on stderr too.
     let err = py(&sb, "undefined_name").await;
     assert_eq!(err["exit_code"], 1);
     assert_eq!(err["success"], false);
     assert_eq!(err["status"], "failed");
     assert_eq!(err["error"]["name"], "NameError", "{err}");
-    assert!(err["error"]["traceback"].as_str().unwrap().contains("undefined_name"));
+    assert!(err["error"]["traceback"]
+        .as_str()
+        .unwrap()
+        .contains("undefined_name"));
     assert!(err["stderr"].as_str().unwrap().contains("NameError"));
     // SystemExit reports its code, and the context lives on.
     let exit = py(&sb, "import sys\nsys.exit(7)").await;
@@ -76,13 +85,24 @@ async fn bash_keeps_its_directory_and_exports_and_exit_ends_only_the_shell() {
     let s = Server::start().await;
     let sb = s.create("base").await;
     let sh = |code: &str| json!({"code": code, "language": "bash"});
-    exec(&sb, sh("mkdir -p /tmp/d && cd /tmp/d\nexport GREETING=hi\nN=3")).await;
+    exec(
+        &sb,
+        sh("mkdir -p /tmp/d && cd /tmp/d\nexport GREETING=hi\nN=3"),
+    )
+    .await;
     let out = exec(&sb, sh("echo $PWD $GREETING $N")).await;
     assert_eq!(out["stdout"], "/tmp/d hi 3\n", "{out}");
-    assert_eq!(exec(&sb, sh("false")).await["exit_code"], 1, "the last command's status");
+    assert_eq!(
+        exec(&sb, sh("false")).await["exit_code"],
+        1,
+        "the last command's status"
+    );
     // `exit` ends the shell with its code; the next run gets a new shell without a word.
     let exited = exec(&sb, sh("echo bye; exit 3")).await;
-    assert_eq!((exited["exit_code"].clone(), exited["stdout"].clone()), (json!(3), json!("bye\n")));
+    assert_eq!(
+        (exited["exit_code"].clone(), exited["stdout"].clone()),
+        (json!(3), json!("bye\n"))
+    );
     let fresh_shell = exec(&sb, sh("echo ${N:-unset}")).await;
     assert_eq!(fresh_shell["stdout"], "unset\n", "{fresh_shell}");
     assert_eq!(fresh_shell["exit_code"], 0);
@@ -107,7 +127,11 @@ async fn a_request_env_and_workdir_apply_to_that_run_only() {
     )
     .await;
     assert_eq!(sh["stdout"], "it's /tmp\n", "{sh}");
-    let sh = exec(&sb, json!({"code": "echo ${ONLY:-none} $(pwd)", "language": "bash"})).await;
+    let sh = exec(
+        &sb,
+        json!({"code": "echo ${ONLY:-none} $(pwd)", "language": "bash"}),
+    )
+    .await;
     assert_eq!(sh["stdout"], "none /workspace\n", "{sh}");
 }
 
@@ -116,7 +140,11 @@ async fn named_contexts_are_isolated_and_can_be_listed_restarted_and_removed() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
     let (status, ctx) = sb
-        .call(Method::POST, "/contexts", Some(json!({"language": "python", "cwd": "/tmp"})))
+        .call(
+            Method::POST,
+            "/contexts",
+            Some(json!({"language": "python", "cwd": "/tmp"})),
+        )
         .await;
     assert_eq!(status, 200, "{ctx}");
     let id = ctx["id"].as_str().unwrap().to_string();
@@ -137,15 +165,26 @@ async fn named_contexts_are_isolated_and_can_be_listed_restarted_and_removed() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert!(ids.contains(&id.as_str()) && ids.contains(&"default-python"), "{list}");
+    assert!(
+        ids.contains(&id.as_str()) && ids.contains(&"default-python"),
+        "{list}"
+    );
 
     // A language that is not the context's is refused; an unknown context is a 404.
     let (status, _) = sb
-        .call(Method::POST, "/execute", Some(json!({"code": "1", "context_id": id, "language": "bash"})))
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({"code": "1", "context_id": id, "language": "bash"})),
+        )
         .await;
     assert_eq!(status, 400);
     let (status, _) = sb
-        .call(Method::POST, "/execute", Some(json!({"code": "1", "context_id": "ctx_nope"})))
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({"code": "1", "context_id": "ctx_nope"})),
+        )
         .await;
     assert_eq!(status, 404);
 
@@ -155,9 +194,14 @@ async fn named_contexts_are_isolated_and_can_be_listed_restarted_and_removed() {
     assert_eq!(status, 200, "{restarted}");
     assert_eq!(restarted["starts"], 2);
     let gone = exec(&sb, in_ctx("v")).await;
-    assert_eq!(gone["error"]["name"], "NameError", "restart clears the state: {gone}");
+    assert_eq!(
+        gone["error"]["name"], "NameError",
+        "restart clears the state: {gone}"
+    );
 
-    let (status, _) = sb.call(Method::DELETE, &format!("/contexts/{id}"), None).await;
+    let (status, _) = sb
+        .call(Method::DELETE, &format!("/contexts/{id}"), None)
+        .await;
     assert_eq!(status, 200);
     let (status, _) = sb.call(Method::POST, "/execute", Some(in_ctx("1"))).await;
     assert_eq!(status, 404);
@@ -172,10 +216,22 @@ async fn fresh_runs_a_new_process_without_the_context_state() {
     assert_eq!(fresh["exit_code"], 1, "{fresh}");
     assert!(fresh["stderr"].as_str().unwrap().contains("NameError"));
     assert!(fresh.get("context_id").is_none(), "{fresh}");
-    let pid = exec(&sb, json!({"code": "import os; print(os.getpid())", "fresh": true})).await;
-    let pid2 = exec(&sb, json!({"code": "import os; print(os.getpid())", "fresh": true})).await;
+    let pid = exec(
+        &sb,
+        json!({"code": "import os; print(os.getpid())", "fresh": true}),
+    )
+    .await;
+    let pid2 = exec(
+        &sb,
+        json!({"code": "import os; print(os.getpid())", "fresh": true}),
+    )
+    .await;
     assert_ne!(pid["stdout"], pid2["stdout"], "a new process each time");
-    assert_eq!(py(&sb, "secret").await["result"], "1", "the context is untouched");
+    assert_eq!(
+        py(&sb, "secret").await["result"],
+        "1",
+        "the context is untouched"
+    );
 }
 
 #[tokio::test]
@@ -183,20 +239,51 @@ async fn a_timeout_interrupts_the_run_and_the_context_keeps_its_state() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
     for (language, setup, spin, check, expect) in [
-        ("python", "kept = 5", "import time\nwhile True: time.sleep(0.05)", "print(kept)", "5\n"),
-        ("bash", "KEPT=6", "while true; do sleep 0.1; done", "echo $KEPT", "6\n"),
-        ("javascript", "globalThis.kept = 7", "while (true) {}", "console.log(kept)", "7\n"),
+        (
+            "python",
+            "kept = 5",
+            "import time\nwhile True: time.sleep(0.05)",
+            "print(kept)",
+            "5\n",
+        ),
+        (
+            "bash",
+            "KEPT=6",
+            "while true; do sleep 0.1; done",
+            "echo $KEPT",
+            "6\n",
+        ),
+        (
+            "javascript",
+            "globalThis.kept = 7",
+            "while (true) {}",
+            "console.log(kept)",
+            "7\n",
+        ),
     ] {
         exec(&sb, json!({"code": setup, "language": language})).await;
         let started = std::time::Instant::now();
-        let out = exec(&sb, json!({"code": spin, "language": language, "timeout": 1})).await;
-        assert!(started.elapsed() < Duration::from_secs(4), "{language}: interrupted promptly");
+        let out = exec(
+            &sb,
+            json!({"code": spin, "language": language, "timeout": 1}),
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{language}: interrupted promptly"
+        );
         assert_eq!(out["status"], "timeout", "{language}: {out}");
         assert_eq!(out["exit_code"], 124, "{language}");
         assert_eq!(out["error"]["name"], "TimeoutError", "{language}: {out}");
         let after = exec(&sb, json!({"code": check, "language": language})).await;
-        assert_eq!(after["stdout"], expect, "{language}: state survives: {after}");
-        assert!(after.get("error").is_none(), "{language}: no restart: {after}");
+        assert_eq!(
+            after["stdout"], expect,
+            "{language}: state survives: {after}"
+        );
+        assert!(
+            after.get("error").is_none(),
+            "{language}: no restart: {after}"
+        );
     }
 }
 
@@ -205,14 +292,21 @@ async fn a_crashed_context_is_restarted_by_the_next_run_which_says_so() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
     py(&sb, "lost = 1").await;
-    let crash = py(&sb, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)").await;
+    let crash = py(
+        &sb,
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+    )
+    .await;
     assert_eq!(crash["success"], false, "{crash}");
     assert_eq!(crash["error"]["name"], "ContextDied", "{crash}");
     let next = py(&sb, "print('ran')").await;
     assert_eq!(next["error"]["name"], "ContextRestarted", "{next}");
     let why = next["error"]["value"].as_str().unwrap();
     assert!(why.contains("signal 9"), "the reason is named: {why}");
-    assert!(!next["stdout"].as_str().unwrap().contains("ran"), "the code was not run");
+    assert!(
+        !next["stdout"].as_str().unwrap().contains("ran"),
+        "the code was not run"
+    );
     assert_eq!(next["exit_code"], 1);
     let again = py(&sb, "print('ran'); 'lost' in globals()").await;
     assert_eq!(again["stdout"], "ran\n", "{again}");
@@ -228,12 +322,20 @@ async fn an_out_of_memory_kill_is_reported_and_the_next_run_restarts_the_context
     assert_eq!(hog["error"]["name"], "OutOfMemoryError", "{hog}");
     let next = py(&sb, "1 + 1").await;
     assert_eq!(next["error"]["name"], "ContextRestarted", "{next}");
-    assert!(next["error"]["value"].as_str().unwrap().contains("out-of-memory"), "{next}");
+    assert!(
+        next["error"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("out-of-memory"),
+        "{next}"
+    );
     assert_eq!(py(&sb, "1 + 1").await["result"], "2");
 }
 
 fn png_size(b64: &str) -> (u32, u32) {
-    let png = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG signature");
     assert_eq!(&png[12..16], b"IHDR");
     let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
@@ -250,7 +352,8 @@ fn table_rows(html: &str) -> Vec<Vec<String>> {
             row.split(['<'])
                 .filter_map(|part| {
                     let (tag, text) = part.split_once('>')?;
-                    (tag.starts_with("td") || tag.starts_with("th")).then(|| text.trim().to_string())
+                    (tag.starts_with("td") || tag.starts_with("th"))
+                        .then(|| text.trim().to_string())
                 })
                 .collect()
         })
@@ -268,7 +371,10 @@ async fn rich_results_carry_png_svg_html_markdown_json_and_latex() {
     .await;
     assert_eq!(chart["exit_code"], 0, "{chart}");
     let (w, h) = png_size(chart["png"].as_str().expect("the flat png field"));
-    assert!((100..=400).contains(&w) && (80..=300).contains(&h), "{w}x{h}");
+    assert!(
+        (100..=400).contains(&w) && (80..=300).contains(&h),
+        "{w}x{h}"
+    );
     assert_eq!(chart["results"][0]["png"], chart["png"]);
     assert_eq!(chart["results"][0]["is_main_result"], false);
 
@@ -288,9 +394,22 @@ async fn rich_results_carry_png_svg_html_markdown_json_and_latex() {
     .await;
     let rows = table_rows(frame["html"].as_str().expect("html"));
     assert_eq!(rows[0][1..], ["city", "temp"], "{rows:?}");
-    assert_eq!(rows.iter().filter(|r| r.contains(&"Lima".to_string())).count(), 1, "{rows:?}");
-    assert!(rows.iter().any(|r| r.ends_with(&["Oslo".to_string(), "3".to_string()])), "{rows:?}");
-    assert!(frame["result"].as_str().unwrap().contains("Oslo"), "the text form too");
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.contains(&"Lima".to_string()))
+            .count(),
+        1,
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.ends_with(&["Oslo".to_string(), "3".to_string()])),
+        "{rows:?}"
+    );
+    assert!(
+        frame["result"].as_str().unwrap().contains("Oslo"),
+        "the text form too"
+    );
     assert_eq!(frame["results"][0]["is_main_result"], true);
 
     let shown = py(
@@ -311,13 +430,25 @@ async fn execute_ipython_and_jupyter_sessions_use_the_same_contexts() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
     let (status, out) = sb
-        .call(Method::POST, "/execute/ipython", Some(json!({"code": "shared = 3\nshared * 2"})))
+        .call(
+            Method::POST,
+            "/execute/ipython",
+            Some(json!({"code": "shared = 3\nshared * 2"})),
+        )
         .await;
     assert_eq!(status, 200, "{out}");
     assert_eq!(out["result"], "6");
-    assert_eq!(py(&sb, "shared").await["result"], "3", "the same interpreter");
+    assert_eq!(
+        py(&sb, "shared").await["result"],
+        "3",
+        "the same interpreter"
+    );
     let (status, _) = sb
-        .call(Method::POST, "/execute/ipython", Some(json!({"code": "ls", "language": "bash"})))
+        .call(
+            Method::POST,
+            "/execute/ipython",
+            Some(json!({"code": "ls", "language": "bash"})),
+        )
         .await;
     assert_eq!(status, 400);
     let (status, sessions) = sb.call(Method::GET, "/jupyter/sessions", None).await;
@@ -349,7 +480,11 @@ async fn streams_emit_results_as_events_and_a_killed_cell_keeps_the_state() {
         }
     }
     let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-    let results: Vec<&Value> = events.iter().filter(|e| e.event == "result").map(|e| &e.data).collect();
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.event == "result")
+        .map(|e| &e.data)
+        .collect();
     assert_eq!(results.len(), 2, "{kinds:?}");
     assert_eq!(results[0]["html"], "<i>x</i>");
     assert_eq!(results[1]["text"], "42");
@@ -361,7 +496,9 @@ async fn streams_emit_results_as_events_and_a_killed_cell_keeps_the_state() {
     py(&sb, "state = 'kept'").await;
     let mut ws = sb.ws_connect().await;
     ws.send(Message::Text(
-        json!({"type": "execute", "code": "print('go', flush=True)\nimport time\ntime.sleep(30)"}).to_string().into(),
+        json!({"type": "execute", "code": "print('go', flush=True)\nimport time\ntime.sleep(30)"})
+            .to_string()
+            .into(),
     ))
     .await
     .unwrap();
@@ -385,17 +522,36 @@ async fn contexts_output_and_results_are_bounded() {
     assert_eq!(big["stdout_truncated"], true, "{}", big["stdout_truncated"]);
     assert!(big["stdout"].as_str().unwrap().len() < 8192);
     // Results are bounded per run (4 x the output cap, at least 1 MiB).
-    let huge = py(&sb, "from IPython.display import HTML, display\ndisplay(HTML('y' * 3_000_000))\n1").await;
-    assert!(huge.get("html").is_none(), "the oversized result was dropped");
-    assert!(huge["stderr"].as_str().unwrap().contains("dropped"), "{}", huge["stderr"]);
+    let huge = py(
+        &sb,
+        "from IPython.display import HTML, display\ndisplay(HTML('y' * 3_000_000))\n1",
+    )
+    .await;
+    assert!(
+        huge.get("html").is_none(),
+        "the oversized result was dropped"
+    );
+    assert!(
+        huge["stderr"].as_str().unwrap().contains("dropped"),
+        "{}",
+        huge["stderr"]
+    );
     assert_eq!(huge["result"], "1", "the rest still arrives");
     // default-python exists (warm); one more fits, the third is refused.
-    let (status, _) = sb.call(Method::POST, "/contexts", Some(json!({"language": "bash"}))).await;
+    let (status, _) = sb
+        .call(Method::POST, "/contexts", Some(json!({"language": "bash"})))
+        .await;
     assert_eq!(status, 200);
-    let (status, body) = sb.call(Method::POST, "/contexts", Some(json!({"language": "bash"}))).await;
+    let (status, body) = sb
+        .call(Method::POST, "/contexts", Some(json!({"language": "bash"})))
+        .await;
     assert_eq!(status, 429, "{body}");
     let (status, _) = sb
-        .call(Method::POST, "/execute", Some(json!({"code": "1", "language": "javascript"})))
+        .call(
+            Method::POST,
+            "/execute",
+            Some(json!({"code": "1", "language": "javascript"})),
+        )
         .await;
     assert_eq!(status, 429, "a new default context counts too");
 }

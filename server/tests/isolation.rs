@@ -182,7 +182,10 @@ async fn the_memory_limit_holds_and_the_server_carries_on() {
     // The killed interpreter was the python context's: the next run restarts it and says so
     // (without running), the one after runs as usual.
     let restarted = sb.run("python", "print('after oom')").await;
-    assert_eq!(restarted["error"]["name"], "ContextRestarted", "{restarted}");
+    assert_eq!(
+        restarted["error"]["name"], "ContextRestarted",
+        "{restarted}"
+    );
     assert_eq!(
         sb.run("python", "print('after oom')").await["stdout"],
         "after oom\n"

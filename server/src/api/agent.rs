@@ -10,8 +10,7 @@ use axum::Json;
 use sandlot_protocol::{
     code, defaults, AgentFeatures, AgentHealth, AgentInfo, AgentLimits, AsyncExecuteRequest,
     AsyncExecuteResponse, BackgroundExecuteRequest, BackgroundExecuteResponse, EnvReply, EnvUpdate,
-    KillProcessRequest, Language, ProcessActionReply, ProcessInfo,
-    ProcessList, ProcessStatus,
+    KillProcessRequest, Language, ProcessActionReply, ProcessInfo, ProcessList, ProcessStatus,
 };
 
 use super::auth::AgentSandbox;

@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::Json;
 use sandlot_protocol::{
-    defaults, code, CodeRunRequest, ContextInfo, ContextList, CreateContextRequest,
+    code, defaults, CodeRunRequest, ContextInfo, ContextList, CreateContextRequest,
     ExecuteResponse, JupyterSessions, Language,
 };
 

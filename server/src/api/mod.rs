@@ -14,6 +14,7 @@ pub(crate) mod fuzz;
 mod guard;
 pub mod observe;
 mod openapi;
+mod openapi_contexts;
 mod openapi_observe;
 mod stream;
 

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use sandlot_protocol::{
     code, defaults, CodeRunRequest, ProcessStatus, ResultEvent, RichResult, StartEvent,
-    StreamEvent,
-    TruncatedEvent, WsComplete, WsError, WsExecuteFrame, WsOutput, WsResult, WsServerFrame,
+    StreamEvent, TruncatedEvent, WsComplete, WsError, WsExecuteFrame, WsOutput, WsResult,
+    WsServerFrame,
 };
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -247,9 +247,12 @@ async fn ws_run(state: &AppState, sandbox: &SandboxInfo, socket: &mut WebSocket)
             context_id: frame.context_id,
             fresh: frame.fresh,
         };
-        Ok(state
-            .node
-            .start_code_followed(&sandbox.id, req, defaults::STREAM_TIMEOUT_SECS, false)?)
+        Ok(state.node.start_code_followed(
+            &sandbox.id,
+            req,
+            defaults::STREAM_TIMEOUT_SECS,
+            false,
+        )?)
     });
     let (info, events) = match started {
         Ok(started) => started,

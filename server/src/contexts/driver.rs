@@ -43,7 +43,9 @@ pub fn launcher(language: Language) -> (Vec<String>, &'static str, CodeDelivery)
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Reply {
     /// The driver's host pid (its process group is interrupted).
-    Spawned { pid: i32 },
+    Spawned {
+        pid: i32,
+    },
     Ready {},
     Result {
         id: u64,
@@ -173,12 +175,19 @@ mod tests {
         let cmd = bash_run(7, "echo ☃", &env, Some("/tmp"));
         let text = String::from_utf8(cmd).unwrap();
         let (header, rest) = text.split_once('\n').unwrap();
-        let lens: Vec<usize> = header.split(' ').skip(1).map(|n| n.parse().unwrap()).collect();
+        let lens: Vec<usize> = header
+            .split(' ')
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect();
         assert_eq!(lens.iter().sum::<usize>(), rest.len());
         let code = &rest[lens[0]..lens[0] + lens[1]];
         assert_eq!(code, "echo ☃");
         assert!(rest.contains(r"export A='it'\''s'"), "{rest}");
-        assert!(!rest.contains("bad-name"), "names bash cannot hold are left out");
+        assert!(
+            !rest.contains("bad-name"),
+            "names bash cannot hold are left out"
+        );
     }
 
     #[test]

@@ -63,10 +63,7 @@ impl ContextManager {
 
     fn launch(&self, sandbox: &Sandbox, cwd: &str) -> Launch {
         let mut env = launch::environment(sandbox.env_vars(), &Default::default());
-        env.push((
-            "SANDLOT_RESULT_LIMIT".into(),
-            self.result_cap().to_string(),
-        ));
+        env.push(("SANDLOT_RESULT_LIMIT".into(), self.result_cap().to_string()));
         Launch {
             exe: self.exe.clone(),
             cgroups: self.cgroups.clone(),
@@ -100,16 +97,22 @@ impl ContextManager {
     }
 
     /// A language's default context, made on first use.
-    pub fn default_context(&self, sandbox: &Sandbox, language: Language) -> NodeResult<Arc<Context>> {
+    pub fn default_context(
+        &self,
+        sandbox: &Sandbox,
+        language: Language,
+    ) -> NodeResult<Arc<Context>> {
         let id = default_id(language);
         sandbox
             .contexts
             .get_or_insert(&id, self.cfg.max_contexts_per_sandbox, || {
                 Context::new(id.clone(), language, defaults::WORKDIR.into(), true)
             })
-            .map_err(|max| NodeError::LimitReached(format!(
-                "this sandbox has at most {max} contexts; remove one first"
-            )))
+            .map_err(|max| {
+                NodeError::LimitReached(format!(
+                    "this sandbox has at most {max} contexts; remove one first"
+                ))
+            })
     }
 
     /// Checks a run and starts it in its context: the entry is `queued` until the context
@@ -142,7 +145,12 @@ impl ContextManager {
         };
         let mut spec = req.run;
         spec.language = Some(context.language.as_str().into());
-        let run = launch::check(spec, sandbox.template, default_timeout, self.cfg.max_timeout_secs)?;
+        let run = launch::check(
+            spec,
+            sandbox.template,
+            default_timeout,
+            self.cfg.max_timeout_secs,
+        )?;
         let entry = Arc::new(ProcessEntry::new(
             ids::process_id(),
             ids::execution_id(),
@@ -167,7 +175,11 @@ impl ContextManager {
     }
 
     /// `POST /contexts`: a new context; its interpreter starts now.
-    pub async fn create(&self, sandbox: &Arc<Sandbox>, req: CreateContextRequest) -> NodeResult<ContextInfo> {
+    pub async fn create(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        req: CreateContextRequest,
+    ) -> NodeResult<ContextInfo> {
         let language = Self::language_of(sandbox, req.language.as_deref())?;
         let cwd = req.cwd.unwrap_or_else(|| defaults::WORKDIR.into());
         if !cwd.starts_with('/') || cwd.contains('\0') {
@@ -179,9 +191,11 @@ impl ContextManager {
             .get_or_insert(&id, self.cfg.max_contexts_per_sandbox, || {
                 Context::new(id.clone(), language, cwd.clone(), false)
             })
-            .map_err(|max| NodeError::LimitReached(format!(
-                "this sandbox has at most {max} contexts; remove one first"
-            )))?;
+            .map_err(|max| {
+                NodeError::LimitReached(format!(
+                    "this sandbox has at most {max} contexts; remove one first"
+                ))
+            })?;
         let mut slot = context.slot.lock().await;
         if let Err(e) = self.ensure_started(sandbox, &context, &mut slot).await {
             drop(slot);
@@ -192,11 +206,22 @@ impl ContextManager {
         Ok(context.info())
     }
 
-    async fn ensure_started(&self, sandbox: &Sandbox, context: &Context, slot: &mut Slot) -> Result<(), String> {
+    async fn ensure_started(
+        &self,
+        sandbox: &Sandbox,
+        context: &Context,
+        slot: &mut Slot,
+    ) -> Result<(), String> {
         if slot.process.is_some() {
             return Ok(());
         }
-        start(context, slot, self.launch(sandbox, &context.cwd), self.result_cap()).await
+        start(
+            context,
+            slot,
+            self.launch(sandbox, &context.cwd),
+            self.result_cap(),
+        )
+        .await
     }
 
     /// Starts a sandbox's default python context ahead of its first run (at create).
@@ -228,7 +253,10 @@ impl ContextManager {
 
     /// `DELETE /contexts/{id}`: stops its interpreter and forgets it.
     pub async fn remove(&self, sandbox: &Sandbox, id: &str) -> NodeResult<()> {
-        let context = sandbox.contexts.remove(id).ok_or(NodeError::ContextNotFound)?;
+        let context = sandbox
+            .contexts
+            .remove(id)
+            .ok_or(NodeError::ContextNotFound)?;
         context.stop_current();
         let mut slot = context.slot.lock().await;
         if let Some(mut p) = slot.process.take() {
@@ -248,7 +276,11 @@ impl ContextManager {
             let Ok(mut slot) = context.slot.try_lock() else {
                 continue; // running
             };
-            if slot.process.as_ref().is_some_and(|p| p.last_used.elapsed() >= idle) {
+            if slot
+                .process
+                .as_ref()
+                .is_some_and(|p| p.last_used.elapsed() >= idle)
+            {
                 if let Some(mut p) = slot.process.take() {
                     p.kill().await;
                 }
@@ -267,7 +299,12 @@ struct Job {
     cwd: Option<String>,
 }
 
-async fn start(context: &Context, slot: &mut Slot, launch: Launch, result_cap: usize) -> Result<(), String> {
+async fn start(
+    context: &Context,
+    slot: &mut Slot,
+    launch: Launch,
+    result_cap: usize,
+) -> Result<(), String> {
     context.set_state(ContextState::Starting);
     let group = format!("context.{}.{}", context.id, ids::process_id());
     match ContextProcess::start(context.language, launch, group, result_cap).await {
@@ -351,7 +388,13 @@ async fn run_in(context: Arc<Context>, entry: Arc<ProcessEntry>, job: Job) -> Ce
     }
     let process = slot.process.as_mut().expect("started above");
     let end = process
-        .run_cell(&entry, context.language, &job.code, &job.env, job.cwd.as_deref())
+        .run_cell(
+            &entry,
+            context.language,
+            &job.code,
+            &job.env,
+            job.cwd.as_deref(),
+        )
         .await;
     match end {
         CellEnd::Done {
@@ -391,7 +434,10 @@ async fn run_in(context: Arc<Context>, entry: Arc<ProcessEntry>, job: Job) -> Ce
             if let Some(mut p) = slot.process.take() {
                 p.kill().await;
             }
-            let message = format!("the {} context ended during this run: {reason}", context.language);
+            let message = format!(
+                "the {} context ended during this run: {reason}",
+                context.language
+            );
             if !deliberate {
                 slot.died = Some(reason);
                 entry.push_output(Stream::Stderr, format!("{message}\n").as_bytes());
@@ -413,7 +459,9 @@ async fn run_in(context: Arc<Context>, entry: Arc<ProcessEntry>, job: Job) -> Ce
         CellEnd::Stuck { results } => {
             outcome.results = results;
             slot.process = None;
-            let reason = "a run did not stop within 3 s of being interrupted, so its interpreter was killed".to_string();
+            let reason =
+                "a run did not stop within 3 s of being interrupted, so its interpreter was killed"
+                    .to_string();
             slot.died = Some(reason.clone());
             entry.push_output(Stream::Stderr, format!("[sandlot: {reason}]\n").as_bytes());
             entry.finish_cell(1, Some(reason), None);

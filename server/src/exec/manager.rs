@@ -129,7 +129,11 @@ impl ProcessManager {
     }
 
     /// Stores a new recorded process's first record and lists it.
-    pub fn register_recorded(&self, sandbox: &Sandbox, entry: &Arc<ProcessEntry>) -> NodeResult<()> {
+    pub fn register_recorded(
+        &self,
+        sandbox: &Sandbox,
+        entry: &Arc<ProcessEntry>,
+    ) -> NodeResult<()> {
         self.store
             .insert_process(&entry.record(&sandbox.id, false))?;
         sandbox.processes.insert(entry.clone());

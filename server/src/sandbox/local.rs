@@ -667,11 +667,7 @@ impl Node for LocalNode {
         self.contexts_of(sandbox_id)
     }
 
-    async fn restart_context(
-        &self,
-        sandbox_id: &str,
-        context_id: &str,
-    ) -> NodeResult<ContextInfo> {
+    async fn restart_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<ContextInfo> {
         self.restart_context_in(sandbox_id, context_id).await
     }
 

@@ -56,7 +56,10 @@ impl LocalNode {
         if req.fresh == Some(true) {
             let mut spec = req.run;
             spec.timeout = spec.timeout.or(Some(default_timeout));
-            let (info, language) = self.processes.run_sync(&self.live(sandbox_id)?, spec).await?;
+            let (info, language) = self
+                .processes
+                .run_sync(&self.live(sandbox_id)?, spec)
+                .await?;
             return Ok(CodeRun {
                 error: process_error(&info),
                 info,
@@ -120,9 +123,10 @@ impl LocalNode {
             .start_cell(&sandbox, req, default_timeout, sink)?;
         if recorded {
             self.processes.register_recorded(&sandbox, &entry)?;
-            self.processes.retire_recorded(&sandbox, &entry, async move {
-                let _ = task.await;
-            });
+            self.processes
+                .retire_recorded(&sandbox, &entry, async move {
+                    let _ = task.await;
+                });
             let info = entry.info(false);
             return Ok((info, self.processes.follow_entry(entry, None)));
         }

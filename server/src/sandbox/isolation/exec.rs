@@ -47,8 +47,7 @@ pub fn main() -> ! {
         // The server interrupts a driver's cell through the program's process group.
         // SAFETY: fd 3 is the reply pipe the server gave us; closing our copy leaves the
         // program the only writer, so the server sees its end.
-        let mut replies =
-            unsafe { std::fs::File::from_raw_fd(DRIVER_REPLY_FD_HELPER) };
+        let mut replies = unsafe { std::fs::File::from_raw_fd(DRIVER_REPLY_FD_HELPER) };
         // One write: the driver writes to the same pipe, and a line in pieces could
         // interleave with its own.
         let line = format!("{{\"type\":\"spawned\",\"pid\":{child}}}\n");

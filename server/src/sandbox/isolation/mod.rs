@@ -141,13 +141,17 @@ pub fn read_exec_input(input: &mut impl std::io::Read) -> Result<(ExecConfig, Ve
         .and_then(|n| n.parse().ok())
         .ok_or("bad length line")?;
     let mut json = vec![0u8; len];
-    input.read_exact(&mut json).map_err(|_| "config cut short")?;
+    input
+        .read_exact(&mut json)
+        .map_err(|_| "config cut short")?;
     let cfg: ExecConfig = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
     let mut code = Vec::new();
     match cfg.program_len {
         Some(n) => {
             code.resize(n as usize, 0);
-            input.read_exact(&mut code).map_err(|_| "program cut short")?;
+            input
+                .read_exact(&mut code)
+                .map_err(|_| "program cut short")?;
         }
         None => {
             input.read_to_end(&mut code).map_err(|e| e.to_string())?;
