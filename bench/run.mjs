@@ -80,7 +80,13 @@ foreignTimer.unref();
 
 const started = Date.now();
 const ctx = { quick, log: (...m) => console.log(...m) };
-const officialPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/@hopx-ai/sdk/package.json'), 'utf8'));
+// Sections that use only raw HTTP (e.g. --only=contexts) run without the npm dev dependencies.
+let officialPkg = { version: 'not installed' };
+try {
+  officialPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/@hopx-ai/sdk/package.json'), 'utf8'));
+} catch {
+  /* not installed */
+}
 const results = {
   meta: {
     date: new Date().toISOString(),
