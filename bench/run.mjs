@@ -2,7 +2,7 @@
 // Sandlot benchmark suite. `npm run bench` builds and runs it; `node bench/run.mjs --quick`
 // is the short version. Options:
 //   --quick             fewer rounds, smaller N (under 3 minutes)
-//   --only=a,b          run only these sections: sdk, weight, tti, create, exec, background, memory, soak, contexts
+//   --only=a,b          run only these sections: sdk, weight, tti, create, exec, background, memory, files, soak, contexts
 //   --out=DIR           where to write the report (default bench/results)
 //   --render            rewrite report.md from report.json and bench/notes.md, measuring nothing
 // Writes report.json and report.md (report-quick.* in quick mode, report-partial.* with --only).
@@ -18,6 +18,7 @@ import { sdkCallCost } from './sections/sdk.mjs';
 import { timeToInteractive } from './sections/tti.mjs';
 import { backgroundAndList, createLatency, execOverhead, idleMemory } from './sections/server.mjs';
 import { soak } from './sections/soak.mjs';
+import { fileTransfer } from './sections/files.mjs';
 import { contexts } from './sections/contexts.mjs';
 
 const args = process.argv.slice(2);
@@ -47,6 +48,7 @@ const SECTIONS = [
   ['exec', '4. exec overhead', execOverhead],
   ['background', '4. background starts and listProcesses growth', backgroundAndList],
   ['memory', '4. memory per idle sandbox and per finished record', idleMemory],
+  ['files', '4. file transfer', fileTransfer],
   ['soak', '4. concurrent clients', soak],
   ['contexts', '5. execution contexts (warm interpreters)', contexts],
 ];

@@ -1,9 +1,15 @@
-// Merges wasm-bindgen's two outputs (web + nodejs targets) with pkg-template/ into one npm
-// package. Usage: node scripts/assemble-sdk.mjs <wasm-pack out dir> <package dir>
-// The web and nodejs glue load the same .wasm (byte-identical across targets), so only one
-// copy ships: the node glue is pointed at the web directory's file.
+// Merges wasm-bindgen's output with pkg-template/ into one npm package.
+// Usage: node scripts/assemble-sdk.mjs <wasm-pack out dir> <package dir>
+// The web target gives the glue, shipped twice from one text: as ESM (dist/web) and, once
+// minified, as CommonJS for Node (dist/node, loading the same .wasm synchronously). The nodejs
+// target gives the declarations, and loads at build time to hand over the record tables
+// (src/types/record.rs) the JS mappers are generated from. Every shipped .js/.cjs/.mjs file is
+// minified (oxc's minifier, through rolldown, which vite 8 brings): the sources in
+// pkg-template/ and wasm-bindgen's output stay readable, the package carries no comments.
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { minifySync } from 'rolldown/experimental';
 
 const [built, out] = process.argv.slice(2);
 if (!built || !out) throw new Error('usage: assemble-sdk.mjs <built> <out>');
@@ -12,12 +18,31 @@ const template = path.join(root, 'pkg-template');
 const read = (p) => fs.readFileSync(p, 'utf8');
 const write = (p, text) => {
   fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, /\.[cm]?js$/.test(p) ? minify(p, text) : text);
+};
+
+const writeMinified = (p, text) => {
+  fs.mkdirSync(path.dirname(p), { recursive: true });
   fs.writeFileSync(p, text);
 };
-const copy = (from, to) => {
-  fs.mkdirSync(path.dirname(to), { recursive: true });
-  fs.copyFileSync(from, to);
-};
+
+// Minifies one shipped JS file. Class names are kept (`Sandbox`, `ProcessHandle` and the
+// error classes show in stack traces and console output); top-level names are mangled only
+// in modules, where they are private to the file.
+function minify(file, code) {
+  const module = !file.endsWith('.cjs');
+  const result = minifySync(path.basename(file), code, {
+    module,
+    compress: { target: 'es2022', keepNames: { class: true, function: false } },
+    mangle: { toplevel: module, keepNames: { class: true, function: false } },
+    codegen: { removeWhitespace: true },
+  });
+  if (result.errors?.length) throw new Error(`${file}: minifier: ${result.errors.map((e) => e.message).join('; ')}`);
+  // Bundlers find the wasm through the literal pattern `new URL('…', import.meta.url)`;
+  // the minifier writes the string as a template literal, which not every bundler reads.
+  return result.code.replace(/new URL\(`([^`$]+)`,import\.meta\.url\)/g, "new URL('$1',import.meta.url)");
+}
+const copy = (from, to) => write(to, fs.readFileSync(from, /\.[cm]?js$/.test(to) ? 'utf8' : undefined));
 
 fs.rmSync(out, { recursive: true, force: true });
 const web = path.join(out, 'dist/web');
@@ -26,6 +51,11 @@ const node = path.join(out, 'dist/node');
 // The glue's JSDoc comments are for editors, which read them from the declarations: the
 // shipped JS goes without (about 4 KB of the gzipped tarball).
 const withoutDocComments = (js) => js.replace(/^[ \t]*\/\*\*[\s\S]*?\*\/[ \t]*\n/gm, '');
+
+function fill(text, marker, replacement) {
+  if (!text.includes(marker)) throw new Error(`template line not found: ${marker}`);
+  return text.replace(marker, () => replacement);
+}
 
 // ESM → CommonJS for the façade's own modules (errors.js, surface.js): top-level
 // `export class|function|const X` only, no imports.
@@ -43,18 +73,73 @@ const webGlue = read(path.join(built, 'web/sandlot.js')).replace('/* @ts-self-ty
 write(path.join(web, 'sandlot.js'), withoutDocComments(webGlue));
 copy(path.join(built, 'web/sandlot_bg.wasm'), path.join(web, 'sandlot_bg.wasm'));
 copy(path.join(template, 'src/errors.js'), path.join(web, 'errors.js'));
-copy(path.join(template, 'src/surface.js'), path.join(web, 'surface.js'));
 
-// Node target: CommonJS glue reading the web directory's wasm, and the façade's modules.
-const wasmRef = '`${__dirname}/sandlot_bg.wasm`';
-let nodeGlue = read(path.join(built, 'node/sandlot.js'));
-if (!nodeGlue.includes(wasmRef)) throw new Error(`nodejs glue no longer loads ${wasmRef}; update assemble-sdk.mjs`);
-nodeGlue = nodeGlue.replace(wasmRef, '`${__dirname}/../web/sandlot_bg.wasm`').replace('/* @ts-self-types="./sandlot.d.ts" */', '');
-write(path.join(node, 'sandlot.cjs'), withoutDocComments(nodeGlue));
+// The record mappers, generated from the Rust tables that define them (src/types/record.rs),
+// which the wasm just built hands over (`__recordMappings`). Each is straight-line code: one
+// pass over a parsed wire reply, no lookups in a table at run time.
+function recordMapper(type, fields) {
+  const what = `${/^[AEIOU]/.test(type) ? 'an' : 'a'} ${type} record`;
+  const lines = [
+    `  ${type}(p, proto) {`,
+    `    if (p === null || typeof p !== 'object') throw unreadable('${what}');`,
+    '    const r = Object.create(proto);',
+    '    let v;',
+  ];
+  for (const [js, wire, absent] of fields) {
+    if (!/^[A-Za-z_]\w*$/.test(js) || !wire.every((w) => /^[A-Za-z_]\w*$/.test(w))) throw new Error(`${type}.${js}: not an identifier`);
+    lines.push(`    v = ${wire.map((w) => `p.${w}`).join(' ?? ')};`);
+    if (absent === 'required') lines.push(`    if (v == null) throw unreadable('${wire[0]} in ${what}');`, `    r.${js} = v;`);
+    else if (absent === 'omitted') lines.push(`    if (v != null) r.${js} = v;`);
+    else if (absent === 'omittedUnlessTrue') lines.push(`    if (v === true) r.${js} = true;`);
+    else if (/^(''|false|0)$/.test(absent)) lines.push(`    r.${js} = v ?? ${absent};`);
+    else throw new Error(`${type}.${js}: unknown absent rule ${absent}`);
+  }
+  lines.push('    return r;', '  },');
+  return lines.join('\n');
+}
+const mappings = createRequire(import.meta.url)(path.resolve(built, 'node/sandlot.js')).__recordMappings();
+const surfaceSource = fill(
+  read(path.join(template, 'src/surface.js')),
+  'const records = undefined; // @generated records',
+  `const records = {\n${Object.entries(mappings).map(([type, fields]) => recordMapper(type, fields)).join('\n')}\n};`,
+);
+write(path.join(web, 'surface.js'), surfaceSource);
+
+// Node: the same glue as the web, as CommonJS. It is derived from the web glue once that is
+// minified, so the two files are the same bytes but for their first and last few: npm packs
+// files by extension, then path, so dist/node/sandlot.js (CommonJS through dist/node's own
+// package.json) lands a few KB before dist/web/sandlot.js in the tarball, and gzip stores
+// the second copy as references to the first. It loads the wasm synchronously (initSync)
+// from the web directory, as wasm-bindgen's nodejs target would.
+const webGlueMin = fs.readFileSync(path.join(web, 'sandlot.js'), 'utf8');
+const tail = webGlueMin.match(/export\{([^}]*)\};?\s*$/);
+const initSync = tail?.[1].split(',').map((e) => e.trim().split(/\s+as\s+/)).find(([, as]) => as === 'initSync')?.[0];
+if (!initSync) throw new Error('web glue: no `export { … as initSync }` at its end; update assemble-sdk.mjs');
+const glueNames = [...webGlueMin.matchAll(/(?:^|[;}\s])export (?:class|function) (\w+)/g)].map((m) => m[1]);
+const wasmUrl = "new URL('sandlot_bg.wasm',import.meta.url)";
+if (!webGlueMin.includes(wasmUrl)) throw new Error(`web glue no longer loads ${wasmUrl}; update assemble-sdk.mjs`);
+const nodeGlue =
+  '"use strict";' +
+  webGlueMin
+    .slice(0, tail.index)
+    .replace(/(^|[;}\s])export (class|function) /g, '$1$2 ')
+    .replace(wasmUrl, 'void 0') +
+  `;${initSync}({module:require("fs").readFileSync(__dirname+"/../web/sandlot_bg.wasm")});` +
+  `module.exports={${glueNames.join(',')}};`;
+if (/(^|[;}\s])export[\s{]|import\.meta/.test(nodeGlue)) throw new Error('node glue: ESM syntax left after the conversion');
+writeMinified(path.join(node, 'sandlot.js'), nodeGlue);
+write(path.join(node, 'package.json'), '{ "type": "commonjs" }\n');
 const errorsJs = toCommonJs(read(path.join(template, 'src/errors.js')), 'errors.js');
-const surfaceJs = toCommonJs(read(path.join(template, 'src/surface.js')), 'surface.js');
+const surfaceJs = toCommonJs(surfaceSource, 'surface.js');
 write(path.join(node, 'errors.cjs'), errorsJs.text);
-write(path.join(node, 'surface.cjs'), surfaceJs.text);
+// The surface likewise: the minified web surface, as CommonJS, so gzip stores it once.
+const webSurfaceMin = fs.readFileSync(path.join(web, 'surface.js'), 'utf8');
+const nodeSurface =
+  '"use strict";' +
+  webSurfaceMin.replace(/(^|[;}\s])export (class|function|async function) /g, '$1$2 ') +
+  `;module.exports={${surfaceJs.names.join(',')}};`;
+if (/(^|[;}\s])export[\s{]|import\.meta|^import\b/m.test(nodeSurface)) throw new Error('node surface: ESM syntax left after the conversion');
+writeMinified(path.join(node, 'surface.js'), nodeSurface);
 const classNames = errorsJs.names;
 
 // Declarations: one file for every entry (the API generated from the Rust crate, the error
@@ -83,11 +168,6 @@ for (const file of [path.join(web, 'index.d.ts'), path.join(node, 'index.d.cts')
 const declared = new Set(
   [...types.matchAll(/^export (?:declare )?(?:class|function|const) (\w+)/gm)].map((m) => m[1]),
 );
-const glueNames = [...nodeGlue.matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1]);
-const webGlueNames = [...webGlue.matchAll(/^export (?:class|function) (\w+)/gm)].map((m) => m[1]);
-if (glueNames.sort().join() !== webGlueNames.sort().join()) {
-  throw new Error(`the web and nodejs glue export different names: ${webGlueNames} / ${glueNames}`);
-}
 const isPublic = (name) => declared.has(name);
 const webTemplate = read(path.join(template, 'src/web.js'));
 const ownWeb = [...webTemplate.matchAll(/^export (?:async )?function (\w+)/gm)].map((m) => m[1]);
@@ -95,10 +175,7 @@ const nodeTemplate = read(path.join(template, 'src/node.cjs'));
 const ownNode = [...nodeTemplate.matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1]);
 const publicGlue = glueNames.filter(isPublic);
 const publicSurface = surfaceJs.names.filter(isPublic);
-const fill = (text, marker, replacement) => {
-  if (!text.includes(marker)) throw new Error(`template line not found: ${marker}`);
-  return text.replace(marker, replacement);
-};
+
 
 let webEntry = fill(
   webTemplate,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the `sandlot` npm package into pkg/: one release wasm (size-tuned `wasm-release`
 # profile), JS glue for the web and nodejs targets, wasm-opt -Oz, then pkg-template/ merged
-# in (scripts/assemble-sdk.mjs). Prints the .wasm size, raw and gzip.
+# in and minified (scripts/assemble-sdk.mjs). Prints the sizes, and fails when the package is
+# over its size budget (scripts/sdk-size.mjs).
 #
 # Needs: the wasm32-unknown-unknown target, wasm-pack, and wasm-bindgen-cli at exactly the
 # version Cargo.lock pins (wasm-pack --mode no-install refuses to download anything), and
@@ -37,11 +38,12 @@ fi
 
 node scripts/assemble-sdk.mjs "$built" pkg
 
-wasm=pkg/dist/web/sandlot_bg.wasm
-raw=$(wc -c <"$wasm")
-gz=$(gzip -9c "$wasm" | wc -c)
-echo "sandlot_bg.wasm: ${raw} bytes raw, ${gz} bytes gzip -9 (before wasm-opt: ${raw_before} raw)"
+echo "sandlot_bg.wasm before wasm-opt: ${raw_before} bytes raw"
+node scripts/sdk-size.mjs pkg
 
-# Let the repository's own examples `import 'sandlot'` the package just built.
-mkdir -p node_modules
-ln -sfn ../pkg node_modules/sandlot
+# Let the repository's own examples `import 'sandlot'` the package just built (not when
+# node_modules is a link to another checkout's: its `sandlot` is that checkout's build).
+if [ ! -L node_modules ]; then
+  mkdir -p node_modules
+  ln -sfn ../pkg node_modules/sandlot
+fi

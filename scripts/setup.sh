@@ -29,6 +29,14 @@ need_apt=()
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 [ -x /usr/bin/node ] || need_apt+=(nodejs)
 command -v curl >/dev/null || need_apt+=(curl)
+# Sandbox networking (internet_access): veth pairs (iproute2), nsenter (util-linux), NAT
+# and per-sandbox egress rules (nftables).
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
+command -v nsenter >/dev/null || need_apt+=(util-linux)
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
+# The network tests' fake internet: a self-signed certificate, and pip inside a sandbox.
+command -v openssl >/dev/null || need_apt+=(openssl)
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # mkfs.btrfs makes the volume that holds every sandbox's quota-limited workspace.
 command -v mkfs.btrfs >/dev/null || [ -x /usr/sbin/mkfs.btrfs ] || need_apt+=(btrfs-progs)
 # The code-interpreter template's data stack (its python contexts run IPython; charts and

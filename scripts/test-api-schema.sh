@@ -15,7 +15,11 @@ export SANDLOT_URL="http://127.0.0.1:$port" SANDLOT_API_KEY="schema-key-$RANDOM"
 ./target/release/sandlotd --listen "127.0.0.1:$port" --data-dir "$data" --api-key "$SANDLOT_API_KEY" \
   --max-sandboxes 200 --max-timeout-secs 30 2>"$data/server.log" &
 server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data"; }
+cleanup() {
+  kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
+  umount -l "$data/volume" 2>/dev/null || true # left mounted if the server was killed
+  rm -rf "$data"
+}
 trap cleanup EXIT
 for _ in $(seq 100); do curl -sf "$SANDLOT_URL/health" >/dev/null && break; sleep 0.1; done
 create() {

@@ -12,6 +12,7 @@
 
 mod agent;
 mod args;
+mod call;
 mod config;
 mod errors;
 mod http;

@@ -3,7 +3,11 @@
 //!
 //! Process records come back as plain objects typed `Process` / `BackgroundProcess`: the
 //! package's JS surface (`pkg-template/src/surface.js`) gives them the process handle's
-//! methods (`wait`, `kill`, `stream`, `refresh`) through one shared prototype.
+//! methods (`wait`, `kill`, `stream`, `refresh`) through one shared prototype. The records of
+//! `runCodeBackground`, `listProcesses`, `getProcess` and `waitForProcess`, like the results
+//! of `runCode`, `runCodeAsync`, `killProcess` and `removeProcess`, leave the wasm as parsed wire replies:
+//! the surface maps each in one pass, with the mapper the build generates from its table
+//! (`crate::types::record`).
 
 use gloo_net::http::Method;
 use sandlot_protocol as wire;
@@ -11,28 +15,27 @@ use tsify::Ts;
 use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
-use crate::args::{arg, out, string_arg};
+use crate::args::{arg, string_arg};
 use crate::config;
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
-use crate::http::{decode, encode, signal_of, sleep};
+use crate::http::{encode, signal_of, sleep};
 use crate::sandbox::Sandbox;
 use crate::stream::OutputCallbacks;
 use crate::types::{
-    AsyncExecution, BackgroundExecution, CallOptions, ExecutionResult, ListProcessesOptions,
-    ProcessActionResult, ProcessInfo, RunCodeAsyncOptions, RunCodeBackgroundOptions,
-    RunCodeOptions, WaitOptions,
+    effective_timeout, record_status, CallOptions, ListProcessesOptions, ProcessStatus,
+    RunCodeAsyncOptions, RunCodeBackgroundOptions, RunCodeOptions, WaitOptions,
 };
 
 #[wasm_bindgen]
 impl Sandbox {
     /// Runs code to completion and returns its output. Code that fails is a result with a
     /// non-zero `exitCode`, not an error.
-    #[wasm_bindgen(js_name = runCode)]
+    #[wasm_bindgen(js_name = runCode, unchecked_return_type = "ExecutionResult")]
     pub async fn run_code(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
         options: Option<Ts<RunCodeOptions>>,
-    ) -> Result<Ts<ExecutionResult>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let code = string_arg(&code, "code")?;
         let opts = arg(options, "runCode options")?;
         let signal = signal_of(&opts.signal)?;
@@ -42,9 +45,7 @@ impl Sandbox {
             .agent(Method::POST, "/execute")
             .json(&opts.to_wire(code))?
             .timeout_ms(config::sync_exec_http_timeout_ms(exec_timeout));
-        let reply: wire::ExecuteResponse =
-            decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
-        Ok(out(&ExecutionResult::from(reply))?)
+        Ok(self.inner.send_agent(call, signal.as_ref()).await?)
     }
 
     /// Starts code in the background and resolves at once with its process handle
@@ -56,7 +57,7 @@ impl Sandbox {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
         options: Option<Ts<RunCodeBackgroundOptions>>,
-    ) -> Result<Ts<BackgroundExecution>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let code = string_arg(&code, "code")?;
         let opts = arg(options, "runCodeBackground options")?;
         let signal = signal_of(&opts.signal)?;
@@ -66,23 +67,28 @@ impl Sandbox {
             .agent(Method::POST, "/execute/background")
             .json(&opts.to_wire(code))?
             .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS);
-        let reply: wire::BackgroundExecuteResponse =
-            decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
+        let reply = self.inner.send_agent(call, signal.as_ref()).await?;
+        let get = |key: &str| js_sys::Reflect::get(&reply, &JsValue::from_str(key)).ok();
+        let Some(id) = get("process_id").and_then(|id| id.as_string()) else {
+            return Err(unexpected_reply("a BackgroundExecution record").into());
+        };
+        // The surface maps the rest (`BACKGROUND_EXECUTION`); the timeout is settled here.
+        let timeout = effective_timeout(get("timeout").and_then(|t| t.as_f64()), opts.timeout);
+        let _ = js_sys::Reflect::set(&reply, &"timeout".into(), &timeout.into());
         if let Some(callbacks) = callbacks {
-            let (id, lines) = (reply.process_id.clone(), opts.lines.unwrap_or(false));
-            callbacks.follow(self.inner.clone(), id, lines, signal);
+            callbacks.follow(self.inner.clone(), id, opts.lines.unwrap_or(false), signal);
         }
-        Ok(out(&BackgroundExecution::from_wire(reply, opts.timeout))?)
+        Ok(reply)
     }
 
     /// Starts code like `runCodeBackground` and has the server POST the result to
     /// `callbackUrl` when it ends (signed when `callbackSignatureSecret` is given).
-    #[wasm_bindgen(js_name = runCodeAsync)]
+    #[wasm_bindgen(js_name = runCodeAsync, unchecked_return_type = "AsyncExecution")]
     pub async fn run_code_async(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] code: JsValue,
         options: Ts<RunCodeAsyncOptions>,
-    ) -> Result<Ts<AsyncExecution>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let code = string_arg(&code, "code")?;
         let opts = arg(Some(options), "runCodeAsync options")?;
         let signal = signal_of(&opts.signal)?;
@@ -94,9 +100,7 @@ impl Sandbox {
             .agent(Method::POST, "/execute/async")
             .json(&opts.to_wire(code))?
             .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS);
-        let reply: wire::AsyncExecuteResponse =
-            decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
-        Ok(out(&AsyncExecution::from(reply))?)
+        Ok(self.inner.send_agent(call, signal.as_ref()).await?)
     }
 
     /// The sandbox's background processes (all of them, or those the filters keep), each a
@@ -105,17 +109,22 @@ impl Sandbox {
     pub async fn list_processes(
         &self,
         options: Option<Ts<ListProcessesOptions>>,
-    ) -> Result<Vec<Ts<ProcessInfo>>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let opts = arg(options, "listProcesses options")?;
         let signal = signal_of(&opts.signal)?;
         let path = format!("/execute/processes{}", opts.query());
         let call = self.inner.agent(Method::GET, &path);
-        let list: wire::ProcessList = decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
-        let mut processes = Vec::with_capacity(list.processes.len());
-        for p in list.processes {
-            processes.push(out(&ProcessInfo::from(p))?);
+        let reply = self.inner.send_agent(call, signal.as_ref()).await?;
+        // `{ processes: [...] }`; a reply without the key is an empty list (the wire's default).
+        let list = js_sys::Reflect::get(&reply, &JsValue::from_str("processes"))
+            .unwrap_or(JsValue::UNDEFINED);
+        if list.is_undefined() || list.is_null() {
+            return Ok(js_sys::Array::new().into());
         }
-        Ok(processes)
+        if !js_sys::Array::is_array(&list) {
+            return Err(unexpected_reply("a list of processes").into());
+        }
+        Ok(list)
     }
 
     /// One background process, as a process handle.
@@ -124,11 +133,11 @@ impl Sandbox {
         &self,
         #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
         options: Option<Ts<CallOptions>>,
-    ) -> Result<Ts<ProcessInfo>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let id = string_arg(&process_id, "processId")?;
         let opts = arg(options, "options")?;
         let signal = signal_of(&opts.signal)?;
-        Ok(out(&self.fetch_process(&id, signal.as_ref()).await?)?)
+        Ok(self.fetch_process(&id, signal.as_ref()).await?.0)
     }
 
     /// Polls a process until it has ended (`completed`, `failed`, `killed` or `timeout`) and
@@ -139,19 +148,19 @@ impl Sandbox {
         &self,
         #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
         options: Option<Ts<WaitOptions>>,
-    ) -> Result<Ts<ProcessInfo>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let id = string_arg(&process_id, "processId")?;
         let opts = arg(options, "waitForProcess options")?;
         let signal = signal_of(&opts.signal)?;
         let interval = opts.interval_ms();
         let deadline = opts.limit_ms().map(|ms| js_sys::Date::now() + ms);
         loop {
-            let p = self.fetch_process(&id, signal.as_ref()).await?;
-            if p.status.is_final() {
-                return Ok(out(&p)?);
+            let (record, status) = self.fetch_process(&id, signal.as_ref()).await?;
+            if status.is_final() {
+                return Ok(record);
             }
             if deadline.is_some_and(|d| js_sys::Date::now() + f64::from(interval) > d) {
-                let status = p.status.as_str();
+                let status = status.as_str();
                 let message =
                     format!("process {id} was still {status} when waitForProcess gave up");
                 return Err(SdkError::new(ErrorKind::Timeout, message).into());
@@ -161,12 +170,12 @@ impl Sandbox {
     }
 
     /// Kills a background process; its record stays, with status `killed`.
-    #[wasm_bindgen(js_name = killProcess)]
+    #[wasm_bindgen(js_name = killProcess, unchecked_return_type = "ProcessActionResult")]
     pub async fn kill_process(
         &self,
         #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
         options: Option<Ts<CallOptions>>,
-    ) -> Result<Ts<ProcessActionResult>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let id = string_arg(&process_id, "processId")?;
         let opts = arg(options, "options")?;
         let signal = signal_of(&opts.signal)?;
@@ -176,19 +185,17 @@ impl Sandbox {
             .agent(Method::POST, &path)
             .idempotent(true)
             .not_found(NotFoundHint::Process);
-        let reply: wire::ProcessActionReply =
-            decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
-        Ok(out(&ProcessActionResult::from(reply))?)
+        Ok(self.inner.send_agent(call, signal.as_ref()).await?)
     }
 
     /// Forgets an ended process's record. A running process must be killed first: the
     /// server answers 409 (`SandlotError`, code `CONFLICT`).
-    #[wasm_bindgen(js_name = removeProcess)]
+    #[wasm_bindgen(js_name = removeProcess, unchecked_return_type = "ProcessActionResult")]
     pub async fn remove_process(
         &self,
         #[wasm_bindgen(js_name = processId, unchecked_param_type = "string")] process_id: JsValue,
         options: Option<Ts<CallOptions>>,
-    ) -> Result<Ts<ProcessActionResult>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let id = string_arg(&process_id, "processId")?;
         let opts = arg(options, "options")?;
         let signal = signal_of(&opts.signal)?;
@@ -197,24 +204,33 @@ impl Sandbox {
             .inner
             .agent(Method::DELETE, &path)
             .not_found(NotFoundHint::Process);
-        let reply: wire::ProcessActionReply =
-            decode(self.inner.send_agent(call, signal.as_ref()).await?)?;
-        Ok(out(&ProcessActionResult::from(reply))?)
+        Ok(self.inner.send_agent(call, signal.as_ref()).await?)
     }
 }
 
 impl Sandbox {
+    /// One process's wire record (parsed, not mapped: the JS surface maps it) and its status.
     async fn fetch_process(
         &self,
         id: &str,
         signal: Option<&AbortSignal>,
-    ) -> Result<ProcessInfo, SdkError> {
+    ) -> Result<(JsValue, ProcessStatus), SdkError> {
         let path = format!("/execute/processes/{}", encode(id));
         let call = self
             .inner
             .agent(Method::GET, &path)
             .not_found(NotFoundHint::Process);
-        let p: wire::ProcessInfo = decode(self.inner.send_agent(call, signal).await?)?;
-        Ok(p.into())
+        let record = self.inner.send_agent(call, signal).await?;
+        match record_status(&record) {
+            Some(status) => Ok((record, status)),
+            None => Err(unexpected_reply("a process record")),
+        }
     }
+}
+
+/// A 2xx reply that is not the shape the call returns.
+fn unexpected_reply(expected: &str) -> SdkError {
+    SdkError::invalid_response(format!(
+        "unexpected reply from the server: expected {expected}"
+    ))
 }

@@ -3,15 +3,11 @@
 // Each adapter resolves with nothing the caller has to post-process, and throws on failure.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ROOT } from './server.mjs';
+import { PKG } from './server.mjs';
 
+/** This checkout's build (pkg/, or SANDLOT_BENCH_PKG), by path: `node_modules/sandlot` may be another checkout's. */
 export async function loadSandlot() {
-  try {
-    return await import('sandlot');
-  } catch {
-    // `npm install` drops the node_modules/sandlot symlink that build-sdk.sh makes.
-    return import(pathToFileURL(path.join(ROOT, 'pkg/dist/node/index.mjs')).href);
-  }
+  return import(pathToFileURL(path.join(PKG, 'dist/node/index.mjs')).href);
 }
 
 export async function loadOfficial() {
@@ -39,8 +35,8 @@ export function rawClient(server) {
   const bearer = (h) => ({ Authorization: `Bearer ${h.token}` });
   return {
     name: 'raw',
-    async create() {
-      const s = await call(`${server.url}/v1/sandboxes`, { method: 'POST', headers: key, body: { template_name: TEMPLATE } });
+    async create(extra = {}) {
+      const s = await call(`${server.url}/v1/sandboxes`, { method: 'POST', headers: key, body: { template_name: TEMPLATE, ...extra } });
       return { id: s.id, token: s.auth_token, host: s.public_host };
     },
     attach(session) {

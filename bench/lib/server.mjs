@@ -1,7 +1,7 @@
 // A throwaway sandlotd for the benchmark: a free loopback port, a temporary data dir, its own
 // API key. Every server started here is stopped (SIGTERM, then SIGKILL) and its data dir
 // removed, also when the bench is interrupted.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -12,6 +12,8 @@ import { sleep } from './stats.mjs';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // SANDLOT_BENCH_BINARY compares another build (e.g. the previous commit's) on the same machine.
 export const BINARY = process.env.SANDLOT_BENCH_BINARY ?? path.join(ROOT, 'target/release/sandlotd');
+// SANDLOT_BENCH_PKG compares another build of the SDK package (default: this checkout's pkg/).
+export const PKG = path.resolve(process.env.SANDLOT_BENCH_PKG ?? path.join(ROOT, 'pkg'));
 
 const live = new Set();
 
@@ -63,7 +65,7 @@ export async function startServer(flags = {}) {
           await server.exited;
         }
       }
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir(dataDir);
     },
   };
   live.add(server);
@@ -96,7 +98,7 @@ function killAllSync() {
       /* gone */
     }
     try {
-      fs.rmSync(s.dataDir, { recursive: true, force: true });
+      removeDataDir(s.dataDir);
     } catch {
       /* best effort */
     }
@@ -165,4 +167,10 @@ export function readNumber(file) {
   } catch {
     return NaN;
   }
+}
+
+/** Removes a server's data dir; a server that was killed leaves its quota volume mounted. */
+function removeDataDir(dataDir) {
+  spawnSync('umount', ['-l', path.join(dataDir, 'volume')], { stdio: 'ignore' });
+  fs.rmSync(dataDir, { recursive: true, force: true });
 }

@@ -19,8 +19,9 @@ function hostRun(file, args) {
 export async function createLatency(ctx) {
   // The default server (disk quota on: a btrfs subvolume and its limit per sandbox) and a
   // baseline with the quota off, interleaved in the same run.
-  const server = await startServer({ 'max-sandboxes': 500 });
-  const baseline = await startServer({ 'max-sandboxes': 500, 'sandbox-disk-mb': 0 });
+  // Its own address range, so a bench run never meets a test server's sandboxes.
+  const server = await startServer({ 'max-sandboxes': 500, 'network-cidr': '10.250.0.0/16' });
+  const baseline = await startServer({ 'max-sandboxes': 500, 'sandbox-disk-mb': 0, 'network-cidr': '10.251.0.0/16' });
   try {
     const raw = rawClient(server);
     const rawOff = rawClient(baseline);
@@ -29,6 +30,12 @@ export async function createLatency(ctx) {
     // it from ever running dry whatever the rotation.
     const toDelete = [];
     const toDeleteOff = [];
+    // Sandboxes with outbound network (veth + nftables chain); nothing is sent anywhere.
+    const toDeleteNet = [];
+    const toDeleteNetOff = [];
+    const net = { internet_access: true };
+    for (let i = 0; i < 4; i++) toDeleteNet.push(await raw.create(net));
+    for (let i = 0; i < 4; i++) toDeleteNetOff.push(await rawOff.create(net));
     for (let i = 0; i < 4; i++) toDelete.push(await raw.create());
     for (let i = 0; i < 4; i++) toDeleteOff.push(await rawOff.create());
     const res = await interleave(
@@ -38,14 +45,21 @@ export async function createLatency(ctx) {
         'DELETE /v1/sandboxes/{id}',
         'POST /v1/sandboxes (quota off)',
         'DELETE /v1/sandboxes/{id} (quota off)',
+        'POST /v1/sandboxes (internet_access)',
+        'DELETE /v1/sandboxes/{id} (internet_access)',
+        'POST /v1/sandboxes (internet_access, quota off)',
+        'DELETE /v1/sandboxes/{id} (internet_access, quota off)',
       ],
       rounds,
       async (v) => {
         if (v.startsWith('GET')) return raw.call(`${server.url}/health`);
-        const off = v.endsWith('(quota off)');
-        const [client, queue] = off ? [rawOff, toDeleteOff] : [raw, toDelete];
+        const off = v.endsWith('quota off)');
+        const withNet = v.includes('(internet_access');
+        const queues = { 'off,net': toDeleteNetOff, off: toDeleteOff, net: toDeleteNet, on: toDelete };
+        const queue = queues[off && withNet ? 'off,net' : off ? 'off' : withNet ? 'net' : 'on'];
+        const client = off ? rawOff : raw;
         if (v.startsWith('POST')) {
-          queue.push(await client.create());
+          queue.push(await client.create(withNet ? net : {}));
           return;
         }
         await client.kill(queue.shift());
@@ -54,6 +68,8 @@ export async function createLatency(ctx) {
     );
     for (const h of toDelete) await raw.kill(h).catch(() => {});
     for (const h of toDeleteOff) await rawOff.kill(h).catch(() => {});
+    for (const h of toDeleteNet) await raw.kill(h).catch(() => {});
+    for (const h of toDeleteNetOff) await rawOff.kill(h).catch(() => {});
     const rows = Object.entries(res).map(([op, slot]) => ({ op, ...stat(slot) }));
     const floor = rows[0].median;
     for (const r of rows) r.overFloor = r.median - floor;

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
-import { ROOT } from '../lib/server.mjs';
+import { PKG, ROOT } from '../lib/server.mjs';
 import { summarize } from '../lib/stats.mjs';
 
 const gz = (buf) => zlib.gzipSync(buf, { level: 9 }).length;
@@ -93,7 +93,7 @@ function childTime(script) {
 }
 
 export async function packageWeight(ctx) {
-  const pkg = path.join(ROOT, 'pkg');
+  const pkg = PKG;
   const all = walk(pkg);
   const isTypes = (f) => /\.d\.(ts|mts|cts)$/.test(f);
   const wasm = all.filter((f) => f.endsWith('.wasm'));
@@ -125,11 +125,10 @@ export async function packageWeight(ctx) {
     js: weigh(officialFiles.filter((f) => /\.(c|m)?js$/.test(f))),
   };
 
-  // Cold start: fresh node processes, interleaved round-robin.
-  // `npm install` drops the node_modules/sandlot symlink that build-sdk.sh makes: fall back to pkg/.
-  const linked = fs.existsSync(path.join(ROOT, 'node_modules/sandlot/package.json'));
-  const esm = linked ? 'sandlot' : pathToFileURL(path.join(ROOT, 'pkg/dist/node/index.mjs')).href;
-  const cjs = linked ? 'sandlot' : path.join(ROOT, 'pkg/dist/node/index.cjs');
+  // Cold start: fresh node processes, interleaved round-robin. This checkout's pkg/, by path
+  // (`node_modules/sandlot` may be another checkout's build).
+  const esm = pathToFileURL(path.join(PKG, 'dist/node/index.mjs')).href;
+  const cjs = path.join(PKG, 'dist/node/index.cjs');
   const scripts = {
     'node (no import)': "const t=performance.now(); await import('node:path'); console.log(performance.now()-t)",
     'sandlot: import': `const t=performance.now(); await import(${JSON.stringify(esm)}); console.log(performance.now()-t)`,

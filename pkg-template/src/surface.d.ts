@@ -4,6 +4,7 @@
 import type {
   BackgroundExecution,
   CallOptions,
+  ExecutionResult,
   ProcessActionResult,
   ProcessInfo,
   ProcessStream,
@@ -52,3 +53,43 @@ export type Process = ProcessHandle & ProcessInfo;
 
 /** What `runCodeBackground` resolves to: the accepted process, with the handle's methods. */
 export type BackgroundProcess = ProcessHandle & BackgroundExecution;
+
+/**
+ * `sandbox.commands` (E2B's and HopX's shape). `run(command)` runs a shell line (or, with
+ * `args`, a program with exactly those arguments) and resolves with its result; a failing
+ * command is a result with its `exitCode`. With `background: true` it resolves at once with a
+ * process handle.
+ */
+/** Options of `sandbox.commands.run`. */
+export interface RunCommandOptions {
+  /** Start it and resolve at once with its process handle (as `runCodeBackground`). */
+  background?: boolean;
+  /** Arguments: `command` is then a program run with exactly these (no shell). Without them, `command` is a shell line (bash). */
+  args?: string[];
+  /** Working directory (default `/workspace`). */
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Run-time limit in seconds (default 30, or 300 in the background). */
+  timeout?: number;
+  /** A label shown in `listProcesses()` (background; default: the command line). */
+  name?: string;
+  /** Called with each piece of stdout, in order, while it runs; in the foreground the call resolves after the last one. */
+  onStdout?: (data: string) => void;
+  onStderr?: (data: string) => void;
+  /** With callbacks: whole lines instead of chunks as written. */
+  lines?: boolean;
+  signal?: AbortSignal;
+}
+
+/** What a command run in the foreground resolves to: `runCode`'s result. */
+export type CommandResult = ExecutionResult;
+
+export interface Commands {
+  run(command: string, options: RunCommandOptions & { background: true }): Promise<BackgroundProcess>;
+  run(command: string, options?: RunCommandOptions & { background?: false }): Promise<CommandResult>;
+}
+
+export interface Sandbox {
+  /** Commands in the sandbox: `sandbox.commands.run('ls -la')`. */
+  readonly commands: Commands;
+}

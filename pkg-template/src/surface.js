@@ -2,7 +2,12 @@
 // iterators without moving logic out of Rust:
 //   - process records (runCodeBackground, getProcess, listProcesses, waitForProcess) become
 //     process handles: their data stays as own properties, and methods come from one shared
-//     prototype, so a list of a thousand records costs one prototype link per record;
+//     prototype, so a list of a thousand records costs one prototype link per record. The
+//     wasm hands the records of all four over as parsed wire replies (snake_case), and
+//     `records.Process` (`records.BackgroundExecution`), which the build generates from the
+//     Rust table `PROCESS_RECORD` (src/types/process.rs), maps each in one pass onto its handle;
+//   - the results of runCode, runCodeAsync, killProcess and removeProcess are mapped alike
+//     (`records.ExecutionResult`, ... : src/types/record.rs lists the tables);
 //   - stream calls (runCodeStream, streamProcess) return a StreamPromise: await it for the
 //     stream, or iterate it directly with `for await`.
 // Every entry installs it once at load (`extend`). This file is the single source: the build
@@ -13,6 +18,18 @@ const SANDBOX = Symbol('sandlot.sandbox');
 
 /** The wasm methods before `extend` wrapped them: handles call these, not the wrappers. */
 const raw = {};
+
+/** The package's error classes (given to `extend`). */
+let errors;
+
+/** A wire record the mapper cannot read: the server's fault, as the wasm reports it. */
+function unreadable(expected) {
+  return new errors.SandlotError(`unexpected reply from the server: expected ${expected}`, { code: 'INVALID_RESPONSE' });
+}
+
+// `records.X(wire, proto)`: a parsed wire reply → a record of type X on `proto`, one function
+// per Rust table (src/types/record.rs). The build replaces the next line with them.
+const records = undefined; // @generated records
 
 /**
  * A background process. Has the record's data as its own properties (`processId`, `status`,
@@ -26,12 +43,13 @@ export class ProcessHandle {
    * on), `interval` (seconds between looks), `signal`.
    */
   async wait(options) {
-    return Object.assign(this, await raw.waitForProcess.call(this[SANDBOX], this.processId, options));
+    const record = await raw.waitForProcess.call(this[SANDBOX], this.processId, options);
+    return Object.assign(this, records.Process(record, Object.prototype));
   }
 
   /** Kills the process; the handle's `status` follows. Resolves with the server's reply. */
   async kill(options) {
-    const reply = await raw.killProcess.call(this[SANDBOX], this.processId, options);
+    const reply = records.ProcessActionResult(await raw.killProcess.call(this[SANDBOX], this.processId, options), Object.prototype);
     this.status = reply.status;
     return reply;
   }
@@ -43,7 +61,8 @@ export class ProcessHandle {
 
   /** Reads the process's record again into the handle, and resolves with the handle. */
   async refresh(options) {
-    return Object.assign(this, await raw.getProcess.call(this[SANDBOX], this.processId, options));
+    const record = await raw.getProcess.call(this[SANDBOX], this.processId, options);
+    return Object.assign(this, records.Process(record, Object.prototype));
   }
 }
 
@@ -98,27 +117,127 @@ export function streaming(open) {
   return call;
 }
 
-/** Sandbox methods that resolve to a process record (or a list of them). */
-const RECORD_CALLS = ['runCodeBackground', 'getProcess', 'waitForProcess'];
+/** Sandbox methods that resolve to a wire process record. */
+const RECORD_CALLS = ['getProcess', 'waitForProcess'];
+/** Sandbox methods that resolve to another wire reply, by the type of their result. */
+const RESULT_CALLS = { runCode: 'ExecutionResult', runCodeAsync: 'AsyncExecution', killProcess: 'ProcessActionResult', removeProcess: 'ProcessActionResult' };
 /** Sandbox methods that open a stream; later streams (file watches, terminals) join here. */
 const STREAM_CALLS = ['runCodeStream', 'streamProcess'];
 
-/** Gives the wasm `Sandbox` class its JS surface. Called once per loaded glue. */
-export function extend(Sandbox) {
+/** A refused argument, as the wasm side reports one. */
+function invalid(message) {
+  return new errors.ValidationError(message, { code: 'INVALID_ARGUMENT' });
+}
+
+/** `/commands/run`'s run-time limit when none is given (seconds). */
+const COMMAND_TIMEOUT = 30;
+
+/**
+ * `sandbox.commands` (E2B's and HopX's shape): `run(command, options)` resolves with
+ * `runCode`'s result, or at once with a process handle when `background` is set. Plain
+ * plumbing over the wasm's one agent call and the process calls, so it costs the .wasm
+ * nothing.
+ */
+class Commands {
+  #sandbox;
+  constructor(sandbox) {
+    this.#sandbox = sandbox;
+  }
+
+  async run(command, options = {}) {
+    const sandbox = this.#sandbox;
+    if (typeof command !== 'string' || !command.trim()) throw invalid('command must be a non-empty string');
+    const { background = false, args, cwd, env, timeout, name, onStdout, onStderr, lines, signal } = options ?? {};
+    for (const [key, f] of [['onStdout', onStdout], ['onStderr', onStderr]]) {
+      if (f !== undefined && typeof f !== 'function') throw invalid(`${key} must be a function`);
+    }
+    if (args !== undefined && !(Array.isArray(args) && args.every((a) => typeof a === 'string'))) {
+      throw invalid('args must be an array of strings');
+    }
+    const follow = Boolean(onStdout || onStderr);
+    const limit = timeout ?? (background ? undefined : COMMAND_TIMEOUT);
+    const body = { command, args, workdir: cwd, env, timeout: limit, name };
+    if (!background && !follow) {
+      const reply = await sandbox.__agentCall('POST', '/commands/run', body, limit, signal);
+      return records.ExecutionResult(reply, Object.prototype);
+    }
+    const reply = await sandbox.__agentCall('POST', '/commands/background', body, undefined, signal);
+    const handle = records.BackgroundExecution(reply, handlePrototype(sandbox));
+    const deliver = follow ? followOutput(handle, { onStdout, onStderr, lines, signal }) : Promise.resolve();
+    if (background) return handle;
+    await deliver;
+    const done = await handle.wait({ signal });
+    return {
+      stdout: done.stdout,
+      stderr: done.stderr,
+      exitCode: done.exitCode ?? -1,
+      executionTime: done.executionTime ?? 0,
+      success: done.exitCode === 0,
+      status: done.status,
+      ...(done.stdoutTruncated && { stdoutTruncated: true }),
+      ...(done.stderrTruncated && { stderrTruncated: true }),
+      ...(done.error !== undefined && { error: done.error }),
+      ...(done.oomKilled && { oomKilled: true }),
+    };
+  }
+}
+
+/**
+ * Hands a process's output to callbacks in order until it ends (or `signal` fires). A callback
+ * that throws is reported once with `console.error`, and the rest is still delivered.
+ */
+async function followOutput(handle, { onStdout, onStderr, lines, signal }) {
+  let threw = false;
+  try {
+    for await (const event of handle.stream({ lines, signal })) {
+      const f = event.type === 'stdout' ? onStdout : event.type === 'stderr' ? onStderr : undefined;
+      try {
+        f?.(event.data);
+      } catch (e) {
+        if (!threw) console.error(`sandlot: an output callback of process ${handle.processId} threw (reported once):`, e);
+        threw = true;
+      }
+    }
+  } catch (e) {
+    if (!signal?.aborted) console.error(`sandlot: lost the output stream of process ${handle.processId}:`, e);
+  }
+}
+
+/**
+ * Gives the wasm `Sandbox` class its JS surface. Called once per loaded glue, with the
+ * package's error classes.
+ */
+export function extend(Sandbox, errorClasses) {
+  errors = errorClasses;
   const proto = Sandbox.prototype;
-  for (const name of [...RECORD_CALLS, ...STREAM_CALLS, 'listProcesses', 'killProcess']) {
+  Object.defineProperty(proto, 'commands', {
+    get() {
+      return new Commands(this);
+    },
+    configurable: true,
+  });
+  for (const name of [...RECORD_CALLS, ...STREAM_CALLS, ...Object.keys(RESULT_CALLS), 'runCodeBackground', 'listProcesses']) {
     raw[name] = proto[name];
   }
   const define = (name, value) => Object.defineProperty(proto, name, { value, writable: true, configurable: true });
   for (const name of RECORD_CALLS) {
     define(name, async function (...args) {
-      return Object.setPrototypeOf(await raw[name].apply(this, args), handlePrototype(this));
+      return records.Process(await raw[name].apply(this, args), handlePrototype(this));
     });
   }
+  for (const [name, type] of Object.entries(RESULT_CALLS)) {
+    const map = records[type];
+    define(name, async function (...args) {
+      return map(await raw[name].apply(this, args), Object.prototype);
+    });
+  }
+  define('runCodeBackground', async function (...args) {
+    return records.BackgroundExecution(await raw.runCodeBackground.apply(this, args), handlePrototype(this));
+  });
   define('listProcesses', async function (...args) {
     const list = await raw.listProcesses.apply(this, args);
     const proto = handlePrototype(this);
-    for (const record of list) Object.setPrototypeOf(record, proto);
+    for (let i = 0; i < list.length; i++) list[i] = records.Process(list[i], proto);
     return list;
   });
   for (const name of STREAM_CALLS) {

@@ -11,7 +11,7 @@ export * from './errors.js';
 export {} from './sandlot.js';
 export {} from './surface.js';
 
-extend(glue.Sandbox);
+extend(glue.Sandbox, errors);
 
 let ready;
 let loaded = false;

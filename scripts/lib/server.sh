@@ -27,6 +27,7 @@ stop_sandlotd() {
     kill -TERM "$SANDLOTD_PID"
     wait "$SANDLOTD_PID" 2>/dev/null || true
   fi
-  [ -n "${SANDLOTD_DATA:-}" ] && rm -rf "$SANDLOTD_DATA"
+  # A server that was killed leaves its quota volume mounted.
+  [ -n "${SANDLOTD_DATA:-}" ] && { umount -l "$SANDLOTD_DATA/volume" 2>/dev/null || true; rm -rf "$SANDLOTD_DATA"; }
   return 0
 }

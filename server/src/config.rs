@@ -48,6 +48,23 @@ pub struct Config {
     )]
     pub max_processes_per_sandbox: usize,
 
+    /// Terminals (interactive shells on a PTY) running at once in one sandbox.
+    #[arg(
+        long = "max-terminals",
+        env = "SANDLOT_MAX_TERMINALS",
+        default_value_t = 16
+    )]
+    pub max_terminals_per_sandbox: usize,
+
+    /// Seconds a terminal may go without any attached client (WebSocket or SSE stream)
+    /// before it is killed; re-attaching within it keeps the shell.
+    #[arg(long, env = "SANDLOT_TERMINAL_DETACH_SECS", default_value_t = 300)]
+    pub terminal_detach_secs: u64,
+
+    /// Bytes of a terminal's recent output kept for replay (re-attach, slow readers).
+    #[arg(long, env = "SANDLOT_TERMINAL_REPLAY_BYTES", default_value_t = 256 * 1024)]
+    pub terminal_replay_bytes: usize,
+
     /// Process records kept per sandbox; the oldest finished ones are dropped beyond it.
     #[arg(long, env = "SANDLOT_MAX_PROCESS_RECORDS", default_value_t = 20_000)]
     pub max_process_records: usize,
@@ -147,6 +164,35 @@ pub struct Config {
     #[arg(long, env = "SANDLOT_MAX_SANDBOX_TIMEOUT_SECS", default_value_t = 30 * 24 * 3600)]
     pub max_sandbox_timeout_secs: u64,
 
+    /// Whether sandboxes created without `internet_access` get outbound network anyway.
+    #[arg(long, env = "SANDLOT_INTERNET_ACCESS_DEFAULT", default_value_t = false)]
+    pub internet_access_default: bool,
+
+    /// The private IPv4 range sandlotd takes sandbox addresses from (a /30 each: gateway and
+    /// sandbox). Two sandlotd instances on one host need ranges that do not overlap.
+    #[arg(long, env = "SANDLOT_NETWORK_CIDR", default_value = "10.200.0.0/16")]
+    pub network_cidr: String,
+
+    /// CIDRs sandboxes may reach although sandlotd always blocks them otherwise (private
+    /// ranges, link-local, the host): e.g. a private package registry. Comma-separated.
+    #[arg(long, env = "SANDLOT_NETWORK_ALLOW_CIDR", value_delimiter = ',')]
+    pub network_allow_cidr: Vec<String>,
+
+    /// Where the sandboxes' resolver forwards questions (`ip:port`); default: the first
+    /// nameserver of the host's /etc/resolv.conf.
+    #[arg(long, env = "SANDLOT_NETWORK_DNS_UPSTREAM")]
+    pub network_dns_upstream: Option<std::net::SocketAddr>,
+
+    /// Domain for preview URLs by host name: `http://<port>-<sandbox id>.<domain>` reaches
+    /// that port of that sandbox (needs a wildcard DNS record to this server). Without it,
+    /// ports are reached at `<server>/sandboxes/<id>/ports/<port>/`.
+    #[arg(long, env = "SANDLOT_PREVIEW_DOMAIN")]
+    pub preview_domain: Option<String>,
+
+    /// Longest lifetime of a signed preview URL, in seconds.
+    #[arg(long, env = "SANDLOT_PREVIEW_MAX_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub preview_max_ttl_secs: u64,
+
     /// Longest run-time limit a process may ask for, in seconds.
     #[arg(long, env = "SANDLOT_MAX_TIMEOUT_SECS", default_value_t = 24 * 3600)]
     pub max_timeout_secs: u64,
@@ -169,9 +215,26 @@ pub struct Config {
     /// background: the create reply does not wait for it), so the first run finds it warm.
     #[arg(long, env = "SANDLOT_WARM_PYTHON_CONTEXT", default_value_t = true, action = clap::ArgAction::Set)]
     pub warm_python_context: bool,
+    /// Largest file `POST /files/upload` accepts, in MiB (streamed to disk, never held in
+    /// memory; the JSON body limit does not apply to it).
+    #[arg(long, env = "SANDLOT_MAX_UPLOAD_MB", default_value_t = 1024)]
+    pub max_upload_mb: u64,
+
+    /// Largest file `GET /files/read` returns, in MiB (larger ones: `/files/download`).
+    #[arg(long, env = "SANDLOT_MAX_READ_MB", default_value_t = 16)]
+    pub max_read_mb: u64,
 }
 
 impl Config {
+    /// A sandbox's bounded storage as reported (`resources.disk_mb`, `/system`): the
+    /// workspace quota, or without one `/tmp`, the only bounded storage then.
+    pub fn sandbox_disk_reported_mb(&self) -> u64 {
+        match self.sandbox_disk_mb {
+            0 => self.sandbox_tmp_mb,
+            quota => quota,
+        }
+    }
+
     /// The base URL clients reach this server at.
     pub fn public_base_url(&self) -> String {
         match &self.public_url {

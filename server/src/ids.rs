@@ -30,6 +30,10 @@ pub fn context_id() -> String {
     format!("ctx_{}", random_suffix(12))
 }
 
+pub fn terminal_id() -> String {
+    format!("term_{}", random_suffix(12))
+}
+
 pub fn execution_id() -> String {
     format!("exec_{}", random_suffix(12))
 }

@@ -1,7 +1,7 @@
 //! sandlotd: a self-hosted sandbox server that speaks the HopX sandbox API.
 //!
 //! The binary (`main.rs`) only dispatches: the same executable is the server and its own
-//! isolation helpers (`__sandbox-init`, `__sandbox-exec`), which run before any thread
+//! isolation helpers (`__sandbox-init`, `__sandbox-exec`, `__sandbox-pty`), which run before any thread
 //! exists so they stay single-threaded. The library's public surface is that entry point
 //! plus what the fuzz targets drive (token parsing, the router's input handling).
 
@@ -9,19 +9,22 @@ mod api;
 mod config;
 mod contexts;
 mod exec;
+mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ids;
+mod network;
 mod node;
 mod sandbox;
 mod server;
 mod shutdown;
 mod store;
+mod terminal;
 mod time;
 pub mod token;
 mod webhook;
 
-use sandbox::isolation::{self, EXEC_SUBCOMMAND, INIT_SUBCOMMAND};
+use sandbox::isolation::{self, EXEC_SUBCOMMAND, INIT_SUBCOMMAND, PTY_SUBCOMMAND};
 
 /// Runs sandlotd, or one of its isolation helpers, as the arguments say.
 pub fn main() -> std::process::ExitCode {
@@ -29,6 +32,7 @@ pub fn main() -> std::process::ExitCode {
     match args.next().as_deref() {
         Some(INIT_SUBCOMMAND) => isolation::init::main(),
         Some(EXEC_SUBCOMMAND) => isolation::exec::main(),
+        Some(PTY_SUBCOMMAND) => isolation::pty::main(),
         _ => server::main(),
     }
 }

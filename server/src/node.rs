@@ -13,11 +13,13 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use futures_util::Stream;
 use sandlot_protocol::{
-    CodeRunRequest, ContextInfo, CreateContextRequest, ExecutionError, ExitEvent, Language,
-    ProcessInfo, ProcessStatus, RichResult, RunSpec, SandboxStatus,
+    CodeRunRequest, ContextInfo, CreateContextRequest, CreateTerminalRequest, ExecutionError,
+    ExitEvent, Language, NetworkRules, NetworkUsage, ProcessInfo, ProcessStatus, RichResult,
+    RunSpec, SandboxStatus, TerminalInfo,
 };
 
 use crate::exec::events::{Gap, OutputEvent};
+use crate::files::SandboxFs;
 use crate::sandbox::template::TemplateSpec;
 
 /// Why a node operation was refused.
@@ -26,6 +28,9 @@ pub enum NodeError {
     SandboxNotFound,
     ProcessNotFound,
     ContextNotFound,
+    TerminalNotFound,
+    /// The terminal's shell has exited (with this code); it takes no more input.
+    TerminalExited(Option<i32>),
     TemplateNotFound(String),
     Invalid(String),
     /// A required request field is absent.
@@ -34,6 +39,8 @@ pub enum NodeError {
     Conflict(String),
     LimitReached(String),
     Paused,
+    /// Nothing answers on a port inside the sandbox.
+    PortUnreachable(String),
     /// The data disk is full: nothing was written; it works again once space is freed.
     StorageFull(String),
     /// Briefly unable to serve (the store stayed locked through its retries); try again.
@@ -72,6 +79,8 @@ pub struct SandboxSpec {
     pub template: String,
     pub timeout_seconds: Option<u64>,
     pub internet_access: bool,
+    /// Egress rules (only with `internet_access`).
+    pub network: Option<NetworkRules>,
     pub env_vars: BTreeMap<String, String>,
 }
 
@@ -82,6 +91,8 @@ pub struct SandboxInfo {
     pub template: &'static TemplateSpec,
     pub status: SandboxStatus,
     pub internet_access: bool,
+    /// Its egress rules when it has a network (none: no internet access).
+    pub network: Option<NetworkRules>,
     pub timeout_seconds: Option<u64>,
     pub expires_at: Option<SystemTime>,
     pub created_at: SystemTime,
@@ -119,6 +130,7 @@ pub struct SandboxUsage {
     pub processes: Vec<sandlot_protocol::SystemProcess>,
     /// Processes started through the API that are running now.
     pub active_executions: u64,
+    pub network: NetworkUsage,
 }
 
 /// Which process records a listing returns.
@@ -165,8 +177,27 @@ pub enum Followed {
 /// A process's output, live, up to its exit.
 pub type ProcessEvents = Pin<Box<dyn Stream<Item = Followed> + Send>>;
 
+/// What a follower of a terminal's output sees next.
+#[derive(Debug)]
+pub enum TerminalFollowed {
+    /// Output events `from_seq..=to_seq` left the replay ring before this reader saw them.
+    Gap { from_seq: u64, to_seq: u64 },
+    /// Bytes the terminal wrote (split only at UTF-8 character boundaries).
+    Output {
+        seq: u64,
+        data: std::sync::Arc<[u8]>,
+    },
+    /// The shell exited; nothing follows.
+    Exit { seq: u64, code: Option<i32> },
+    /// Nothing happened for a keepalive period.
+    Idle,
+}
+
+/// A terminal's output, live, up to its exit. While it is held, a client counts as attached.
+pub type TerminalEvents = Pin<Box<dyn Stream<Item = TerminalFollowed> + Send>>;
+
 #[async_trait]
-pub trait Node: Send + Sync + 'static {
+pub trait Node: TerminalNode + ContextNode + Send + Sync + 'static {
     async fn create_sandbox(&self, spec: SandboxSpec) -> NodeResult<SandboxInfo>;
     fn sandbox(&self, id: &str) -> NodeResult<SandboxInfo>;
     /// Every sandbox, oldest first.
@@ -180,6 +211,10 @@ pub trait Node: Send + Sync + 'static {
     /// Starts a new token generation; earlier tokens stop working after `grace`.
     fn rotate_sandbox_token(&self, id: &str, grace: std::time::Duration)
         -> NodeResult<SandboxInfo>;
+    /// Replaces a sandbox's egress rules; connections opened from now on follow them.
+    async fn set_sandbox_network(&self, id: &str, rules: NetworkRules) -> NodeResult<SandboxInfo>;
+    /// A connection to `port` on the sandbox's own loopback (the port proxy's way in).
+    async fn connect_port(&self, id: &str, port: u16) -> NodeResult<tokio::net::TcpStream>;
     fn sandbox_env(&self, id: &str) -> NodeResult<BTreeMap<String, String>>;
     /// Replaces (`merge == false`) or merges into the sandbox's global environment.
     fn set_sandbox_env(
@@ -221,6 +256,52 @@ pub trait Node: Send + Sync + 'static {
     /// Forgets a finished process's record.
     fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo>;
 
+    /// The sandbox's files as its own processes see them (`crate::files`): a handle that
+    /// keeps its root open, acts as its user, and tells when the sandbox is gone.
+    fn sandbox_fs(&self, sandbox_id: &str) -> NodeResult<SandboxFs>;
+}
+
+/// Interactive terminals, the part of [`Node`] that drives shells on PTYs.
+#[async_trait]
+pub trait TerminalNode: Send + Sync {
+    /// Starts a shell on a new PTY in the sandbox.
+    async fn open_terminal(
+        &self,
+        sandbox_id: &str,
+        spec: CreateTerminalRequest,
+    ) -> NodeResult<TerminalInfo>;
+    /// The sandbox's terminals in start order (exited ones while they are kept).
+    fn terminals(&self, sandbox_id: &str) -> NodeResult<Vec<TerminalInfo>>;
+    fn terminal(&self, sandbox_id: &str, terminal_id: &str) -> NodeResult<TerminalInfo>;
+    /// Types bytes into a terminal.
+    async fn terminal_input(
+        &self,
+        sandbox_id: &str,
+        terminal_id: &str,
+        data: Vec<u8>,
+    ) -> NodeResult<()>;
+    fn resize_terminal(
+        &self,
+        sandbox_id: &str,
+        terminal_id: &str,
+        cols: u16,
+        rows: u16,
+    ) -> NodeResult<TerminalInfo>;
+    /// Kills a terminal's whole session; resolves once it has exited.
+    async fn kill_terminal(&self, sandbox_id: &str, terminal_id: &str) -> NodeResult<TerminalInfo>;
+    /// Follows a terminal's output from after event `after`.
+    fn follow_terminal(
+        &self,
+        sandbox_id: &str,
+        terminal_id: &str,
+        after: u64,
+    ) -> NodeResult<TerminalEvents>;
+}
+
+/// Execution contexts, the part of [`Node`] that runs code in interpreters that keep state
+/// between runs (`crate::contexts`).
+#[async_trait]
+pub trait ContextNode: Send + Sync {
     /// Runs code to completion in its context (or, with `fresh`, a new process). Dropping
     /// the future interrupts the run.
     async fn run_code(

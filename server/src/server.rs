@@ -12,6 +12,8 @@ use tracing::{error, info, warn};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::network::rules::Cidr;
+use crate::network::{Network, NetworkConfig};
 use crate::node::Node;
 use crate::sandbox::cgroup::Cgroups;
 use crate::sandbox::LocalNode;
@@ -108,9 +110,19 @@ async fn run(mut cfg: Config) -> Result<(), String> {
     info!("isolation: namespaces + seccomp; {}", cgroups.describe());
 
     let shutdown = Shutdown::new();
+    let network = Arc::new(Network::new(
+        network_config(&cfg, &instance_name(&cfg.data_dir))?,
+        shutdown.clone(),
+    ));
     let node = Arc::new(
-        LocalNode::new(cfg.clone(), cgroups, store.clone(), shutdown.clone())
-            .map_err(|e| e.to_string())?,
+        LocalNode::new(
+            cfg.clone(),
+            cgroups,
+            store.clone(),
+            network,
+            shutdown.clone(),
+        )
+        .map_err(|e| e.to_string())?,
     );
     node.recover()
         .await
@@ -191,6 +203,36 @@ async fn shutdown_signal() -> std::io::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+/// The network flags, checked: a bad range or CIDR stops the server here.
+fn network_config(cfg: &Config, instance: &str) -> Result<NetworkConfig, String> {
+    let range = Cidr::parse(&cfg.network_cidr)
+        .filter(|c| c.prefix <= 30)
+        .ok_or_else(|| {
+            format!(
+                "--network-cidr {}: not an IPv4 range of at least 4 addresses",
+                cfg.network_cidr
+            )
+        })?;
+    let operator_allowed = cfg
+        .network_allow_cidr
+        .iter()
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| {
+            Cidr::parse(c.trim())
+                .ok_or_else(|| format!("--network-allow-cidr {c}: not an IPv4 CIDR"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(NetworkConfig {
+        instance: instance.to_string(),
+        range,
+        operator_allowed,
+        dns_upstream: cfg
+            .network_dns_upstream
+            .unwrap_or_else(crate::network::host_resolver),
+        listen: cfg.listen,
+    })
 }
 
 /// A short stable name for this data dir (FNV-1a of its path), used for the cgroup sub-tree.

@@ -31,7 +31,15 @@ struct Claims {
     /// The sandbox's token generation at issue; a rotation retires older ones.
     #[serde(default)]
     gen: u32,
+    /// Set on preview tokens only (`"preview"`): those open one port, never the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typ: Option<String>,
+    /// The port a preview token opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
 }
+
+const PREVIEW: &str = "preview";
 
 /// What a valid token says.
 #[derive(Debug, PartialEq, Eq)]
@@ -97,6 +105,8 @@ impl TokenSigner {
             iat: unix_seconds(now),
             exp: unix_seconds(exp),
             gen: generation,
+            typ: None,
+            port: None,
         };
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
         (self.sign_payload(&payload), exp)
@@ -111,8 +121,51 @@ impl TokenSigner {
         Ok(verified.generation)
     }
 
-    /// Checks signature and expiry; returns the sandbox the token opens.
+    /// Issues a preview token: it opens `port` of `sandbox` until `exp`, and nothing else.
+    pub fn issue_preview(
+        &self,
+        sandbox: &str,
+        generation: u32,
+        port: u16,
+        exp: SystemTime,
+    ) -> String {
+        let claims = Claims {
+            sid: sandbox.into(),
+            iat: unix_seconds(SystemTime::now()),
+            exp: unix_seconds(exp),
+            gen: generation,
+            typ: Some(PREVIEW.into()),
+            port: Some(port),
+        };
+        self.sign_payload(&serde_json::to_vec(&claims).expect("claims serialise"))
+    }
+
+    /// Checks a preview token for `port` of `sandbox`; returns its generation.
+    pub fn verify_preview(&self, token: &str, sandbox: &str, port: u16) -> Result<u32, TokenError> {
+        let claims = self.claims(token)?;
+        if claims.typ.as_deref() != Some(PREVIEW)
+            || claims.sid != sandbox
+            || claims.port != Some(port)
+        {
+            return Err(TokenError::WrongSandbox);
+        }
+        Ok(claims.gen)
+    }
+
+    /// Checks signature and expiry; returns the sandbox the token opens. Preview tokens are
+    /// refused: they open a port, not the agent.
     pub fn sandbox_of(&self, token: &str) -> Result<Verified, TokenError> {
+        let claims = self.claims(token)?;
+        if claims.typ.is_some() {
+            return Err(TokenError::Malformed);
+        }
+        Ok(Verified {
+            sandbox: claims.sid,
+            generation: claims.gen,
+        })
+    }
+
+    fn claims(&self, token: &str) -> Result<Claims, TokenError> {
         let (signing_input, sig) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (_, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
         let sig = URL_SAFE_NO_PAD
@@ -128,10 +181,7 @@ impl TokenSigner {
         if claims.exp <= unix_seconds(SystemTime::now()) {
             return Err(TokenError::Expired);
         }
-        Ok(Verified {
-            sandbox: claims.sid,
-            generation: claims.gen,
-        })
+        Ok(claims)
     }
 
     fn mac(&self, input: &str) -> Hmac<Sha256> {
@@ -157,6 +207,27 @@ mod tests {
         assert_eq!(
             signer().verify(&token, "sbx2"),
             Err(TokenError::WrongSandbox)
+        );
+    }
+
+    #[test]
+    fn a_preview_token_opens_its_port_only_and_never_the_agent() {
+        let exp = SystemTime::now() + Duration::from_secs(60);
+        let token = signer().issue_preview("sbx1", 2, 8000, exp);
+        assert_eq!(signer().verify_preview(&token, "sbx1", 8000), Ok(2));
+        assert!(signer().verify_preview(&token, "sbx1", 8001).is_err());
+        assert!(signer().verify_preview(&token, "sbx2", 8000).is_err());
+        assert!(
+            signer().verify(&token, "sbx1").is_err(),
+            "not an agent token"
+        );
+        let (agent, _) = signer().issue("sbx1", 2);
+        assert!(signer().verify_preview(&agent, "sbx1", 8000).is_err());
+        let old =
+            signer().issue_preview("sbx1", 2, 8000, SystemTime::now() - Duration::from_secs(1));
+        assert_eq!(
+            signer().verify_preview(&old, "sbx1", 8000),
+            Err(TokenError::Expired)
         );
     }
 

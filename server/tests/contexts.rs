@@ -40,13 +40,18 @@ async fn python_state_persists_and_the_last_expression_is_the_result() {
         second.get("result").is_none(),
         "print has no value: {second}"
     );
-    // An exception: non-zero exit code, the error object, the traceback on stderr too.
+    // An exception: non-zero exit code, `error` as text (HopX's string), the object in
+    // `execution_error`, the traceback on stderr too.
     let err = py(&sb, "undefined_name").await;
     assert_eq!(err["exit_code"], 1);
     assert_eq!(err["success"], false);
     assert_eq!(err["status"], "failed");
-    assert_eq!(err["error"]["name"], "NameError", "{err}");
-    assert!(err["error"]["traceback"]
+    assert_eq!(err["execution_error"]["name"], "NameError", "{err}");
+    assert!(
+        err["error"].as_str().unwrap().starts_with("NameError: "),
+        "{err}"
+    );
+    assert!(err["execution_error"]["traceback"]
         .as_str()
         .unwrap()
         .contains("undefined_name"));
@@ -54,7 +59,7 @@ async fn python_state_persists_and_the_last_expression_is_the_result() {
     // SystemExit reports its code, and the context lives on.
     let exit = py(&sb, "import sys\nsys.exit(7)").await;
     assert_eq!(exit["exit_code"], 7, "{exit}");
-    assert_eq!(exit["error"]["name"], "SystemExit");
+    assert_eq!(exit["execution_error"]["name"], "SystemExit");
     assert_eq!(py(&sb, "x").await["result"], "41");
     assert_eq!(py(&sb, "import sys; sys.exit(0)").await["exit_code"], 0);
 }
@@ -76,8 +81,8 @@ async fn javascript_keeps_variables_and_awaits_at_the_top_level() {
     assert_eq!(later["stdout"], "40\n", "{later}");
     let thrown = exec(&sb, js("throw new TypeError('nope')")).await;
     assert_eq!(thrown["exit_code"], 1);
-    assert_eq!(thrown["error"]["name"], "TypeError", "{thrown}");
-    assert_eq!(thrown["error"]["value"], "nope");
+    assert_eq!(thrown["execution_error"]["name"], "TypeError", "{thrown}");
+    assert_eq!(thrown["execution_error"]["value"], "nope");
 }
 
 #[tokio::test]
@@ -106,7 +111,10 @@ async fn bash_keeps_its_directory_and_exports_and_exit_ends_only_the_shell() {
     let fresh_shell = exec(&sb, sh("echo ${N:-unset}")).await;
     assert_eq!(fresh_shell["stdout"], "unset\n", "{fresh_shell}");
     assert_eq!(fresh_shell["exit_code"], 0);
-    assert!(fresh_shell.get("error").is_none(), "{fresh_shell}");
+    assert!(
+        fresh_shell.get("error").is_none() && fresh_shell.get("execution_error").is_none(),
+        "{fresh_shell}"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +203,7 @@ async fn named_contexts_are_isolated_and_can_be_listed_restarted_and_removed() {
     assert_eq!(restarted["starts"], 2);
     let gone = exec(&sb, in_ctx("v")).await;
     assert_eq!(
-        gone["error"]["name"], "NameError",
+        gone["execution_error"]["name"], "NameError",
         "restart clears the state: {gone}"
     );
 
@@ -274,14 +282,17 @@ async fn a_timeout_interrupts_the_run_and_the_context_keeps_its_state() {
         );
         assert_eq!(out["status"], "timeout", "{language}: {out}");
         assert_eq!(out["exit_code"], 124, "{language}");
-        assert_eq!(out["error"]["name"], "TimeoutError", "{language}: {out}");
+        assert_eq!(
+            out["execution_error"]["name"], "TimeoutError",
+            "{language}: {out}"
+        );
         let after = exec(&sb, json!({"code": check, "language": language})).await;
         assert_eq!(
             after["stdout"], expect,
             "{language}: state survives: {after}"
         );
         assert!(
-            after.get("error").is_none(),
+            after.get("error").is_none() && after.get("execution_error").is_none(),
             "{language}: no restart: {after}"
         );
     }
@@ -298,10 +309,13 @@ async fn a_crashed_context_is_restarted_by_the_next_run_which_says_so() {
     )
     .await;
     assert_eq!(crash["success"], false, "{crash}");
-    assert_eq!(crash["error"]["name"], "ContextDied", "{crash}");
+    assert_eq!(crash["execution_error"]["name"], "ContextDied", "{crash}");
     let next = py(&sb, "print('ran')").await;
-    assert_eq!(next["error"]["name"], "ContextRestarted", "{next}");
-    let why = next["error"]["value"].as_str().unwrap();
+    assert_eq!(
+        next["execution_error"]["name"], "ContextRestarted",
+        "{next}"
+    );
+    let why = next["execution_error"]["value"].as_str().unwrap();
     assert!(why.contains("signal 9"), "the reason is named: {why}");
     assert!(
         !next["stdout"].as_str().unwrap().contains("ran"),
@@ -319,11 +333,14 @@ async fn an_out_of_memory_kill_is_reported_and_the_next_run_restarts_the_context
     let sb = s.create("code-interpreter").await;
     let hog = py(&sb, "x = bytearray(512 * 1024 * 1024)").await;
     assert_eq!(hog["oom_killed"], true, "{hog}");
-    assert_eq!(hog["error"]["name"], "OutOfMemoryError", "{hog}");
+    assert_eq!(hog["execution_error"]["name"], "OutOfMemoryError", "{hog}");
     let next = py(&sb, "1 + 1").await;
-    assert_eq!(next["error"]["name"], "ContextRestarted", "{next}");
+    assert_eq!(
+        next["execution_error"]["name"], "ContextRestarted",
+        "{next}"
+    );
     assert!(
-        next["error"]["value"]
+        next["execution_error"]["value"]
             .as_str()
             .unwrap()
             .contains("out-of-memory"),

@@ -183,7 +183,7 @@ async fn the_memory_limit_holds_and_the_server_carries_on() {
     // (without running), the one after runs as usual.
     let restarted = sb.run("python", "print('after oom')").await;
     assert_eq!(
-        restarted["error"]["name"], "ContextRestarted",
+        restarted["execution_error"]["name"], "ContextRestarted",
         "{restarted}"
     );
     assert_eq!(

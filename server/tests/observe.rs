@@ -209,10 +209,11 @@ async fn a_process_the_oom_killer_ends_says_so_in_its_record_stream_and_reply() 
     let hog = "x = bytearray(512 * 1024 * 1024)";
     let out = sb.run("python", hog).await;
     assert_eq!(out["oom_killed"], true, "{out}");
-    // `/execute`'s `error` is an object now (name, value, traceback).
-    assert_eq!(out["error"]["name"], "OutOfMemoryError", "{out}");
+    // `/execute`'s `error` is the record's text, `execution_error` the object.
+    assert!(out["error"].as_str().unwrap().contains("96 MiB"), "{out}");
+    assert_eq!(out["execution_error"]["name"], "OutOfMemoryError", "{out}");
     assert!(
-        out["error"]["value"]
+        out["execution_error"]["value"]
             .as_str()
             .unwrap()
             .contains("out-of-memory"),

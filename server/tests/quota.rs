@@ -7,13 +7,13 @@ mod common;
 use common::{Sandbox, Server};
 use reqwest::Method;
 
-/// Free bytes of the filesystem holding `path`, as the host sees them.
-fn host_free_bytes(path: &std::path::Path) -> u64 {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: statvfs fills the zeroed struct; the path is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
-    st.f_bavail * st.f_frsize
+/// Host disk the server's quota volume takes (the image's allocated blocks): what the host
+/// loses to sandbox writes, unaffected by anything else writing to the same disk.
+fn volume_host_bytes(data_dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(data_dir.join("volume.img"))
+        .map(|m| m.blocks() * 512)
+        .unwrap_or_else(|e| panic!("the quota volume's image: {e}"))
 }
 
 async fn bash(sandbox: &Sandbox, code: &str) -> (String, String, i64) {
@@ -29,7 +29,7 @@ async fn bash(sandbox: &Sandbox, code: &str) -> (String, String, i64) {
 async fn writing_past_the_quota_fails_inside_and_the_host_loses_no_more_than_the_quota() {
     let s = Server::start_with(Some("test-key"), &["--sandbox-disk-mb", "64"]).await;
     let sandbox = s.create("code-interpreter").await;
-    let free_before = host_free_bytes(&s.data_dir);
+    let before = volume_host_bytes(&s.data_dir);
 
     // 200 MiB asked, 64 MiB allowed.
     let (stdout, stderr, code) = bash(
@@ -61,7 +61,7 @@ async fn writing_past_the_quota_fails_inside_and_the_host_loses_no_more_than_the
         "after a delete the workspace is writable again: {stderr}"
     );
 
-    let used = free_before.saturating_sub(host_free_bytes(&s.data_dir));
+    let used = volume_host_bytes(&s.data_dir).saturating_sub(before);
     assert!(
         used <= (64 + 16) << 20,
         "the host lost {} MiB for a 64 MiB quota",

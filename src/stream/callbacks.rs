@@ -69,10 +69,21 @@ impl OutputCallbacks {
         lines: bool,
         signal: Option<AbortSignal>,
     ) {
+        wasm_bindgen_futures::spawn_local(self.deliver(inner, process_id, lines, signal));
+    }
+
+    /// What [`OutputCallbacks::follow`] runs in the background.
+    async fn deliver(
+        self,
+        inner: Rc<Inner>,
+        process_id: String,
+        lines: bool,
+        signal: Option<AbortSignal>,
+    ) {
         let mut state = StreamState::new(inner, signal);
         state.framer = lines.then(LineFramer::default);
         state.process_id = Some(process_id.clone());
-        wasm_bindgen_futures::spawn_local(async move {
+        {
             let mut threw = false;
             loop {
                 let event = match state.next().await {
@@ -120,7 +131,7 @@ impl OutputCallbacks {
                     }
                 }
             }
-        });
+        }
     }
 }
 #[cfg(all(test, target_arch = "wasm32"))]

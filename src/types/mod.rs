@@ -15,6 +15,7 @@ use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
 mod process;
+pub(crate) mod record;
 mod run;
 mod sandbox;
 mod status;

@@ -6,6 +6,7 @@ use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::record::{field, Absent, RecordField};
 use super::ProcessStatus;
 
 /// `sandbox.waitForProcess(id, options)` and a process handle's `wait(options)`. Times are in
@@ -144,6 +145,10 @@ pub struct ProcessInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub error: Option<String>,
+    /// The out-of-memory killer ended it (`error` says so too). Present only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[tsify(optional)]
+    pub oom_killed: bool,
     /// The server's cap on stored output dropped this finished record's `stdout`/`stderr`
     /// (oldest records first); status, exit code and byte counts remain. Present only when true.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -151,30 +156,56 @@ pub struct ProcessInfo {
     pub output_evicted: bool,
 }
 
-impl From<wire::ProcessInfo> for ProcessInfo {
-    fn from(p: wire::ProcessInfo) -> Self {
-        Self {
-            process_id: p.process_id,
-            execution_id: p.execution_id,
-            name: p.name,
-            language: p.language,
-            status: p.status.into(),
-            exit_code: p.exit_code,
-            stdout: p.stdout,
-            stderr: p.stderr,
-            stdout_truncated: p.stdout_truncated,
-            stderr_truncated: p.stderr_truncated,
-            stdout_bytes: p.stdout_bytes,
-            stderr_bytes: p.stderr_bytes,
-            started_at: p.started_at.or(p.start_time),
-            completed_at: p.completed_at.or(p.end_time),
-            execution_time: p.execution_time.or(p.duration),
-            pid: p.pid,
-            timeout: p.timeout,
-            error: p.error,
-            output_evicted: p.output_evicted,
-        }
-    }
+/// How a [`ProcessInfo`] is read from a [`wire::ProcessInfo`], key by key, in the struct's
+/// order (see [`super::record`]: process records are the hot path of the SDK, a list of a
+/// thousand of them being one reply).
+pub const PROCESS_RECORD: &[RecordField] = &[
+    field("processId", &["process_id"], Absent::Required),
+    field("executionId", &["execution_id"], Absent::Required),
+    field("name", &["name"], Absent::Omitted),
+    field("language", &["language"], Absent::Required),
+    field("status", &["status"], Absent::Required),
+    field("exitCode", &["exit_code"], Absent::Omitted),
+    field("stdout", &["stdout"], Absent::Default("''")),
+    field("stderr", &["stderr"], Absent::Default("''")),
+    field(
+        "stdoutTruncated",
+        &["stdout_truncated"],
+        Absent::Default("false"),
+    ),
+    field(
+        "stderrTruncated",
+        &["stderr_truncated"],
+        Absent::Default("false"),
+    ),
+    field("stdoutBytes", &["stdout_bytes"], Absent::Default("0")),
+    field("stderrBytes", &["stderr_bytes"], Absent::Default("0")),
+    field("startedAt", &["started_at", "start_time"], Absent::Omitted),
+    field(
+        "completedAt",
+        &["completed_at", "end_time"],
+        Absent::Omitted,
+    ),
+    field(
+        "executionTime",
+        &["execution_time", "duration"],
+        Absent::Omitted,
+    ),
+    field("pid", &["pid"], Absent::Omitted),
+    field("timeout", &["timeout"], Absent::Omitted),
+    field("error", &["error"], Absent::Omitted),
+    field("oomKilled", &["oom_killed"], Absent::OmittedUnlessTrue),
+    field(
+        "outputEvicted",
+        &["output_evicted"],
+        Absent::OmittedUnlessTrue,
+    ),
+];
+
+/// The status of a wire process record (a parsed reply), checked.
+pub fn record_status(record: &JsValue) -> Option<ProcessStatus> {
+    let status = js_sys::Reflect::get(record, &JsValue::from_str("status")).ok()?;
+    wire::ProcessStatus::parse(&status.as_string()?).map(ProcessStatus::from)
 }
 
 /// Reply of `killProcess` and `removeProcess`.
@@ -187,77 +218,124 @@ pub struct ProcessActionResult {
     pub message: String,
 }
 
-impl From<wire::ProcessActionReply> for ProcessActionResult {
-    fn from(r: wire::ProcessActionReply) -> Self {
-        Self {
-            success: r.success,
-            process_id: r.process_id,
-            status: r.status.into(),
-            message: r.message,
-        }
-    }
-}
+/// How a [`ProcessActionResult`] is read from a [`wire::ProcessActionReply`].
+pub const PROCESS_ACTION_RESULT: &[RecordField] = &[
+    field("success", &["success"], Absent::Required),
+    field("processId", &["process_id"], Absent::Required),
+    field("status", &["status"], Absent::Required),
+    field("message", &["message"], Absent::Required),
+];
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
     use super::*;
+    use crate::types::record::record_mappings;
+    use crate::types::record::tests::{assert_js_keys, assert_wire_keys};
     use wasm_bindgen_test::wasm_bindgen_test;
-
-    fn wire_process() -> wire::ProcessInfo {
-        wire::ProcessInfo {
-            process_id: "proc_1".into(),
-            execution_id: "exec_1".into(),
-            name: None,
-            language: "python".into(),
-            status: wire::ProcessStatus::Running,
-            exit_code: None,
-            stdout: "hi\n".into(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            stdout_bytes: 3,
-            stderr_bytes: 0,
-            started_at: None,
-            start_time: Some("2026-01-01T00:00:00Z".into()),
-            completed_at: None,
-            end_time: None,
-            execution_time: None,
-            duration: Some(1.5),
-            pid: Some(42),
-            timeout: Some(300),
-            error: None,
-            oom_killed: false,
-            output_evicted: false,
-        }
-    }
 
     fn get(v: &JsValue, key: &str) -> JsValue {
         js_sys::Reflect::get(v, &JsValue::from_str(key)).unwrap()
     }
 
-    fn has(v: &JsValue, key: &str) -> bool {
-        js_sys::Reflect::has(v, &JsValue::from_str(key)).unwrap()
+    #[wasm_bindgen_test]
+    fn the_record_table_names_every_key_of_the_js_record_in_order() {
+        let full = ProcessInfo {
+            process_id: "p".into(),
+            execution_id: "e".into(),
+            name: Some("n".into()),
+            language: "python".into(),
+            status: ProcessStatus::Completed,
+            exit_code: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            started_at: Some("s".into()),
+            completed_at: Some("c".into()),
+            execution_time: Some(1.0),
+            pid: Some(1),
+            timeout: Some(2),
+            error: Some("x".into()),
+            oom_killed: true,
+            output_evicted: true,
+        };
+        let optional = [
+            "name",
+            "exitCode",
+            "startedAt",
+            "completedAt",
+            "executionTime",
+            "pid",
+            "timeout",
+            "error",
+            "oomKilled",
+            "outputEvicted",
+        ];
+        assert_js_keys(PROCESS_RECORD, &full, &optional);
     }
 
     #[wasm_bindgen_test]
-    fn process_info_is_camel_case_and_reads_the_aliases() {
-        let p: ProcessInfo = wire_process().into();
-        assert_eq!(p.started_at.as_deref(), Some("2026-01-01T00:00:00Z"));
-        assert_eq!(p.execution_time, Some(1.5));
-        let js = tsify::Ts::from_rust(&p).unwrap().js_value();
-        assert_eq!(get(&js, "processId").as_string().as_deref(), Some("proc_1"));
-        assert_eq!(get(&js, "status").as_string().as_deref(), Some("running"));
-        assert_eq!(get(&js, "pid").as_f64(), Some(42.0));
-        assert!(!has(&js, "process_id"));
+    fn the_record_table_reads_every_field_of_the_wire_record() {
+        let wire = wire::ProcessInfo {
+            process_id: "p".into(),
+            execution_id: "e".into(),
+            name: Some("n".into()),
+            language: "python".into(),
+            status: wire::ProcessStatus::Running,
+            exit_code: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            started_at: Some("s".into()),
+            start_time: Some("s".into()),
+            completed_at: Some("c".into()),
+            end_time: Some("c".into()),
+            execution_time: Some(1.0),
+            duration: Some(1.0),
+            pid: Some(1),
+            timeout: Some(2),
+            error: Some("x".into()),
+            oom_killed: true,
+            output_evicted: true,
+        };
+        let js = assert_wire_keys(PROCESS_RECORD, &wire, &[]);
+        assert_eq!(record_status(&js), Some(ProcessStatus::Running));
+        assert_eq!(record_status(&JsValue::NULL), None);
     }
 
     #[wasm_bindgen_test]
-    fn absent_optionals_are_missing_keys_not_undefined() {
-        let p: ProcessInfo = wire_process().into();
-        let js = tsify::Ts::from_rust(&p).unwrap().js_value();
-        assert!(!has(&js, "name"), "unnamed process has no name key");
-        assert!(!has(&js, "exitCode"), "running process has no exitCode key");
-        assert!(!has(&js, "completedAt"));
+    fn the_action_table_matches_both_structs() {
+        let result = ProcessActionResult {
+            success: true,
+            process_id: "p".into(),
+            status: ProcessStatus::Killed,
+            message: "m".into(),
+        };
+        assert_js_keys(PROCESS_ACTION_RESULT, &result, &[]);
+        let reply = wire::ProcessActionReply {
+            success: true,
+            process_id: "p".into(),
+            status: wire::ProcessStatus::Killed,
+            message: "m".into(),
+        };
+        assert_wire_keys(PROCESS_ACTION_RESULT, &reply, &[]);
+    }
+
+    #[wasm_bindgen_test]
+    fn the_build_gets_the_tables_as_plain_arrays() {
+        let all = record_mappings();
+        let process: js_sys::Array = get(&all, "Process").unchecked_into();
+        assert_eq!(process.length() as usize, PROCESS_RECORD.len());
+        let started = process.get(12);
+        assert_eq!(
+            js_sys::JSON::stringify(&started).unwrap(),
+            r#"["startedAt",["started_at","start_time"],"omitted"]"#
+        );
     }
 
     fn options<T: serde::de::DeserializeOwned>(json: &str) -> T {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
+use super::record::{field, Absent, RecordField};
 use super::ProcessStatus;
 
 /// The `language` option's names: what `sandlot_protocol::Language::parse` accepts (a test
@@ -203,23 +204,39 @@ pub struct ExecutionResult {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[tsify(optional)]
     pub stderr_truncated: bool,
+    /// Why it failed when it is not its own exit code (a timeout, the out-of-memory killer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub error: Option<String>,
+    /// The out-of-memory killer ended it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[tsify(optional)]
+    pub oom_killed: bool,
 }
 
-impl From<wire::ExecuteResponse> for ExecutionResult {
-    fn from(r: wire::ExecuteResponse) -> Self {
-        Self {
-            stdout: r.stdout,
-            stderr: r.stderr,
-            exit_code: r.exit_code,
-            execution_time: r.execution_time,
-            success: r.success,
-            status: r.status.map(Into::into),
-            language: r.language,
-            stdout_truncated: r.stdout_truncated,
-            stderr_truncated: r.stderr_truncated,
-        }
-    }
-}
+/// How an [`ExecutionResult`] is read from a [`wire::ExecuteResponse`] (see
+/// [`super::record`]).
+pub const EXECUTION_RESULT: &[RecordField] = &[
+    field("stdout", &["stdout"], Absent::Required),
+    field("stderr", &["stderr"], Absent::Required),
+    field("exitCode", &["exit_code"], Absent::Required),
+    field("executionTime", &["execution_time"], Absent::Required),
+    field("success", &["success"], Absent::Required),
+    field("status", &["status"], Absent::Omitted),
+    field("language", &["language"], Absent::Omitted),
+    field(
+        "stdoutTruncated",
+        &["stdout_truncated"],
+        Absent::OmittedUnlessTrue,
+    ),
+    field(
+        "stderrTruncated",
+        &["stderr_truncated"],
+        Absent::OmittedUnlessTrue,
+    ),
+    field("error", &["error"], Absent::Omitted),
+    field("oomKilled", &["oom_killed"], Absent::OmittedUnlessTrue),
+];
 
 /// Result of `runCodeBackground`: the process was accepted; it runs on.
 #[derive(Tsify, Serialize, Debug, Clone, PartialEq)]
@@ -238,21 +255,23 @@ pub struct BackgroundExecution {
     pub started_at: Option<String>,
 }
 
-impl BackgroundExecution {
-    /// `requested` fills `timeout` when the server does not echo it (older HopX agents).
-    pub fn from_wire(r: wire::BackgroundExecuteResponse, requested: Option<u64>) -> Self {
-        Self {
-            process_id: r.process_id,
-            execution_id: r.execution_id,
-            status: r.status.into(),
-            name: r.name,
-            timeout: r
-                .timeout
-                .or(requested)
-                .unwrap_or(wire::defaults::BACKGROUND_TIMEOUT_SECS),
-            started_at: r.start_time,
-        }
-    }
+/// How a [`BackgroundExecution`] is read from a [`wire::BackgroundExecuteResponse`] whose
+/// `timeout` [`effective_timeout`] has filled in.
+pub const BACKGROUND_EXECUTION: &[RecordField] = &[
+    field("processId", &["process_id"], Absent::Required),
+    field("executionId", &["execution_id"], Absent::Required),
+    field("status", &["status"], Absent::Required),
+    field("name", &["name"], Absent::Omitted),
+    field("timeout", &["timeout"], Absent::Required),
+    field("startedAt", &["start_time"], Absent::Omitted),
+];
+
+/// A background run's effective timeout: the server's echo, else what was asked for (older
+/// HopX agents do not echo it), else the default.
+pub fn effective_timeout(echoed: Option<f64>, requested: Option<u64>) -> f64 {
+    echoed
+        .or(requested.map(|s| s as f64))
+        .unwrap_or(wire::defaults::BACKGROUND_TIMEOUT_SECS as f64)
 }
 
 /// Result of `runCodeAsync`: accepted; the outcome goes to the callback.
@@ -265,45 +284,110 @@ pub struct AsyncExecution {
     pub callback_url: String,
 }
 
-impl From<wire::AsyncExecuteResponse> for AsyncExecution {
-    fn from(r: wire::AsyncExecuteResponse) -> Self {
-        Self {
-            execution_id: r.execution_id,
-            process_id: r.process_id,
-            status: r.status.into(),
-            callback_url: r.callback_url,
-        }
-    }
-}
+/// How an [`AsyncExecution`] is read from a [`wire::AsyncExecuteResponse`].
+pub const ASYNC_EXECUTION: &[RecordField] = &[
+    field("executionId", &["execution_id"], Absent::Required),
+    field("processId", &["process_id"], Absent::Required),
+    field("status", &["status"], Absent::Required),
+    field("callbackUrl", &["callback_url"], Absent::Required),
+];
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
     use super::*;
+    use crate::types::record::tests::{assert_js_keys, assert_wire_keys};
     use wasm_bindgen_test::wasm_bindgen_test;
 
     #[wasm_bindgen_test]
+    fn the_execution_result_table_matches_both_structs() {
+        let result = ExecutionResult {
+            stdout: "o".into(),
+            stderr: "e".into(),
+            exit_code: 1,
+            execution_time: 0.5,
+            success: false,
+            status: Some(ProcessStatus::Failed),
+            language: Some("python".into()),
+            stdout_truncated: true,
+            stderr_truncated: true,
+            error: Some("x".into()),
+            oom_killed: true,
+        };
+        let optional = [
+            "status",
+            "language",
+            "stdoutTruncated",
+            "stderrTruncated",
+            "error",
+            "oomKilled",
+        ];
+        assert_js_keys(EXECUTION_RESULT, &result, &optional);
+        let reply = wire::ExecuteResponse {
+            success: false,
+            stdout: "o".into(),
+            stderr: "e".into(),
+            exit_code: 1,
+            execution_time: 0.5,
+            timestamp: Some("t".into()),
+            language: Some("python".into()),
+            status: Some(wire::ProcessStatus::Failed),
+            stdout_truncated: true,
+            stderr_truncated: true,
+            error: Some("x".into()),
+            oom_killed: true,
+            ..Default::default()
+        };
+        assert_wire_keys(EXECUTION_RESULT, &reply, &["timestamp"]);
+    }
+
+    #[wasm_bindgen_test]
+    fn the_async_execution_table_matches_both_structs() {
+        let result = AsyncExecution {
+            execution_id: "e".into(),
+            process_id: "p".into(),
+            status: ProcessStatus::Queued,
+            callback_url: "http://x".into(),
+        };
+        assert_js_keys(ASYNC_EXECUTION, &result, &[]);
+        let reply = wire::AsyncExecuteResponse {
+            execution_id: "e".into(),
+            process_id: "p".into(),
+            status: wire::ProcessStatus::Queued,
+            callback_url: "http://x".into(),
+            message: Some("m".into()),
+            timestamp: Some("t".into()),
+        };
+        assert_wire_keys(ASYNC_EXECUTION, &reply, &["message", "timestamp"]);
+    }
+
+    #[wasm_bindgen_test]
     fn background_timeout_falls_back_to_request_then_default() {
-        let reply = |timeout| wire::BackgroundExecuteResponse {
+        assert_eq!(effective_timeout(Some(10.0), Some(20)), 10.0);
+        assert_eq!(effective_timeout(None, Some(20)), 20.0);
+        assert_eq!(effective_timeout(None, None), 300.0);
+    }
+
+    #[wasm_bindgen_test]
+    fn the_background_execution_table_matches_both_structs() {
+        let result = BackgroundExecution {
+            process_id: "p".into(),
+            execution_id: "e".into(),
+            status: ProcessStatus::Queued,
+            name: Some("job".into()),
+            timeout: 300,
+            started_at: Some("s".into()),
+        };
+        assert_js_keys(BACKGROUND_EXECUTION, &result, &["name", "startedAt"]);
+        let reply = wire::BackgroundExecuteResponse {
             process_id: "p".into(),
             execution_id: "e".into(),
             status: wire::ProcessStatus::Queued,
             name: Some("job".into()),
-            timeout,
-            start_time: None,
-            message: None,
+            timeout: Some(300),
+            start_time: Some("s".into()),
+            message: Some("m".into()),
         };
-        assert_eq!(
-            BackgroundExecution::from_wire(reply(Some(10)), Some(20)).timeout,
-            10
-        );
-        assert_eq!(
-            BackgroundExecution::from_wire(reply(None), Some(20)).timeout,
-            20
-        );
-        assert_eq!(
-            BackgroundExecution::from_wire(reply(None), None).timeout,
-            300
-        );
+        assert_wire_keys(BACKGROUND_EXECUTION, &reply, &["message"]);
     }
 
     #[wasm_bindgen_test]

@@ -154,6 +154,57 @@ def _():
     assert listed and listed[0]["status"] == "killed", listed
 
 
+@check("terminal over WebSocket: output, resize, exit code")
+def _():
+    async def session():
+        out, exit_frame = "", None
+        async with await sb.terminal.connect() as ws:
+            await sb.terminal.resize(ws, 100, 30)
+            await sb.terminal.send_input(ws, "stty size; echo hi-$((40+2)); exit 3\n")
+            async for msg in sb.terminal.iter_output(ws):
+                if msg["type"] == "output":
+                    out += msg["data"]
+                elif msg["type"] == "exit":
+                    exit_frame = msg
+                    break
+        return out, exit_frame
+
+    out, exit_frame = asyncio.run(session())
+    assert "30 100" in out and "hi-42" in out, out
+    assert exit_frame == {"type": "exit", "code": 3}, exit_frame
+
+
+@check("files: write, read, bytes, list, exists, mkdir, upload, download, remove")
+def _():
+    import os
+    import tempfile
+
+    sb.files.mkdir("/workspace/compat/sub")
+    sb.files.write("/workspace/compat/hello.txt", "hi from hopx\n")
+    assert sb.files.read("/workspace/compat/hello.txt") == "hi from hopx\n"
+    blob = bytes(range(256)) * 4
+    sb.files.write_bytes("/workspace/compat/blob.bin", blob)
+    assert sb.files.read_bytes("/workspace/compat/blob.bin") == blob
+    entries = {f.name: f for f in sb.files.list("/workspace/compat")}
+    assert set(entries) == {"hello.txt", "blob.bin", "sub"}, entries
+    assert entries["sub"].is_dir and not entries["hello.txt"].is_dir, entries
+    assert entries["blob.bin"].size == len(blob), entries["blob.bin"]
+    assert sb.files.exists("/workspace/compat/hello.txt")
+    assert not sb.files.exists("/workspace/compat/nope.txt")
+    # Code in the sandbox sees what the API wrote.
+    assert sb.run_code("print(open('/workspace/compat/hello.txt').read(), end='')").stdout == "hi from hopx\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "up.bin")
+        with open(local, "wb") as f:
+            f.write(os.urandom(300_000))
+        sb.files.upload(local, "/workspace/compat/up.bin")
+        back = os.path.join(tmp, "down.bin")
+        sb.files.download("/workspace/compat/up.bin", back)
+        assert open(back, "rb").read() == open(local, "rb").read()
+    sb.files.remove("/workspace/compat")
+    assert not sb.files.exists("/workspace/compat")
+
+
 @check("env get, set, update")
 def _():
     assert sb.env.get_all().get("GREETING") == "hi"

@@ -2,7 +2,7 @@
 // fault-injecting proxy in front of it (for the client behaviours a healthy server never
 // triggers: 5xx, 429 on reads, retries). Nothing here imitates sandlotd: every request the
 // proxy does not fail on purpose is forwarded to the real server.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -76,6 +76,8 @@ export async function startServer(extraArgs = []) {
           });
         });
       }
+      // A server that had to be killed leaves its quota volume mounted.
+      spawnSync('umount', ['-l', path.join(dataDir, 'volume')], { stdio: 'ignore' });
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -65,10 +65,16 @@ pub struct ExecuteResponse {
     pub stdout_truncated: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stderr_truncated: bool,
-    /// The exception the code raised, or why the run did not finish (`TimeoutError`,
-    /// `OutOfMemoryError`, `ContextRestarted`, ...).
+    /// Why it failed when it is not its own exit code (a timeout, the out-of-memory killer,
+    /// a restarted context), or, for a run in a context that raised, `Name: value` of the
+    /// exception. The same text as the process record's and the stream exit event's `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<crate::ExecutionError>,
+    pub error: Option<String>,
+    /// The same failure as an object: the exception the code raised (`name`, `value`,
+    /// `traceback`, E2B's `ExecutionError`), or what the server reports (`TimeoutError`,
+    /// `OutOfMemoryError`, `ContextRestarted`, ...). Sandlot extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_error: Option<crate::ExecutionError>,
     /// The out-of-memory killer ended it. Sandlot extension.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub oom_killed: bool,

@@ -43,6 +43,18 @@ pub struct CreateSandboxRequest {
     pub env_vars: Option<BTreeMap<String, String>>,
 }
 
+/// The body `POST /v1/sandboxes` is read as: HopX's fields plus Sandlot's `network` egress
+/// rules (E2B's shape; meaningful with `internet_access`). Kept apart from
+/// [`CreateSandboxRequest`] so clients that build that struct field by field keep compiling.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateSandboxWithNetwork {
+    #[serde(flatten)]
+    pub sandbox: CreateSandboxRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::NetworkRules>,
+}
+
 /// Resources of a sandbox (`disk_mb` here, `disk_gb` on templates: HopX's own quirk).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -79,9 +91,13 @@ pub struct Sandbox {
     pub resources: Option<SandboxResources>,
     #[serde(default)]
     pub internet_access: bool,
-    /// Whether egress is actually available (Sandlot extension; false until networking lands).
+    /// Whether egress is actually available (Sandlot extension): true when the sandbox has
+    /// internet access and this server set its network up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internet_access_available: Option<bool>,
+    /// The sandbox's egress rules (Sandlot extension; present with internet access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::NetworkRules>,
     #[serde(default)]
     pub live_mode: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

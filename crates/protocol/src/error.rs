@@ -17,6 +17,10 @@ pub mod code {
     pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";
     pub const SANDBOX_NOT_FOUND: &str = "SANDBOX_NOT_FOUND";
     pub const PROCESS_NOT_FOUND: &str = "PROCESS_NOT_FOUND";
+    /// Sandlot code: no terminal with this id in the sandbox (or it ended over a minute ago).
+    pub const TERMINAL_NOT_FOUND: &str = "TERMINAL_NOT_FOUND";
+    /// Sandlot code: the terminal's shell has exited; it takes no more input.
+    pub const TERMINAL_EXITED: &str = "TERMINAL_EXITED";
     pub const TEMPLATE_NOT_FOUND: &str = "TEMPLATE_NOT_FOUND";
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
     pub const FORBIDDEN: &str = "FORBIDDEN";
@@ -30,6 +34,28 @@ pub mod code {
     pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
     /// Sandlot code: the server's data disk is full (507); nothing was written.
     pub const INSUFFICIENT_STORAGE: &str = "INSUFFICIENT_STORAGE";
+    /// Files: the path is outside `/workspace` and `/tmp` (403).
+    pub const PATH_NOT_ALLOWED: &str = "PATH_NOT_ALLOWED";
+    pub const FILE_NOT_FOUND: &str = "FILE_NOT_FOUND";
+    pub const PERMISSION_DENIED: &str = "PERMISSION_DENIED";
+    /// Files: a path that cannot name a file (empty, NUL, too long, a symlink loop, a
+    /// `/proc` magic link).
+    pub const INVALID_PATH: &str = "INVALID_PATH";
+    pub const FILE_ALREADY_EXISTS: &str = "FILE_ALREADY_EXISTS";
+    /// Sandlot code: a directory where a file is needed (400).
+    pub const IS_A_DIRECTORY: &str = "IS_A_DIRECTORY";
+    /// Sandlot code: a file where a directory is needed (400).
+    pub const NOT_A_DIRECTORY: &str = "NOT_A_DIRECTORY";
+    /// Sandlot code: a FIFO, socket or device where a regular file is needed (400).
+    pub const NOT_A_REGULAR_FILE: &str = "NOT_A_REGULAR_FILE";
+    /// Sandlot code: a file too large for `/files/read` (use `/files/download`) or an
+    /// upload over the limit (413).
+    pub const FILE_TOO_LARGE: &str = "FILE_TOO_LARGE";
+    /// Sandlot code: `/files/read` of bytes that are not UTF-8 without `encoding=base64`.
+    pub const FILE_NOT_TEXT: &str = "FILE_NOT_TEXT";
+    pub const RANGE_NOT_SATISFIABLE: &str = "RANGE_NOT_SATISFIABLE";
+    /// Sandlot code: nothing answers on that port inside the sandbox (502).
+    pub const PORT_NOT_REACHABLE: &str = "PORT_NOT_REACHABLE";
 }
 
 /// The nested object form of `error` (what the Python SDK parses).

@@ -10,21 +10,32 @@ pub mod command;
 pub mod context;
 pub mod control;
 pub mod error;
+pub mod files;
 pub mod language;
+pub mod network;
 pub mod observe;
 pub mod signature;
 pub mod status;
 pub mod stream;
+pub mod terminal;
 
 pub use agent::*;
 pub use command::*;
 pub use context::*;
 pub use control::*;
 pub use error::*;
+pub use files::*;
 pub use language::Language;
+pub use network::*;
 pub use observe::*;
 pub use status::*;
 pub use stream::*;
+pub use terminal::{
+    CreateTerminalRequest, TerminalClientFrame, TerminalErrorFrame, TerminalEvent,
+    TerminalExitEvent, TerminalExitFrame, TerminalInfo, TerminalInputReply, TerminalInputRequest,
+    TerminalList, TerminalOutputEvent, TerminalOutputFrame, TerminalResize, TerminalServerFrame,
+    TerminalStatus, TerminalTruncatedEvent,
+};
 
 /// Defaults that both sides must agree on (`docs/protocol.md` §5).
 pub mod defaults {

@@ -61,6 +61,9 @@ pub struct MetricsSnapshot {
     pub process: ProcessCounts,
     /// Processes the out-of-memory killer ended in this sandbox.
     pub oom_kills: u64,
+    /// Bytes over the sandbox's network interface (Sandlot extension; 0 without internet).
+    #[serde(default)]
+    pub network: crate::NetworkUsage,
     /// HopX's result cache; sandlotd keeps none, so every count is 0.
     pub cache: CacheStats,
     pub timestamp: String,

@@ -64,6 +64,18 @@ pub async fn info(
         ("metrics_snapshot", "GET /metrics/snapshot"),
         ("metrics_prometheus", "GET /metrics/prometheus"),
         ("system", "GET /system"),
+        ("terminal", "WS /terminal"),
+        ("terminals", "POST /terminals"),
+        ("files_read", "GET /files/read"),
+        ("files_write", "POST /files/write"),
+        ("files_list", "GET /files/list"),
+        ("files_exists", "GET /files/exists"),
+        ("files_remove", "DELETE /files/remove"),
+        ("files_mkdir", "POST /files/mkdir"),
+        ("files_rename", "POST /files/rename"),
+        ("files_upload", "POST /files/upload"),
+        ("files_download", "GET /files/download"),
+        ("files_watch", "GET /files/watch"),
     ];
     Json(AgentInfo {
         vm_id: sandbox.id,

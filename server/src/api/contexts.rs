@@ -16,7 +16,8 @@ use super::AppState;
 use crate::node::CodeRun;
 use crate::time::now_rfc3339;
 
-/// The `/execute` reply of a run: HopX's fields, its flat rich fields, `results`, `error`.
+/// The `/execute` reply of a run: HopX's fields, its flat rich fields, `results`, `error`
+/// (the record's text) and `execution_error` (the object).
 pub fn execute_reply(run: CodeRun) -> ExecuteResponse {
     let info = run.info;
     let mut reply = ExecuteResponse {
@@ -30,7 +31,8 @@ pub fn execute_reply(run: CodeRun) -> ExecuteResponse {
         status: Some(info.status),
         stdout_truncated: info.stdout_truncated,
         stderr_truncated: info.stderr_truncated,
-        error: run.error,
+        error: info.error,
+        execution_error: run.error,
         oom_killed: info.oom_killed,
         results: run.results,
         context_id: run.context_id,

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use sandlot_protocol::{
-    code, CreateSandboxRequest, ListEnvelope, Sandbox as WireSandbox, SandboxResources,
+    code, CreateSandboxWithNetwork, ListEnvelope, Sandbox as WireSandbox, SandboxResources,
     SandboxStatus, SandboxStatusReply, SetTimeoutReply, SetTimeoutRequest, Template,
     TokenRefreshRequest, TokenReply,
 };
@@ -42,14 +42,11 @@ pub fn wire_sandbox(state: &AppState, s: &SandboxInfo, with_token: bool) -> Wire
         resources: Some(SandboxResources {
             vcpu: state.cfg.sandbox_cpus.ceil() as u32,
             memory_mb: state.cfg.sandbox_memory_mb,
-            // The workspace quota; without one, /tmp is the only bounded storage.
-            disk_mb: match state.cfg.sandbox_disk_mb {
-                0 => state.cfg.sandbox_tmp_mb,
-                quota => quota,
-            },
+            disk_mb: state.cfg.sandbox_disk_reported_mb(),
         }),
         internet_access: s.internet_access,
-        internet_access_available: Some(false),
+        internet_access_available: Some(s.network.is_some()),
+        network: s.network.clone(),
         live_mode: false,
         timeout_seconds: s.timeout_seconds,
         expires_at: s.expires_at.map(rfc3339_seconds),
@@ -63,7 +60,10 @@ pub fn wire_sandbox(state: &AppState, s: &SandboxInfo, with_token: bool) -> Wire
 pub async fn create(
     _: ApiKey,
     State(state): State<AppState>,
-    JsonBody(req): JsonBody<CreateSandboxRequest>,
+    JsonBody(CreateSandboxWithNetwork {
+        sandbox: req,
+        network,
+    }): JsonBody<CreateSandboxWithNetwork>,
 ) -> ApiResult<impl IntoResponse> {
     let template = req
         .template_id
@@ -82,7 +82,10 @@ pub async fn create(
     let spec = SandboxSpec {
         template,
         timeout_seconds: req.timeout_seconds,
-        internet_access: req.internet_access.unwrap_or(false),
+        internet_access: req
+            .internet_access
+            .unwrap_or(state.cfg.internet_access_default),
+        network,
         env_vars: req.env_vars.unwrap_or_default(),
     };
     // Runs to the end even if the client goes away, so no half-made sandbox is left behind.

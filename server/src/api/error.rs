@@ -84,6 +84,19 @@ impl From<NodeError> for ApiError {
                 code::RESOURCE_NOT_FOUND,
                 "Context not found",
             ),
+            NodeError::TerminalNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                code::TERMINAL_NOT_FOUND,
+                "Terminal not found (exited terminals are kept for a minute)",
+            ),
+            NodeError::TerminalExited(exit_code) => Self::new(
+                StatusCode::CONFLICT,
+                code::TERMINAL_EXITED,
+                match exit_code {
+                    Some(c) => format!("The terminal has exited (exit code {c}); open a new one"),
+                    None => "The terminal has exited; open a new one".into(),
+                },
+            ),
             NodeError::TemplateNotFound(name) => Self::new(
                 StatusCode::NOT_FOUND,
                 code::TEMPLATE_NOT_FOUND,
@@ -125,6 +138,9 @@ impl From<NodeError> for ApiError {
                         "The server is briefly busy; retry in a moment",
                     )
                 }
+            }
+            NodeError::PortUnreachable(msg) => {
+                Self::new(StatusCode::BAD_GATEWAY, code::PORT_NOT_REACHABLE, msg)
             }
             NodeError::Internal(detail) => Self::internal(&detail),
         }

@@ -42,7 +42,9 @@ pub(super) fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<
             ));
         }
     }
-    let agent = path.starts_with("/sandboxes/") || path.starts_with("/execute");
+    let agent = path.starts_with("/sandboxes/")
+        || path.starts_with("/execute")
+        || path.starts_with("/terminal");
     if !agent {
         for origin in headers.get_all(header::ORIGIN) {
             let origin = origin.to_str().map_or("(not text)", str::trim);
@@ -69,7 +71,16 @@ pub(super) fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<
                 .and_then(|n| n.trim().parse::<u64>().ok())
                 != Some(0)
         }));
-    if has_body && !is_json(header_str(headers, header::CONTENT_TYPE)) {
+    let content_type = header_str(headers, header::CONTENT_TYPE);
+    // Uploads are multipart. A page can send a multipart form cross-site without a
+    // preflight, but not with the Authorization header every agent route requires.
+    let upload = path.starts_with("/sandboxes/")
+        && path.ends_with("/files/upload")
+        && is_multipart(content_type);
+    // A sandbox port takes whatever its server takes (forms, uploads); its credentials are
+    // a token or a SameSite cookie, which a foreign page cannot send.
+    let port = path.starts_with("/sandboxes/") && path.split('/').nth(3) == Some("ports");
+    if has_body && !upload && !port && !is_json(content_type) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code::UNSUPPORTED_MEDIA_TYPE,
@@ -124,6 +135,16 @@ pub(super) fn is_json(content_type: Option<&str>) -> bool {
         .trim()
         .to_ascii_lowercase();
     essence == "application/json" || essence.ends_with("+json")
+}
+
+fn is_multipart(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("multipart/form-data")
+    })
 }
 
 #[cfg(test)]

@@ -9,21 +9,28 @@ mod context;
 mod contexts;
 mod control;
 mod error;
+mod files;
 /// Hooks for the fuzz targets (`crate::fuzzing`).
 pub(crate) mod fuzz;
 mod guard;
+mod network;
 pub mod observe;
 mod openapi;
 mod openapi_contexts;
+mod openapi_network;
 mod openapi_observe;
+mod ports;
 mod stream;
+mod terminal;
+mod transfer;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::{Json, Router};
 use sandlot_protocol::{code, Health};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -84,6 +91,29 @@ pub fn router(state: AppState) -> Router {
         .route("/execute/kill/{pid}", post(agent::kill_by_path))
         .route("/execute/kill", delete(agent::kill_by_body))
         .route("/processes/{pid}/kill", post(agent::kill_by_path))
+        .route("/files/read", get(files::read))
+        .route("/files/write", post(files::write))
+        .route("/files/list", get(files::list))
+        .route("/files/exists", get(files::exists))
+        .route("/files/remove", delete(files::remove))
+        .route("/files/mkdir", post(files::mkdir))
+        .route("/files/rename", post(files::rename))
+        .route("/files/download", get(transfer::download))
+        // Uploads stream to disk under their own limit (--max-upload-mb), not the JSON one.
+        .route(
+            "/files/upload",
+            post(transfer::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/files/watch", get(watch::watch))
+        .route("/terminal", get(terminal::websocket))
+        .route("/terminals", post(terminal::create).get(terminal::list))
+        .route(
+            "/terminals/{tid}",
+            get(terminal::get).delete(terminal::kill),
+        )
+        .route("/terminals/{tid}/stream", get(terminal::stream))
+        .route("/terminals/{tid}/input", post(terminal::input))
+        .route("/terminals/{tid}/resize", post(terminal::resize))
         .route("/commands/run", post(commands::run))
         .route("/commands/background", post(commands::background))
         .route("/processes", get(observe::processes))
@@ -91,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics/snapshot", get(observe::snapshot))
         .route("/metrics/prometheus", get(observe::sandbox_prometheus))
         .route("/system", get(observe::system))
+        .route("/preview", post(network::preview_by_token))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::count_requests,
@@ -112,10 +143,19 @@ pub fn router(state: AppState) -> Router {
             "/v1/sandboxes/{id}/token/refresh",
             post(control::refresh_token),
         )
+        .route(
+            "/v1/sandboxes/{id}/network",
+            get(network::get).put(network::set),
+        )
+        .route("/v1/sandboxes/{id}/preview", post(network::preview_by_key))
+        .route("/sandboxes/{id}/ports/{port}", any(ports::by_path))
+        .route("/sandboxes/{id}/ports/{port}/", any(ports::by_path))
+        .route("/sandboxes/{id}/ports/{port}/{*rest}", any(ports::by_path))
         .route("/v1/templates", get(control::templates))
         .route("/v1/templates/{name}", get(control::template))
         .nest("/sandboxes/{id}/agent", agent)
         .route("/execute/stream", get(stream::websocket_by_token))
+        .route("/terminal", get(terminal::websocket_by_token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors(&state.cfg.cors_origins))
@@ -123,6 +163,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::local_mode,
+        ))
+        // Preview hosts (`<port>-<id>.<domain>`) go to the port proxy before local mode's
+        // loopback-Host rule: they carry their own credentials.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ports::by_host,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         // Outermost, so every response (a caught panic's too) carries the request id.

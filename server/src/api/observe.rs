@@ -19,7 +19,7 @@ use sandlot_protocol::{
 use super::auth::{AgentSandbox, ApiKey};
 use super::error::ApiResult;
 use super::AppState;
-use crate::node::SandboxUsage;
+use crate::node::{ProcessFilter, SandboxUsage};
 use crate::time::now_rfc3339;
 
 /// Agent requests per sandbox: totals and per-route counts and durations.
@@ -121,9 +121,14 @@ pub async fn snapshot(
 ) -> ApiResult<Json<MetricsSnapshot>> {
     let usage = state.node.sandbox_usage(&sandbox.id).await?;
     let requests = state.requests.of(&sandbox.id);
+    // Only counted: the records without their output (each finished one's stored JSON).
+    let count_only = ProcessFilter {
+        without_output: true,
+        ..Default::default()
+    };
     let recorded = state
         .node
-        .processes(&sandbox.id, &Default::default())
+        .processes(&sandbox.id, &count_only)
         .map(|p| p.len() as u64)
         .unwrap_or(0);
     let alive = sandbox
@@ -168,6 +173,7 @@ pub async fn snapshot(
                 .count() as u64,
         },
         oom_kills: usage.oom_kills,
+        network: usage.network,
         cache: Default::default(),
         timestamp: now_rfc3339(),
     }))
@@ -188,10 +194,6 @@ pub async fn system(
                 .ok()
         })
         .unwrap_or(0);
-    let disk_mb = match state.cfg.sandbox_disk_mb {
-        0 => state.cfg.sandbox_tmp_mb,
-        quota => quota,
-    };
     Json(SystemInfo {
         os: std::env::consts::OS.into(),
         arch: std::env::consts::ARCH.into(),
@@ -200,7 +202,7 @@ pub async fn system(
         cpus: state.cfg.sandbox_cpus,
         host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
         memory_mb: state.cfg.sandbox_memory_mb.min(host_memory_kb / 1024),
-        disk_mb,
+        disk_mb: state.cfg.sandbox_disk_reported_mb(),
         uptime_seconds: sandbox.created_at.elapsed().unwrap_or_default().as_secs(),
     })
 }
@@ -272,7 +274,7 @@ pub async fn server_prometheus(State(state): State<AppState>, _: ApiKey) -> Resp
 /// The per-sandbox families, each with its HELP and TYPE once.
 fn write_families(page: &mut String, sandboxes: &[(String, SandboxUsage)]) {
     type Value = fn(&SandboxUsage) -> Option<f64>;
-    let families: [(&str, &str, &str, Value); 7] = [
+    let families: [(&str, &str, &str, Value); 9] = [
         (
             "sandlot_sandbox_cpu_seconds_total",
             "counter",
@@ -314,6 +316,18 @@ fn write_families(page: &mut String, sandboxes: &[(String, SandboxUsage)]) {
             "counter",
             "Processes the out-of-memory killer ended.",
             |u| Some(u.oom_kills as f64),
+        ),
+        (
+            "sandlot_sandbox_network_sent_bytes_total",
+            "counter",
+            "Bytes the sandbox sent over its network interface.",
+            |u| Some(u.network.bytes_out as f64),
+        ),
+        (
+            "sandlot_sandbox_network_received_bytes_total",
+            "counter",
+            "Bytes the sandbox received over its network interface.",
+            |u| Some(u.network.bytes_in as f64),
         ),
     ];
     for (name, kind, help, value) in families {

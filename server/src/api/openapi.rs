@@ -101,12 +101,18 @@ impl Modify for Security {
         get_process, remove_process, follow_process, run_and_follow, kill_process,
         kill_process_by_body, kill_process_alias, get_env, replace_env, merge_env, clear_env,
         execute_websocket, execute_websocket_by_token,
+        create_terminal, list_terminals, get_terminal, kill_terminal, follow_terminal,
+        terminal_input, resize_terminal, terminal_websocket, terminal_websocket_by_token,
+        read_file, write_file, list_files, file_exists, remove_file, make_directory,
+        rename_file, upload_file, download_file, watch_files,
     ),
-    components(schemas(wire::ErrorBody, wire::StreamEvent, wire::WsExecuteFrame, wire::WsServerFrame, wire::WebhookPayload)),
+    components(schemas(wire::ErrorBody, wire::StreamEvent, wire::WsExecuteFrame, wire::WsServerFrame, wire::WebhookPayload,
+        wire::TerminalEvent, wire::TerminalClientFrame, wire::TerminalServerFrame, wire::WatchRequest, wire::WatchFrame)),
     modifiers(&Security),
     tags(
         (name = "control plane", description = "Sandboxes, tokens and templates (/v1), with the API key"),
         (name = "agent", description = "One sandbox's agent at its public_host, with its token"),
+        (name = "files", description = "One sandbox's files (its /workspace and /tmp), acting as its user"),
     )
 )]
 pub struct ApiDoc;
@@ -116,6 +122,7 @@ pub fn document() -> String {
     let mut api = ApiDoc::openapi();
     api.merge(super::openapi_observe::ObserveDoc::openapi());
     api.merge(super::openapi_contexts::ContextsDoc::openapi());
+    api.merge(super::openapi_network::NetworkDoc::openapi());
     let mut doc = serde_json::to_value(api).expect("the OpenAPI document serialises");
     describe_event_streams(&mut doc);
     serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises")
@@ -123,46 +130,66 @@ pub fn document() -> String {
 
 /// Before OpenAPI 3.2 the `schema` of a `text/event-stream` response describes each event as
 /// a client parses it (`event`, `data`, `id`, `retry`). utoipa has no `contentSchema`, which
-/// says that `data` is a JSON `StreamEvent`, so the event schema is written here.
+/// says that `data` is a JSON `StreamEvent` (a `TerminalEvent` on terminal streams), so the
+/// event schemas are written here.
 fn describe_event_streams(doc: &mut serde_json::Value) {
-    let event = serde_json::json!({
-        "type": "object",
-        "description": "One Server-Sent Event; `data` is a JSON StreamEvent whose `type` is the \
-                        event's name, `id` its sequence number (resume with Last-Event-ID)",
-        "required": ["event", "data"],
-        "properties": {
-            "event": {"type": "string", "enum": ["start", "stdout", "stderr", "truncated", "exit"]},
-            "data": {
-                "type": "string",
-                "contentMediaType": "application/json",
-                "contentSchema": {"$ref": "#/components/schemas/StreamEvent"}
-            },
-            "id": {"type": "string", "pattern": "^[0-9]+$"},
-            "retry": {"type": "integer", "minimum": 0}
-        }
-    });
+    let event = |payload: &str, names: &[&str]| {
+        serde_json::json!({
+            "type": "object",
+            "description": format!("One Server-Sent Event; `data` is a JSON {payload} whose `type` \
+                                    is the event's name, `id` its sequence number (resume with \
+                                    Last-Event-ID)"),
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"type": "string", "enum": names},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"$ref": format!("#/components/schemas/{payload}")}
+                },
+                "id": {"type": "string", "pattern": "^[0-9]+$"},
+                "retry": {"type": "integer", "minimum": 0}
+            }
+        })
+    };
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
     };
-    for operation in paths
-        .values_mut()
-        .flat_map(|item| item.as_object_mut())
-        .flat_map(|item| item.values_mut())
-    {
-        let Some(responses) = operation
-            .get_mut("responses")
-            .and_then(|r| r.as_object_mut())
-        else {
-            continue;
+    for (path, item) in paths.iter_mut() {
+        let schema = if path.contains("/terminals/") {
+            "TerminalServerSentEvent"
+        } else if path.ends_with("/files/watch") {
+            "WatchServerSentEvent"
+        } else {
+            "ServerSentEvent"
         };
-        for response in responses.values_mut() {
-            if let Some(stream) = response.pointer_mut("/content/text~1event-stream") {
-                stream["schema"] =
-                    serde_json::json!({"$ref": "#/components/schemas/ServerSentEvent"});
+        let operations = item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|i| i.values_mut());
+        for operation in operations {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(|r| r.as_object_mut())
+            else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                if let Some(stream) = response.pointer_mut("/content/text~1event-stream") {
+                    stream["schema"] =
+                        serde_json::json!({"$ref": format!("#/components/schemas/{schema}")});
+                }
             }
         }
     }
-    doc["components"]["schemas"]["ServerSentEvent"] = event;
+    doc["components"]["schemas"]["ServerSentEvent"] = event(
+        "StreamEvent",
+        &["start", "stdout", "stderr", "truncated", "exit"],
+    );
+    doc["components"]["schemas"]["TerminalServerSentEvent"] =
+        event("TerminalEvent", &["output", "truncated", "exit"]);
+    doc["components"]["schemas"]["WatchServerSentEvent"] =
+        event("WatchFrame", &["watching", "change", "error"]);
 }
 
 const ID: &str = "The sandbox id";
@@ -177,7 +204,7 @@ fn server_health() {}
 fn openapi_json() {}
 
 #[utoipa::path(post, path = "/v1/sandboxes", tag = "control plane",
-    request_body = wire::CreateSandboxRequest,
+    request_body = wire::CreateSandboxWithNetwork,
     security(("api_key" = []), ("bearer" = [])),
     responses((status = 201, body = wire::Sandbox, description = "Created, with its agent token"), Errors))]
 fn create_sandbox() {}
@@ -369,6 +396,175 @@ fn execute_websocket() {}
     security(("bearer" = [])),
     responses((status = 101, description = "Switched to WebSocket"), Errors))]
 fn execute_websocket_by_token() {}
+
+const TID: &str = "The terminal id";
+
+#[utoipa::path(post, path = "/sandboxes/{id}/agent/terminals", tag = "agent",
+    description = "Sandlot extension: start a shell on a new PTY (at most --max-terminals per sandbox).",
+    params(("id" = String, Path, description = ID)),
+    request_body = wire::CreateTerminalRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = wire::TerminalInfo, description = "Started"), Errors))]
+fn create_terminal() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/terminals", tag = "agent",
+    description = "Sandlot extension: the sandbox's terminals, exited ones for a minute after their exit.",
+    params(("id" = String, Path, description = ID)),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::TerminalList, description = "In start order"), Errors))]
+fn list_terminals() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/terminals/{tid}", tag = "agent",
+    params(("id" = String, Path, description = ID), ("tid" = String, Path, description = TID)),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::TerminalInfo, description = "The terminal"), Errors))]
+fn get_terminal() {}
+
+#[utoipa::path(delete, path = "/sandboxes/{id}/agent/terminals/{tid}", tag = "agent",
+    description = "Sandlot extension: kill the shell and every process of its session.",
+    params(("id" = String, Path, description = ID), ("tid" = String, Path, description = TID)),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::TerminalInfo, description = "Exited, with its exit code"), Errors))]
+fn kill_terminal() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/terminals/{tid}/stream", tag = "agent",
+    description = "Sandlot extension: the terminal's output as Server-Sent Events (TerminalEvent), \
+                   replayed from its ring buffer after since / Last-Event-ID, ending with exit.",
+    params(
+        ("id" = String, Path, description = ID),
+        ("tid" = String, Path, description = TID),
+        ("since" = Option<u64>, Query, description = "Resume after this event (or send Last-Event-ID)"),
+        ("encoding" = Option<String>, Query, description = "base64: output data is base64 of the exact bytes"),
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "Server-Sent Events; each event's data is a TerminalEvent"), Errors))]
+fn follow_terminal() {}
+
+#[utoipa::path(post, path = "/sandboxes/{id}/agent/terminals/{tid}/input", tag = "agent",
+    description = "Sandlot extension: type into the terminal (409 TERMINAL_EXITED once its shell has exited).",
+    params(("id" = String, Path, description = ID), ("tid" = String, Path, description = TID)),
+    request_body = wire::TerminalInputRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::TerminalInputReply, description = "Written"), Errors))]
+fn terminal_input() {}
+
+#[utoipa::path(post, path = "/sandboxes/{id}/agent/terminals/{tid}/resize", tag = "agent",
+    params(("id" = String, Path, description = ID), ("tid" = String, Path, description = TID)),
+    request_body = wire::TerminalResize,
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::TerminalInfo, description = "Resized (SIGWINCH to the foreground job)"), Errors))]
+fn resize_terminal() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/terminal", tag = "agent",
+    description = "WebSocket: a shell on a PTY. Send TerminalClientFrames (or binary frames, typed as \
+                   they are), receive TerminalServerFrames ending with exit. Query: cols, rows, cwd, \
+                   shell, env=NAME=value (repeated) for a new terminal, which closing the socket kills; \
+                   or terminal_id (and since) to attach to one made by POST /terminals.",
+    params(
+        ("id" = String, Path, description = ID),
+        ("cols" = Option<u16>, Query, description = "Columns (default 80)"),
+        ("rows" = Option<u16>, Query, description = "Rows (default 24)"),
+        ("cwd" = Option<String>, Query, description = "Working directory (default /workspace)"),
+        ("shell" = Option<String>, Query, description = "Shell (default /bin/bash, else /bin/sh)"),
+        ("env" = Option<String>, Query, description = "NAME=value; repeat for more"),
+        ("terminal_id" = Option<String>, Query, description = "Attach to this terminal instead"),
+        ("since" = Option<u64>, Query, description = "When attaching: replay output after this event"),
+    ),
+    security(("bearer" = [])),
+    responses((status = 101, description = "Switched to WebSocket"), Errors))]
+fn terminal_websocket() {}
+
+#[utoipa::path(get, path = "/terminal", tag = "agent",
+    description = "The same WebSocket at the server's root; the sandbox is the token's.",
+    security(("bearer" = [])),
+    responses((status = 101, description = "Switched to WebSocket"), Errors))]
+fn terminal_websocket_by_token() {}
+
+const FILE_PATH: &str =
+    "Absolute path under /workspace or /tmp (normalised first; others: 403 PATH_NOT_ALLOWED)";
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/files/read", tag = "files",
+    description = "A file's content as text, or base64 with encoding=base64. Files over --max-read-mb: 413 FILE_TOO_LARGE (use /files/download); bytes that are not UTF-8 without encoding=base64: 400 FILE_NOT_TEXT.",
+    params(("id" = String, Path, description = ID), ("path" = String, Query, description = FILE_PATH),
+        ("encoding" = Option<String>, Query, description = "base64 for binary files")),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::FileContent, description = "The content"), Errors))]
+fn read_file() {}
+
+#[utoipa::path(post, path = "/sandboxes/{id}/agent/files/write", tag = "files",
+    description = "Writes through a temporary file renamed into place (a final symlink is replaced, never followed); missing parents are created; the file belongs to the sandbox's user.",
+    params(("id" = String, Path, description = ID)),
+    request_body = wire::FileWriteRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::FileResponse, description = "Written"), Errors))]
+fn write_file() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/files/list", tag = "files",
+    params(("id" = String, Path, description = ID), ("path" = Option<String>, Query, description = "Directory (default /workspace)")),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::FileList, description = "The directory's entries, sorted by name"), Errors))]
+fn list_files() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/files/exists", tag = "files",
+    params(("id" = String, Path, description = ID), ("path" = String, Query, description = FILE_PATH)),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::FileExists, description = "Whether the path exists"), Errors))]
+fn file_exists() {}
+
+#[utoipa::path(delete, path = "/sandboxes/{id}/agent/files/remove", tag = "files",
+    description = "Removes a file, a symlink (never its target) or a directory with everything in it.",
+    params(("id" = String, Path, description = ID), ("path" = String, Query, description = FILE_PATH)),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::FileResponse, description = "Removed"), Errors))]
+fn remove_file() {}
+
+#[utoipa::path(post, path = "/sandboxes/{id}/agent/files/mkdir", tag = "files",
+    description = "Creates a directory and its missing parents; an existing directory is fine.",
+    params(("id" = String, Path, description = ID)),
+    request_body = wire::PathRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::FileResponse, description = "Created"), Errors))]
+fn make_directory() {}
+
+#[utoipa::path(post, path = "/sandboxes/{id}/agent/files/rename", tag = "files",
+    description = "Sandlot extension: renames within the sandbox (not across /workspace and /tmp); an existing target needs overwrite: true (else 409).",
+    params(("id" = String, Path, description = ID)),
+    request_body = wire::RenameRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::FileResponse, description = "Renamed"), Errors))]
+fn rename_file() {}
+
+#[utoipa::path(post, path = "/sandboxes/{id}/agent/files/upload", tag = "files",
+    description = "multipart/form-data: a file part and a path field (or ?path=). Streamed to a temporary file beside the target and renamed into place; over --max-upload-mb: 413 FILE_TOO_LARGE with nothing left behind. The JSON body limit does not apply.",
+    params(("id" = String, Path, description = ID), ("path" = Option<String>, Query, description = "Target path (instead of the path field)")),
+    request_body(content_type = "multipart/form-data", content = String, description = "Parts: file (the bytes), path (the target)"),
+    security(("bearer" = [])),
+    responses((status = 200, body = wire::FileResponse, description = "Uploaded"), Errors))]
+fn upload_file() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/files/download", tag = "files",
+    description = "The raw bytes of a regular file, streamed with Content-Length; one Range: bytes= range gives 206, a range past the end 416. FIFOs and devices: 400 NOT_A_REGULAR_FILE.",
+    params(("id" = String, Path, description = ID), ("path" = String, Query, description = FILE_PATH),
+        ("Range" = Option<String>, Header, description = "One bytes= range")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>, description = "The file"),
+        (status = 206, content_type = "application/octet-stream", body = Vec<u8>, description = "The requested range (Content-Range)"),
+        (status = 416, body = wire::ErrorBody, description = "The range is outside the file"),
+        Errors))]
+fn download_file() {}
+
+#[utoipa::path(get, path = "/sandboxes/{id}/agent/files/watch", tag = "files",
+    description = "WebSocket (HopX): send a WatchRequest, receive WatchFrames of type change (and error). Without an upgrade (Sandlot extension): Server-Sent Events for path and recursive, first a watching event, then change events. A watch ends with its sandbox.",
+    params(("id" = String, Path, description = ID),
+        ("path" = Option<String>, Query, description = "SSE: the path to watch"),
+        ("recursive" = Option<bool>, Query, description = "SSE: also watch subdirectories")),
+    security(("bearer" = [])),
+    responses((status = 101, description = "Switched to WebSocket"),
+        (status = 200, content_type = "text/event-stream", body = String, description = "SSE: each event's data is a WatchFrame"),
+        Errors))]
+fn watch_files() {}
 
 #[cfg(test)]
 mod tests {

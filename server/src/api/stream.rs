@@ -155,6 +155,43 @@ fn sse_response(state: &AppState, events: ProcessEvents, preamble: Option<Bytes>
         .into_response()
 }
 
+/// An SSE response from ready-made event chunks (terminal streams). After shutdown starts,
+/// the stream gets `grace` to deliver its last events (a terminal's exit), then ends.
+pub(super) fn sse_chunks(
+    state: &AppState,
+    chunks: impl futures_util::Stream<Item = Bytes> + Send + 'static,
+    grace: Duration,
+) -> Response {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        let pump = async move {
+            tokio::pin!(chunks);
+            tx.send(Bytes::from_static(b"retry: 1000\n\n")).await?;
+            while let Some(chunk) = chunks.next().await {
+                tx.send(chunk).await?;
+            }
+            Ok::<_, mpsc::error::SendError<Bytes>>(())
+        };
+        tokio::select! {
+            _ = pump => {}
+            _ = async { shutdown.requested().await; tokio::time::sleep(grace).await } => {}
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|chunk| chunk.map(Ok::<_, Infallible>))
+    }));
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// Writes events until the process has ended and its exit event is out, or the client left.
 async fn pump_sse(
     mut events: ProcessEvents,

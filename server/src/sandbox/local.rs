@@ -1,41 +1,38 @@
 //! The local node: this host's sandboxes, created, paused, timed out and killed here, with
 //! their processes run by the [`ProcessManager`]. It implements [`Node`], the interface the
-//! HTTP layer uses.
+//! HTTP layer uses. Starting and destroying one sandbox is in `lifecycle.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use sandlot_protocol::{
-    CodeRunRequest, ContextInfo, CreateContextRequest, Language, ProcessInfo, RunSpec,
-    SandboxStatus,
-};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use sandlot_protocol::{Language, ProcessInfo, RunSpec, SandboxStatus};
 use tracing::{info, warn};
 
 use super::cgroup::{Cgroups, Limits};
-use super::isolation::{InitConfig, INIT_SUBCOMMAND};
-use super::layout::{self, Layout};
+use super::layout::Layout;
 use super::template;
 use super::uid_range::{self, IdRange};
 use super::volume::Volume;
-use super::{Sandbox, SandboxState};
+use super::Sandbox;
 use crate::config::Config;
 use crate::contexts::manager::ContextManager;
 use crate::exec::launch::check_env;
 use crate::exec::manager::ProcessManager;
-use crate::exec::{ProcessTable, StopReason};
+use crate::exec::StopReason;
+use crate::files::SandboxFs;
 use crate::ids;
+use crate::network::rules::EgressRules;
+use crate::network::{self, Network};
 use crate::node::{
-    CodeRun, Node, NodeError, NodeResult, ProcessEvents, ProcessFilter, SandboxInfo, SandboxSpec,
+    Node, NodeError, NodeResult, ProcessEvents, ProcessFilter, SandboxInfo, SandboxSpec,
     SandboxUsage,
 };
 use crate::shutdown::Shutdown;
 use crate::store::{SandboxCatalog, SandboxRecord, SqliteStore};
-use crate::time::{from_unix_millis, unix_millis};
+use crate::terminal::manager::TerminalManager;
+use crate::time::unix_millis;
 
 /// First uid handed to sandboxes; each live sandbox gets its own (and a gid of the same
 /// number). The range is checked against the host's users, groups and subordinate ranges at
@@ -47,9 +44,9 @@ const SANDBOX_ID_RANGE: IdRange = IdRange {
     count: SANDBOX_UIDS,
 };
 /// How long sandbox creation may take before it is called a failure.
-const INIT_READY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const INIT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a kill waits for each process to end before sweeping its cgroup anyway.
-const PROCESS_STOP_WAIT: Duration = Duration::from_secs(5);
+pub(super) const PROCESS_STOP_WAIT: Duration = Duration::from_secs(5);
 
 pub struct LocalNode {
     pub(super) cfg: Arc<Config>,
@@ -58,16 +55,19 @@ pub struct LocalNode {
     pub(super) records: Arc<SqliteStore>,
     pub(super) layout: Layout,
     /// The disk quota's btrfs volume (`--sandbox-disk-mb` > 0).
-    volume: Option<Arc<Volume>>,
+    pub(super) volume: Option<Arc<Volume>>,
     pub(super) processes: ProcessManager,
     pub(super) contexts: Arc<ContextManager>,
-    exe: std::path::PathBuf,
-    sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
+    /// Outbound network of sandboxes with internet access; the way into their ports.
+    pub(super) network: Arc<Network>,
+    pub(super) terminals: TerminalManager,
+    pub(super) exe: std::path::PathBuf,
+    pub(super) sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
     /// uids of live sandboxes plus slots reserved by creations in flight.
     pub(super) uids: Mutex<HashSet<u32>>,
     /// Bounds sandbox starts in flight. Starting one is CPU work; with a burst of creates,
     /// first come first served finishes the early ones early instead of all of them late.
-    start_permits: tokio::sync::Semaphore,
+    pub(super) start_permits: tokio::sync::Semaphore,
 }
 
 impl LocalNode {
@@ -75,6 +75,7 @@ impl LocalNode {
         cfg: Arc<Config>,
         cgroups: Arc<Cgroups>,
         store: Arc<SqliteStore>,
+        network: Arc<Network>,
         shutdown: Shutdown,
     ) -> std::io::Result<Self> {
         uid_range::check_host(SANDBOX_ID_RANGE, std::path::Path::new("/etc"))?;
@@ -99,8 +100,9 @@ impl LocalNode {
             cfg.clone(),
             cgroups.clone(),
             exe.clone(),
-            shutdown,
+            shutdown.clone(),
         ));
+        let terminals = TerminalManager::new(cfg.clone(), cgroups.clone(), exe.clone(), shutdown);
         Ok(Self {
             cfg,
             cgroups,
@@ -110,6 +112,8 @@ impl LocalNode {
             volume,
             processes,
             contexts,
+            network,
+            terminals,
             exe,
             sandboxes: RwLock::new(HashMap::new()),
             uids: Mutex::new(HashSet::new()),
@@ -123,7 +127,7 @@ impl LocalNode {
         self.sandboxes.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn map_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Sandbox>>> {
+    pub(super) fn map_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Sandbox>>> {
         self.sandboxes.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -145,6 +149,7 @@ impl LocalNode {
             template: s.template,
             status: st.status,
             internet_access: s.internet_access,
+            network: s.network.as_ref().map(|n| n.rules().wire),
             timeout_seconds: st.timeout_seconds,
             expires_at: st.expires_at,
             created_at: s.created_at,
@@ -155,7 +160,7 @@ impl LocalNode {
         }
     }
 
-    fn limits(&self) -> Limits {
+    pub(super) fn limits(&self) -> Limits {
         Limits {
             memory_bytes: self.cfg.sandbox_memory_mb * 1024 * 1024,
             pids: self.cfg.sandbox_pids,
@@ -185,207 +190,6 @@ impl LocalNode {
             .remove(&uid);
     }
 
-    /// Creates (or re-creates, after a restart) the live sandbox of a record.
-    pub(super) async fn start(&self, record: &SandboxRecord) -> NodeResult<Arc<Sandbox>> {
-        let _permit = self.start_permits.acquire().await.expect("never closed");
-        let template = template::find(&record.template)
-            .ok_or_else(|| NodeError::TemplateNotFound(record.template.clone()))?;
-        self.layout
-            .prepare(&record.id, record.uid)
-            .map_err(|e| NodeError::io("sandbox directories", e))?;
-        let cgroups = self.cgroups.clone();
-        let (id, limits) = (record.id.clone(), self.limits());
-        let created = tokio::task::spawn_blocking(move || cgroups.create_sandbox(&id, limits))
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))
-            .and_then(|r| r.map_err(|e| NodeError::Internal(format!("sandbox cgroups: {e}"))));
-        let procs = match created {
-            Ok(procs) => procs,
-            Err(e) => {
-                // Some of its groups may exist already.
-                self.sweep_cgroups(&record.id).await;
-                return Err(e);
-            }
-        };
-
-        let hostname = layout::hostname_of(&record.id);
-        let init = InitConfig {
-            root_dir: self
-                .layout
-                .root_dir(&record.id)
-                .to_string_lossy()
-                .into_owned(),
-            workspace_dir: self
-                .layout
-                .workspace_dir(&record.id)
-                .to_string_lossy()
-                .into_owned(),
-            ro_binds: vec!["/usr".into()],
-            etc_binds: layout::ETC_BINDS.iter().map(|s| s.to_string()).collect(),
-            etc_files: layout::etc_files(record.uid, &hostname),
-            hostname,
-            tmp_size_mb: self.cfg.sandbox_tmp_mb,
-            cgroup_procs: procs,
-        };
-        let (init_pid, init_helper) = match self.spawn_init(&record.id, &init).await {
-            Ok(started) => started,
-            Err(e) => {
-                self.sweep_cgroups(&record.id).await;
-                return Err(e);
-            }
-        };
-        let sandbox = Arc::new(Sandbox {
-            id: record.id.clone(),
-            template,
-            uid: record.uid,
-            internet_access: record.internet_access,
-            env_vars: Mutex::new(record.env_vars.clone()),
-            created_at: from_unix_millis(record.created_at_ms),
-            state: Mutex::new(SandboxState {
-                status: SandboxStatus::Running,
-                timeout_seconds: record.timeout_seconds,
-                expires_at: record.expires_at_ms.map(from_unix_millis),
-                init_pid,
-                token_generation: record.token_generation,
-                previous_token_until: record.previous_token_until_ms.map(from_unix_millis),
-            }),
-            processes: ProcessTable::default(),
-            contexts: Default::default(),
-            init_helper: Mutex::new(Some(init_helper)),
-        });
-        self.map_mut().insert(record.id.clone(), sandbox.clone());
-        Ok(sandbox)
-    }
-
-    /// Starts `__sandbox-init` and waits for its `ready <pid>` line. Returns the sandbox's
-    /// pid 1 and the task that reaps the helper once the sandbox is gone.
-    async fn spawn_init(
-        &self,
-        id: &str,
-        init: &InitConfig,
-    ) -> NodeResult<(i32, tokio::sync::oneshot::Receiver<()>)> {
-        let mut child = Command::new(&self.exe)
-            .arg(INIT_SUBCOMMAND)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| NodeError::Internal(format!("start sandbox init: {e}")))?;
-        let json = serde_json::to_vec(init).expect("init config serialises");
-        let mut stdin = child.stdin.take().expect("piped");
-        let _ = stdin.write_all(&json).await;
-        drop(stdin);
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut line = String::new();
-        let ready = tokio::time::timeout(INIT_READY_TIMEOUT, stdout.read_line(&mut line)).await;
-        let pid = line
-            .trim()
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse::<i32>().ok());
-        let mut stderr = child.stderr.take().expect("piped");
-        let Some(pid) = pid.filter(|_| matches!(ready, Ok(Ok(_)))) else {
-            let _ = child.start_kill();
-            let mut msg = String::new();
-            let _ =
-                tokio::time::timeout(Duration::from_secs(1), stderr.read_to_string(&mut msg)).await;
-            let _ = child.wait().await;
-            return Err(NodeError::Internal(format!(
-                "sandbox {id} failed to start: {}",
-                if msg.trim().is_empty() {
-                    "no reason given"
-                } else {
-                    msg.trim()
-                }
-            )));
-        };
-        // The helper lives as long as the sandbox; reap it and note an unexpected death.
-        let id = id.to_string();
-        // Its exit is what a kill waits for; what it said is logged on the side (a pipe's
-        // end can outlive the helper, so reading to EOF must not hold up the reaping).
-        let said = tokio::spawn(async move {
-            let mut msg = String::new();
-            let _ = stderr.read_to_string(&mut msg).await;
-            msg
-        });
-        let (exited, reaped) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let status = child.wait().await;
-            let _ = exited.send(());
-            if let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(1), said).await {
-                if !msg.trim().is_empty() {
-                    warn!(sandbox = %id, status = ?status, "sandbox init said: {}", msg.trim());
-                }
-            }
-        });
-        Ok((pid, reaped))
-    }
-
-    async fn sweep_cgroups(&self, id: &str) {
-        let cgroups = self.cgroups.clone();
-        let id = id.to_string();
-        let _ = tokio::task::spawn_blocking(move || {
-            cgroups.kill_sandbox(&id);
-            cgroups.remove_sandbox(&id);
-        })
-        .await;
-    }
-
-    /// Kills a live sandbox's processes and its pid namespace, and removes its cgroups;
-    /// its directory goes too unless the sandbox is to come back after a restart.
-    async fn destroy(&self, sandbox: &Arc<Sandbox>, keep_files: bool) {
-        self.map_mut().remove(&sandbox.id);
-        let init_pid = {
-            let mut st = sandbox.state();
-            st.status = SandboxStatus::Deleted;
-            st.init_pid
-        };
-        // SAFETY: SIGKILL to our own sandbox's pid 1 takes its whole pid namespace down.
-        unsafe { libc::kill(init_pid, libc::SIGKILL) };
-        self.processes
-            .stop_all(sandbox, StopReason::SandboxGone, PROCESS_STOP_WAIT)
-            .await;
-        // The outer helper exits once pid 1 is gone. When the server shuts down, wait for
-        // that before sweeping the cgroups (whose kill would take the helper first and leave
-        // pid 1 to the host's init while its namespace winds down), so nothing outlives
-        // the server. A pid namespace only ends once all its zombies are reaped, and a dying
-        // process whose helper was killed first is the host init's to reap: that can take
-        // a second, which an API delete need not wait for.
-        let helper = sandbox
-            .init_helper
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let (Some(helper), true) = (helper, keep_files) {
-            let _ = tokio::time::timeout(Duration::from_secs(1), helper).await;
-        }
-        self.sweep_cgroups(&sandbox.id).await;
-        if !keep_files {
-            let layout = self.layout.clone();
-            let id = sandbox.id.clone();
-            let _ = tokio::task::spawn_blocking(move || layout.remove(&id)).await;
-        }
-        self.release_uid(sandbox.uid);
-    }
-
-    async fn freeze(&self, id: &str, frozen: bool) -> NodeResult<()> {
-        let sandbox = self.live(id)?;
-        let cgroups = self.cgroups.clone();
-        let sid = id.to_string();
-        tokio::task::spawn_blocking(move || cgroups.freeze_sandbox(&sid, frozen))
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))?
-            .map_err(|e| NodeError::Internal(format!("freeze: {e}")))?;
-        let status = if frozen {
-            SandboxStatus::Paused
-        } else {
-            SandboxStatus::Running
-        };
-        sandbox.state().status = status;
-        self.catalog.set_sandbox_status(id, status)?;
-        Ok(())
-    }
-
     /// Kills sandboxes whose timeout has run out.
     pub async fn reap_expired(&self) {
         let now = SystemTime::now();
@@ -412,6 +216,7 @@ impl LocalNode {
             self.destroy(sandbox, true).await;
         }))
         .await;
+        self.network.shutdown().await;
         let cgroups = self.cgroups.clone();
         let _ = tokio::task::spawn_blocking(move || cgroups.remove_base()).await;
         if let Some(volume) = &self.volume {
@@ -433,6 +238,14 @@ impl Node for LocalNode {
         let template = template::find(&spec.template)
             .ok_or_else(|| NodeError::TemplateNotFound(spec.template.clone()))?;
         check_env(&spec.env_vars)?;
+        if let Some(rules) = &spec.network {
+            if !spec.internet_access {
+                return Err(NodeError::Invalid(
+                    "network rules need internet_access: true".into(),
+                ));
+            }
+            EgressRules::parse(rules).map_err(NodeError::Invalid)?;
+        }
         let now = SystemTime::now();
         let expires_at_ms = match spec.timeout_seconds {
             None => None,
@@ -446,6 +259,14 @@ impl Node for LocalNode {
             status: SandboxStatus::Running,
             uid,
             internet_access: spec.internet_access,
+            network: match spec.internet_access {
+                true => Some(
+                    EgressRules::parse(&spec.network.unwrap_or_default())
+                        .map_err(NodeError::Invalid)?
+                        .wire,
+                ),
+                false => None,
+            },
             env_vars: spec.env_vars,
             timeout_seconds: spec.timeout_seconds,
             expires_at_ms,
@@ -535,6 +356,44 @@ impl Node for LocalNode {
         self.catalog
             .set_sandbox_token_generation(id, generation, Some(unix_millis(until)))?;
         Ok(self.info_of(&sandbox))
+    }
+
+    async fn set_sandbox_network(
+        &self,
+        id: &str,
+        rules: sandlot_protocol::NetworkRules,
+    ) -> NodeResult<SandboxInfo> {
+        let sandbox = self.live(id)?;
+        let Some(attachment) = &sandbox.network else {
+            return Err(NodeError::Conflict(
+                "this sandbox has no internet access (it is chosen at create); \
+                 egress rules need it"
+                    .into(),
+            ));
+        };
+        let rules = EgressRules::parse(&rules).map_err(NodeError::Invalid)?;
+        let wire = rules.wire.clone();
+        self.network
+            .update(attachment, rules)
+            .await
+            .map_err(NodeError::Internal)?;
+        self.catalog.set_sandbox_network(id, &wire)?;
+        Ok(self.info_of(&sandbox))
+    }
+
+    async fn connect_port(&self, id: &str, port: u16) -> NodeResult<tokio::net::TcpStream> {
+        let sandbox = self.live(id)?;
+        if sandbox.status() == SandboxStatus::Paused {
+            return Err(NodeError::Paused);
+        }
+        network::ports::connect(sandbox.init_pid(), port)
+            .await
+            .map_err(|e| {
+                NodeError::PortUnreachable(format!(
+                    "nothing answers on port {port} in the sandbox ({e}); \
+                     start a server listening on it (0.0.0.0 or 127.0.0.1)"
+                ))
+            })
     }
 
     fn sandbox_env(&self, id: &str) -> NodeResult<BTreeMap<String, String>> {
@@ -628,6 +487,17 @@ impl Node for LocalNode {
             oom_kills: usage.oom_kills.unwrap_or(0),
             processes,
             active_executions: sandbox.processes.active_count() as u64,
+            network: sandbox
+                .network
+                .as_ref()
+                .map(|n| {
+                    let (bytes_out, bytes_in) = self.network.usage(n);
+                    sandlot_protocol::NetworkUsage {
+                        bytes_out,
+                        bytes_in,
+                    }
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -636,47 +506,27 @@ impl Node for LocalNode {
         self.processes.kill(&sandbox, process_id).await
     }
 
-    async fn run_code(
-        &self,
-        sandbox_id: &str,
-        req: CodeRunRequest,
-        default_timeout: u64,
-    ) -> NodeResult<CodeRun> {
-        self.run_code_in(sandbox_id, req, default_timeout).await
-    }
-
-    fn start_code_followed(
-        &self,
-        sandbox_id: &str,
-        req: CodeRunRequest,
-        default_timeout: u64,
-        recorded: bool,
-    ) -> NodeResult<(ProcessInfo, ProcessEvents)> {
-        self.start_code_followed_in(sandbox_id, req, default_timeout, recorded)
-    }
-
-    async fn create_context(
-        &self,
-        sandbox_id: &str,
-        req: CreateContextRequest,
-    ) -> NodeResult<ContextInfo> {
-        self.create_context_in(sandbox_id, req).await
-    }
-
-    fn contexts(&self, sandbox_id: &str) -> NodeResult<Vec<ContextInfo>> {
-        self.contexts_of(sandbox_id)
-    }
-
-    async fn restart_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<ContextInfo> {
-        self.restart_context_in(sandbox_id, context_id).await
-    }
-
-    async fn remove_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<()> {
-        self.remove_context_in(sandbox_id, context_id).await
-    }
-
     fn remove_process(&self, sandbox_id: &str, process_id: &str) -> NodeResult<ProcessInfo> {
         let sandbox = self.live(sandbox_id)?;
         self.processes.remove(&sandbox, process_id)
+    }
+
+    fn sandbox_fs(&self, sandbox_id: &str) -> NodeResult<SandboxFs> {
+        let sandbox = self.live(sandbox_id)?;
+        // Sandbox gids are the uid's number (`layout::etc_files`).
+        SandboxFs::open(
+            sandbox.init_pid(),
+            sandbox.uid,
+            sandbox.uid,
+            sandbox.watches.clone(),
+            sandbox.gone.clone(),
+        )
+        .map_err(|e| {
+            if sandbox.status() == SandboxStatus::Deleted {
+                NodeError::SandboxNotFound
+            } else {
+                NodeError::Internal(format!("open the sandbox's root: {e}"))
+            }
+        })
     }
 }

@@ -1,7 +1,10 @@
-//! The local node's side of execution contexts: runs in contexts (synchronous and
-//! followed), the contexts API, warming a new sandbox's python context, and idle stops.
+//! The local node's side of execution contexts: [`ContextNode`] for [`LocalNode`] (runs in
+//! contexts, synchronous and followed, and the contexts API), warming a new sandbox's python
+//! context, and idle stops.
 
 use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use sandlot_protocol::{
     run_errors, CodeRunRequest, ContextInfo, CreateContextRequest, ExecutionError, Language,
@@ -10,7 +13,7 @@ use sandlot_protocol::{
 
 use super::{LocalNode, Sandbox};
 use crate::exec::{ProcessEntry, StopReason};
-use crate::node::{CodeRun, NodeError, NodeResult, ProcessEvents};
+use crate::node::{CodeRun, ContextNode, NodeError, NodeResult, ProcessEvents};
 
 /// Stops a run whose caller went away.
 struct StopOnDrop(Arc<ProcessEntry>);
@@ -47,7 +50,28 @@ impl LocalNode {
         Ok(sandbox)
     }
 
-    pub(super) async fn run_code_in(
+    /// Starts a new `code-interpreter` sandbox's default python context in the background.
+    pub(super) fn warm_contexts(&self, sandbox: &Arc<Sandbox>) {
+        if !self.cfg.warm_python_context || !sandbox.template.supports(Language::Python) {
+            return;
+        }
+        let contexts = self.contexts.clone();
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move { contexts.warm(sandbox, Language::Python).await });
+    }
+
+    /// Stops context interpreters that have been idle too long.
+    pub async fn stop_idle_contexts(&self) {
+        let all: Vec<_> = self.map().values().cloned().collect();
+        for sandbox in all {
+            self.contexts.stop_idle(&sandbox).await;
+        }
+    }
+}
+
+#[async_trait]
+impl ContextNode for LocalNode {
+    async fn run_code(
         &self,
         sandbox_id: &str,
         req: CodeRunRequest,
@@ -97,7 +121,7 @@ impl LocalNode {
         })
     }
 
-    pub(super) fn start_code_followed_in(
+    fn start_code_followed(
         &self,
         sandbox_id: &str,
         req: CodeRunRequest,
@@ -144,7 +168,7 @@ impl LocalNode {
         Ok((info, self.processes.follow_entry(entry, Some(on_drop))))
     }
 
-    pub(super) async fn create_context_in(
+    async fn create_context(
         &self,
         sandbox_id: &str,
         req: CreateContextRequest,
@@ -153,44 +177,18 @@ impl LocalNode {
         self.contexts.create(&sandbox, req).await
     }
 
-    pub(super) fn contexts_of(&self, sandbox_id: &str) -> NodeResult<Vec<ContextInfo>> {
+    fn contexts(&self, sandbox_id: &str) -> NodeResult<Vec<ContextInfo>> {
         let sandbox = self.live(sandbox_id)?;
         Ok(sandbox.contexts.all().iter().map(|c| c.info()).collect())
     }
 
-    pub(super) async fn restart_context_in(
-        &self,
-        sandbox_id: &str,
-        context_id: &str,
-    ) -> NodeResult<ContextInfo> {
+    async fn restart_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<ContextInfo> {
         let sandbox = self.runnable(sandbox_id)?;
         self.contexts.restart(&sandbox, context_id).await
     }
 
-    pub(super) async fn remove_context_in(
-        &self,
-        sandbox_id: &str,
-        context_id: &str,
-    ) -> NodeResult<()> {
+    async fn remove_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<()> {
         let sandbox = self.live(sandbox_id)?;
         self.contexts.remove(&sandbox, context_id).await
-    }
-
-    /// Starts a new `code-interpreter` sandbox's default python context in the background.
-    pub(super) fn warm_contexts(&self, sandbox: &Arc<Sandbox>) {
-        if !self.cfg.warm_python_context || !sandbox.template.supports(Language::Python) {
-            return;
-        }
-        let contexts = self.contexts.clone();
-        let sandbox = sandbox.clone();
-        tokio::spawn(async move { contexts.warm(sandbox, Language::Python).await });
-    }
-
-    /// Stops context interpreters that have been idle too long.
-    pub async fn stop_idle_contexts(&self) {
-        let all: Vec<_> = self.map().values().cloned().collect();
-        for sandbox in all {
-            self.contexts.stop_idle(&sandbox).await;
-        }
     }
 }

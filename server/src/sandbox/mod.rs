@@ -6,20 +6,24 @@ pub mod cgroup;
 pub mod inspect;
 pub mod isolation;
 pub mod layout;
+mod lifecycle;
 mod local;
 mod local_contexts;
 mod recovery;
 pub mod template;
+mod terminals;
 mod uid_range;
 pub mod volume;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use sandlot_protocol::SandboxStatus;
 
 use crate::exec::ProcessTable;
+use crate::terminal::TerminalTable;
 pub use local::LocalNode;
 use template::TemplateSpec;
 
@@ -30,6 +34,8 @@ pub struct Sandbox {
     pub template: &'static TemplateSpec,
     pub uid: u32,
     pub internet_access: bool,
+    /// Its network when it has internet access (veth, addresses, egress rules).
+    pub network: Option<Arc<crate::network::Attachment>>,
     pub created_at: SystemTime,
     /// The sandbox's global environment (`env_vars` at create, `/env` later).
     env_vars: Mutex<BTreeMap<String, String>>,
@@ -38,6 +44,12 @@ pub struct Sandbox {
     pub processes: ProcessTable,
     /// Its execution contexts (interpreters that keep state between runs).
     pub contexts: crate::contexts::ContextTable,
+    /// Its interactive terminals (running, and exited ones for a while).
+    pub terminals: TerminalTable,
+    /// File watches open on it (bounded: `crate::files::MAX_WATCHES_PER_SANDBOX`).
+    pub watches: Arc<AtomicUsize>,
+    /// Cancelled when the sandbox is destroyed; file watches end then.
+    pub gone: tokio_util::sync::CancellationToken,
     /// Resolves once the `__sandbox-init` helper that waits for the sandbox's pid 1 is reaped.
     init_helper: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }

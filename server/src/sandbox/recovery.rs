@@ -26,6 +26,9 @@ impl LocalNode {
                 "killed and removed sandbox cgroups left by an earlier run"
             );
         }
+        // Network leftovers go after the cgroups (whose kill ended the old sandboxes).
+        let network = self.network.clone();
+        let _ = tokio::task::spawn_blocking(move || network.sweep()).await;
         let failed = self
             .records
             .fail_unfinished(LOST_IN_RESTART, unix_millis(SystemTime::now()))

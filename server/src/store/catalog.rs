@@ -13,8 +13,8 @@ impl SandboxCatalog for SqliteStore {
         self.lock().execute(
             "INSERT INTO sandboxes (id, template, status, uid, internet_access, env_vars,
                                     timeout_seconds, expires_at_ms, created_at_ms,
-                                    token_generation, previous_token_until_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                    token_generation, previous_token_until_ms, network)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 s.id,
                 s.template,
@@ -26,7 +26,10 @@ impl SandboxCatalog for SqliteStore {
                 s.expires_at_ms,
                 s.created_at_ms,
                 s.token_generation,
-                s.previous_token_until_ms
+                s.previous_token_until_ms,
+                s.network
+                    .as_ref()
+                    .map(|n| serde_json::to_string(n).unwrap_or_default())
             ],
         )?;
         Ok(())
@@ -75,6 +78,18 @@ impl SandboxCatalog for SqliteStore {
         Ok(())
     }
 
+    fn set_sandbox_network(
+        &self,
+        id: &str,
+        rules: &sandlot_protocol::NetworkRules,
+    ) -> StoreResult<()> {
+        self.lock().execute(
+            "UPDATE sandboxes SET network = ?2 WHERE id = ?1",
+            params![id, serde_json::to_string(rules).unwrap_or_default()],
+        )?;
+        Ok(())
+    }
+
     fn delete_sandbox(&self, id: &str) -> StoreResult<()> {
         self.lock()
             .execute("DELETE FROM sandboxes WHERE id = ?1", params![id])?;
@@ -85,7 +100,8 @@ impl SandboxCatalog for SqliteStore {
         let inner = self.lock();
         let mut stmt = inner.conn.prepare(
             "SELECT id, template, status, uid, internet_access, env_vars, timeout_seconds,
-                    expires_at_ms, created_at_ms, token_generation, previous_token_until_ms
+                    expires_at_ms, created_at_ms, token_generation, previous_token_until_ms,
+                    network
              FROM sandboxes ORDER BY created_at_ms, id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -103,6 +119,9 @@ impl SandboxCatalog for SqliteStore {
                 created_at_ms: r.get(8)?,
                 token_generation: r.get(9)?,
                 previous_token_until_ms: r.get(10)?,
+                network: r
+                    .get::<_, Option<String>>(11)?
+                    .and_then(|n| serde_json::from_str(&n).ok()),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -87,6 +87,10 @@ const MIGRATIONS: &[&str] = &[
     UPDATE webhooks SET sandbox_id =
         (SELECT p.sandbox_id FROM processes p WHERE p.process_id = webhooks.process_id);
     ",
+    // 6: egress rules of sandboxes with internet access (JSON of `NetworkRules`).
+    "
+    ALTER TABLE sandboxes ADD COLUMN network TEXT;
+    ",
 ];
 
 /// The schema version this build writes.

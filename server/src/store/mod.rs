@@ -102,6 +102,8 @@ pub struct SandboxRecord {
     pub status: SandboxStatus,
     pub uid: u32,
     pub internet_access: bool,
+    /// Egress rules of a sandbox with internet access.
+    pub network: Option<sandlot_protocol::NetworkRules>,
     pub env_vars: BTreeMap<String, String>,
     pub timeout_seconds: Option<u64>,
     pub expires_at_ms: Option<i64>,
@@ -128,6 +130,11 @@ pub trait SandboxCatalog: Send + Sync {
         id: &str,
         generation: u32,
         previous_until_ms: Option<i64>,
+    ) -> StoreResult<()>;
+    fn set_sandbox_network(
+        &self,
+        id: &str,
+        rules: &sandlot_protocol::NetworkRules,
     ) -> StoreResult<()>;
     fn delete_sandbox(&self, id: &str) -> StoreResult<()>;
     /// Every sandbox, oldest first.

@@ -2,6 +2,9 @@
 //! dir, and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod fake_internet;
+pub mod files;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -259,6 +262,13 @@ impl Sandbox {
             .await;
         assert_eq!(status, 200, "execute failed: {body}");
         body
+    }
+
+    /// Runs bash and returns its stdout (asserting exit 0).
+    pub async fn sh(&self, script: &str) -> String {
+        let r = self.run("bash", script).await;
+        assert_eq!(r["exit_code"], 0, "{script} failed: {r}");
+        r["stdout"].as_str().unwrap().to_string()
     }
 
     pub async fn background(&self, body: Value) -> Value {

@@ -56,7 +56,7 @@ pub fn main() -> ! {
     std::process::exit(wait_exit_code(child));
 }
 
-fn join_namespaces(init_pid: i32) -> std::io::Result<()> {
+pub(super) fn join_namespaces(init_pid: i32) -> std::io::Result<()> {
     // SAFETY: plain syscalls; the pidfd is closed after use.
     unsafe {
         let pidfd = check(
@@ -130,23 +130,45 @@ fn exec_child(cfg: &ExecConfig, program: libc::c_int, filters: &[seccompiler::Bp
             CodeDelivery::Fd3 => 4,
             CodeDelivery::Driver => DRIVER_REPLY_FD + 1,
         });
+    }
+    drop_privileges_and_exec(
+        cfg.uid,
+        cfg.gid,
+        &cfg.cwd,
+        &cfg.rlimits,
+        &cfg.argv,
+        &cfg.env,
+        filters,
+    )
+}
 
-        let cwd = super::sys::cstr(&cfg.cwd).unwrap_or_else(|e| die("workdir", e));
-        if libc::chdir(cwd.as_ptr()) != 0 {
-            die(
-                &format!("workdir {}", cfg.cwd),
-                std::io::Error::last_os_error(),
-            );
+/// The last steps of every sandboxed process, in the forked child: enter the working
+/// directory, set the limits, give up every privilege (capabilities, ids, `no_new_privs`,
+/// the seccomp allow-list) and exec.
+pub(super) fn drop_privileges_and_exec(
+    uid: u32,
+    gid: u32,
+    cwd: &str,
+    rlimits: &Rlimits,
+    argv: &[String],
+    env: &[(String, String)],
+    filters: &[seccompiler::BpfProgram],
+) -> ! {
+    // SAFETY: syscalls on our own process; all strings are built before exec and outlive it.
+    unsafe {
+        let cwd_c = super::sys::cstr(cwd).unwrap_or_else(|e| die("workdir", e));
+        if libc::chdir(cwd_c.as_ptr()) != 0 {
+            die(&format!("workdir {cwd}"), std::io::Error::last_os_error());
         }
-        set_rlimits(&cfg.rlimits);
+        set_rlimits(rlimits);
 
         // Drop the capability bounding set while still privileged, then the ids.
         for cap in 0..64 {
             libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
         }
         if libc::setgroups(0, std::ptr::null()) != 0
-            || libc::setresgid(cfg.gid, cfg.gid, cfg.gid) != 0
-            || libc::setresuid(cfg.uid, cfg.uid, cfg.uid) != 0
+            || libc::setresgid(gid, gid, gid) != 0
+            || libc::setresuid(uid, uid, uid) != 0
         {
             die("drop privileges", std::io::Error::last_os_error());
         }
@@ -157,19 +179,18 @@ fn exec_child(cfg: &ExecConfig, program: libc::c_int, filters: &[seccompiler::Bp
             die("seccomp", e);
         }
 
-        let argv: Vec<_> = cfg.argv.iter().map(|a| cstring(a)).collect();
-        let env: Vec<_> = cfg
-            .env
+        let argv_c: Vec<_> = argv.iter().map(|a| cstring(a)).collect();
+        let env_c: Vec<_> = env
             .iter()
             .map(|(k, v)| cstring(&format!("{k}={v}")))
             .collect();
-        let mut argv_ptrs: Vec<_> = argv.iter().map(|a| a.as_ptr()).collect();
+        let mut argv_ptrs: Vec<_> = argv_c.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
-        let mut env_ptrs: Vec<_> = env.iter().map(|e| e.as_ptr()).collect();
+        let mut env_ptrs: Vec<_> = env_c.iter().map(|e| e.as_ptr()).collect();
         env_ptrs.push(std::ptr::null());
         libc::execve(argv_ptrs[0], argv_ptrs.as_ptr(), env_ptrs.as_ptr());
         die(
-            &format!("exec {}", cfg.argv[0]),
+            &format!("exec {}", argv[0]),
             std::io::Error::last_os_error(),
         );
     }
@@ -180,7 +201,7 @@ fn cstring(s: &str) -> std::ffi::CString {
     std::ffi::CString::new(s.replace('\0', "")).expect("NULs removed")
 }
 
-fn close_fds_from(first: libc::c_int) {
+pub(super) fn close_fds_from(first: libc::c_int) {
     // SAFETY: closing descriptors we do not hand to the program.
     unsafe {
         if libc::syscall(

@@ -28,6 +28,9 @@ pub fn main() -> ! {
     if let Err(e) = check(unsafe { libc::unshare(NAMESPACES) }, "unshare") {
         die("create namespaces", e);
     }
+    if let Err(e) = loopback_up() {
+        die("bring up lo", e);
+    }
 
     let (ready_r, ready_w) = pipe().unwrap_or_else(|e| die("pipe", e));
     let child = fork().unwrap_or_else(|e| die("fork", e));
@@ -55,6 +58,25 @@ pub fn main() -> ! {
     let _ = writeln!(out, "ready {child}");
     let _ = out.flush();
     std::process::exit(wait_exit_code(child));
+}
+
+/// Brings up the new network namespace's `lo`: programs in the sandbox talk to themselves
+/// over 127.0.0.1, and sandlotd's port proxy connects there (`network::ports`).
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: an ioctl on a socket we own with a zeroed, NUL-terminated ifreq.
+    unsafe {
+        let fd = check(
+            libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0),
+            "socket",
+        )?;
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as libc::c_char;
+        req.ifr_name[1] = b'o' as libc::c_char;
+        req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        let ret = check(libc::ioctl(fd, libc::SIOCSIFFLAGS, &req), "SIOCSIFFLAGS");
+        libc::close(fd);
+        ret.map(|_| ())
+    }
 }
 
 fn pipe() -> std::io::Result<(libc::c_int, libc::c_int)> {

@@ -10,6 +10,8 @@
 //!   sandbox's cgroups and namespaces (setns through a pidfd), forks, drops to the sandbox's
 //!   unprivileged uid with no capabilities, `no_new_privs` and a seccomp allow-list, and
 //!   execs ([`exec`]).
+//! * `sandlotd __sandbox-pty` starts a shell on a pseudo-terminal in an existing sandbox the
+//!   same way, and hands the terminal's master to the server over a Unix socket ([`pty`]).
 //!
 //! The configuration structs here are the only contract between the server and its helpers.
 //! Both travel on the helper's stdin, never in its argv: `/proc/<pid>/cmdline` is readable
@@ -17,7 +19,9 @@
 //! (tokens, keys).
 
 pub mod exec;
+pub mod fdpass;
 pub mod init;
+pub mod pty;
 mod rootfs;
 mod seccomp;
 mod sys;
@@ -37,6 +41,7 @@ const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
 /// Sub-command names of the helpers (argv[1]).
 pub const INIT_SUBCOMMAND: &str = "__sandbox-init";
 pub const EXEC_SUBCOMMAND: &str = "__sandbox-exec";
+pub const PTY_SUBCOMMAND: &str = "__sandbox-pty";
 
 /// What `__sandbox-init` needs, sent as JSON on its stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +83,24 @@ pub struct ExecConfig {
     /// and leaves the rest of its stdin to the program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_len: Option<u64>,
+}
+
+/// What `__sandbox-pty` needs, sent as JSON on its stdin (its stdout is the Unix socket the
+/// terminal's master comes back on).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PtyConfig {
+    /// Host pid of the sandbox's pid 1.
+    pub init_pid: i32,
+    pub cgroup_procs: Vec<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub cwd: String,
+    /// The shell to run; `None` tries `/bin/bash`, then `/bin/sh`.
+    pub shell: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub rlimits: Rlimits,
+    pub cols: u16,
+    pub rows: u16,
 }
 
 /// The program text is read from the helper's stdin into a memfd, then handed over either as

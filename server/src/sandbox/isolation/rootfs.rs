@@ -2,9 +2,10 @@
 //!
 //! Layout: a small tmpfs root holding read-only binds of the template's system directories
 //! (`/usr` and the merged-usr symlinks), a synthetic `/etc` (generated passwd/group/hosts plus
-//! a few read-only host entries the runtimes need), a minimal `/dev`, a fresh `/proc` of the
-//! sandbox's pid namespace, private `/tmp` and `/dev/shm` tmpfs mounts, and the sandbox's own
-//! `/workspace` bound from the host data dir. Nothing else of the host is reachable.
+//! a few read-only host entries the runtimes need), a minimal `/dev` with a private devpts
+//! (the sandbox's terminals), a fresh `/proc` of the sandbox's pid namespace, private `/tmp`
+//! and `/dev/shm` tmpfs mounts, and the sandbox's own `/workspace` bound from the host data
+//! dir. Nothing else of the host is reachable.
 
 use std::fs;
 use std::io;
@@ -240,6 +241,7 @@ fn build_dev(cfg: &InitConfig, root: &str) -> io::Result<()> {
     ] {
         symlink(to, format!("{dev}/{link}"))?;
     }
+    mount_devpts(&dev)?;
     fs::create_dir_all(format!("{dev}/shm"))?;
     let shm_opts = format!("size={}m,mode=1777", cfg.tmp_size_mb.min(64));
     mount(
@@ -257,6 +259,29 @@ fn build_dev(cfg: &InitConfig, root: &str) -> io::Result<()> {
         libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
         Some("size=64k,mode=0755"),
     )
+}
+
+/// Pseudo-terminals the sandbox may hold at once: its terminals (`--max-terminals`, 16 by
+/// default) plus what its own programs open (`script`, `tmux`, `expect`), with room to spare.
+const MAX_PTYS: u32 = 64;
+
+/// A private devpts instance at `/dev/pts` with `/dev/ptmx` pointing into it: the sandbox sees
+/// only its own terminals (never the host's `/dev/pts/N`), and `max=` bounds how many the
+/// kernel hands it. `ptmxmode=0666` lets sandboxed programs open PTYs of their own; new
+/// slaves are `0620` (the terminal helper hands each to the sandbox uid).
+fn mount_devpts(dev: &str) -> io::Result<()> {
+    let pts = format!("{dev}/pts");
+    fs::create_dir_all(&pts)?;
+    mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some(&format!(
+            "newinstance,ptmxmode=0666,mode=0620,max={MAX_PTYS}"
+        )),
+    )?;
+    symlink("pts/ptmx", format!("{dev}/ptmx"))
 }
 
 /// Makes `root` the new `/` and detaches the host's tree.

@@ -1,0 +1,109 @@
+//! Passing a file descriptor over a Unix socket (`SCM_RIGHTS`), with a few bytes of text
+//! alongside: how the terminal helper hands a PTY master to the server.
+//!
+//! Written against libc like the rest of the helpers (the standard library's ancillary-data
+//! API is still unstable, and one message type does not justify another dependency).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Room for one descriptor's control message (`CMSG_SPACE(sizeof(int))`, 8-byte aligned).
+const CMSG_BUF: usize = 64;
+
+/// Sends `fd` with `text` on the socket `sock` (blocking).
+pub fn send_fd(sock: RawFd, fd: RawFd, text: &[u8]) -> io::Result<()> {
+    let mut control = [0u64; CMSG_BUF / 8];
+    let payload: &[u8] = if text.is_empty() { b"\0" } else { text };
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // SAFETY: the message points at live locals; CMSG_* walk the control buffer we sized.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
+        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Receives one descriptor (close-on-exec) and the text sent with it (blocking; the socket's
+/// receive timeout bounds the wait). `Ok(None)` when the peer closed without sending one.
+pub fn recv_fd(sock: &impl AsRawFd) -> io::Result<Option<(OwnedFd, Vec<u8>)>> {
+    let mut control = [0u64; CMSG_BUF / 8];
+    let mut text = vec![0u8; 4096];
+    let mut iov = libc::iovec {
+        iov_base: text.as_mut_ptr() as *mut libc::c_void,
+        iov_len: text.len(),
+    };
+    // SAFETY: as in `send_fd`; a received descriptor is owned by us from here on.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = loop {
+            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n >= 0 {
+                break n as usize;
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        };
+        let mut received = None;
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
+                // More than one would be a broken helper; keep the first, close the rest.
+                match received {
+                    None => received = Some(OwnedFd::from_raw_fd(fd)),
+                    Some(_) => drop(OwnedFd::from_raw_fd(fd)),
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+        text.truncate(n);
+        Ok(received.map(|fd| (fd, text)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_descriptor_and_its_text_cross_a_socket_pair() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut r, mut w) = UnixStream::pair().unwrap();
+        send_fd(a.as_raw_fd(), w.as_raw_fd(), b"/bin/bash").unwrap();
+        let (fd, text) = recv_fd(&b).unwrap().expect("a descriptor arrives");
+        assert_eq!(text, b"/bin/bash");
+        // The received descriptor is the same socket: what goes in comes out at `r`.
+        let mut sent = UnixStream::from(fd);
+        sent.write_all(b"ping").unwrap();
+        drop(sent);
+        w.flush().unwrap();
+        drop(w);
+        let mut got = String::new();
+        r.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "ping");
+        drop(a);
+        assert!(recv_fd(&b).unwrap().is_none(), "EOF is no descriptor");
+    }
+}

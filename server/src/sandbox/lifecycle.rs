@@ -1,0 +1,276 @@
+//! A sandbox's life on this host: starting it (directories, cgroups, network, the
+//! `__sandbox-init` helper), freezing it, and destroying it. The [`LocalNode`] methods here
+//! are what `local.rs` (the node interface) and recovery call.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sandlot_protocol::SandboxStatus;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tracing::warn;
+
+use super::isolation::{InitConfig, INIT_SUBCOMMAND};
+use super::layout;
+use super::local::{LocalNode, INIT_READY_TIMEOUT, PROCESS_STOP_WAIT};
+use super::template;
+use super::{Sandbox, SandboxState};
+use crate::exec::{ProcessTable, StopReason};
+use crate::network;
+use crate::network::rules::EgressRules;
+use crate::node::{NodeError, NodeResult};
+use crate::store::SandboxRecord;
+use crate::time::from_unix_millis;
+
+impl LocalNode {
+    /// Creates (or re-creates, after a restart) the live sandbox of a record.
+    pub(super) async fn start(&self, record: &SandboxRecord) -> NodeResult<Arc<Sandbox>> {
+        let _permit = self.start_permits.acquire().await.expect("never closed");
+        let template = template::find(&record.template)
+            .ok_or_else(|| NodeError::TemplateNotFound(record.template.clone()))?;
+        self.layout
+            .prepare(&record.id, record.uid)
+            .map_err(|e| NodeError::io("sandbox directories", e))?;
+        let cgroups = self.cgroups.clone();
+        let (id, limits) = (record.id.clone(), self.limits());
+        let created = tokio::task::spawn_blocking(move || cgroups.create_sandbox(&id, limits))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))
+            .and_then(|r| r.map_err(|e| NodeError::Internal(format!("sandbox cgroups: {e}"))));
+        let procs = match created {
+            Ok(procs) => procs,
+            Err(e) => {
+                // Some of its groups may exist already.
+                self.sweep_cgroups(&record.id).await;
+                return Err(e);
+            }
+        };
+
+        // Its addresses are known before it starts: its resolv.conf names its gateway.
+        let (lease, rules) = if record.internet_access {
+            let prepared = EgressRules::parse(&record.network.clone().unwrap_or_default())
+                .map_err(NodeError::Invalid)
+                .and_then(|rules| {
+                    let lease = self.network.reserve().map_err(NodeError::LimitReached)?;
+                    Ok((Some(lease), rules))
+                });
+            match prepared {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    self.sweep_cgroups(&record.id).await;
+                    return Err(e);
+                }
+            }
+        } else {
+            (None, EgressRules::default())
+        };
+        let hostname = layout::hostname_of(&record.id);
+        let mut etc_files = layout::etc_files(record.uid, &hostname);
+        for (name, content) in etc_files.iter_mut() {
+            if name == "resolv.conf" {
+                *content = network::resolv_conf(lease.as_ref());
+            }
+        }
+        let init = InitConfig {
+            root_dir: self
+                .layout
+                .root_dir(&record.id)
+                .to_string_lossy()
+                .into_owned(),
+            workspace_dir: self
+                .layout
+                .workspace_dir(&record.id)
+                .to_string_lossy()
+                .into_owned(),
+            ro_binds: vec!["/usr".into()],
+            etc_binds: layout::ETC_BINDS.iter().map(|s| s.to_string()).collect(),
+            etc_files,
+            hostname,
+            tmp_size_mb: self.cfg.sandbox_tmp_mb,
+            cgroup_procs: procs,
+        };
+        let (init_pid, init_helper) = match self.spawn_init(&record.id, &init).await {
+            Ok(started) => started,
+            Err(e) => {
+                if let Some(lease) = &lease {
+                    self.network.release(lease);
+                }
+                self.sweep_cgroups(&record.id).await;
+                return Err(e);
+            }
+        };
+        let network = match lease {
+            None => None,
+            Some(lease) => match self.network.attach(lease, init_pid, rules).await {
+                Ok(attachment) => Some(attachment),
+                Err(e) => {
+                    // SAFETY: SIGKILL to our own sandbox's pid 1 takes its namespace down.
+                    unsafe { libc::kill(init_pid, libc::SIGKILL) };
+                    let _ = tokio::time::timeout(Duration::from_secs(1), init_helper).await;
+                    self.sweep_cgroups(&record.id).await;
+                    return Err(NodeError::Internal(e));
+                }
+            },
+        };
+        let sandbox = Arc::new(Sandbox {
+            id: record.id.clone(),
+            template,
+            uid: record.uid,
+            internet_access: record.internet_access,
+            network,
+            env_vars: Mutex::new(record.env_vars.clone()),
+            created_at: from_unix_millis(record.created_at_ms),
+            state: Mutex::new(SandboxState {
+                status: SandboxStatus::Running,
+                timeout_seconds: record.timeout_seconds,
+                expires_at: record.expires_at_ms.map(from_unix_millis),
+                init_pid,
+                token_generation: record.token_generation,
+                previous_token_until: record.previous_token_until_ms.map(from_unix_millis),
+            }),
+            processes: ProcessTable::default(),
+            contexts: Default::default(),
+            terminals: Default::default(),
+            watches: Default::default(),
+            gone: Default::default(),
+            init_helper: Mutex::new(Some(init_helper)),
+        });
+        self.map_mut().insert(record.id.clone(), sandbox.clone());
+        Ok(sandbox)
+    }
+
+    /// Starts `__sandbox-init` and waits for its `ready <pid>` line. Returns the sandbox's
+    /// pid 1 and the task that reaps the helper once the sandbox is gone.
+    pub(super) async fn spawn_init(
+        &self,
+        id: &str,
+        init: &InitConfig,
+    ) -> NodeResult<(i32, tokio::sync::oneshot::Receiver<()>)> {
+        let mut child = Command::new(&self.exe)
+            .arg(INIT_SUBCOMMAND)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| NodeError::Internal(format!("start sandbox init: {e}")))?;
+        let json = serde_json::to_vec(init).expect("init config serialises");
+        let mut stdin = child.stdin.take().expect("piped");
+        let _ = stdin.write_all(&json).await;
+        drop(stdin);
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        let ready = tokio::time::timeout(INIT_READY_TIMEOUT, stdout.read_line(&mut line)).await;
+        let pid = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse::<i32>().ok());
+        let mut stderr = child.stderr.take().expect("piped");
+        let Some(pid) = pid.filter(|_| matches!(ready, Ok(Ok(_)))) else {
+            let _ = child.start_kill();
+            let mut msg = String::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), stderr.read_to_string(&mut msg)).await;
+            let _ = child.wait().await;
+            return Err(NodeError::Internal(format!(
+                "sandbox {id} failed to start: {}",
+                if msg.trim().is_empty() {
+                    "no reason given"
+                } else {
+                    msg.trim()
+                }
+            )));
+        };
+        // The helper lives as long as the sandbox; reap it and note an unexpected death.
+        let id = id.to_string();
+        // Its exit is what a kill waits for; what it said is logged on the side (a pipe's
+        // end can outlive the helper, so reading to EOF must not hold up the reaping).
+        let said = tokio::spawn(async move {
+            let mut msg = String::new();
+            let _ = stderr.read_to_string(&mut msg).await;
+            msg
+        });
+        let (exited, reaped) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let _ = exited.send(());
+            if let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(1), said).await {
+                if !msg.trim().is_empty() {
+                    warn!(sandbox = %id, status = ?status, "sandbox init said: {}", msg.trim());
+                }
+            }
+        });
+        Ok((pid, reaped))
+    }
+
+    pub(super) async fn sweep_cgroups(&self, id: &str) {
+        let cgroups = self.cgroups.clone();
+        let id = id.to_string();
+        let _ = tokio::task::spawn_blocking(move || {
+            cgroups.kill_sandbox(&id);
+            cgroups.remove_sandbox(&id);
+        })
+        .await;
+    }
+
+    /// Kills a live sandbox's processes and its pid namespace, and removes its cgroups;
+    /// its directory goes too unless the sandbox is to come back after a restart.
+    pub(super) async fn destroy(&self, sandbox: &Arc<Sandbox>, keep_files: bool) {
+        self.map_mut().remove(&sandbox.id);
+        let init_pid = {
+            let mut st = sandbox.state();
+            st.status = SandboxStatus::Deleted;
+            st.init_pid
+        };
+        sandbox.gone.cancel();
+        // SAFETY: SIGKILL to our own sandbox's pid 1 takes its whole pid namespace down.
+        unsafe { libc::kill(init_pid, libc::SIGKILL) };
+        self.processes
+            .stop_all(sandbox, StopReason::SandboxGone, PROCESS_STOP_WAIT)
+            .await;
+        self.terminals.stop_all(sandbox, PROCESS_STOP_WAIT).await;
+        // The outer helper exits once pid 1 is gone. When the server shuts down, wait for
+        // that before sweeping the cgroups (whose kill would take the helper first and leave
+        // pid 1 to the host's init while its namespace winds down), so nothing outlives
+        // the server. A pid namespace only ends once all its zombies are reaped, and a dying
+        // process whose helper was killed first is the host init's to reap: that can take
+        // a second, which an API delete need not wait for.
+        let helper = sandbox
+            .init_helper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let (Some(helper), true) = (helper, keep_files) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), helper).await;
+        }
+        self.sweep_cgroups(&sandbox.id).await;
+        if let Some(attachment) = &sandbox.network {
+            self.network.detach(attachment).await;
+        }
+        if !keep_files {
+            let layout = self.layout.clone();
+            let id = sandbox.id.clone();
+            let _ = tokio::task::spawn_blocking(move || layout.remove(&id)).await;
+        }
+        self.release_uid(sandbox.uid);
+    }
+
+    pub(super) async fn freeze(&self, id: &str, frozen: bool) -> NodeResult<()> {
+        let sandbox = self.live(id)?;
+        let cgroups = self.cgroups.clone();
+        let sid = id.to_string();
+        tokio::task::spawn_blocking(move || cgroups.freeze_sandbox(&sid, frozen))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?
+            .map_err(|e| NodeError::Internal(format!("freeze: {e}")))?;
+        let status = if frozen {
+            SandboxStatus::Paused
+        } else {
+            SandboxStatus::Running
+        };
+        sandbox.state().status = status;
+        self.catalog.set_sandbox_status(id, status)?;
+        Ok(())
+    }
+}

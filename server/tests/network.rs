@@ -1,0 +1,577 @@
+//! Sandbox networking against the real server and a "fake internet" this test builds
+//! (`common/fake_internet.rs`): a network namespace with a host at 203.0.113.10 (TEST-NET-3)
+//! serving DNS, HTTP, HTTPS with a self-signed certificate and a tiny package index.
+//! Every packet stays on this machine: sandboxes reach only loopback and that namespace.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use common::fake_internet::{FakeInternet, FAKE_HOST, FAKE_HOST_SIDE};
+use common::{send, Sandbox, Server};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// A server whose sandboxes resolve through the fake internet's DNS, with a range of its
+/// own (tests run side by side).
+async fn server(extra: &[&str]) -> Server {
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let range = format!("10.{}.0.0/16", 160 + (std::process::id() as u8 % 40) + n);
+    let mut args = vec![
+        "--network-cidr",
+        &range,
+        "--network-dns-upstream",
+        "203.0.113.10:53",
+        "--sandbox-disk-mb",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    Server::start_with(Some("test-key"), &args).await
+}
+
+async fn create(s: &Server, body: Value) -> (Sandbox, Value) {
+    let mut body = body;
+    body["template_name"] = json!("code-interpreter");
+    let (status, b) = s.cp(Method::POST, "/v1/sandboxes", Some(body)).await;
+    assert_eq!(status, 201, "create: {b}");
+    let sandbox = Sandbox {
+        id: b["id"].as_str().unwrap().into(),
+        agent: b["public_host"].as_str().unwrap().into(),
+        token: b["auth_token"].as_str().unwrap().into(),
+        http: s.http.clone(),
+    };
+    (sandbox, b)
+}
+
+/// Runs a shell script in the sandbox; returns its stdout (stderr is in the message).
+async fn bash(sb: &Sandbox, script: &str) -> String {
+    let r = sb.run("bash", script).await;
+    format!(
+        "{}{}",
+        r["stdout"].as_str().unwrap_or(""),
+        if r["stderr"].as_str().unwrap_or("").is_empty() {
+            String::new()
+        } else {
+            format!("[stderr] {}", r["stderr"].as_str().unwrap())
+        }
+    )
+}
+
+/// A Python probe: "open", "refused", "unreachable", "timeout" or "reset" per address.
+const PROBE: &str = r#"
+import socket, sys
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    s = socket.socket(); s.settimeout(3)
+    try:
+        s.connect((host, int(port))); print(target, "open")
+    except ConnectionRefusedError: print(target, "refused")
+    except OSError as e:
+        print(target, "unreachable" if e.errno in (101, 113) else "timeout" if isinstance(e, TimeoutError) else f"error {e}")
+"#;
+
+async fn probe(sb: &Sandbox, targets: &[&str]) -> Vec<String> {
+    let out = bash(
+        sb,
+        &format!(
+            "cat > /tmp/probe.py <<'PY'\n{PROBE}\nPY\npython3 /tmp/probe.py {}",
+            targets.join(" ")
+        ),
+    )
+    .await;
+    out.lines()
+        .map(|l| l.rsplit_once(' ').map_or(l, |(_, v)| v).to_string())
+        .collect()
+}
+
+/// `curl` inside the sandbox: the body, or `curl-exit-<code>`.
+async fn curl(sb: &Sandbox, args: &str) -> String {
+    bash(
+        sb,
+        &format!("curl -s --max-time 8 {args} || echo curl-exit-$?"),
+    )
+    .await
+    .trim()
+    .to_string()
+}
+
+#[tokio::test]
+async fn with_internet_a_sandbox_reaches_the_fake_host_by_address_and_name_and_pip_installs() {
+    let _fake = FakeInternet::get();
+    let s = server(&[]).await;
+    let (sb, wire) = create(&s, json!({"internet_access": true})).await;
+    assert_eq!(wire["internet_access_available"], true, "{wire}");
+    assert_eq!(
+        curl(&sb, &format!("http://{FAKE_HOST}/hello.txt")).await,
+        "hello from the fake internet"
+    );
+    assert_eq!(
+        curl(&sb, "http://fake.test/hello.txt").await,
+        "hello from the fake internet"
+    );
+    assert_eq!(
+        curl(&sb, "-k https://fake.test/hello.txt").await,
+        "hello from the fake internet"
+    );
+    let out = bash(
+        &sb,
+        "python3 -m pip install -q --no-cache-dir --disable-pip-version-check \
+         --index-url http://fake.test/simple/ --trusted-host fake.test \
+         --target /workspace/lib tinypkg >/dev/null 2>&1; \
+         PYTHONPATH=/workspace/lib python3 -c 'import tinypkg; print(tinypkg.VALUE)'",
+    )
+    .await;
+    assert_eq!(out.trim(), "42", "pip install from the fake index: {out}");
+
+    let (status, m) = sb.call(Method::GET, "/metrics/snapshot", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        m["network"]["bytes_in"].as_u64().unwrap() > 1000
+            && m["network"]["bytes_out"].as_u64().unwrap() > 100,
+        "traffic is counted: {m}"
+    );
+    let (_, page) = send(
+        s.http
+            .get(format!("{}/metrics", s.url))
+            .header("X-API-Key", "test-key"),
+    )
+    .await;
+    assert!(
+        page.as_str().unwrap().contains(&format!(
+            "sandlot_sandbox_network_received_bytes_total{{sandbox=\"{}\"}}",
+            sb.id
+        )),
+        "the Prometheus page has the byte counters"
+    );
+}
+
+#[tokio::test]
+async fn host_addresses_metadata_private_ranges_and_other_sandboxes_are_refused() {
+    let _fake = FakeInternet::get();
+    let s = server(&[]).await;
+    // A listener on every host address: the sandbox must not reach any of them.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server_port = s.url.rsplit(':').next().unwrap().to_string();
+    let (a, _) = create(&s, json!({"internet_access": true})).await;
+    let (b, _) = create(&s, json!({"internet_access": true})).await;
+    let gateway = bash(&a, "awk '/nameserver/{print $2}' /etc/resolv.conf").await;
+    let b_address = {
+        let gw: std::net::Ipv4Addr = bash(&b, "awk '/nameserver/{print $2}' /etc/resolv.conf")
+            .await
+            .trim()
+            .parse()
+            .unwrap();
+        std::net::Ipv4Addr::from(u32::from(gw) + 1)
+    };
+    b.background(json!({"code": "python3 -m http.server 8080", "language": "bash"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let targets = [
+        format!("{}:{port}", gateway.trim()),
+        format!("{FAKE_HOST_SIDE}:{port}"),
+        format!("{}:{server_port}", gateway.trim()),
+        "169.254.169.254:80".to_string(),
+        "10.0.0.1:80".to_string(),
+        "192.168.1.1:80".to_string(),
+        format!("{b_address}:8080"),
+        format!("{FAKE_HOST}:80"),
+    ];
+    let targets: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
+    let verdicts = probe(&a, &targets).await;
+    assert_eq!(
+        verdicts,
+        ["refused", "refused", "refused", "refused", "refused", "refused", "refused", "open"],
+        "probing {targets:?}"
+    );
+    // The other sandbox's server is up: only the path between sandboxes is closed.
+    assert_eq!(probe(&b, &["127.0.0.1:8080"]).await, ["open"]);
+    drop(listener);
+}
+
+#[tokio::test]
+async fn rules_let_an_allowed_cidr_and_name_through_and_refuse_the_rest_and_a_mismatching_sni() {
+    let _fake = FakeInternet::get();
+    let s = server(&[]).await;
+    let (sb, wire) = create(
+        &s,
+        json!({"internet_access": true,
+               "network": {"allow_out": ["fake.test", "198.51.100.0/24"], "deny_out": ["0.0.0.0/0"]}}),
+    )
+    .await;
+    assert_eq!(
+        wire["network"]["allow_out"],
+        json!(["fake.test", "198.51.100.0/24"])
+    );
+    // The allowed name works over HTTP and HTTPS.
+    assert_eq!(
+        curl(&sb, "-k https://fake.test/hello.txt").await,
+        "hello from the fake internet"
+    );
+    assert_eq!(
+        curl(&sb, "http://fake.test/hello.txt").await,
+        "hello from the fake internet"
+    );
+    // Another name does not resolve, fast.
+    let out = bash(
+        &sb,
+        "python3 -c \"import socket,time; t=time.time()\ntry: socket.gethostbyname('other.test'); print('resolved')\nexcept OSError: print('refused', time.time()-t < 1)\"",
+    )
+    .await;
+    assert_eq!(out.trim(), "refused True");
+    // The same address with a forbidden SNI or Host is refused; so is the bare address.
+    let forbidden_sni = curl(
+        &sb,
+        "-k --resolve other.test:443:203.0.113.10 https://other.test/hello.txt",
+    )
+    .await;
+    assert!(forbidden_sni.starts_with("curl-exit-"), "{forbidden_sni}");
+    let forbidden_host = curl(&sb, "-H 'Host: other.test' http://203.0.113.10/hello.txt").await;
+    assert!(forbidden_host.starts_with("curl-exit-"), "{forbidden_host}");
+    // Other ports are judged by address: the host is outside the allowed CIDR.
+    assert_eq!(probe(&sb, &["203.0.113.10:53"]).await, ["refused"]);
+    let (status, b) = s
+        .cp(
+            Method::POST,
+            "/v1/sandboxes",
+            Some(json!({"template_name": "base", "internet_access": true,
+                        "network": {"allow_out": ["not a rule"]}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{b}");
+    assert!(b["message"].as_str().unwrap().contains("not a rule"), "{b}");
+}
+
+#[tokio::test]
+async fn a_runtime_rule_update_takes_effect_on_new_connections() {
+    let _fake = FakeInternet::get();
+    let s = server(&[]).await;
+    let (sb, _) = create(&s, json!({"internet_access": true})).await;
+    assert_eq!(probe(&sb, &["203.0.113.10:80"]).await, ["open"]);
+    let (status, b) = s
+        .cp(
+            Method::PUT,
+            &format!("/v1/sandboxes/{}/network", sb.id),
+            Some(json!({"deny_out": ["203.0.113.0/24"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["network"]["deny_out"], json!(["203.0.113.0/24"]));
+    assert_eq!(probe(&sb, &["203.0.113.10:80"]).await, ["refused"]);
+    let (status, _) = s
+        .cp(
+            Method::PUT,
+            &format!("/v1/sandboxes/{}/network", sb.id),
+            Some(json!({"allow_out": ["*.test"], "deny_out": ["0.0.0.0/0"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        curl(
+            &sb,
+            "-k --resolve other.test:443:203.0.113.10 https://other.test/hello.txt"
+        )
+        .await,
+        "hello from the fake internet"
+    );
+    let (status, got) = s
+        .cp(
+            Method::GET,
+            &format!("/v1/sandboxes/{}/network", sb.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(got["network"]["allow_out"], json!(["*.test"]));
+
+    // A sandbox without internet has no rules to change.
+    let (plain, _) = create(&s, json!({})).await;
+    let (status, b) = s
+        .cp(
+            Method::PUT,
+            &format!("/v1/sandboxes/{}/network", plain.id),
+            Some(json!({"allow_out": []})),
+        )
+        .await;
+    assert_eq!(status, 409, "{b}");
+}
+
+#[tokio::test]
+async fn without_internet_nothing_is_reachable_and_dns_fails_fast() {
+    let _fake = FakeInternet::get();
+    let s = server(&[]).await;
+    let (sb, wire) = create(&s, json!({"template_name": "code-interpreter"})).await;
+    assert_eq!(wire["internet_access"], false);
+    assert_eq!(wire["internet_access_available"], false);
+    assert_eq!(
+        probe(&sb, &["203.0.113.10:80", "10.0.0.1:80"]).await,
+        ["unreachable", "unreachable"]
+    );
+    let out = bash(
+        &sb,
+        "python3 -c \"import socket,time; t=time.time()\ntry: socket.gethostbyname('fake.test'); print('resolved')\nexcept OSError: print('failed', time.time()-t < 1)\"",
+    )
+    .await;
+    assert_eq!(out.trim(), "failed True");
+    assert!(
+        !bash(&sb, "ls /sys/class/net").await.contains("eth0"),
+        "only lo"
+    );
+}
+
+/// A WebSocket echo server on port 9000, Python standard library only.
+const WS_ECHO: &str = r#"
+import base64, hashlib, socket, struct, threading
+def serve(c):
+    head = b""
+    while b"\r\n\r\n" not in head: head += c.recv(1024)
+    key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key")][0]
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    while True:
+        b1, b2 = c.recv(2)
+        n = b2 & 127
+        if n == 126: n = struct.unpack(">H", c.recv(2))[0]
+        mask = c.recv(4); data = b""
+        while len(data) < n: data += c.recv(n - len(data))
+        data = bytes(x ^ mask[i % 4] for i, x in enumerate(data))
+        if b1 & 15 == 8: return
+        c.sendall(bytes([0x81, len(data)]) + data)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 9000)); s.listen()
+while True: threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+"#;
+
+#[tokio::test]
+async fn sandbox_ports_are_reached_through_sandlotd_with_a_token_or_a_signed_preview_url() {
+    let s = server(&["--preview-domain", "preview.localhost"]).await;
+    // No internet: inbound goes only through sandlotd anyway.
+    let (sb, _) = create(&s, json!({})).await;
+    let (other, _) = create(&s, json!({})).await;
+    sb.background(
+        json!({"code": "cd /workspace && echo served > page.txt && python3 -m http.server 8000",
+                         "language": "bash"}),
+    )
+    .await;
+    sb.background(json!({"code": WS_ECHO, "language": "python"}))
+        .await;
+    let port_url = format!("{}/sandboxes/{}/ports/8000", s.url, sb.id);
+    let get = |url: String, token: Option<String>| {
+        let mut rb = s.http.get(url);
+        if let Some(t) = token {
+            rb = rb.header("Authorization", format!("Bearer {t}"));
+        }
+        rb.send()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = get(format!("{port_url}/page.txt"), Some(sb.token.clone()))
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            assert_eq!(r.text().await.unwrap(), "served\n");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sandbox's server never answered: {}",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // No credentials, another sandbox's token: refused.
+    assert_eq!(
+        get(format!("{port_url}/page.txt"), None)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        get(format!("{port_url}/page.txt"), Some(other.token.clone()))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // A signed preview URL opens it, and leaves a cookie for the page's own requests.
+    let (status, preview) = s
+        .cp(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/preview", sb.id),
+            Some(json!({"port": 8000, "ttl_seconds": 60})),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    let url = preview["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("http://8000-{}.preview.localhost:", sb.id)),
+        "{url}"
+    );
+    let path_url = format!(
+        "{port_url}/page.txt?preview_token={}",
+        url.split("preview_token=").nth(1).unwrap()
+    );
+    let r = get(path_url.clone(), None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(r.text().await.unwrap(), "served\n");
+    let r = s
+        .http
+        .get(format!("{port_url}/page.txt"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the cookie opens the port");
+    // The preview host routes by name.
+    let r = s
+        .http
+        .get(format!("{}/page.txt", s.url))
+        .header("Host", format!("8000-{}.preview.localhost", sb.id))
+        .header("Authorization", format!("Bearer {}", sb.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "served\n");
+    // A preview of another port, and an expired one, are refused.
+    let wrong_port = path_url.replace("/ports/8000/", "/ports/8001/");
+    assert_eq!(get(wrong_port, None).await.unwrap().status(), 401);
+    let (_, short) = sb
+        .call(
+            Method::POST,
+            "/preview",
+            Some(json!({"port": 8000, "ttl_seconds": 1})),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let expired = format!(
+        "{port_url}/?preview_token={}",
+        short["url"]
+            .as_str()
+            .unwrap()
+            .split("preview_token=")
+            .nth(1)
+            .unwrap()
+    );
+    let (status, body) = send(s.http.get(expired)).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "TOKEN_EXPIRED");
+    // Nothing on a port: a clear 502.
+    let (status, body) = send(
+        s.http
+            .get(format!("{}/sandboxes/{}/ports/7999/", s.url, sb.id))
+            .header("Authorization", format!("Bearer {}", sb.token)),
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["code"], "PORT_NOT_REACHABLE");
+
+    // A WebSocket through the port proxy.
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let ws_url = format!(
+        "{}/sandboxes/{}/ports/9000/",
+        s.url.replacen("http://", "ws://", 1),
+        sb.id
+    );
+    let mut req = ws_url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", sb.token).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade through the proxy");
+    ws.send(Message::Text("ping through sandlotd".into()))
+        .await
+        .unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        echoed.into_text().unwrap().as_str(),
+        "ping through sandlotd"
+    );
+}
+
+/// The host interface that carries `gateway` (the sandbox's side of the pair is inside).
+fn interface_with(gateway: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        (words.get(3)?.split('/').next()? == gateway).then(|| words[1].to_string())
+    })
+}
+
+#[tokio::test]
+async fn a_restart_sweeps_and_rebuilds_the_network_and_nothing_outlives_a_delete_or_shutdown() {
+    let _fake = FakeInternet::get();
+    let mut s = server(&[]).await;
+    let (sb, _) = create(
+        &s,
+        json!({"internet_access": true, "network": {"deny_out": ["198.51.100.0/24"]}}),
+    )
+    .await;
+    let gateway = bash(&sb, "awk '/nameserver/{print $2}' /etc/resolv.conf").await;
+    let ifname = interface_with(gateway.trim()).expect("the host end of the sandbox's veth");
+    s.crash_and_restart().await;
+    // The sandbox came back with its network and rules.
+    let (status, got) = s
+        .cp(Method::GET, &format!("/v1/sandboxes/{}", sb.id), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(got["network"]["deny_out"], json!(["198.51.100.0/24"]));
+    // The restarted server listens on another port.
+    let sb = Sandbox {
+        agent: got["public_host"].as_str().unwrap().into(),
+        ..sb
+    };
+    assert_eq!(
+        curl(&sb, "http://fake.test/hello.txt").await,
+        "hello from the fake internet"
+    );
+    assert_eq!(probe(&sb, &["198.51.100.7:80"]).await, ["refused"]);
+    let gateway = bash(&sb, "awk '/nameserver/{print $2}' /etc/resolv.conf").await;
+    let ifname_now = interface_with(gateway.trim()).expect("rebuilt after the restart");
+    let (status, _) = s
+        .cp(Method::DELETE, &format!("/v1/sandboxes/{}", sb.id), None)
+        .await;
+    assert_eq!(status, 200);
+    // The pair goes with the sandbox's namespace, which the kernel tears down just after.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for name in [&ifname, &ifname_now] {
+        while std::path::Path::new("/sys/class/net").join(name).exists() {
+            assert!(Instant::now() < deadline, "{name} outlived the delete");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let table = format!("sandlot_{}", &ifname[2..8]);
+    s.terminate();
+    let out = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    let tables = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !tables.contains(&table),
+        "the table goes at shutdown: {tables}"
+    );
+}

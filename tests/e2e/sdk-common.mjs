@@ -1,0 +1,50 @@
+// Shared by the SDK's end-to-end test files: one real sandlotd per file (started before its
+// tests, stopped after them with every sandbox they made), and the helpers they use.
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+
+import { Sandbox, SandlotError } from 'sandlot';
+import { startServer } from './harness.mjs';
+
+/** The file's server and the options that reach it (`{ baseURL, apiKey }`), once started. */
+export let server;
+export let opts;
+/** Sandboxes to kill after the file's tests. */
+export const cleanup = [];
+
+/** Starts the file's server before its tests and removes it (and its sandboxes) after. */
+export function useServer() {
+  before(async () => {
+    // With an API key, sandlotd calls no callback host until the operator allows one; the
+    // webhook tests' receivers listen on 127.0.0.1.
+    server = await startServer(['--webhook-allow-hosts', '127.0.0.1']);
+    opts = { baseURL: server.url, apiKey: server.apiKey };
+  });
+  after(async () => {
+    for (const s of cleanup) await s.kill().catch(() => {});
+    await server?.stop();
+  });
+}
+
+/** A new sandbox, killed after the file's tests. */
+export async function fresh(extra = {}) {
+  const sandbox = await Sandbox.create({ ...opts, ...extra });
+  cleanup.push(sandbox);
+  return sandbox;
+}
+
+/** Asserts that `promise` rejects with exactly the error class `cls`; returns the error. */
+export async function rejects(promise, cls, check = () => {}) {
+  let error;
+  try {
+    await promise;
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error, `expected a ${cls.name}, but the call succeeded`);
+  assert.ok(error instanceof cls, `expected ${cls.name}, got ${error?.name}: ${error?.message}`);
+  assert.ok(error instanceof SandlotError && error instanceof Error);
+  assert.equal(error.name, cls.name);
+  check(error);
+  return error;
+}
