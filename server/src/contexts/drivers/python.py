@@ -6,6 +6,12 @@
 # with the exit code. Output is the process's own stdout/stderr (the server reads them);
 # both are flushed before "done". SIGINT interrupts a run (KeyboardInterrupt) and nothing
 # else. stdin is /dev/null for the code: the commands are on a private descriptor.
+#
+# The file is in two parts. Everything up to `serve` prepares the interpreter (imports, the
+# shell, a warm-up run); `_take_stdio` and `serve` then talk to the server. Started by the
+# exec helper, it does both in turn. In the fork server (`zygote.py`, appended to this text
+# when `SANDLOT_ZYGOTE` is set) the preparation happens once, and every context is a fork
+# that confines itself and then calls `_take_stdio` and `serve`.
 import os
 import sys
 import json
@@ -15,14 +21,9 @@ import warnings
 # The script is a memfd (/proc/self/fd/3): imports resolve from the working directory, as
 # in a notebook.
 sys.path[0] = ""
-_cmd_in = os.fdopen(os.dup(0), "rb", buffering=0)
-_null = os.open("/dev/null", os.O_RDONLY)
-os.dup2(_null, 0)
-os.close(_null)
+_ZYGOTE = os.environ.get("SANDLOT_ZYGOTE") == "1"
 _reply_fd = 4
-os.set_inheritable(_reply_fd, False)
-_cmd_in_fd = _cmd_in.fileno()
-os.set_inheritable(_cmd_in_fd, False)
+_cmd_in_fd = None
 # Between runs an interrupt has nothing to stop; during one, the C handler raises
 # KeyboardInterrupt (no driver frame in the traceback).
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -48,11 +49,15 @@ from IPython.core.displaypub import DisplayPublisher  # noqa: E402
 _cell_id = None
 _error = None
 _result_bytes = 0
-_RESULT_LIMIT = int(os.environ.get("SANDLOT_RESULT_LIMIT", str(8 << 20)))
+_RESULT_LIMIT = 8 << 20
+# Set while the driver warms the shell up: nothing it displays goes anywhere.
+_muted = False
 
 
 def _emit(data, main):
     global _result_bytes
+    if _muted:
+        return
     bundle = {k: v for k, v in data.items() if isinstance(k, str)}
     size = sum(len(v) if isinstance(v, str) else len(json.dumps(v, default=str)) for v in bundle.values())
     if _result_bytes + size > _RESULT_LIMIT:
@@ -229,7 +234,44 @@ def _commands():
                 yield json.loads(line)
 
 
-_send({"type": "ready", "pid": os.getpid()})
-for _cmd in _commands():
-    if _cmd.get("type") == "run":
-        _run(_cmd)
+def _warm_up():
+    # The first runs of a new shell compile and import what every later run uses; doing them
+    # here keeps them off the first run the server asks for (and, in the fork server, puts
+    # their pages in the memory the contexts share). Nothing is stored or displayed.
+    global _muted
+    _muted = True
+    try:
+        for code in ("pass", "None", "_sl_x = 1\ndel _sl_x"):
+            shell.run_cell(code, store_history=False)
+    finally:
+        _muted = False
+
+
+def _take_stdio():
+    # The server's commands are on fd 0: keep them on a private descriptor and give the code
+    # /dev/null. fd 3 (this program's text) has been read; fd 4 (replies) is not inherited
+    # by what the code starts.
+    global _cmd_in_fd, _RESULT_LIMIT
+    _cmd_in_fd = os.dup(0)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.set_inheritable(_reply_fd, False)
+    try:
+        os.close(3)
+    except OSError:
+        pass
+    _RESULT_LIMIT = int(os.environ.get("SANDLOT_RESULT_LIMIT", str(8 << 20)))
+
+
+def serve():
+    _send({"type": "ready", "pid": os.getpid()})
+    for cmd in _commands():
+        if cmd.get("type") == "run":
+            _run(cmd)
+
+
+_warm_up()
+if not _ZYGOTE:
+    _take_stdio()
+    serve()

@@ -172,6 +172,13 @@ pub(super) fn drop_privileges_and_exec(
         {
             die("drop privileges", std::io::Error::last_os_error());
         }
+        // A change of ids clears the parent-death signal armed by the caller: arm it again
+        // (and, as there, give up if the helper died in between: our parent, outside the
+        // sandbox's pid namespace, reads as 0 while it lives).
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if libc::getppid() != 0 {
+            libc::_exit(137);
+        }
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             die("no_new_privs", std::io::Error::last_os_error());
         }
