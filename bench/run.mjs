@@ -2,7 +2,7 @@
 // Sandlot benchmark suite. `npm run bench` builds and runs it; `node bench/run.mjs --quick`
 // is the short version. Options:
 //   --quick             fewer rounds, smaller N (under 3 minutes)
-//   --only=a,b          run only these sections: sdk, weight, tti, create, exec, background, memory, files, soak
+//   --only=a,b          run only these sections: sdk, weight, tti, create, exec, background, memory, files, soak, contexts
 //   --out=DIR           where to write the report (default bench/results)
 //   --render            rewrite report.md from report.json and bench/notes.md, measuring nothing
 // Writes report.json and report.md (report-quick.* in quick mode, report-partial.* with --only).
@@ -19,6 +19,7 @@ import { timeToInteractive } from './sections/tti.mjs';
 import { backgroundAndList, createLatency, execOverhead, idleMemory } from './sections/server.mjs';
 import { soak } from './sections/soak.mjs';
 import { fileTransfer } from './sections/files.mjs';
+import { contexts } from './sections/contexts.mjs';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -49,6 +50,7 @@ const SECTIONS = [
   ['memory', '4. memory per idle sandbox and per finished record', idleMemory],
   ['files', '4. file transfer', fileTransfer],
   ['soak', '4. concurrent clients', soak],
+  ['contexts', '5. execution contexts (warm interpreters)', contexts],
 ];
 
 function git(...a) {
@@ -80,7 +82,13 @@ foreignTimer.unref();
 
 const started = Date.now();
 const ctx = { quick, log: (...m) => console.log(...m) };
-const officialPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/@hopx-ai/sdk/package.json'), 'utf8'));
+// Sections that use only raw HTTP (e.g. --only=contexts) run without the npm dev dependencies.
+let officialPkg = { version: 'not installed' };
+try {
+  officialPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/@hopx-ai/sdk/package.json'), 'utf8'));
+} catch {
+  /* not installed */
+}
 const results = {
   meta: {
     date: new Date().toISOString(),

@@ -39,6 +39,11 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # mkfs.btrfs makes the volume that holds every sandbox's quota-limited workspace.
 command -v mkfs.btrfs >/dev/null || [ -x /usr/sbin/mkfs.btrfs ] || need_apt+=(btrfs-progs)
+# The code-interpreter template's data stack (its python contexts run IPython; charts and
+# tables come from matplotlib and pandas): Debian's packages, seen read-only in every sandbox.
+for pkg in python3-ipython python3-numpy python3-pandas python3-matplotlib; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
+done
 if [ -n "${SANDLOT_BROWSER_TESTS:-1}" ] && [ "${SANDLOT_BROWSER_TESTS:-1}" != 0 ]; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
   [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)

@@ -19,6 +19,9 @@ export const TARGETS = {
   createNetP50: 15,
   execOverhead: 3,
   idleSandboxMB: 2,
+  warmRunOverHttp: 1.5,
+  contextTtiP50: 12,
+  contextBurstMedian: 300,
 };
 
 const ms = (x) => (x === undefined || Number.isNaN(x) ? '—' : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : Math.round(x).toLocaleString('en-US'));
@@ -77,6 +80,13 @@ export function verdicts(r) {
     const netOff = r.create.rows.find((x) => x.op === 'POST /v1/sandboxes (internet_access, quota off)');
     if (netOff && off) v.push({ figure: 'server: sandbox create p50 with internet_access, quota off (same run)', target: `≤ ${TARGETS.createNetP50} ms`, value: `${ms(netOff.median)} ms (${ms(off.median)} ms without)`, met: netOff.median <= TARGETS.createNetP50 });
     if (withNet) v.push({ figure: 'server: sandbox create p50 with internet_access (veth + nftables, same run)', target: `≤ ${TARGETS.createNetP50} ms`, value: `${ms(withNet.median)} ms (${ms(c.median)} ms without)`, met: withNet.median <= TARGETS.createNetP50 });
+  }
+  if (r.contexts) {
+    const c = r.contexts;
+    v.push({ figure: "warm python context: print(1) − agent HTTP floor (median of per-round differences)", target: `≤ ${TARGETS.warmRunOverHttp} ms`, value: `${ms(c.warmOverHttp.median)} ms`, met: c.warmOverHttp.median <= TARGETS.warmRunOverHttp });
+    v.push({ figure: 'time to interactive with contexts: create → first print(1), p50', target: `≤ ${TARGETS.contextTtiP50} ms`, value: `${ms(c.ttiWarm.median)} ms (p99 ${ms(c.ttiWarm.p99)})`, met: c.ttiWarm.median <= TARGETS.contextTtiP50 && !c.ttiWarm.errors });
+    v.push({ figure: 'burst of 100 creates + first print(1) in a context: median', target: `≤ ${TARGETS.contextBurstMedian} ms`, value: `${ms(c.burstWarm.median)} ms`, met: c.burstWarm.median <= TARGETS.contextBurstMedian });
+    v.push({ figure: 'burst of 100 creates + first print(1) in a context: success', target: '100 %', value: pct(c.burstWarm.successRate), met: c.burstWarm.successRate === 1 });
   }
   if (r.exec) {
     const o = r.exec.overhead;
@@ -294,6 +304,26 @@ function markdown(r, v, notesFile) {
     if (s.errorSamples.length) out.push('Errors:', ...s.errorSamples.map((e) => `- \`${e}\``), '');
     if (s.problems.length) out.push('Records:', ...s.problems.map((e) => `- ${e}`), '');
     out.push(table(['call', 'n', 'median', 'p95', 'p99'], s.ops.map((o) => [o.op, int(o.n), ms(o.median), ms(o.p95), ms(o.p99)])), '');
+  }
+
+  if (r.contexts) {
+    const c = r.contexts;
+    out.push('## 5. Execution contexts', '');
+    out.push(`One sandbox, ${c.rounds} interleaved rounds (raw HTTP):`, '');
+    out.push(table(['call', 'median', 'p99'], c.rows.map((x) => [x.op, `${ms(x.median)} ms`, `${ms(x.p99)} ms`])), '');
+    out.push(`Warm context − HTTP floor, per round: median **${ms(c.warmOverHttp.median)} ms**, p99 ${ms(c.warmOverHttp.p99)} ms.`, '');
+    out.push(`Time to interactive (create → first successful \`print(1)\`), ${c.ttiRounds} sandboxes one after another, and a burst of 100 at once:`, '');
+    out.push(
+      table(
+        ['first run in', 'TTI p50', 'TTI p99', 'burst median', 'burst p99', 'burst wall', 'burst success'],
+        [
+          ['the default python context (started at create)', ms(c.ttiWarm.median), ms(c.ttiWarm.p99), ms(c.burstWarm.median), ms(c.burstWarm.p99), ms(c.burstWarm.wall), pct(c.burstWarm.successRate)],
+          ['a fresh process (`fresh: true`), the baseline', ms(c.ttiFresh.median), ms(c.ttiFresh.p99), ms(c.burstFresh.median), ms(c.burstFresh.p99), ms(c.burstFresh.wall), pct(c.burstFresh.successRate)],
+        ],
+      ),
+      '',
+    );
+    out.push(`Memory cgroup usage per idle sandbox (median of 10): **${mbFromKiB(c.memWarm.median)} with a warm python context**, ${mbFromKiB(c.memCold.median)} without (\`--warm-python-context false\`).`, '');
   }
 
   out.push('## Analysis', '');

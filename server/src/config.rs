@@ -197,6 +197,24 @@ pub struct Config {
     #[arg(long, env = "SANDLOT_MAX_TIMEOUT_SECS", default_value_t = 24 * 3600)]
     pub max_timeout_secs: u64,
 
+    /// Execution contexts (interpreters that keep state) one sandbox may have, default
+    /// contexts included.
+    #[arg(
+        long = "max-contexts",
+        env = "SANDLOT_MAX_CONTEXTS",
+        default_value_t = 8
+    )]
+    pub max_contexts_per_sandbox: usize,
+
+    /// A context's interpreter stops after this many seconds without a run (the next run
+    /// starts it again, with fresh state); 0 keeps it.
+    #[arg(long, env = "SANDLOT_CONTEXT_IDLE_SECS", default_value_t = 900)]
+    pub context_idle_secs: u64,
+
+    /// Start the default python context of a `code-interpreter` sandbox at create (in the
+    /// background: the create reply does not wait for it), so the first run finds it warm.
+    #[arg(long, env = "SANDLOT_WARM_PYTHON_CONTEXT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub warm_python_context: bool,
     /// Largest file `POST /files/upload` accepts, in MiB (streamed to disk, never held in
     /// memory; the JSON body limit does not apply to it).
     #[arg(long, env = "SANDLOT_MAX_UPLOAD_MB", default_value_t = 1024)]

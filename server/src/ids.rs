@@ -26,6 +26,10 @@ pub fn process_id() -> String {
     format!("proc_{}", random_suffix(12))
 }
 
+pub fn context_id() -> String {
+    format!("ctx_{}", random_suffix(12))
+}
+
 pub fn terminal_id() -> String {
     format!("term_{}", random_suffix(12))
 }

@@ -7,6 +7,7 @@
 
 mod api;
 mod config;
+mod contexts;
 mod exec;
 mod files;
 #[doc(hidden)]

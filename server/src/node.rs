@@ -13,8 +13,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use futures_util::Stream;
 use sandlot_protocol::{
-    CreateTerminalRequest, ExitEvent, Language, NetworkRules, NetworkUsage, ProcessInfo,
-    ProcessStatus, RunSpec, SandboxStatus, TerminalInfo,
+    CodeRunRequest, ContextInfo, CreateContextRequest, CreateTerminalRequest, ExecutionError,
+    ExitEvent, Language, NetworkRules, NetworkUsage, ProcessInfo, ProcessStatus, RichResult,
+    RunSpec, SandboxStatus, TerminalInfo,
 };
 
 use crate::exec::events::{Gap, OutputEvent};
@@ -26,6 +27,7 @@ use crate::sandbox::template::TemplateSpec;
 pub enum NodeError {
     SandboxNotFound,
     ProcessNotFound,
+    ContextNotFound,
     TerminalNotFound,
     /// The terminal's shell has exited (with this code); it takes no more input.
     TerminalExited(Option<i32>),
@@ -147,6 +149,19 @@ impl ProcessFilter {
     }
 }
 
+/// A run of code that ended: its process record plus what a context run returns.
+#[derive(Debug, Clone)]
+pub struct CodeRun {
+    pub info: ProcessInfo,
+    pub language: Language,
+    pub results: Vec<RichResult>,
+    /// The exception the code raised (or why a context run did not happen).
+    pub error: Option<ExecutionError>,
+    /// `None` for a fresh process.
+    pub context_id: Option<String>,
+    pub execution_count: Option<u64>,
+}
+
 /// What a follower of a process's output sees next.
 #[derive(Debug)]
 pub enum Followed {
@@ -182,7 +197,7 @@ pub enum TerminalFollowed {
 pub type TerminalEvents = Pin<Box<dyn Stream<Item = TerminalFollowed> + Send>>;
 
 #[async_trait]
-pub trait Node: TerminalNode + Send + Sync + 'static {
+pub trait Node: TerminalNode + ContextNode + Send + Sync + 'static {
     async fn create_sandbox(&self, spec: SandboxSpec) -> NodeResult<SandboxInfo>;
     fn sandbox(&self, id: &str) -> NodeResult<SandboxInfo>;
     /// Every sandbox, oldest first.
@@ -218,14 +233,6 @@ pub trait Node: TerminalNode + Send + Sync + 'static {
         spec: RunSpec,
         default_timeout: u64,
     ) -> NodeResult<ProcessInfo>;
-    /// Starts a process that lives only while its events are followed: dropping the
-    /// stream before the exit stops the run (WebSocket sessions).
-    fn start_followed(
-        &self,
-        sandbox_id: &str,
-        spec: RunSpec,
-        default_timeout: u64,
-    ) -> NodeResult<(ProcessInfo, ProcessEvents)>;
     /// Follows a recorded process's output from after event `after`.
     fn follow_process(
         &self,
@@ -289,4 +296,36 @@ pub trait TerminalNode: Send + Sync {
         terminal_id: &str,
         after: u64,
     ) -> NodeResult<TerminalEvents>;
+}
+
+/// Execution contexts, the part of [`Node`] that runs code in interpreters that keep state
+/// between runs (`crate::contexts`).
+#[async_trait]
+pub trait ContextNode: Send + Sync {
+    /// Runs code to completion in its context (or, with `fresh`, a new process). Dropping
+    /// the future interrupts the run.
+    async fn run_code(
+        &self,
+        sandbox_id: &str,
+        req: CodeRunRequest,
+        default_timeout: u64,
+    ) -> NodeResult<CodeRun>;
+    /// Starts code in its context (or a fresh process) and follows it. `recorded` runs are
+    /// listed and stored like background processes and run on without a follower; the
+    /// others stop when the stream is dropped.
+    fn start_code_followed(
+        &self,
+        sandbox_id: &str,
+        req: CodeRunRequest,
+        default_timeout: u64,
+        recorded: bool,
+    ) -> NodeResult<(ProcessInfo, ProcessEvents)>;
+    async fn create_context(
+        &self,
+        sandbox_id: &str,
+        req: CreateContextRequest,
+    ) -> NodeResult<ContextInfo>;
+    fn contexts(&self, sandbox_id: &str) -> NodeResult<Vec<ContextInfo>>;
+    async fn restart_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<ContextInfo>;
+    async fn remove_context(&self, sandbox_id: &str, context_id: &str) -> NodeResult<()>;
 }

@@ -137,7 +137,10 @@ async fn run(mut cfg: Config) -> Result<(), String> {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => node.reap_expired().await,
+                    _ = tick.tick() => {
+                        node.reap_expired().await;
+                        node.stop_idle_contexts().await;
+                    }
                     _ = shutdown.requested() => return,
                 }
             }

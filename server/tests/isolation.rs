@@ -179,6 +179,13 @@ async fn the_memory_limit_holds_and_the_server_carries_on() {
         "400 MB in a 128 MB sandbox must fail: {r}"
     );
     assert!(!r["stdout"].as_str().unwrap().contains("allocated"));
+    // The killed interpreter was the python context's: the next run restarts it and says so
+    // (without running), the one after runs as usual.
+    let restarted = sb.run("python", "print('after oom')").await;
+    assert_eq!(
+        restarted["execution_error"]["name"], "ContextRestarted",
+        "{restarted}"
+    );
     assert_eq!(
         sb.run("python", "print('after oom')").await["stdout"],
         "after oom\n"

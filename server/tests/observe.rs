@@ -63,7 +63,9 @@ async fn commands_run_in_both_request_forms_and_failures_are_a_200_with_the_exit
 
 #[tokio::test]
 async fn a_background_command_is_listed_followed_and_killed_like_a_process() {
-    let s = Server::start().await;
+    // Without the warm python context, whose interpreter `/processes` would list too (with
+    // its `context_id`): this test pins down what it says of API processes.
+    let s = Server::start_with(Some("test-key"), &["--warm-python-context", "false"]).await;
     let sb = s.create("code-interpreter").await;
     let (status, started) = sb
         .call(
@@ -207,8 +209,14 @@ async fn a_process_the_oom_killer_ends_says_so_in_its_record_stream_and_reply() 
     let hog = "x = bytearray(512 * 1024 * 1024)";
     let out = sb.run("python", hog).await;
     assert_eq!(out["oom_killed"], true, "{out}");
+    // `/execute`'s `error` is the record's text, `execution_error` the object.
+    assert!(out["error"].as_str().unwrap().contains("96 MiB"), "{out}");
+    assert_eq!(out["execution_error"]["name"], "OutOfMemoryError", "{out}");
     assert!(
-        out["error"].as_str().unwrap().contains("out-of-memory"),
+        out["execution_error"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("out-of-memory"),
         "{out}"
     );
 

@@ -326,7 +326,9 @@ async fn busy_server() -> Busy {
     let what = "POST /execute/stream".to_string();
     let resp = run_and_follow(
         &b,
-        json!({"code": ticker(&marker, "posted"), "language": "bash", "name": "posted"}),
+        // Endless runs side by side: a context runs one cell at a time, so each asks for
+        // its own process (`fresh`).
+        json!({"code": ticker(&marker, "posted"), "language": "bash", "name": "posted", "fresh": true}),
     )
     .await;
     sse.push((what.clone(), spawn_sse(resp, tx)));
@@ -334,7 +336,7 @@ async fn busy_server() -> Busy {
     let (tx, rx) = oneshot::channel();
     let ws = spawn_ws(
         &b,
-        json!({"type": "execute", "code": ticker(&marker, "ws"), "language": "bash"}),
+        json!({"type": "execute", "code": ticker(&marker, "ws"), "language": "bash", "fresh": true}),
         tx,
     )
     .await;
@@ -509,7 +511,7 @@ async fn open_streams_end_when_the_server_stops() {
     let posted = spawn_sse(
         run_and_follow(
             &sb,
-            json!({"code": ticker(&marker, "posted"), "language": "bash"}),
+            json!({"code": ticker(&marker, "posted"), "language": "bash", "fresh": true}),
         )
         .await,
         tx,
@@ -519,7 +521,7 @@ async fn open_streams_end_when_the_server_stops() {
     let (tx, rx) = oneshot::channel();
     let ws = spawn_ws(
         &sb,
-        json!({"type": "execute", "code": ticker(&marker, "ws"), "language": "bash"}),
+        json!({"type": "execute", "code": ticker(&marker, "ws"), "language": "bash", "fresh": true}),
         tx,
     )
     .await;

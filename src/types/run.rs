@@ -337,6 +337,7 @@ mod tests {
             stderr_truncated: true,
             error: Some("x".into()),
             oom_killed: true,
+            ..Default::default()
         };
         assert_wire_keys(EXECUTION_RESULT, &reply, &["timestamp"]);
     }

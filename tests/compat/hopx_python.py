@@ -46,6 +46,21 @@ def _():
     assert (r.stdout, r.exit_code, r.success) == ("hi 42\n", 0, True), r
 
 
+@check("run_code keeps state and returns rich_outputs (matplotlib PNG, DataFrame HTML)")
+def _():
+    r = sb.run_code("import pandas as pd\ndf = pd.DataFrame({'n': [1, 2, 3]})\ndf")
+    assert (r.exit_code, r.success) == (0, True), r
+    mime = lambda o: getattr(o.type, "value", o.type)  # noqa: E731 (an enum in the SDK)
+    html = [o for o in r.rich_outputs or [] if mime(o) == "text/html"]
+    assert html and "<table" in str(html[0].data), html[0]
+    r = sb.run_code(
+        "import matplotlib.pyplot as plt\nplt.plot(df['n'])\nplt.show()\nprint(len(df))"
+    )
+    assert (r.stdout, r.exit_code) == ("3\n", 0), r
+    png = [o for o in r.rich_outputs or [] if mime(o) == "image/png"]
+    assert png and "iVBORw0KGgo" in str(png[0].data), r.rich_outputs  # base64 of a PNG header
+
+
 @check("failing bash is a result with its exit code")
 def _():
     r = sb.run_code("echo out; exit 3", language="bash")

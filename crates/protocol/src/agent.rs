@@ -65,12 +65,68 @@ pub struct ExecuteResponse {
     pub stdout_truncated: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stderr_truncated: bool,
-    /// Why it failed when it is not its own exit code (a timeout, the out-of-memory killer).
+    /// Why it failed when it is not its own exit code (a timeout, the out-of-memory killer,
+    /// a restarted context), or, for a run in a context that raised, `Name: value` of the
+    /// exception. The same text as the process record's and the stream exit event's `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The same failure as an object: the exception the code raised (`name`, `value`,
+    /// `traceback`, E2B's `ExecutionError`), or what the server reports (`TimeoutError`,
+    /// `OutOfMemoryError`, `ContextRestarted`, ...). Sandlot extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_error: Option<crate::ExecutionError>,
     /// The out-of-memory killer ended it. Sandlot extension.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub oom_killed: bool,
+    /// HopX's flat rich fields, each from the first result that has the format: `image/png`
+    /// (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub png: Option<String>,
+    /// `text/html` (a pandas DataFrame's table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub svg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markdown: Option<String>,
+    /// `application/json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub json: Option<crate::JsonValue>,
+    /// The last expression's value as text (`text/plain` of the main result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Every result in order, in E2B's shape. Sandlot extension.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<crate::RichResult>,
+    /// The context the code ran in (absent for a fresh process). Sandlot extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_id: Option<String>,
+    /// The context's run number. Sandlot extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_count: Option<u64>,
+}
+
+impl ExecuteResponse {
+    /// Fills HopX's flat fields from `results`.
+    pub fn flatten_results(&mut self) {
+        fn first<T: Clone>(
+            results: &[crate::RichResult],
+            get: impl Fn(&crate::RichResult) -> Option<&T>,
+        ) -> Option<T> {
+            results.iter().find_map(|r| get(r).cloned())
+        }
+        let r = &self.results;
+        self.png = first(r, |r| r.png.as_ref());
+        self.html = first(r, |r| r.html.as_ref());
+        self.svg = first(r, |r| r.svg.as_ref());
+        self.markdown = first(r, |r| r.markdown.as_ref());
+        self.json = first(r, |r| r.json.as_ref());
+        self.result = r
+            .iter()
+            .find(|r| r.is_main_result)
+            .and_then(|r| r.text.clone());
+    }
 }
 
 /// `POST /execute/background`

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod command;
+pub mod context;
 pub mod control;
 pub mod error;
 pub mod files;
@@ -20,6 +21,7 @@ pub mod terminal;
 
 pub use agent::*;
 pub use command::*;
+pub use context::*;
 pub use control::*;
 pub use error::*;
 pub use files::*;
@@ -45,6 +47,8 @@ pub mod defaults {
     pub const ASYNC_TIMEOUT_SECS: u64 = 1800;
     /// Streamed runs (`/execute/stream`) when the request gives none.
     pub const STREAM_TIMEOUT_SECS: u64 = 60;
+    /// `POST /execute/ipython` timeout in seconds when the request gives none.
+    pub const IPYTHON_TIMEOUT_SECS: u64 = 60;
     /// Working directory of code runs.
     pub const WORKDIR: &str = "/workspace";
     /// Language when the request gives none.

@@ -25,6 +25,9 @@ pub struct SystemProcess {
     /// The API process it belongs to (`POST /processes/{process_id}/kill` ends it), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_id: Option<String>,
+    /// The execution context whose interpreter it is (or was started by), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_id: Option<String>,
 }
 
 /// Reply of `GET /processes`.

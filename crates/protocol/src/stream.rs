@@ -98,6 +98,12 @@ pub struct WsExecuteFrame {
     pub kind: Option<String>,
     #[serde(flatten)]
     pub run: RunSpec,
+    /// Run in this context (see [`crate::CodeRunRequest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_id: Option<String>,
+    /// Run in a new process instead of a context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh: Option<bool>,
 }
 
 /// A piece of output on the WebSocket stream.

@@ -10,8 +10,7 @@ use axum::Json;
 use sandlot_protocol::{
     code, defaults, AgentFeatures, AgentHealth, AgentInfo, AgentLimits, AsyncExecuteRequest,
     AsyncExecuteResponse, BackgroundExecuteRequest, BackgroundExecuteResponse, EnvReply, EnvUpdate,
-    ExecuteRequest, ExecuteResponse, KillProcessRequest, Language, ProcessActionReply, ProcessInfo,
-    ProcessList, ProcessStatus,
+    KillProcessRequest, Language, ProcessActionReply, ProcessInfo, ProcessList, ProcessStatus,
 };
 
 use super::auth::AgentSandbox;
@@ -49,6 +48,11 @@ pub async fn info(
         ("health", "GET /health"),
         ("info", "GET /info"),
         ("execute", "POST /execute"),
+        ("execute_ipython", "POST /execute/ipython"),
+        ("contexts", "GET|POST /contexts"),
+        ("restart_context", "POST /contexts/{id}/restart"),
+        ("remove_context", "DELETE /contexts/{id}"),
+        ("jupyter_sessions", "GET /jupyter/sessions"),
         ("execute_background", "POST /execute/background"),
         ("list_processes", "GET /execute/processes"),
         ("get_process", "GET /execute/processes/{id}"),
@@ -95,28 +99,6 @@ pub async fn info(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     })
-}
-
-pub async fn execute(
-    State(state): State<AppState>,
-    AgentSandbox { sandbox, .. }: AgentSandbox,
-    JsonBody(req): JsonBody<ExecuteRequest>,
-) -> ApiResult<Json<ExecuteResponse>> {
-    let (info, language) = state.node.run(&sandbox.id, req).await?;
-    Ok(Json(ExecuteResponse {
-        success: info.exit_code == Some(0),
-        stdout: info.stdout,
-        stderr: info.stderr,
-        exit_code: info.exit_code.unwrap_or(-1),
-        execution_time: info.execution_time.unwrap_or(0.0),
-        timestamp: Some(now_rfc3339()),
-        language: Some(language.as_str().into()),
-        status: Some(info.status),
-        stdout_truncated: info.stdout_truncated,
-        stderr_truncated: info.stderr_truncated,
-        error: info.error,
-        oom_killed: info.oom_killed,
-    }))
 }
 
 pub async fn execute_background(

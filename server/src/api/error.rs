@@ -79,6 +79,11 @@ impl From<NodeError> for ApiError {
                 code::PROCESS_NOT_FOUND,
                 "Process not found",
             ),
+            NodeError::ContextNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                code::RESOURCE_NOT_FOUND,
+                "Context not found",
+            ),
             NodeError::TerminalNotFound => Self::new(
                 StatusCode::NOT_FOUND,
                 code::TERMINAL_NOT_FOUND,

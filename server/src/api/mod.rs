@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod commands;
 mod context;
+mod contexts;
 mod control;
 mod error;
 mod files;
@@ -15,6 +16,7 @@ mod guard;
 mod network;
 pub mod observe;
 mod openapi;
+mod openapi_contexts;
 mod openapi_network;
 mod openapi_observe;
 mod ports;
@@ -65,7 +67,12 @@ pub fn router(state: AppState) -> Router {
                 .patch(agent::set_env)
                 .delete(agent::clear_env),
         )
-        .route("/execute", post(agent::execute))
+        .route("/execute", post(contexts::execute))
+        .route("/execute/ipython", post(contexts::execute_ipython))
+        .route("/contexts", post(contexts::create).get(contexts::list))
+        .route("/contexts/{cid}", delete(contexts::remove))
+        .route("/contexts/{cid}/restart", post(contexts::restart))
+        .route("/jupyter/sessions", get(contexts::jupyter_sessions))
         .route("/execute/background", post(agent::execute_background))
         .route("/execute/async", post(agent::execute_async))
         .route("/execute/processes", get(agent::list_processes))

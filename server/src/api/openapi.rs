@@ -97,7 +97,7 @@ impl Modify for Security {
         server_health, openapi_json,
         create_sandbox, list_sandboxes, get_sandbox, delete_sandbox, pause_sandbox,
         resume_sandbox, set_sandbox_timeout, refresh_token, list_templates, get_template,
-        agent_health, agent_info, execute, execute_background, execute_async, list_processes,
+        agent_health, agent_info, execute_background, execute_async, list_processes,
         get_process, remove_process, follow_process, run_and_follow, kill_process,
         kill_process_by_body, kill_process_alias, get_env, replace_env, merge_env, clear_env,
         execute_websocket, execute_websocket_by_token,
@@ -121,6 +121,7 @@ pub struct ApiDoc;
 pub fn document() -> String {
     let mut api = ApiDoc::openapi();
     api.merge(super::openapi_observe::ObserveDoc::openapi());
+    api.merge(super::openapi_contexts::ContextsDoc::openapi());
     api.merge(super::openapi_network::NetworkDoc::openapi());
     let mut doc = serde_json::to_value(api).expect("the OpenAPI document serialises");
     describe_event_streams(&mut doc);
@@ -279,13 +280,6 @@ fn agent_health() {}
     responses((status = 200, body = wire::AgentInfo, description = "What the sandbox is and may use"), Errors))]
 fn agent_info() {}
 
-#[utoipa::path(post, path = "/sandboxes/{id}/agent/execute", tag = "agent",
-    params(("id" = String, Path, description = ID)),
-    request_body = wire::RunSpec,
-    security(("bearer" = [])),
-    responses((status = 200, body = wire::ExecuteResponse, description = "The run's outcome; failing code is still a 200"), Errors))]
-fn execute() {}
-
 #[utoipa::path(post, path = "/sandboxes/{id}/agent/execute/background", tag = "agent",
     params(("id" = String, Path, description = ID)),
     request_body = wire::RunSpec,
@@ -336,10 +330,12 @@ fn follow_process() {}
 
 #[utoipa::path(post, path = "/sandboxes/{id}/agent/execute/stream", tag = "agent",
     params(("id" = String, Path, description = ID)),
-    request_body = wire::RunSpec,
+    request_body = wire::CodeRunRequest,
     security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream", body = String,
-        description = "Starts a recorded process and streams it: a start event, then StreamEvents"), Errors))]
+        description = "Runs code (in its context unless fresh; recorded like a background process) \
+                       and streams it: a start event, then StreamEvents, and a `result` event \
+                       (ResultEvent) per rich result"), Errors))]
 fn run_and_follow() {}
 
 #[utoipa::path(post, path = "/sandboxes/{id}/agent/execute/kill/{pid}", tag = "agent",
@@ -388,7 +384,8 @@ fn merge_env() {}
 fn clear_env() {}
 
 #[utoipa::path(get, path = "/sandboxes/{id}/agent/execute/stream", tag = "agent",
-    description = "WebSocket: send one WsExecuteFrame, receive WsServerFrames ending with complete.",
+    description = "WebSocket: send one WsExecuteFrame, receive WsServerFrames ending with complete; \
+                   a rich result is a frame of type execute_result or display_data (a RichResult).",
     params(("id" = String, Path, description = ID)),
     security(("bearer" = [])),
     responses((status = 101, description = "Switched to WebSocket"), Errors))]

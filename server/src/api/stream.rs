@@ -16,8 +16,9 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use sandlot_protocol::{
-    code, defaults, BackgroundExecuteRequest, ProcessStatus, StartEvent, StreamEvent,
-    TruncatedEvent, WsComplete, WsError, WsExecuteFrame, WsOutput, WsResult, WsServerFrame,
+    code, defaults, CodeRunRequest, ProcessStatus, ResultEvent, RichResult, StartEvent,
+    StreamEvent, TruncatedEvent, WsComplete, WsError, WsExecuteFrame, WsOutput, WsResult,
+    WsServerFrame,
 };
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -58,18 +59,18 @@ pub(super) fn resume_after(q: &SinceQuery, headers: &HeaderMap) -> u64 {
     q.since.or(last_event_id).unwrap_or(0)
 }
 
-/// `POST /execute/stream`: start a process (recorded like a background one) and follow it.
+/// `POST /execute/stream`: run code (in its context unless `fresh`; recorded like a
+/// background process, so it can be listed, resumed and killed) and follow it. Results are
+/// `result` events.
 pub async fn run_and_follow(
     State(state): State<AppState>,
     AgentSandbox { sandbox, .. }: AgentSandbox,
-    JsonBody(req): JsonBody<BackgroundExecuteRequest>,
+    JsonBody(req): JsonBody<CodeRunRequest>,
 ) -> ApiResult<Response> {
-    let info = state
-        .node
-        .start_process(&sandbox.id, req, defaults::STREAM_TIMEOUT_SECS)?;
-    let events = state
-        .node
-        .follow_process(&sandbox.id, &info.process_id, 0)?;
+    let (info, events) =
+        state
+            .node
+            .start_code_followed(&sandbox.id, req, defaults::STREAM_TIMEOUT_SECS, true)?;
     let start = sse_event(
         Some(0),
         &StreamEvent::Start(StartEvent {
@@ -93,15 +94,26 @@ fn sse_event(id: Option<u64>, event: &StreamEvent) -> Bytes {
     Bytes::from(out)
 }
 
-fn output_event(e: OutputEvent) -> StreamEvent {
+/// An output event as SSE: `stdout`/`stderr` ([`StreamEvent`]) or `result` ([`ResultEvent`]).
+fn output_sse(e: OutputEvent) -> Bytes {
+    let seq = e.seq;
     let out = sandlot_protocol::OutputEvent {
         data: e.data,
         seq: e.seq,
         timestamp: Some(rfc3339_millis(e.at)),
     };
     match e.stream {
-        Stream::Stdout => StreamEvent::Stdout(out),
-        Stream::Stderr => StreamEvent::Stderr(out),
+        Stream::Stdout => sse_event(Some(seq), &StreamEvent::Stdout(out)),
+        Stream::Stderr => sse_event(Some(seq), &StreamEvent::Stderr(out)),
+        Stream::Result => {
+            let event = ResultEvent {
+                result: serde_json::from_str(&out.data).unwrap_or_default(),
+                seq,
+                timestamp: out.timestamp,
+            };
+            let data = serde_json::to_string(&event).expect("results serialise");
+            Bytes::from(format!("id: {seq}\nevent: result\ndata: {data}\n\n"))
+        }
     }
 }
 
@@ -193,7 +205,7 @@ async fn pump_sse(
     while let Some(item) = events.next().await {
         let chunk = match item {
             Followed::Gap(gap) => sse_event(Some(gap.to_seq), &truncated_event(&gap)),
-            Followed::Output(e) => sse_event(Some(e.seq), &output_event(e)),
+            Followed::Output(e) => output_sse(e),
             Followed::Exit(exit) => sse_event(Some(exit.seq), &StreamEvent::Exit(exit)),
             Followed::Idle => Bytes::from_static(b": keepalive\n\n"),
         };
@@ -267,9 +279,17 @@ async fn ws_run(state: &AppState, sandbox: &SandboxInfo, socket: &mut WebSocket)
                 "the first frame must have type \"execute\"",
             ));
         }
-        Ok(state
-            .node
-            .start_followed(&sandbox.id, frame.run, defaults::STREAM_TIMEOUT_SECS)?)
+        let req = CodeRunRequest {
+            run: frame.run,
+            context_id: frame.context_id,
+            fresh: frame.fresh,
+        };
+        Ok(state.node.start_code_followed(
+            &sandbox.id,
+            req,
+            defaults::STREAM_TIMEOUT_SECS,
+            false,
+        )?)
     });
     let (info, events) = match started {
         Ok(started) => started,
@@ -313,14 +333,28 @@ async fn forward_ws(
             },
         };
         match item {
+            Some(Followed::Output(e)) if e.stream == Stream::Result => {
+                // Jupyter's names: HopX's `result` frame is the run's end (exit code), so a
+                // rich result is `execute_result` (the last expression) or `display_data`.
+                let result: RichResult = serde_json::from_str(&e.data).unwrap_or_default();
+                let kind = if result.is_main_result {
+                    "execute_result"
+                } else {
+                    "display_data"
+                };
+                let mut frame = serde_json::to_value(&result).unwrap_or_default();
+                frame["type"] = kind.into();
+                frame["timestamp"] = rfc3339_millis(e.at).into();
+                socket.send(Message::Text(frame.to_string().into())).await?;
+            }
             Some(Followed::Output(e)) => {
                 let out = WsOutput {
                     data: e.data,
                     timestamp: rfc3339_millis(e.at),
                 };
                 let frame = match e.stream {
-                    Stream::Stdout => WsServerFrame::Stdout(out),
                     Stream::Stderr => WsServerFrame::Stderr(out),
+                    _ => WsServerFrame::Stdout(out),
                 };
                 send(socket, &frame).await?;
             }

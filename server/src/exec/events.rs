@@ -13,6 +13,8 @@ use std::time::SystemTime;
 pub enum Stream {
     Stdout,
     Stderr,
+    /// A rich result of a context run; `data` is its JSON ([`sandlot_protocol::RichResult`]).
+    Result,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +85,9 @@ impl EventLog {
 
     /// Appends a chunk; a UTF-8 character split across chunks is kept whole.
     pub fn push(&mut self, stream: Stream, bytes: &[u8]) {
+        if stream == Stream::Result {
+            return self.append(stream, String::from_utf8_lossy(bytes).into_owned());
+        }
         let pending = &mut self.pending[stream as usize];
         pending.extend_from_slice(bytes);
         let valid = match std::str::from_utf8(pending) {
@@ -145,6 +150,7 @@ impl EventLog {
         if let Some(last) = latest {
             let mergeable = last.seq > observed
                 && last.stream == stream
+                && stream != Stream::Result
                 && last.data.len() + data.len() <= MERGE_LIMIT
                 && (in_tail || head_room);
             if mergeable {

@@ -118,6 +118,22 @@ impl ProcessManager {
         default_timeout: u64,
     ) -> NodeResult<Arc<ProcessEntry>> {
         let (run, launch, entry) = self.prepare(sandbox, spec, default_timeout, true)?;
+        self.register_recorded(sandbox, &entry)?;
+        let task_entry = entry.clone();
+        let ran = async move {
+            // The runner ends the entry, which stores its final record first.
+            runner::run(task_entry, launch, run.code).await;
+        };
+        self.retire_recorded(sandbox, &entry, ran);
+        Ok(entry)
+    }
+
+    /// Stores a new recorded process's first record and lists it.
+    pub fn register_recorded(
+        &self,
+        sandbox: &Sandbox,
+        entry: &Arc<ProcessEntry>,
+    ) -> NodeResult<()> {
         self.store
             .insert_process(&entry.record(&sandbox.id, false))?;
         sandbox.processes.insert(entry.clone());
@@ -127,12 +143,22 @@ impl ProcessManager {
         {
             warn!(sandbox = %sandbox.id, "store: {e}");
         }
+        Ok(())
+    }
+
+    /// Once `ran` has ended the recorded `entry`, keeps it in RAM until its record is stored
+    /// and for the linger, then leaves reads to the store.
+    pub fn retire_recorded(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        entry: &Arc<ProcessEntry>,
+        ran: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         let (sandbox, task_entry) = (sandbox.clone(), entry.clone());
         let linger = Duration::from_secs(self.cfg.finished_linger_secs);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            // The runner ends the entry, which stores its final record first.
-            runner::run(task_entry.clone(), launch, run.code).await;
+            ran.await;
             // A record the store refused (full disk) is stored once it can be; until then
             // the entry stays in RAM and serves reads.
             let mut wait = Duration::from_secs(1);
@@ -149,7 +175,23 @@ impl ProcessManager {
             tokio::time::sleep(linger).await;
             sandbox.processes.remove(&task_entry.id);
         });
-        Ok(entry)
+    }
+
+    /// Where a recorded process of `sandbox` keeps its final record.
+    pub fn sink(&self, sandbox: &Sandbox) -> RecordSink {
+        RecordSink {
+            store: self.store.clone(),
+            sandbox_id: sandbox.id.clone(),
+        }
+    }
+
+    /// A live process's events, from the start (for runs started elsewhere, e.g. cells).
+    pub fn follow_entry(
+        &self,
+        entry: Arc<ProcessEntry>,
+        on_drop: Option<Box<dyn FnOnce() + Send>>,
+    ) -> ProcessEvents {
+        Follower::new(entry, 0, self.keepalive()).into_events(on_drop)
     }
 
     /// Starts a process that lives only while its events are followed.
@@ -285,6 +327,12 @@ impl ProcessManager {
             if entry.request_stop(StopReason::Killed) {
                 let _ = tokio::time::timeout(Duration::from_secs(10), entry.wait()).await;
             }
+        } else if let Some(entry) = sandbox.processes.live(process_id) {
+            // A streamed run in a context: addressable while it runs (its id was in the
+            // stream's first event), not recorded.
+            entry.request_stop(StopReason::Killed);
+            let _ = tokio::time::timeout(Duration::from_secs(10), entry.wait()).await;
+            return Ok(entry.info(true));
         }
         self.info(sandbox, process_id)
     }

@@ -159,6 +159,7 @@ impl ProcessEntry {
         match stream {
             Stream::Stdout => st.stdout.push(bytes),
             Stream::Stderr => st.stderr.push(bytes),
+            Stream::Result => {}
         }
         st.events.push(stream, bytes);
         drop(st);
@@ -212,6 +213,38 @@ impl ProcessEntry {
                 (ProcessStatus::Failed, code)
             }
         });
+    }
+
+    /// → final, for a run in a context: the cell ended with `exit_code` (or was stopped:
+    /// the stop decides, as in [`ProcessEntry::finish`]); `error` explains a failure.
+    pub fn finish_cell(&self, exit_code: i32, error: Option<String>, oom_limit_mb: Option<u64>) {
+        let code = exit_code;
+        self.end(|st| match st.stop {
+            Some(StopReason::Timeout) => {
+                st.error = Some(format!("timed out after {} s", self.timeout_secs));
+                (ProcessStatus::Timeout, TIMEOUT_EXIT_CODE)
+            }
+            Some(StopReason::Killed) => (ProcessStatus::Killed, code),
+            Some(StopReason::SandboxGone) => {
+                st.error = Some("the sandbox was killed".into());
+                (ProcessStatus::Killed, code)
+            }
+            None if code == 0 && error.is_none() => (ProcessStatus::Completed, 0),
+            None => {
+                st.error = match oom_limit_mb {
+                    Some(limit) => Some(format!(
+                        "{OOM_KILLED_ERROR} (the sandbox's memory limit is {limit} MiB)"
+                    )),
+                    None => error,
+                };
+                (ProcessStatus::Failed, if code == 0 { 1 } else { code })
+            }
+        });
+    }
+
+    /// The reason a stop was requested, if one was.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.lock().stop
     }
 
     /// → `failed`: the process could not be started; the reason is also its stderr.
@@ -385,6 +418,11 @@ impl ProcessTable {
     /// A recorded process (runs that live only while followed are not addressable).
     pub fn recorded(&self, id: &str) -> Option<Arc<ProcessEntry>> {
         self.map().get(id).filter(|e| e.recorded).cloned()
+    }
+
+    /// Any live process, recorded or not.
+    pub fn live(&self, id: &str) -> Option<Arc<ProcessEntry>> {
+        self.map().get(id).cloned()
     }
 
     pub fn remove(&self, id: &str) -> Option<Arc<ProcessEntry>> {

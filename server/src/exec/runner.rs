@@ -34,6 +34,7 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
         env: launch.env.clone(),
         code: launch.delivery,
         rlimits: launch.rlimits.clone(),
+        program_len: None,
     };
     // The config (with the process's environment) goes on stdin ahead of the program: a
     // command line is readable by every user of the host.

@@ -70,6 +70,7 @@ fn read(pid: i32, sandbox_uid: u32, ticks: f64, uptime: f64) -> Option<SystemPro
         command,
         user: if uid == sandbox_uid { "user" } else { "root" }.into(),
         process_id: api_process_of(pid),
+        context_id: context_of(pid),
     })
 }
 
@@ -79,6 +80,15 @@ fn api_process_of(pid: i32) -> Option<String> {
     let unified = groups.lines().find_map(|l| l.strip_prefix("0::"))?;
     let last = unified.trim_end().rsplit('/').next()?;
     last.starts_with("proc_").then(|| last.to_string())
+}
+
+/// The context whose interpreter's tracking cgroup (`<sandbox>/context.<id>.<n>`) holds it.
+fn context_of(pid: i32) -> Option<String> {
+    let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let unified = groups.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let last = unified.trim_end().rsplit('/').next()?;
+    let rest = last.strip_prefix("context.")?;
+    rest.rsplit_once('.').map(|(id, _)| id.to_string())
 }
 
 fn clock_ticks() -> f64 {

@@ -29,6 +29,9 @@ pub const ETC_BINDS: &[&str] = &[
     "/etc/inputrc",
     "/etc/python3",
     "/etc/python3.11",
+    // Debian's matplotlib reads its defaults from here (code-interpreter's data stack).
+    "/etc/matplotlibrc",
+    "/etc/fonts",
 ];
 
 /// The sandboxes' directory of one data dir.

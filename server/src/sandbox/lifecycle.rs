@@ -130,6 +130,7 @@ impl LocalNode {
                 previous_token_until: record.previous_token_until_ms.map(from_unix_millis),
             }),
             processes: ProcessTable::default(),
+            contexts: Default::default(),
             terminals: Default::default(),
             watches: Default::default(),
             gone: Default::default(),

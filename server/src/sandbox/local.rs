@@ -17,6 +17,7 @@ use super::uid_range::{self, IdRange};
 use super::volume::Volume;
 use super::Sandbox;
 use crate::config::Config;
+use crate::contexts::manager::ContextManager;
 use crate::exec::launch::check_env;
 use crate::exec::manager::ProcessManager;
 use crate::exec::StopReason;
@@ -56,6 +57,7 @@ pub struct LocalNode {
     /// The disk quota's btrfs volume (`--sandbox-disk-mb` > 0).
     pub(super) volume: Option<Arc<Volume>>,
     pub(super) processes: ProcessManager,
+    pub(super) contexts: Arc<ContextManager>,
     /// Outbound network of sandboxes with internet access; the way into their ports.
     pub(super) network: Arc<Network>,
     pub(super) terminals: TerminalManager,
@@ -94,6 +96,12 @@ impl LocalNode {
             exe.clone(),
             shutdown.clone(),
         );
+        let contexts = Arc::new(ContextManager::new(
+            cfg.clone(),
+            cgroups.clone(),
+            exe.clone(),
+            shutdown.clone(),
+        ));
         let terminals = TerminalManager::new(cfg.clone(), cgroups.clone(), exe.clone(), shutdown);
         Ok(Self {
             cfg,
@@ -103,6 +111,7 @@ impl LocalNode {
             layout,
             volume,
             processes,
+            contexts,
             network,
             terminals,
             exe,
@@ -279,6 +288,7 @@ impl Node for LocalNode {
             self.destroy(&sandbox, false).await;
             return Err(e.into());
         }
+        self.warm_contexts(&sandbox);
         Ok(self.info_of(&sandbox))
     }
 
@@ -426,17 +436,6 @@ impl Node for LocalNode {
             .processes
             .start_recorded(&sandbox, spec, default_timeout)?;
         Ok(entry.info(false))
-    }
-
-    fn start_followed(
-        &self,
-        sandbox_id: &str,
-        spec: RunSpec,
-        default_timeout: u64,
-    ) -> NodeResult<(ProcessInfo, ProcessEvents)> {
-        let sandbox = self.live(sandbox_id)?;
-        self.processes
-            .start_followed(&sandbox, spec, default_timeout)
     }
 
     fn follow_process(

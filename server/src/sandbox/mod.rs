@@ -8,6 +8,7 @@ pub mod isolation;
 pub mod layout;
 mod lifecycle;
 mod local;
+mod local_contexts;
 mod recovery;
 pub mod template;
 mod terminals;
@@ -41,6 +42,8 @@ pub struct Sandbox {
     state: Mutex<SandboxState>,
     /// Processes running (or just ended) in it; finished records are in the store.
     pub processes: ProcessTable,
+    /// Its execution contexts (interpreters that keep state between runs).
+    pub contexts: crate::contexts::ContextTable,
     /// Its interactive terminals (running, and exited ones for a while).
     pub terminals: TerminalTable,
     /// File watches open on it (bounded: `crate::files::MAX_WATCHES_PER_SANDBOX`).

@@ -8,17 +8,22 @@
 //! and the program text arrive on stdin ([`super::exec_input`]), so nothing of the process's
 //! environment shows in the helper's command line.
 
-use std::io::Read;
+use std::io::Write;
+use std::os::fd::FromRawFd;
 
 use super::sys::{check, die, fork, wait_exit_code, write_file};
-use super::{seccomp, split_exec_input, CodeDelivery, ExecConfig, Rlimits, NAMESPACES};
+use super::{
+    read_exec_input, seccomp, CodeDelivery, ExecConfig, Rlimits, DRIVER_REPLY_FD,
+    DRIVER_REPLY_FD_HELPER, NAMESPACES,
+};
 
 pub fn main() -> ! {
-    let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
-        die("read exec config and program", e);
-    }
-    let (cfg, code) = split_exec_input(&input).unwrap_or_else(|e| die("parse exec config", e));
+    // Unbuffered: a driver's commands follow the program on stdin and are its to read.
+    // SAFETY: fd 0 is our stdin; ManuallyDrop keeps it open.
+    let mut stdin = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
+    let (cfg, code) =
+        read_exec_input(&mut *stdin).unwrap_or_else(|e| die("read exec config and program", e));
+    let code = &code[..];
 
     let me = std::process::id().to_string();
     for procs in &cfg.cgroup_procs {
@@ -38,6 +43,16 @@ pub fn main() -> ! {
     }
     // SAFETY: our copy of the program fd is no longer needed.
     unsafe { libc::close(program) };
+    if cfg.code == CodeDelivery::Driver {
+        // The server interrupts a driver's cell through the program's process group.
+        // SAFETY: fd 3 is the reply pipe the server gave us; closing our copy leaves the
+        // program the only writer, so the server sees its end.
+        let mut replies = unsafe { std::fs::File::from_raw_fd(DRIVER_REPLY_FD_HELPER) };
+        // One write: the driver writes to the same pipe, and a line in pieces could
+        // interleave with its own.
+        let line = format!("{{\"type\":\"spawned\",\"pid\":{child}}}\n");
+        let _ = replies.write_all(line.as_bytes());
+    }
     std::process::exit(wait_exit_code(child));
 }
 
@@ -99,8 +114,22 @@ fn exec_child(cfg: &ExecConfig, program: libc::c_int, filters: &[seccompiler::Bp
                 libc::dup2(devnull, 0);
                 libc::dup2(program, 3);
             }
+            CodeDelivery::Driver => {
+                // Move both out of the way first: either may sit on the other's target.
+                let replies = libc::fcntl(DRIVER_REPLY_FD_HELPER, libc::F_DUPFD_CLOEXEC, 64);
+                let prog = libc::fcntl(program, libc::F_DUPFD_CLOEXEC, 64);
+                if replies < 0 || prog < 0 {
+                    die("driver descriptors", std::io::Error::last_os_error());
+                }
+                libc::dup2(prog, 3);
+                libc::dup2(replies, DRIVER_REPLY_FD);
+            }
         }
-        close_fds_from(if cfg.code == CodeDelivery::Fd3 { 4 } else { 3 });
+        close_fds_from(match cfg.code {
+            CodeDelivery::Stdin => 3,
+            CodeDelivery::Fd3 => 4,
+            CodeDelivery::Driver => DRIVER_REPLY_FD + 1,
+        });
     }
     drop_privileges_and_exec(
         cfg.uid,
@@ -142,6 +171,13 @@ pub(super) fn drop_privileges_and_exec(
             || libc::setresuid(uid, uid, uid) != 0
         {
             die("drop privileges", std::io::Error::last_os_error());
+        }
+        // A change of ids clears the parent-death signal armed by the caller: arm it again
+        // (and, as there, give up if the helper died in between: our parent, outside the
+        // sandbox's pid namespace, reads as 0 while it lives).
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if libc::getppid() != 0 {
+            libc::_exit(137);
         }
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             die("no_new_privs", std::io::Error::last_os_error());

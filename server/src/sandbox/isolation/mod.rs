@@ -79,6 +79,10 @@ pub struct ExecConfig {
     /// How the program text (read from the helper's stdin) reaches the program.
     pub code: CodeDelivery,
     pub rlimits: Rlimits,
+    /// With [`CodeDelivery::Driver`]: the program's length, so the helper reads exactly it
+    /// and leaves the rest of its stdin to the program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_len: Option<u64>,
 }
 
 /// What `__sandbox-pty` needs, sent as JSON on its stdin (its stdout is the Unix socket the
@@ -101,12 +105,23 @@ pub struct PtyConfig {
 
 /// The program text is read from the helper's stdin into a memfd, then handed over either as
 /// fd 3 (`/proc/self/fd/3` in argv) or as the program's stdin.
+///
+/// `Driver` is a context's long-lived driver: the program is fd 3, the rest of the helper's
+/// stdin stays the program's stdin (the server's commands), and the helper's fd 3 (a pipe
+/// the server reads: the driver's replies) becomes the program's fd 4. The helper first
+/// writes `{"type":"spawned","pid":N}` there: N is the program's host pid, whose process
+/// group the server interrupts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeDelivery {
     Fd3,
     Stdin,
+    Driver,
 }
+
+/// The driver's reply channel: the helper's fd, and the program's.
+pub const DRIVER_REPLY_FD_HELPER: libc::c_int = 3;
+pub const DRIVER_REPLY_FD: libc::c_int = 4;
 
 /// Per-process resource limits (a backstop under the cgroup limits).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,22 +144,43 @@ pub fn exec_input(cfg: &ExecConfig, code: &[u8]) -> Vec<u8> {
     input
 }
 
-/// Splits what [`exec_input`] wrote into the config and the program text.
-pub fn split_exec_input(input: &[u8]) -> Result<(ExecConfig, &[u8]), String> {
-    let newline = input
-        .iter()
-        .take(20)
-        .position(|&b| b == b'\n')
-        .ok_or("no length line")?;
-    let len: usize = std::str::from_utf8(&input[..newline])
+/// Reads what [`exec_input`] wrote from `input` without reading past the program when the
+/// config gives its length (a driver's commands follow it); otherwise to the end.
+pub fn read_exec_input(input: &mut impl std::io::Read) -> Result<(ExecConfig, Vec<u8>), String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        input.read_exact(&mut byte).map_err(|e| e.to_string())?;
+        if byte[0] == b'\n' {
+            break;
+        }
+        if line.len() >= 20 {
+            return Err("bad length line".into());
+        }
+        line.push(byte[0]);
+    }
+    let len: usize = std::str::from_utf8(&line)
         .ok()
         .and_then(|n| n.parse().ok())
         .ok_or("bad length line")?;
-    let json = input
-        .get(newline + 1..newline + 1 + len)
-        .ok_or("config cut short")?;
-    let cfg = serde_json::from_slice(json).map_err(|e| e.to_string())?;
-    Ok((cfg, &input[newline + 1 + len..]))
+    let mut json = vec![0u8; len];
+    input
+        .read_exact(&mut json)
+        .map_err(|_| "config cut short")?;
+    let cfg: ExecConfig = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+    let mut code = Vec::new();
+    match cfg.program_len {
+        Some(n) => {
+            code.resize(n as usize, 0);
+            input
+                .read_exact(&mut code)
+                .map_err(|_| "program cut short")?;
+        }
+        None => {
+            input.read_to_end(&mut code).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok((cfg, code))
 }
 
 #[cfg(test)]
@@ -168,13 +204,24 @@ mod tests {
                 fsize_bytes: 1 << 30,
                 as_bytes: 0,
             },
+            program_len: None,
         };
         let input = exec_input(&cfg, b"print('hi')\n");
-        let (back, code) = split_exec_input(&input).unwrap();
+        let (back, code) = read_exec_input(&mut &input[..]).unwrap();
         assert_eq!(code, b"print('hi')\n");
         assert_eq!(back.env, cfg.env);
         assert_eq!(back.init_pid, 42);
-        assert!(split_exec_input(b"").is_err());
-        assert!(split_exec_input(b"99\n{}").is_err());
+        let driver = ExecConfig {
+            program_len: Some(5),
+            ..cfg.clone()
+        };
+        let mut input = exec_input(&driver, b"12345");
+        input.extend_from_slice(b"commands");
+        let mut reader = &input[..];
+        let (_, code) = read_exec_input(&mut reader).unwrap();
+        assert_eq!(code, b"12345");
+        assert_eq!(reader, b"commands", "the rest stays for the driver");
+        assert!(read_exec_input(&mut &b""[..]).is_err());
+        assert!(read_exec_input(&mut &b"99\n{}"[..]).is_err());
     }
 }

@@ -1,0 +1,477 @@
+//! Running code in contexts: choosing the context, starting, restarting and stopping its
+//! interpreter, and turning a cell's end into a process entry's final state.
+//!
+//! Crashes are told, idle stops are not: a context whose interpreter died (a signal, the
+//! out-of-memory killer, a cell that would not stop when interrupted) is restarted by the
+//! next run, which reports `ContextRestarted` with the reason *instead of running* (code
+//! written for the lost state would otherwise run against an empty one). An interpreter that
+//! exited on request (bash's `exit 3`, `process.exit()`) or was stopped for being idle is
+//! started again without a word.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sandlot_protocol::{
+    defaults, run_errors, CodeRunRequest, ContextInfo, ContextState, CreateContextRequest,
+    ExecutionError, Language, RichResult,
+};
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use super::process::{CellEnd, ContextProcess};
+use super::{default_id, Context, Slot};
+use crate::config::Config;
+use crate::exec::events::Stream;
+use crate::exec::launch::{self, Launch};
+use crate::exec::{ProcessEntry, RecordSink, StopReason};
+use crate::ids;
+use crate::node::{NodeError, NodeResult};
+use crate::sandbox::cgroup::Cgroups;
+use crate::sandbox::Sandbox;
+use crate::shutdown::Shutdown;
+
+/// What a cell produced besides its output (which is in its entry).
+#[derive(Debug, Default)]
+pub struct CellOutcome {
+    pub context_id: String,
+    pub results: Vec<RichResult>,
+    pub error: Option<ExecutionError>,
+    pub execution_count: Option<u64>,
+}
+
+pub struct ContextManager {
+    cfg: Arc<Config>,
+    cgroups: Arc<Cgroups>,
+    exe: PathBuf,
+    shutdown: Shutdown,
+}
+
+impl ContextManager {
+    pub fn new(cfg: Arc<Config>, cgroups: Arc<Cgroups>, exe: PathBuf, shutdown: Shutdown) -> Self {
+        Self {
+            cfg,
+            cgroups,
+            exe,
+            shutdown,
+        }
+    }
+
+    fn result_cap(&self) -> usize {
+        self.cfg.output_cap_bytes.saturating_mul(4).max(1 << 20)
+    }
+
+    fn launch(&self, sandbox: &Sandbox, cwd: &str) -> Launch {
+        let mut env = launch::environment(sandbox.env_vars(), &Default::default());
+        env.push(("SANDLOT_RESULT_LIMIT".into(), self.result_cap().to_string()));
+        Launch {
+            exe: self.exe.clone(),
+            cgroups: self.cgroups.clone(),
+            sandbox_id: sandbox.id.clone(),
+            init_pid: sandbox.init_pid(),
+            uid: sandbox.uid,
+            rlimits: launch::rlimits(
+                self.cfg.sandbox_pids,
+                self.cfg.sandbox_memory_mb,
+                self.cgroups.enforces_limits(),
+            ),
+            argv: Vec::new(),
+            delivery: crate::sandbox::isolation::CodeDelivery::Driver,
+            env,
+            cwd: cwd.to_string(),
+            memory_mb: self.cfg.sandbox_memory_mb,
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    fn language_of(sandbox: &Sandbox, requested: Option<&str>) -> NodeResult<Language> {
+        let requested = requested.unwrap_or(defaults::LANGUAGE);
+        Language::parse(requested)
+            .filter(|l| sandbox.template.supports(*l))
+            .ok_or_else(|| {
+                NodeError::Invalid(format!(
+                    "unsupported language '{requested}' for template {}",
+                    sandbox.template.name
+                ))
+            })
+    }
+
+    /// A language's default context, made on first use.
+    pub fn default_context(
+        &self,
+        sandbox: &Sandbox,
+        language: Language,
+    ) -> NodeResult<Arc<Context>> {
+        let id = default_id(language);
+        sandbox
+            .contexts
+            .get_or_insert(&id, self.cfg.max_contexts_per_sandbox, || {
+                Context::new(id.clone(), language, defaults::WORKDIR.into(), true)
+            })
+            .map_err(|max| {
+                NodeError::LimitReached(format!(
+                    "this sandbox has at most {max} contexts; remove one first"
+                ))
+            })
+    }
+
+    /// Checks a run and starts it in its context: the entry is `queued` until the context
+    /// is free. The task resolves with the results once the entry has its final state.
+    pub fn start_cell(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        req: CodeRunRequest,
+        default_timeout: u64,
+        sink: Option<RecordSink>,
+    ) -> NodeResult<(Arc<ProcessEntry>, JoinHandle<CellOutcome>)> {
+        let explicit_cwd = req.run.workdir().is_some();
+        let context = match req.context_id.as_deref() {
+            Some(id) => {
+                let c = sandbox.contexts.get(id).ok_or(NodeError::ContextNotFound)?;
+                if let Some(asked) = req.run.language.as_deref() {
+                    if Language::parse(asked) != Some(c.language) {
+                        return Err(NodeError::Invalid(format!(
+                            "context {id} runs {}, not '{asked}'",
+                            c.language
+                        )));
+                    }
+                }
+                c
+            }
+            None => {
+                let language = Self::language_of(sandbox, req.run.language.as_deref())?;
+                self.default_context(sandbox, language)?
+            }
+        };
+        let mut spec = req.run;
+        spec.language = Some(context.language.as_str().into());
+        let run = launch::check(
+            spec,
+            sandbox.template,
+            default_timeout,
+            self.cfg.max_timeout_secs,
+        )?;
+        let entry = Arc::new(ProcessEntry::new(
+            ids::process_id(),
+            ids::execution_id(),
+            run.name.clone(),
+            context.language,
+            run.timeout_secs,
+            sink,
+            self.cfg.output_cap_bytes,
+        ));
+        let mut env = sandbox.env_vars();
+        env.extend(run.env);
+        let cwd = explicit_cwd.then_some(run.cwd);
+        let job = Job {
+            launch: self.launch(sandbox, &context.cwd),
+            result_cap: self.result_cap(),
+            code: run.code,
+            env,
+            cwd,
+        };
+        let task = tokio::spawn(run_in(context, entry.clone(), job));
+        Ok((entry, task))
+    }
+
+    /// `POST /contexts`: a new context; its interpreter starts now.
+    pub async fn create(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        req: CreateContextRequest,
+    ) -> NodeResult<ContextInfo> {
+        let language = Self::language_of(sandbox, req.language.as_deref())?;
+        let cwd = req.cwd.unwrap_or_else(|| defaults::WORKDIR.into());
+        if !cwd.starts_with('/') || cwd.contains('\0') {
+            return Err(NodeError::Invalid("cwd must be an absolute path".into()));
+        }
+        let id = ids::context_id();
+        let context = sandbox
+            .contexts
+            .get_or_insert(&id, self.cfg.max_contexts_per_sandbox, || {
+                Context::new(id.clone(), language, cwd.clone(), false)
+            })
+            .map_err(|max| {
+                NodeError::LimitReached(format!(
+                    "this sandbox has at most {max} contexts; remove one first"
+                ))
+            })?;
+        let mut slot = context.slot.lock().await;
+        if let Err(e) = self.ensure_started(sandbox, &context, &mut slot).await {
+            drop(slot);
+            sandbox.contexts.remove(&id);
+            return Err(NodeError::Invalid(e));
+        }
+        drop(slot);
+        Ok(context.info())
+    }
+
+    async fn ensure_started(
+        &self,
+        sandbox: &Sandbox,
+        context: &Context,
+        slot: &mut Slot,
+    ) -> Result<(), String> {
+        if slot.process.is_some() {
+            return Ok(());
+        }
+        start(
+            context,
+            slot,
+            self.launch(sandbox, &context.cwd),
+            self.result_cap(),
+        )
+        .await
+    }
+
+    /// Starts a sandbox's default python context ahead of its first run (at create).
+    pub async fn warm(&self, sandbox: Arc<Sandbox>, language: Language) {
+        let Ok(context) = self.default_context(&sandbox, language) else {
+            return;
+        };
+        let mut slot = context.slot.lock().await;
+        if let Err(e) = self.ensure_started(&sandbox, &context, &mut slot).await {
+            warn!(sandbox = %sandbox.id, "could not warm the {language} context: {e}");
+        }
+    }
+
+    /// `POST /contexts/{id}/restart`: stops a running cell, then starts a new interpreter.
+    pub async fn restart(&self, sandbox: &Arc<Sandbox>, id: &str) -> NodeResult<ContextInfo> {
+        let context = sandbox.contexts.get(id).ok_or(NodeError::ContextNotFound)?;
+        context.stop_current();
+        let mut slot = context.slot.lock().await;
+        if let Some(mut p) = slot.process.take() {
+            p.kill().await;
+        }
+        slot.died = None;
+        self.ensure_started(sandbox, &context, &mut slot)
+            .await
+            .map_err(NodeError::Invalid)?;
+        drop(slot);
+        Ok(context.info())
+    }
+
+    /// `DELETE /contexts/{id}`: stops its interpreter and forgets it.
+    pub async fn remove(&self, sandbox: &Sandbox, id: &str) -> NodeResult<()> {
+        let context = sandbox
+            .contexts
+            .remove(id)
+            .ok_or(NodeError::ContextNotFound)?;
+        context.stop_current();
+        let mut slot = context.slot.lock().await;
+        if let Some(mut p) = slot.process.take() {
+            p.kill().await;
+        }
+        Ok(())
+    }
+
+    /// Stops interpreters idle for longer than `--context-idle-secs` (the next run starts
+    /// one again, transparently).
+    pub async fn stop_idle(&self, sandbox: &Sandbox) {
+        let idle = Duration::from_secs(self.cfg.context_idle_secs);
+        if idle.is_zero() {
+            return;
+        }
+        for context in sandbox.contexts.all() {
+            let Ok(mut slot) = context.slot.try_lock() else {
+                continue; // running
+            };
+            if slot
+                .process
+                .as_ref()
+                .is_some_and(|p| p.last_used.elapsed() >= idle)
+            {
+                if let Some(mut p) = slot.process.take() {
+                    p.kill().await;
+                }
+                context.set_state(ContextState::Stopped);
+            }
+        }
+    }
+}
+
+/// A cell's run, checked.
+struct Job {
+    launch: Launch,
+    result_cap: usize,
+    code: String,
+    env: std::collections::BTreeMap<String, String>,
+    cwd: Option<String>,
+}
+
+async fn start(
+    context: &Context,
+    slot: &mut Slot,
+    launch: Launch,
+    result_cap: usize,
+) -> Result<(), String> {
+    context.set_state(ContextState::Starting);
+    let group = format!("context.{}.{}", context.id, ids::process_id());
+    match ContextProcess::start(context.language, launch, group, result_cap).await {
+        Ok(p) => {
+            slot.process = Some(p);
+            context.activity().starts += 1;
+            context.set_state(ContextState::Idle);
+            Ok(())
+        }
+        Err(e) => {
+            context.set_state(ContextState::Stopped);
+            Err(e)
+        }
+    }
+}
+
+fn restarted(context: &Context, reason: &str) -> ExecutionError {
+    ExecutionError {
+        name: run_errors::CONTEXT_RESTARTED.into(),
+        value: format!(
+            "the {} context {} was restarted because {reason}; its variables, imports and \
+             working directory are reset, and this code was not run: run it again",
+            context.language, context.id
+        ),
+        traceback: String::new(),
+    }
+}
+
+/// The cell's task: waits for the context, makes sure it has a live interpreter, runs.
+async fn run_in(context: Arc<Context>, entry: Arc<ProcessEntry>, job: Job) -> CellOutcome {
+    let mut outcome = CellOutcome {
+        context_id: context.id.clone(),
+        ..Default::default()
+    };
+    let mut slot = context.slot.lock().await;
+    if entry.stop_reason().is_some() {
+        entry.finish_cell(130, None, None);
+        return outcome;
+    }
+    entry.mark_running(None);
+    // Died between runs: deliberately (restart quietly) or not (restart and say so).
+    if let Some(p) = slot.process.as_mut() {
+        if let Some((code, oom)) = p.has_exited() {
+            let reason = p.death_reason(code, oom);
+            let mut dead = slot.process.take().expect("checked");
+            dead.kill().await;
+            if oom || !(0..128).contains(&code) {
+                slot.died = Some(reason);
+            }
+        }
+    }
+    if let Some(reason) = slot.died.take() {
+        let error = restarted(&context, &reason);
+        let started = start(&context, &mut slot, job.launch.clone(), job.result_cap).await;
+        let mut message = format!("{}: {}\n", error.name, error.value);
+        if let Err(e) = started {
+            message.push_str(&format!("the new interpreter did not start either: {e}\n"));
+        }
+        entry.push_output(Stream::Stderr, message.as_bytes());
+        entry.finish_cell(1, Some(error.value.clone()), None);
+        outcome.error = Some(error);
+        return outcome;
+    }
+    if slot.process.is_none() {
+        if let Err(e) = start(&context, &mut slot, job.launch.clone(), job.result_cap).await {
+            entry.fail_to_start(e.clone());
+            outcome.error = Some(ExecutionError {
+                name: run_errors::FAILED.into(),
+                value: e,
+                traceback: String::new(),
+            });
+            return outcome;
+        }
+    }
+    context.set_current(Some(entry.clone()));
+    context.set_state(ContextState::Busy);
+    {
+        let mut a = context.activity();
+        a.executions += 1;
+        outcome.execution_count = Some(a.executions);
+    }
+    let process = slot.process.as_mut().expect("started above");
+    let end = process
+        .run_cell(
+            &entry,
+            context.language,
+            &job.code,
+            &job.env,
+            job.cwd.as_deref(),
+        )
+        .await;
+    match end {
+        CellEnd::Done {
+            exit_code,
+            error,
+            results,
+        } => {
+            outcome.results = results;
+            let summary = error.as_ref().map(|e| format!("{}: {}", e.name, e.value));
+            entry.finish_cell(exit_code, summary, None);
+            outcome.error = match entry.stop_reason() {
+                // The interrupt's KeyboardInterrupt (or the like) is ours, not the code's.
+                Some(StopReason::Timeout) => Some(ExecutionError {
+                    name: run_errors::TIMEOUT.into(),
+                    value: format!(
+                        "timed out after {} s; the run was interrupted and the context keeps its state",
+                        entry.timeout_secs
+                    ),
+                    traceback: error.map(|e| e.traceback).unwrap_or_default(),
+                }),
+                Some(StopReason::Killed) => Some(ExecutionError {
+                    name: run_errors::KILLED.into(),
+                    value: "the run was killed; the context keeps its state".into(),
+                    traceback: error.map(|e| e.traceback).unwrap_or_default(),
+                }),
+                _ => error,
+            };
+        }
+        CellEnd::Died {
+            exit_code,
+            reason,
+            deliberate,
+            oom,
+            results,
+        } => {
+            outcome.results = results;
+            if let Some(mut p) = slot.process.take() {
+                p.kill().await;
+            }
+            let message = format!(
+                "the {} context ended during this run: {reason}",
+                context.language
+            );
+            if !deliberate {
+                slot.died = Some(reason);
+                entry.push_output(Stream::Stderr, format!("{message}\n").as_bytes());
+            }
+            let memory = oom.then_some(job.launch.memory_mb);
+            entry.finish_cell(exit_code, (!deliberate).then_some(message.clone()), memory);
+            if !deliberate {
+                outcome.error = Some(ExecutionError {
+                    name: if oom {
+                        run_errors::OUT_OF_MEMORY.into()
+                    } else {
+                        "ContextDied".into()
+                    },
+                    value: message,
+                    traceback: String::new(),
+                });
+            }
+        }
+        CellEnd::Stuck { results } => {
+            outcome.results = results;
+            slot.process = None;
+            let reason =
+                "a run did not stop within 3 s of being interrupted, so its interpreter was killed"
+                    .to_string();
+            slot.died = Some(reason.clone());
+            entry.push_output(Stream::Stderr, format!("[sandlot: {reason}]\n").as_bytes());
+            entry.finish_cell(1, Some(reason), None);
+        }
+    }
+    context.set_current(None);
+    context.set_state(if slot.process.is_some() {
+        ContextState::Idle
+    } else {
+        ContextState::Stopped
+    });
+    outcome
+}
