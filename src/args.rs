@@ -107,6 +107,33 @@ impl FieldValue for u32 {
     }
 }
 
+impl FieldValue for i64 {
+    fn from_field(value: JsValue) -> Result<Self, String> {
+        match value.as_f64() {
+            Some(n) if n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_991.0 => Ok(n as i64),
+            _ => Err("expected an integer".into()),
+        }
+    }
+}
+
+impl FieldValue for i32 {
+    fn from_field(value: JsValue) -> Result<Self, String> {
+        i32::try_from(i64::from_field(value)?).map_err(|_| "expected a 32-bit integer".into())
+    }
+}
+
+impl<T: FieldValue> FieldValue for Vec<T> {
+    fn from_field(value: JsValue) -> Result<Self, String> {
+        if !js_sys::Array::is_array(&value) {
+            return Err("expected an array".into());
+        }
+        js_sys::Array::from(&value)
+            .iter()
+            .map(T::from_field)
+            .collect()
+    }
+}
+
 /// An object of strings (`env`, headers).
 impl FieldValue for BTreeMap<String, String> {
     fn from_field(value: JsValue) -> Result<Self, String> {

@@ -22,6 +22,7 @@ mod sandbox;
 mod stream;
 mod types;
 mod webhook;
+mod wire_read;
 
 pub use sandbox::Sandbox;
 pub use sandlot_protocol as protocol;

@@ -18,12 +18,12 @@ use web_sys::AbortSignal;
 use crate::args::{arg, string_arg};
 use crate::config;
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
-use crate::http::{encode, signal_of, sleep};
+use crate::http::{encode, signal_of, sleep, to_js};
 use crate::sandbox::Sandbox;
 use crate::stream::OutputCallbacks;
 use crate::types::{
-    effective_timeout, record_status, CallOptions, ListProcessesOptions, ProcessStatus,
-    RunCodeAsyncOptions, RunCodeBackgroundOptions, RunCodeOptions, WaitOptions,
+    effective_timeout, record_status, with_context, CallOptions, ListProcessesOptions,
+    ProcessStatus, RunCodeAsyncOptions, RunCodeBackgroundOptions, RunCodeOptions, WaitOptions,
 };
 
 #[wasm_bindgen]
@@ -40,11 +40,13 @@ impl Sandbox {
         let opts = arg(options, "runCode options")?;
         let signal = signal_of(&opts.signal)?;
         let exec_timeout = opts.timeout.unwrap_or(wire::defaults::EXECUTE_TIMEOUT_SECS);
-        let call = self
+        let body = to_js(&opts.to_wire(code))?;
+        with_context(&body, &opts.context, opts.fresh);
+        let mut call = self
             .inner
             .agent(Method::POST, "/execute")
-            .json(&opts.to_wire(code))?
             .timeout_ms(config::sync_exec_http_timeout_ms(exec_timeout));
+        call.body = js_sys::JSON::stringify(&body).ok().map(String::from);
         Ok(self.inner.send_agent(call, signal.as_ref()).await?)
     }
 

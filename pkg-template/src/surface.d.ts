@@ -4,6 +4,7 @@
 import type {
   BackgroundExecution,
   CallOptions,
+  Language,
   ExecutionResult,
   ProcessActionResult,
   ProcessInfo,
@@ -325,6 +326,18 @@ export interface Sandbox {
   getMetrics(options?: AgentCallOptions): Promise<SandboxMetrics>;
   /** Every operating-system process in the sandbox, not only those the API started. */
   listSystemProcesses(options?: AgentCallOptions): Promise<SystemProcess[]>;
+  /**
+   * A new execution context (`language`: python (default), javascript or bash; `cwd`
+   * default `/workspace`), its interpreter ready: pass it as `runCode(code, { context })`.
+   * Contexts are isolated from each other; each runs one cell at a time.
+   */
+  createCodeContext(options?: { language?: Language; cwd?: string; signal?: AbortSignal }): Promise<CodeContext>;
+  /** The sandbox's contexts, default ones included. */
+  listCodeContexts(options?: AgentCallOptions): Promise<CodeContext[]>;
+  /** Restarts a context's interpreter: its state is gone (a running cell is stopped). */
+  restartCodeContext(context: string | CodeContext, options?: { signal?: AbortSignal }): Promise<CodeContext>;
+  /** Removes a context (its interpreter stops). */
+  removeCodeContext(context: string | CodeContext, options?: AgentCallOptions): Promise<void>;
   /** Kills the sandbox and every process in it. */
   kill(options?: CallOptions | null): Promise<void>;
   /** Pauses the sandbox (its agent stops answering until `resume()`). */
@@ -357,6 +370,23 @@ export interface Sandbox {
 export interface NetworkRules {
   allowOut?: string[];
   denyOut?: string[];
+}
+
+/** An execution context: an interpreter whose variables, imports and directory persist. */
+export interface CodeContext {
+  id: string;
+  language: 'python' | 'javascript' | 'bash';
+  cwd: string;
+  /** The language's default context (where `runCode` runs without `context`). */
+  default: boolean;
+  /** `stopped`: no interpreter now (never used, or stopped while idle); the next run starts one. */
+  state: 'starting' | 'idle' | 'busy' | 'stopped';
+  /** Runs so far, across restarts. */
+  executionCount: number;
+  /** Times its interpreter was started. */
+  starts: number;
+  createdAt?: string;
+  lastActivity?: string;
 }
 
 /** `sandbox.getNetwork()` and `sandbox.updateNetwork()`. */

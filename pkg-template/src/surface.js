@@ -120,9 +120,13 @@ export function streaming(open) {
 /** Sandbox methods that resolve to a wire process record. */
 const RECORD_CALLS = ['getProcess', 'waitForProcess'];
 /** Sandbox methods that resolve to another wire reply, by the type of their result. */
-const RESULT_CALLS = { runCode: 'ExecutionResult', runCodeAsync: 'AsyncExecution', killProcess: 'ProcessActionResult', removeProcess: 'ProcessActionResult' };
+const RESULT_CALLS = { runCodeAsync: 'AsyncExecution', killProcess: 'ProcessActionResult', removeProcess: 'ProcessActionResult' };
 /** Sandbox methods that open a stream; later streams (file watches, terminals) join here. */
 const STREAM_CALLS = ['runCodeStream', 'streamProcess'];
+
+/** Run options with `context` as the id the wire takes (a context object is accepted). */
+const withContextId = (options) =>
+  options?.context !== null && typeof options?.context === 'object' ? { ...options, context: options.context.id } : options;
 
 /** A refused argument, as the wasm side reports one. */
 function invalid(message) {
@@ -607,7 +611,7 @@ export function extend(Sandbox, errorClasses) {
   for (const [name, Class] of [['commands', Commands], ['files', Files], ['terminal', Terminals]]) {
     Object.defineProperty(proto, name, { get: namespace(Class), configurable: true });
   }
-  for (const name of [...RECORD_CALLS, ...STREAM_CALLS, ...Object.keys(RESULT_CALLS), 'runCodeBackground', 'listProcesses']) {
+  for (const name of [...RECORD_CALLS, ...STREAM_CALLS, ...Object.keys(RESULT_CALLS), 'runCode', 'runCodeBackground', 'listProcesses']) {
     raw[name] = proto[name];
   }
   const define = (name, value) => Object.defineProperty(proto, name, { value, writable: true, configurable: true });
@@ -631,11 +635,33 @@ export function extend(Sandbox, errorClasses) {
     for (let i = 0; i < list.length; i++) list[i] = records.Process(list[i], proto);
     return list;
   });
+  define('runCode', async function (code, options) {
+    const r = records.ExecutionResult(await raw.runCode.call(this, code, withContextId(options)), Object.prototype);
+    if (r.results) r.results = r.results.map((x) => records.RichResult(x, Object.prototype));
+    return r;
+  });
   for (const name of STREAM_CALLS) {
-    define(name, function (...args) {
-      return streaming(() => raw[name].apply(this, args));
+    define(name, function (code, options, ...rest) {
+      return streaming(() => raw[name].call(this, code, withContextId(options), ...rest));
     });
   }
+  // Execution contexts: interpreters whose state persists from run to run.
+  const contextRoute = (id) => `/contexts/${encodeURIComponent(pathArg(typeof id === 'object' && id !== null ? id.id : id, 'context'))}`;
+  define('createCodeContext', async function (options) {
+    const body = {};
+    if (options?.language !== undefined) body.language = options.language;
+    if (options?.cwd !== undefined) body.cwd = options.cwd;
+    return camel(await this.agentFetch('POST', '/contexts', { json: body, signal: options?.signal, timeout: 120_000 }));
+  });
+  define('listCodeContexts', async function (options) {
+    return camel((await call(this, 'GET', '/contexts', options)).contexts);
+  });
+  define('restartCodeContext', async function (context, options) {
+    return camel(await this.agentFetch('POST', `${contextRoute(context)}/restart`, { signal: options?.signal, timeout: 120_000 }));
+  });
+  define('removeCodeContext', async function (context, options) {
+    await call(this, 'DELETE', contextRoute(context), options);
+  });
   define('getMetrics', async function (options) {
     return named(await call(this, 'GET', '/metrics/snapshot', options), ['errorCount']);
   });

@@ -32,7 +32,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use gloo_net::http::Method;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -152,7 +151,7 @@ impl Call {
     }
 
     /// Sends the call and decodes the reply into `T`.
-    pub async fn fetch<T: DeserializeOwned>(
+    pub async fn fetch<T: crate::args::FromJs>(
         &self,
         signal: Option<&AbortSignal>,
     ) -> Result<T, SdkError> {

@@ -3,7 +3,6 @@
 //! options are), and `Retry-After`.
 
 use sandlot_protocol::{ErrorBody, ErrorDetail, ErrorField};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use web_sys::Headers;
@@ -96,8 +95,8 @@ pub fn to_json<T: Serialize>(value: &T) -> Result<String, SdkError> {
 }
 
 /// Reads a parsed reply into a wire type; a shape mismatch is the server's fault.
-pub fn decode<T: DeserializeOwned>(value: JsValue) -> Result<T, SdkError> {
-    serde_wasm_bindgen::from_value(value)
+pub fn decode<T: FromJs>(value: JsValue) -> Result<T, SdkError> {
+    T::read_js(&value)
         .map_err(|e| SdkError::invalid_response(format!("unexpected reply from the server: {e}")))
 }
 

@@ -9,6 +9,7 @@ use wasm_bindgen::JsCast;
 use web_sys::AbortSignal;
 
 use super::lines::LineFramer;
+use super::sse::Event;
 use super::state::StreamState;
 use crate::args::out;
 use crate::errors::{ErrorKind, SdkError};
@@ -108,6 +109,8 @@ impl OutputCallbacks {
                         return;
                     }
                 };
+                // Results come from runs in a context, never from a background process.
+                let Event::Wire(event) = event else { continue };
                 let (f, arg) = match event {
                     wire::StreamEvent::Stdout(o) => (&self.on_stdout, JsValue::from_str(&o.data)),
                     wire::StreamEvent::Stderr(o) => (&self.on_stderr, JsValue::from_str(&o.data)),

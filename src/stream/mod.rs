@@ -28,9 +28,9 @@ use wasm_bindgen::prelude::*;
 use crate::args::{arg, out, string_arg};
 use crate::config;
 use crate::errors::{ErrorKind, SdkError};
-use crate::http::signal_of;
+use crate::http::{signal_of, to_js};
 use crate::sandbox::Sandbox;
-use crate::types::{RunCodeStreamOptions, StreamEvent, StreamOptions};
+use crate::types::{with_context, RunCodeStreamOptions, StreamEvent, StreamOptions};
 use lines::LineFramer;
 use state::{Shared, StreamState};
 
@@ -61,6 +61,14 @@ fn iter_result(value: &JsValue, done: bool) -> JsValue {
     let _ = js_sys::Reflect::set(&result, &JsValue::from_str("value"), value);
     let _ = js_sys::Reflect::set(&result, &JsValue::from_str("done"), &JsValue::from(done));
     result.into()
+}
+
+/// An event as the JS `StreamEvent` it is handed out as.
+fn js_event(event: sse::Event) -> StreamEvent {
+    match event {
+        sse::Event::Wire(e) => e.into(),
+        sse::Event::Result { seq, result } => StreamEvent::Result { seq, result },
+    }
 }
 
 /// Marks a stream closed and cancels its pending read, if any.
@@ -115,7 +123,7 @@ impl ProcessStreamIterator {
         let result = state.next().await;
         *self.state.borrow_mut() = Some(state);
         match result? {
-            Some(event) => Ok(iter_result(&out(&StreamEvent::from(event))?.into(), false)),
+            Some(event) => Ok(iter_result(&out(&js_event(event))?.into(), false)),
             None => Ok(iter_result(&JsValue::UNDEFINED, true)),
         }
     }
@@ -196,12 +204,14 @@ impl Sandbox {
         let signal = signal_of(&opts.signal)?;
         let mut state = StreamState::new(self.inner.clone(), signal);
         state.framer = opts.lines.unwrap_or(false).then(LineFramer::default);
-        state.first = Some(
-            self.inner
-                .agent(Method::POST, "/execute/stream")
-                .json(&opts.to_wire(code))?
-                .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS),
-        );
+        let body = to_js(&opts.to_wire(code))?;
+        with_context(&body, &opts.context, opts.fresh);
+        let mut first = self
+            .inner
+            .agent(Method::POST, "/execute/stream")
+            .timeout_ms(config::BACKGROUND_HTTP_TIMEOUT_MS);
+        first.body = js_sys::JSON::stringify(&body).ok().map(String::from);
+        state.first = Some(first);
         Ok(self.open_stream(state).await?)
     }
 }

@@ -1,4 +1,5 @@
-//! Server-Sent Events: the body split into events, and each event's JSON read as a wire event.
+//! Server-Sent Events: the body split into events, and each event's JSON read as a wire event
+//! (`crate::wire_read`).
 
 use sandlot_protocol as wire;
 use wasm_bindgen::prelude::*;
@@ -66,24 +67,46 @@ impl SseParser {
     }
 }
 
+/// A stream event as the SDK handles it.
+#[derive(Debug, Clone)]
+pub(super) enum Event {
+    Wire(wire::StreamEvent),
+    /// A rich result of a run in a context (`event: result`), already as its JS record: its
+    /// formats hold arbitrary JSON, which is kept as parsed rather than decoded.
+    Result {
+        seq: u64,
+        result: JsValue,
+    },
+}
+
 /// Reads a frame's JSON `data` as a wire event, picking the struct by its `type` (cheaper in
 /// wasm than serde's tagged-enum buffering); unknown types are skipped, so a newer server can
 /// add some.
-pub(super) fn decode_frame(frame: &SseFrame) -> Option<wire::StreamEvent> {
+pub(super) fn decode_frame(frame: &SseFrame) -> Option<Event> {
     let value = js_sys::JSON::parse(&frame.data).ok()?;
+    if frame.event == "result" {
+        let seq = js_sys::Reflect::get(&value, &JsValue::from_str("seq"))
+            .ok()?
+            .as_f64()?;
+        return Some(Event::Result {
+            seq: seq as u64,
+            result: crate::types::rich_result_to_js(&value),
+        });
+    }
     let kind = js_sys::Reflect::get(&value, &JsValue::from_str("type"))
         .ok()?
         .as_string()?;
-    use serde_wasm_bindgen::from_value as read;
-    Some(match kind.as_str() {
-        "start" => wire::StreamEvent::Start(read(value).ok()?),
-        "stdout" => wire::StreamEvent::Stdout(read(value).ok()?),
-        "stderr" => wire::StreamEvent::Stderr(read(value).ok()?),
-        "truncated" => wire::StreamEvent::Truncated(read(value).ok()?),
-        "exit" => wire::StreamEvent::Exit(read(value).ok()?),
+    use crate::args::FromJs;
+    Some(Event::Wire(match kind.as_str() {
+        "start" => wire::StreamEvent::Start(FromJs::read_js(&value).ok()?),
+        "stdout" => wire::StreamEvent::Stdout(FromJs::read_js(&value).ok()?),
+        "stderr" => wire::StreamEvent::Stderr(FromJs::read_js(&value).ok()?),
+        "truncated" => wire::StreamEvent::Truncated(FromJs::read_js(&value).ok()?),
+        "exit" => wire::StreamEvent::Exit(FromJs::read_js(&value).ok()?),
         _ => return None,
-    })
+    }))
 }
+
 #[cfg(all(test, target_arch = "wasm32"))]
 mod tests {
     use super::*;
@@ -130,14 +153,34 @@ mod tests {
             "stdout",
             r#"{"type":"stdout","data":"x","timestamp":"t","seq":4}"#,
         ));
-        assert!(matches!(&out, Some(wire::StreamEvent::Stdout(o)) if o.seq == 4));
-        assert_eq!(decode_frame(&frame("future", r#"{"type":"future"}"#)), None);
-        assert_eq!(decode_frame(&frame("x", "not json")), None);
-        let js = tsify::Ts::from_rust(&StreamEvent::from(out.unwrap()))
+        let Some(Event::Wire(event)) = out else {
+            panic!("not a wire event: {out:?}")
+        };
+        assert!(matches!(&event, wire::StreamEvent::Stdout(o) if o.seq == 4));
+        assert!(decode_frame(&frame("future", r#"{"type":"future"}"#)).is_none());
+        assert!(decode_frame(&frame("x", "not json")).is_none());
+        let js = tsify::Ts::from_rust(&StreamEvent::from(event))
             .unwrap()
             .js_value();
         let get = |k: &str| js_sys::Reflect::get(&js, &JsValue::from_str(k)).unwrap();
         assert_eq!(get("type").as_string().as_deref(), Some("stdout"));
         assert_eq!(get("seq").as_f64(), Some(4.0));
+    }
+
+    #[wasm_bindgen_test]
+    fn result_frames_become_result_records() {
+        let out = decode_frame(&frame(
+            "result",
+            r#"{"png":"iVBOR","is_main_result":false,"seq":7,"timestamp":"t"}"#,
+        ));
+        let Some(Event::Result { seq, result }) = out else {
+            panic!("not a result: {out:?}")
+        };
+        assert_eq!(seq, 7);
+        assert_eq!(
+            js_sys::JSON::stringify(&result).unwrap(),
+            r#"{"png":"iVBOR","isMainResult":false}"#
+        );
+        assert!(decode_frame(&frame("result", r#"{"png":"x"}"#)).is_none()); // no seq
     }
 }

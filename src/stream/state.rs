@@ -10,7 +10,7 @@ use sandlot_protocol as wire;
 use web_sys::{AbortSignal, ReadableStreamDefaultReader};
 
 use super::lines::LineFramer;
-use super::sse::{decode_frame, SseParser};
+use super::sse::{decode_frame, Event, SseParser};
 use crate::config;
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
 use crate::http::{encode, sleep, Call, EventStream, ReadEnd};
@@ -43,7 +43,7 @@ pub(super) struct StreamState {
     pub last_seq: Option<u64>,
     conn: Option<EventStream>,
     parser: SseParser,
-    pending: VecDeque<wire::StreamEvent>,
+    pending: VecDeque<Event>,
     pub ended: bool,
     resumes: u32,
 }
@@ -102,8 +102,14 @@ impl StreamState {
     /// Remembers where the stream is, for a resume: called for every event as it is read
     /// (reads happen only once everything read before was handed out, or is held by the
     /// line framer), so `since=<last_seq>` never sends an event twice.
-    fn note(&mut self, event: &wire::StreamEvent) {
+    fn note(&mut self, event: &Event) {
         self.resumes = 0;
+        let Event::Wire(event) = event else {
+            if let Event::Result { seq, .. } = event {
+                self.last_seq = Some(*seq);
+            }
+            return;
+        };
         match event {
             wire::StreamEvent::Start(start) => self.process_id = Some(start.process_id.clone()),
             wire::StreamEvent::Stdout(o) | wire::StreamEvent::Stderr(o) => {
@@ -115,14 +121,14 @@ impl StreamState {
     }
 
     /// The next event, or `None` once the process has ended (or the stream was closed).
-    pub async fn next(&mut self) -> Result<Option<wire::StreamEvent>, SdkError> {
+    pub async fn next(&mut self) -> Result<Option<Event>, SdkError> {
         loop {
             if self.shared.closed.get() {
                 self.ended = true;
                 self.pending.clear();
             }
             if let Some(event) = self.pending.pop_front() {
-                if matches!(event, wire::StreamEvent::Exit(_)) {
+                if matches!(event, Event::Wire(wire::StreamEvent::Exit(_))) {
                     self.ended = true;
                 }
                 return Ok(Some(event));
@@ -149,9 +155,12 @@ impl StreamState {
                             continue;
                         };
                         self.note(&event);
-                        match &mut self.framer {
-                            Some(framer) => self.pending.extend(framer.frame(event)),
-                            None => self.pending.push_back(event),
+                        match (&mut self.framer, event) {
+                            (Some(framer), Event::Wire(event)) => {
+                                self.pending
+                                    .extend(framer.frame(event).into_iter().map(Event::Wire));
+                            }
+                            (_, event) => self.pending.push_back(event),
                         }
                     }
                 }

@@ -8,7 +8,8 @@
 //! `undefined` key) at run time.
 //!
 //! Split by the noun a type belongs to: `sandbox` (lifecycle calls), `run` (running code),
-//! `process` (background process records), `stream` (live output), `status` (the unions).
+//! `process` (background process records), `stream` (live output), `status` (the unions),
+//! `results` (rich results of runs in a context).
 
 use crate::args::FromJs;
 use tsify::Tsify;
@@ -16,12 +17,14 @@ use wasm_bindgen::prelude::*;
 
 mod process;
 pub(crate) mod record;
+mod results;
 mod run;
 mod sandbox;
 mod status;
 mod stream;
 
 pub use process::*;
+pub use results::*;
 pub use run::*;
 pub use sandbox::*;
 pub use status::*;

@@ -16,6 +16,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{
     ASYNC_EXECUTION, BACKGROUND_EXECUTION, EXECUTION_RESULT, PROCESS_ACTION_RESULT, PROCESS_RECORD,
+    RICH_RESULT,
 };
 
 /// What a JS record key holds when none of its wire keys has a value.
@@ -55,6 +56,7 @@ const RECORDS: &[(&str, &[RecordField])] = &[
     ("ExecutionResult", EXECUTION_RESULT),
     ("ProcessActionResult", PROCESS_ACTION_RESULT),
     ("AsyncExecution", ASYNC_EXECUTION),
+    ("RichResult", RICH_RESULT),
 ];
 
 /// The tables, for the build that generates their JS mappers (`scripts/assemble-sdk.mjs`):

@@ -10,7 +10,7 @@ use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
 use super::record::{field, Absent, RecordField};
-use super::ProcessStatus;
+use super::{ExecutionError, ProcessStatus, RichResult};
 
 /// The `language` option's names: what `sandlot_protocol::Language::parse` accepts (a test
 /// below keeps the two in step). The server also takes them in any case; the type asks for
@@ -44,9 +44,32 @@ pub struct RunCodeOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub workdir: Option<String>,
+    /// Run in this context (`createCodeContext`; its id or the context itself). Default: the
+    /// language's default context, whose state persists from run to run like a notebook's.
+    #[serde(default)]
+    #[tsify(type = "string | CodeContext", optional)]
+    pub context: Option<String>,
+    /// Run in a new process that ends with the run: no state before or after.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub fresh: Option<bool>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     #[tsify(type = "AbortSignal", optional)]
     pub signal: JsValue,
+}
+
+/// `context_id` and `fresh`, the wire's context fields, set on a serialized run request.
+pub(crate) fn with_context(body: &JsValue, context: &Option<String>, fresh: Option<bool>) {
+    if let Some(id) = context {
+        let _ = js_sys::Reflect::set(
+            body,
+            &JsValue::from_str("context_id"),
+            &JsValue::from_str(id),
+        );
+    }
+    if let Some(fresh) = fresh {
+        let _ = js_sys::Reflect::set(body, &JsValue::from_str("fresh"), &JsValue::from(fresh));
+    }
 }
 
 impl RunCodeOptions {
@@ -214,6 +237,48 @@ pub struct ExecutionResult {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[tsify(optional)]
     pub oom_killed: bool,
+    /// What `display()` showed and the last expression's value, in order (a run in a
+    /// context; python: matplotlib figures as `png`, DataFrames as `html` and `text`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub results: Option<Vec<RichResult>>,
+    /// The exception the code raised (`{ name, value, traceback }`), or what the server
+    /// reports instead (`TimeoutError`, `OutOfMemoryError`, `ContextRestarted`, `Killed`);
+    /// `error` has the same as one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub execution_error: Option<ExecutionError>,
+    /// HopX's flat fields: the first result with that format (`png` base64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub png: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub svg: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub markdown: Option<String>,
+    #[serde(
+        skip_serializing_if = "JsValue::is_undefined",
+        with = "serde_wasm_bindgen::preserve"
+    )]
+    #[tsify(type = "unknown", optional)]
+    pub json: JsValue,
+    /// The last expression's value as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub result: Option<String>,
+    /// The context the code ran in (absent for `fresh: true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub context_id: Option<String>,
+    /// The context's run number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub execution_count: Option<u64>,
 }
 
 /// How an [`ExecutionResult`] is read from a [`wire::ExecuteResponse`] (see
@@ -238,6 +303,18 @@ pub const EXECUTION_RESULT: &[RecordField] = &[
     ),
     field("error", &["error"], Absent::Omitted),
     field("oomKilled", &["oom_killed"], Absent::OmittedUnlessTrue),
+    // Each element is mapped by `RICH_RESULT` afterwards (surface.js).
+    field("results", &["results"], Absent::Omitted),
+    // `{ name, value, traceback }` on the wire too.
+    field("executionError", &["execution_error"], Absent::Omitted),
+    field("png", &["png"], Absent::Omitted),
+    field("html", &["html"], Absent::Omitted),
+    field("svg", &["svg"], Absent::Omitted),
+    field("markdown", &["markdown"], Absent::Omitted),
+    field("json", &["json"], Absent::Omitted),
+    field("result", &["result"], Absent::Omitted),
+    field("contextId", &["context_id"], Absent::Omitted),
+    field("executionCount", &["execution_count"], Absent::Omitted),
 ];
 
 /// Result of `runCodeBackground`: the process was accepted; it runs on.
@@ -314,6 +391,16 @@ mod tests {
             stderr_truncated: true,
             error: Some("x".into()),
             oom_killed: true,
+            results: Some(vec![RichResult::default()]),
+            execution_error: Some(ExecutionError::default()),
+            png: Some("p".into()),
+            html: Some("h".into()),
+            svg: Some("s".into()),
+            markdown: Some("m".into()),
+            json: JsValue::from(1),
+            result: Some("r".into()),
+            context_id: Some("c".into()),
+            execution_count: Some(1),
         };
         let optional = [
             "status",
@@ -322,6 +409,16 @@ mod tests {
             "stderrTruncated",
             "error",
             "oomKilled",
+            "results",
+            "executionError",
+            "png",
+            "html",
+            "svg",
+            "markdown",
+            "json",
+            "result",
+            "contextId",
+            "executionCount",
         ];
         assert_js_keys(EXECUTION_RESULT, &result, &optional);
         let reply = wire::ExecuteResponse {
@@ -337,7 +434,16 @@ mod tests {
             stderr_truncated: true,
             error: Some("x".into()),
             oom_killed: true,
-            ..Default::default()
+            execution_error: Some(wire::ExecutionError::default()),
+            png: Some("p".into()),
+            html: Some("h".into()),
+            svg: Some("s".into()),
+            markdown: Some("m".into()),
+            json: Some(wire::JsonValue::Null),
+            result: Some("r".into()),
+            results: vec![wire::RichResult::default()],
+            context_id: Some("c".into()),
+            execution_count: Some(1),
         };
         assert_wire_keys(EXECUTION_RESULT, &reply, &["timestamp"]);
     }

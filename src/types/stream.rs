@@ -55,6 +55,15 @@ pub struct RunCodeStreamOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub lines: Option<bool>,
+    /// Run in this context (see `RunCodeOptions.context`); default: the language's default
+    /// context. Its results come as `result` events.
+    #[serde(default)]
+    #[tsify(type = "string | CodeContext", optional)]
+    pub context: Option<String>,
+    /// Run in a new process (see `RunCodeOptions.fresh`).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub fresh: Option<bool>,
     #[serde(default, with = "serde_wasm_bindgen::preserve")]
     #[tsify(type = "AbortSignal", optional)]
     pub signal: JsValue,
@@ -109,6 +118,14 @@ pub enum StreamEvent {
         to_seq: u64,
         #[serde(rename = "droppedBytes")]
         dropped_bytes: u64,
+    },
+    /// A rich result of a run in a context: what `display()` showed, or the last expression's
+    /// value (python: a matplotlib figure as `png`, a DataFrame as `html`).
+    Result {
+        seq: u64,
+        #[serde(with = "serde_wasm_bindgen::preserve")]
+        #[tsify(type = "RichResult")]
+        result: JsValue,
     },
     /// The process ended; the stream ends after this event.
     Exit {
