@@ -101,7 +101,7 @@ after(async () => {
   await sandlotd?.stop();
 });
 
-test('playground (vite build): run, live output, language picker, kill; the page never holds the API key', { skip, timeout: 180_000 }, async () => {
+test('playground (vite build): run, live output, language picker, kill, a chart and a table inline; the page never holds the API key', { skip, timeout: 180_000 }, async () => {
   await promisify(execFile)(path.join(repo, 'node_modules/.bin/vite'), ['build', '--logLevel', 'warn'], { cwd: playground, timeout: 120_000 });
   const dist = path.join(playground, 'dist');
   const assets = fs.readdirSync(path.join(dist, 'assets'));
@@ -160,6 +160,15 @@ test('playground (vite build): run, live output, language picker, kill; the page
     await page.locator(`tr[data-process-id="${processId}"]`).click();
     await page.waitForFunction(() => document.getElementById('output').textContent.includes('[killed'), null, { timeout: 15_000 });
     await screenshot(page, 'playground.png');
+
+    // A chart and a table: results render inline (the image decoded, the table in a frame
+    // with no rights of its own, since it is the sandbox's output).
+    await page.fill('#code', 'import matplotlib.pyplot as plt, pandas as pd\nplt.plot([1, 3, 2]); plt.show()\npd.DataFrame({"k": [1, 2]})\n');
+    await page.click('#run');
+    await page.waitForFunction(() => [...document.querySelectorAll('#output img.result-png')].some((i) => i.complete && i.naturalWidth > 100), null, { timeout: 60_000 });
+    await page.waitForSelector('#output iframe.result-html[sandbox=""]', { timeout: 15_000 });
+    assert.match(await page.getAttribute('#output iframe.result-html', 'srcdoc'), /<table/);
+    await screenshot(page, 'playground-chart.png');
 
     // The page talked to the agent directly (cross-origin) and never to the control plane,
     // and no request of the page carried the API key.

@@ -9,7 +9,7 @@ import './style.css';
 const SAMPLES = {
   python: 'import time\n\nfor i in range(5):\n    print(f"tick {i}")\n    time.sleep(0.5)\nprint("done")\n',
   javascript:
-    'let i = 0;\nconst timer = setInterval(() => {\n  console.log(`tick ${i}`);\n  if (++i === 5) {\n    clearInterval(timer);\n    console.log("done");\n  }\n}, 500);\n',
+    'for (let i = 0; i < 5; i++) {\n  console.log(`tick ${i}`);\n  await new Promise((resolve) => setTimeout(resolve, 500));\n}\nconsole.log("done");\n',
   bash: 'for i in 0 1 2 3 4; do\n  echo "tick $i"\n  sleep 0.5\ndone\necho done\n',
 };
 const RUNNING = new Set(['queued', 'running']);
@@ -43,6 +43,7 @@ function describe(error) {
 }
 
 function append(text, className) {
+  text = text.replace(/\x1b\[[0-9;]*m/g, ''); // IPython colours its tracebacks
   const node = className ? Object.assign(document.createElement('span'), { className, textContent: text }) : document.createTextNode(text);
   ui.output.append(node);
   ui.output.scrollTop = ui.output.scrollHeight;
@@ -116,8 +117,10 @@ async function select(processId) {
       if (event.type === 'stdout') append(event.data);
       else if (event.type === 'stderr') append(event.data, 'stderr');
       else if (event.type === 'truncated') append(`\n[${event.droppedBytes} bytes dropped]\n`, 'note');
+      else if (event.type === 'result') showResult(event.result);
       else if (event.type === 'exit') {
         const code = event.exitCode === undefined ? '' : `, exit code ${event.exitCode}`;
+        if (event.error) append(`\n${event.error}`, 'stderr');
         append(`\n[${event.status}${code}]\n`, 'note');
         setProcessStatus(processId, event.status, event.exitCode);
       }
@@ -127,15 +130,40 @@ async function select(processId) {
   }
 }
 
+/**
+ * A rich result inline: images as images, HTML (a DataFrame's table) in a sandboxed frame
+ * (it is the sandbox's output, so it never runs in this page), anything else as text.
+ */
+function showResult(result) {
+  let node;
+  if (result.png) node = Object.assign(document.createElement('img'), { className: 'result-png', src: `data:image/png;base64,${result.png}`, alt: 'figure' });
+  else if (result.svg) node = Object.assign(document.createElement('img'), { className: 'result-svg', src: `data:image/svg+xml,${encodeURIComponent(result.svg)}`, alt: 'figure' });
+  else if (result.html) {
+    node = Object.assign(document.createElement('iframe'), { className: 'result-html', srcdoc: result.html, title: 'result' });
+    node.setAttribute('sandbox', '');
+  } else {
+    const text = result.markdown ?? result.latex ?? (result.json !== undefined ? JSON.stringify(result.json, null, 2) : result.text);
+    node = Object.assign(document.createElement('span'), { className: 'result-text', textContent: `${text ?? ''}\n` });
+  }
+  ui.output.append(node);
+  ui.output.scrollTop = ui.output.scrollHeight;
+}
+
 // ---- actions -------------------------------------------------------------------------------
 
 async function run() {
   const language = ui.language.value;
   ui.run.disabled = true;
   try {
-    const started = await sandbox.runCodeBackground(ui.code.value, { language, name: `${language} #${++runs}`, timeout: 600 });
-    processes.unshift({ processId: started.processId, name: started.name, status: started.status });
-    select(started.processId);
+    // In the language's default context, like a notebook: state persists from run to run, and
+    // results (charts, tables) come as events. The start event names the process; select()
+    // then follows it from the beginning (results included), so this stream is closed.
+    const name = `${language} #${++runs}`;
+    const stream = await sandbox.runCodeStream(ui.code.value, { language, name, timeout: 600 });
+    const { value: start } = await stream[Symbol.asyncIterator]().next();
+    stream.close();
+    processes.unshift({ processId: start.processId, name, status: 'running' });
+    select(start.processId);
     await refresh();
   } catch (error) {
     setStatus(`run failed: ${describe(error)}`, true);
