@@ -9,6 +9,7 @@
 // only when the stream is a TTY and NO_COLOR is unset, the spinner (on stderr) only when
 // stdout and stderr are TTYs and NO_COLOR is unset. Exit codes: see EXIT and the main help.
 import fs from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
@@ -65,7 +66,7 @@ Prints the sandbox id (--json: the sandbox's info).`,
   },
   run: {
     summary: 'run a file (or stdin) in a sandbox, streaming its output',
-    usage: 'sandlot run [--sandbox ID] [--language L] [--name N] [--env K=V]... [--timeout S] [--background] FILE|-',
+    usage: 'sandlot run [--sandbox ID] [--language L] [--name N] [--env K=V]... [--timeout S] [--background | --save-results DIR] FILE|-',
     options: {
       sandbox: { type: 'string', short: 's' },
       language: { type: 'string', short: 'l' },
@@ -75,6 +76,7 @@ Prints the sandbox id (--json: the sandbox's info).`,
       workdir: { type: 'string', short: 'w' },
       template: { type: 'string', short: 't' },
       background: { type: 'boolean', short: 'b' },
+      'save-results': { type: 'string' },
     },
     args: [1, 1],
     argNames: 'FILE|-',
@@ -89,6 +91,9 @@ Prints the sandbox id (--json: the sandbox's info).`,
   -w, --workdir DIR  working directory (default: /workspace)
   -t, --template T   template of the sandbox created without --sandbox
   -b, --background   start the process, print its id and return at once
+  --save-results DIR run in the language's default context (state kept between runs in
+                     the same sandbox) and write its rich results to DIR: figures as
+                     result-N.png (or .svg, .jpg), tables as result-N.html
 
 In the foreground, stdout and stderr are streamed live to stdout and stderr, and the command
 exits with the process's exit code (124 if it timed out, 137 if it was killed). Ctrl-C kills
@@ -598,6 +603,43 @@ function withoutOutput(p) {
  * Resolves with the final state `{ status, exitCode?, executionTime?, error?, stdout, stderr,
  * droppedBytes }`; `record()` reads it should the stream end without its exit event.
  */
+/** File extension and content of a rich result worth a file: images, then HTML tables. */
+function resultFile(result) {
+  if (result.png) return ['png', Buffer.from(result.png, 'base64')];
+  if (result.jpeg) return ['jpg', Buffer.from(result.jpeg, 'base64')];
+  if (result.svg) return ['svg', result.svg];
+  if (result.html) return ['html', result.html];
+  return null;
+}
+
+/** `run --save-results DIR`: the run in the default context, its results written to DIR. */
+async function runSavingResults(ctx, sandbox, code, options, dir, created) {
+  const out = ctx.out;
+  fs.mkdirSync(dir, { recursive: true });
+  const stream = await out.spin('Starting', () => sandbox.runCodeStream(code, options));
+  let processId;
+  if (!created) ctx.onInterrupt(async () => processId && sandbox.killProcess(processId));
+  const saved = [];
+  const events = (async function* () {
+    for await (const event of stream) {
+      if (event.type === 'start') processId = event.processId;
+      else if (event.type === 'result') {
+        const file = resultFile(event.result);
+        if (!file) continue;
+        const target = path.join(dir, `result-${saved.length + 1}.${file[0]}`);
+        fs.writeFileSync(target, file[1]);
+        saved.push(target);
+        if (!ctx.json) out.note(`saved ${target}`);
+      } else yield event;
+    }
+  })();
+  const signal = ctx.signal;
+  const result = await follow(ctx, events, () => sandbox.waitForProcess(processId, { signal }), { live: !ctx.json, spinnerText: 'Running' });
+  if (ctx.json) out.emit({ sandboxId: sandbox.sandboxId, processId, ...result, savedResults: saved, sandboxCreated: created });
+  else endNote(out, processId, result);
+  return processExitCode(result);
+}
+
 async function follow(ctx, events, record, { live, spinnerText }) {
   const out = ctx.out;
   const output = { stdout: '', stderr: '', droppedBytes: 0 };
@@ -674,6 +716,8 @@ async function cmdRun(ctx, v, [file]) {
   const env = envVars(v.env, 'run');
   if (env) options.env = env;
   const code = await readCode(file, out);
+  const saveDir = v['save-results'];
+  if (saveDir !== undefined && v.background) throw new UsageError('--save-results waits for the results; not with --background', 'run');
 
   let sandbox;
   const created = v.sandbox === undefined;
@@ -687,6 +731,7 @@ async function cmdRun(ctx, v, [file]) {
 
   let keepSandbox = false;
   try {
+    if (saveDir !== undefined) return await runSavingResults(ctx, sandbox, code, options, saveDir, created);
     // No signal here: once started, the process must be known (its handle) to be killed.
     const starting = sandbox.runCodeBackground(code, options);
     if (!created) ctx.onInterrupt(async () => (await starting).kill());

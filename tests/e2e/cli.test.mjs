@@ -683,3 +683,29 @@ describe('network and preview', () => {
     }
   });
 });
+
+describe('rich results', () => {
+  test('run --save-results writes a figure and a table to files; not with --background', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandlot-results-'));
+    try {
+      const code = 'import matplotlib.pyplot as plt, pandas as pd\nprint("plotting")\nplt.plot([1, 2, 3]); plt.show()\npd.DataFrame({"n": [1, 2]})\n';
+      const r = await cli(['run', '--save-results', dir, '-l', 'python', '-'], { input: code });
+      expectCode(r, 0);
+      assert.equal(r.stdout, 'plotting\n');
+      const files = fs.readdirSync(dir).sort();
+      assert.equal(files.length, 2, files.join());
+      const png = files.find((f) => f.endsWith('.png'));
+      const html = files.find((f) => f.endsWith('.html'));
+      assert.equal(fs.readFileSync(path.join(dir, png)).subarray(1, 4).toString(), 'PNG');
+      assert.match(fs.readFileSync(path.join(dir, html), 'utf8'), /<table/);
+      assert.match(r.stderr, new RegExp(`saved .*${png}`));
+      for (const f of files) fs.rmSync(path.join(dir, f));
+      const doc = await cliJson(['run', '--save-results', dir, '-l', 'python', '-'], { input: 'import matplotlib.pyplot as plt\nplt.plot([0, 1]); plt.show()\n' });
+      expectCode(doc, 0);
+      assert.deepEqual(doc.doc.savedResults, [path.join(dir, 'result-1.png')]);
+      expectCode(await cli(['run', '--background', '--save-results', dir, '-'], { input: '1' }), 2);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -20,7 +21,7 @@ let env;
 before(async () => {
   // webhook-receiver.mjs listens on 127.0.0.1: the operator allows that callback host.
   server = await startServer(['--webhook-allow-hosts', '127.0.0.1']);
-  env = { ...process.env, SANDLOT_URL: server.url, SANDLOT_API_KEY: server.apiKey };
+  env = { ...process.env, SANDLOT_URL: server.url, SANDLOT_API_KEY: server.apiKey, CHART_PNG: path.join(os.tmpdir(), `sandlot-${process.pid}-sales-chart.png`) };
 });
 after(() => server?.stop());
 
@@ -38,6 +39,7 @@ const expected = {
   'background-callbacks.mjs': /^started proc_\S+ \(\w+\)\n\[stdout\] tick 1\n\[stdout\] tick 2\n\[stdout\] tick 3\n\[stderr\] careful\nexit: completed \(code 0\)\n$/,
   'sync-execution.mjs': /python: 5050[\s\S]*javascript: 2,4,6[\s\S]*bash: hello/,
   'kill-process.mjs': /Status now: killed[\s\S]*ProcessNotFoundError/,
+  'chart.mjs': /^Totals: \{'north': 945, 'south': 825\}\nMonthly table: an HTML table with 6 rows\nSaved \S*sales-chart\.png \(\d+ bytes, \d{3}x\d{3} PNG\)\n$/,
   'stream-output.mjs': /started proc_\S+\n\[stdout\] progress 1\/3\n\[stdout\] progress 2\/3\n\[stdout\] progress 3\/3\n\[stderr\] a warning\nexit: completed \(code 0\)/,
 };
 
