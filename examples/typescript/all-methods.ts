@@ -17,6 +17,12 @@ import {
   verifyWebhookSignature,
   type BackgroundExecution,
   type BackgroundProcess,
+  type CodeContext,
+  type FileEntry,
+  type NetworkState,
+  type PreviewUrl,
+  type RichResult,
+  type SandboxMetrics,
   type Language,
   type Process,
   type ExecutionResult,
@@ -157,6 +163,37 @@ async function main(): Promise<void> {
     signature: 'sha256=00',
   });
   console.log(`forged webhook accepted: ${genuine}`);
+
+  // Commands, files, terminals, metrics.
+  const cmd: ExecutionResult = await sandbox.commands.run('ls', { args: ['-a', '/workspace'], cwd: '/tmp' });
+  console.log(`commands.run: exit ${cmd.exitCode}`);
+  await sandbox.files.write('/workspace/notes/a.txt', 'typed\n');
+  const entries: FileEntry[] = await sandbox.files.list('/workspace/notes');
+  const text: string = await sandbox.files.read('/workspace/notes/a.txt');
+  const bytes: Uint8Array = await sandbox.files.read('/workspace/notes/a.txt', { format: 'bytes' });
+  console.log(`files: ${entries.map((e) => e.name).join()} ${text.trim()} ${bytes.length}`);
+  const term = await sandbox.terminal.create({ cols: 80, rows: 24 });
+  await term.write('exit 0\n');
+  console.log(`terminal ${term.id} exited ${await term.wait()}`);
+  const metrics: SandboxMetrics = await sandbox.getMetrics();
+  console.log(`metrics: ${metrics.totalRequests > 0}`);
+
+  // Contexts and rich results.
+  const ctx: CodeContext = await sandbox.createCodeContext({ language: 'python' });
+  await sandbox.runCode('answer = 6 * 7', { context: ctx });
+  const rich = await sandbox.runCode('answer', { context: ctx.id });
+  const main: RichResult | undefined = rich.results?.find((r) => r.isMainResult);
+  console.log(`context ${ctx.language}: ${main?.text} (${(await sandbox.listCodeContexts()).length} contexts)`);
+  await sandbox.restartCodeContext(ctx);
+  await sandbox.removeCodeContext(ctx.id);
+  const once = await sandbox.runCode('print(1)', { fresh: true });
+  console.log(`fresh: ${once.stdout.trim()} ${once.executionError?.name ?? 'no error'}`);
+
+  // Network and ports.
+  const net: NetworkState = await sandbox.getNetwork();
+  console.log(`internet: ${net.internetAccess}, rules: ${net.network.allowOut.length}`);
+  const preview: PreviewUrl = await sandbox.getPreviewUrl(8000, { ttl: 60 });
+  console.log(`preview until ${preview.expiresAt}, host ${sandbox.getHost(8000) === preview.host}`);
 
   const timeout = await sandbox.setTimeout(900);
   console.log(`timeout now ${timeout.timeoutSeconds}s, until ${timeout.expiresAt}`);

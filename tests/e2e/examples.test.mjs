@@ -102,5 +102,7 @@ describe('TypeScript', () => {
     assert.match(stdout, /from-a-token-only-client/);
     assert.match(stdout, /callbacks of proc_\S+: 2 line\(s\), completed \(exit 0\)/);
     assert.match(stdout, /connect to a missing sandbox: no such sandbox/);
+    assert.match(stdout, /context python: 42 \(\d+ contexts\)\nfresh: 1 no error/);
+    assert.match(stdout, /preview until \S+, host true/);
   });
 });
