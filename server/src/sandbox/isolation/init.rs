@@ -7,10 +7,14 @@
 
 use std::io::{Read, Write};
 
+use super::exec::close_fds_from;
 use super::sys::{check, die, fork, wait_exit_code, write_file};
 use super::{rootfs, InitConfig, NAMESPACES};
 
 pub fn main() -> ! {
+    // Only stdin, stdout and stderr are meant for us: a descriptor the server had open
+    // without close-on-exec stays out of the sandbox.
+    close_fds_from(3);
     let mut input = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {
         die("read config", e);
