@@ -217,6 +217,7 @@ impl LocalNode {
         }))
         .await;
         self.network.shutdown().await;
+        self.contexts.stop().await;
         let cgroups = self.cgroups.clone();
         let _ = tokio::task::spawn_blocking(move || cgroups.remove_base()).await;
         if let Some(volume) = &self.volume {
