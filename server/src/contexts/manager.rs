@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sandlot_protocol::{
     defaults, run_errors, CodeRunRequest, ContextInfo, ContextState, CreateContextRequest,
-    ExecutionError, Language, RichResult,
+    ExecutionError, Language, RichResult, SandboxStatus,
 };
 use tokio::task::JoinHandle;
 use tracing::warn;
@@ -254,7 +254,10 @@ impl ContextManager {
         };
         let mut slot = context.slot.lock().await;
         if let Err(e) = self.ensure_started(&sandbox, &context, &mut slot).await {
-            warn!(sandbox = %sandbox.id, "could not warm the {language} context: {e}");
+            // A sandbox deleted right after its create takes its context down with it.
+            if sandbox.status() != SandboxStatus::Deleted {
+                warn!(sandbox = %sandbox.id, "could not warm the {language} context: {e}");
+            }
         }
     }
 

@@ -285,11 +285,12 @@ impl Node for LocalNode {
                 return Err(e);
             }
         };
+        // The default python context starts now, beside the store's write and the reply.
+        self.warm_contexts(&sandbox);
         if let Err(e) = self.catalog.insert_sandbox(&record) {
             self.destroy(&sandbox, false).await;
             return Err(e.into());
         }
-        self.warm_contexts(&sandbox);
         Ok(self.info_of(&sandbox))
     }
 

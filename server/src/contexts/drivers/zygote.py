@@ -156,11 +156,6 @@ def _become_the_program(cfg):
     site.USER_SITE = None
     if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
         site.addsitedir(site.getusersitepackages())
-    # Directories the zygote found missing may exist here (a finder's cache of one that
-    # exists is checked against its mtime at every import).
-    for path, finder in list(sys.path_importer_cache.items()):
-        if finder is None:
-            del sys.path_importer_cache[path]
     time.tzset()
     # What the preparation read about the host that the sandbox's own answer replaces.
     import platform
@@ -285,6 +280,11 @@ def _zygote():
 
     if threading.active_count() != 1:  # a fork takes only this thread: nothing may hold locks
         raise SystemExit(f"the fork server must be single-threaded, has {threading.active_count()} threads")
+    # Directories the zygote found missing may exist in a sandbox: forget that they were
+    # missing (a finder's cache of one that exists is checked against its mtime at every
+    # import). Done here, once, rather than in every fork.
+    for path in [p for p, finder in sys.path_importer_cache.items() if finder is None]:
+        del sys.path_importer_cache[path]
     gc.collect()
     gc.freeze()  # the collector leaves the shared objects alone: fewer pages copied per fork
     signal.signal(signal.SIGCHLD, _reap)
