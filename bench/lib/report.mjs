@@ -100,6 +100,7 @@ export function verdicts(r) {
     v.push({ figure: 'time to interactive with contexts: create → first print(1), p50', target: `≤ ${TARGETS.contextTtiP50} ms`, value: `${ms(c.ttiWarm.median)} ms (p99 ${ms(c.ttiWarm.p99)})`, met: c.ttiWarm.median <= TARGETS.contextTtiP50 && !c.ttiWarm.errors });
     v.push({ figure: 'burst of 100 creates + first print(1) in a context: median', target: `≤ ${TARGETS.contextBurstMedian} ms`, value: `${ms(c.burstWarm.median)} ms`, met: c.burstWarm.median <= TARGETS.contextBurstMedian });
     v.push({ figure: 'burst of 100 creates + first print(1) in a context: success', target: '100 %', value: pct(c.burstWarm.successRate), met: c.burstWarm.successRate === 1 });
+    if (c.memForked) v.push({ figure: 'memory per idle sandbox with a warm (forked) python context: PSS / memory cgroup', target: 'reported', value: `${mbFromKiB(c.memForked.pss.median)} / ${mbFromKiB(c.memForked.cgroup.median)} (exec'd context: ${mbFromKiB(c.memExecd.pss.median)} / ${mbFromKiB(c.memExecd.cgroup.median)})`, met: null });
   }
   if (r.exec) {
     const o = r.exec.overhead;
@@ -329,21 +330,56 @@ function markdown(r, v, notesFile) {
   if (r.contexts) {
     const c = r.contexts;
     out.push('## 5. Execution contexts', '');
+    out.push(`Python contexts are forked from the fork server; the baselines are a server started with \`--context-zygote false\` (every context a new interpreter through the exec helper) and \`fresh: true\` runs (a new process, no context).`, '');
     out.push(`One sandbox, ${c.rounds} interleaved rounds (raw HTTP):`, '');
     out.push(table(['call', 'median', 'p99'], c.rows.map((x) => [x.op, `${ms(x.median)} ms`, `${ms(x.p99)} ms`])), '');
     out.push(`Warm context − HTTP floor, per round: median **${ms(c.warmOverHttp.median)} ms**, p99 ${ms(c.warmOverHttp.p99)} ms.`, '');
-    out.push(`Time to interactive (create → first successful \`print(1)\`), ${c.ttiRounds} sandboxes one after another, and a burst of 100 at once:`, '');
+    if (c.tti) {
+      out.push(`Time to interactive (create → first successful \`print(1)\`), ${c.ttiRounds} rounds, the variants interleaved round by round:`, '');
+      const row = (name, x) => [name, ms(x.median), ms(x.p95), ms(x.p99), x.errors ? String(x.errors) : '0'];
+      out.push(
+        table(
+          ['first run in', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'],
+          [
+            row('the default python context, forked (started at create)', c.tti.forked),
+            row('the default python context, exec\'d (`--context-zygote false`)', c.tti.execd),
+            row('a fresh process (`fresh: true`)', c.tti.fresh),
+            row('— create alone (no run)', c.tti.create),
+          ],
+        ),
+        '',
+      );
+      out.push(`Forked ÷ fresh: ${ratio(c.tti.forked.median / c.tti.fresh.median)}${ci(c.ttiRatios.forkedVsFresh)} (95 % interval of the ratio of medians); forked ÷ exec'd: ${ratio(c.tti.forked.median / c.tti.execd.median)}${ci(c.ttiRatios.forkedVsExecd)}. TTI − create, per round: median ${ms(c.ttiOverCreate.median)} ms.`, '');
+    }
+    out.push('Burst of 100 creates + first runs at once:', '');
+    const brow = (name, b) => (b ? [name, ms(b.median), ms(b.p99), ms(b.wall), pct(b.successRate)] : [name, '—', '—', '—', '—']);
     out.push(
       table(
-        ['first run in', 'TTI p50', 'TTI p99', 'burst median', 'burst p99', 'burst wall', 'burst success'],
-        [
-          ['the default python context (started at create)', ms(c.ttiWarm.median), ms(c.ttiWarm.p99), ms(c.burstWarm.median), ms(c.burstWarm.p99), ms(c.burstWarm.wall), pct(c.burstWarm.successRate)],
-          ['a fresh process (`fresh: true`), the baseline', ms(c.ttiFresh.median), ms(c.ttiFresh.p99), ms(c.burstFresh.median), ms(c.burstFresh.p99), ms(c.burstFresh.wall), pct(c.burstFresh.successRate)],
-        ],
+        ['first run in', 'median ms', 'p99 ms', 'wall ms', 'success'],
+        [brow('the default python context, forked', c.burstWarm), brow("the default python context, exec'd", c.burstExecd), brow('a fresh process (`fresh: true`)', c.burstFresh)],
       ),
       '',
     );
-    out.push(`Memory cgroup usage per idle sandbox (median of 10): **${mbFromKiB(c.memWarm.median)} with a warm python context**, ${mbFromKiB(c.memCold.median)} without (\`--warm-python-context false\`).`, '');
+    if (c.memForked) {
+      const m = (x) => [mbFromKiB(x.pss.median), mbFromKiB(x.cgroup.median)];
+      out.push('Memory per idle sandbox after one `print(1)` (medians; PSS counts pages shared with the fork server and the other contexts by their share):', '');
+      out.push(
+        table(
+          ['sandbox', 'n', 'PSS of its processes', 'memory cgroup'],
+          [
+            [`forked python context`, String(c.memForked.count), ...m(c.memForked)],
+            [`exec'd python context`, String(c.memExecd.count), ...m(c.memExecd)],
+            ['no context (`--warm-python-context false`, a fresh run)', String(c.memCold.count), ...m(c.memCold)],
+          ],
+        ),
+        '',
+      );
+      out.push(`The fork server itself: RSS ${mbFromKiB(c.memForked.zygoteRssKiB)}, PSS ${mbFromKiB(c.memForked.zygotePssKiB)} with ${c.memForked.count} contexts forked from it (${mbFromKiB(c.memForked.zygotePssKiB / c.memForked.count)} per sandbox).`, '');
+    }
+    if (c.scale) {
+      const x = c.scale;
+      out.push(`${x.n.toLocaleString('en-US')} sandboxes, each with a warm python context (${x.errors} errors, created in ${x.createSecs.toFixed(1)} s): the host's MemAvailable fell by **${mbFromKiB(x.perSandboxKiB)} per sandbox**, sandlotd RSS ${mbFromKiB(x.serverRssKiB)}; a warm run among them ${ms(x.warmRun.median)} ms median. After \`--context-idle-secs ${x.idleSecs}\` the idle stop gave back ${mbFromKiB(x.freedPerSandboxKiB)} per sandbox, and the next run restarted its context quietly in ${ms(x.runAfterIdleStop.median)} ms median (p99 ${ms(x.runAfterIdleStop.p99)}).`, '');
+    }
   }
 
   out.push('## Analysis', '');

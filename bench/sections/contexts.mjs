@@ -1,9 +1,16 @@
 // §5 Execution contexts (issue 13): what a warm python context costs per run, how soon a new
-// sandbox runs its first cell, a burst of creates with first runs, and the memory of an idle
-// sandbox holding a warm context. Raw HTTP throughout (the SDK's own cost is §1).
+// sandbox runs its first cell, a burst of creates with first runs, the memory of an idle
+// sandbox holding a warm context, and 1,000 such sandboxes on one host. Raw HTTP throughout
+// (the SDK's own cost is §1).
+//
+// Python contexts are forked from the fork server (the default). The same measurements on a
+// server started with `--context-zygote false` (every context a new interpreter through the
+// exec helper, as before the fork server) and with `fresh: true` (a new process per run, no
+// context) are the baselines, interleaved with it round by round.
+import fs from 'node:fs';
 import { rawClient } from '../lib/clients.mjs';
-import { readNumber, sandboxMemCgroup, startServer } from '../lib/server.mjs';
-import { errorText, interleave, now, pairedDiff, settle, sleep, summarize } from '../lib/stats.mjs';
+import { memAvailableKiB, readNumber, rssKiB, sandboxMemCgroup, smapsRollup, startServer } from '../lib/server.mjs';
+import { errorText, interleave, now, pairedDiff, ratioCI, settle, sleep, summarize } from '../lib/stats.mjs';
 
 const stat = (slot) => ({ ...summarize(slot.samples), errors: slot.errors.length, firstError: slot.errors[0] });
 
@@ -18,24 +25,31 @@ async function post(h, path, body) {
   return r;
 }
 
-/** Time to interactive: create → first successful print(1), one sandbox after another. */
-async function tti(server, rounds, body) {
+const PRINT = { code: 'print(1)', language: 'python' };
+
+/** One time to interactive: create → first successful print(1); the sandbox is then killed. */
+async function ttiOnce(server, body) {
   const raw = rawClient(server);
-  const samples = [];
-  const errors = [];
-  for (let r = 0; r < rounds + 2; r++) {
-    const t0 = now();
-    let h;
-    try {
-      h = await raw.create();
-      await post(h, '/execute', { code: 'print(1)', language: 'python', ...body });
-      if (r >= 2) samples.push(now() - t0);
-    } catch (e) {
-      if (r >= 2) errors.push(errorText(e));
-    }
+  const t0 = now();
+  let h;
+  try {
+    h = await raw.create();
+    const r = await post(h, '/execute', { ...PRINT, ...body });
+    if (r.stdout !== '1\n') throw new Error(`unexpected output ${JSON.stringify(r.stdout)}`);
+    return now() - t0;
+  } finally {
     if (h) await raw.kill(h).catch(() => {});
   }
-  return { ...summarize(samples), errors: errors.length, firstError: errors[0] };
+}
+
+/** A create alone (and its kill): the part of a TTI that is not the first run. */
+async function createOnce(server) {
+  const raw = rawClient(server);
+  const t0 = now();
+  const h = await raw.create();
+  const ms = now() - t0;
+  await raw.kill(h).catch(() => {});
+  return ms;
 }
 
 async function burst(server, n, body) {
@@ -49,7 +63,7 @@ async function burst(server, n, body) {
       try {
         const h = await raw.create();
         handles.push(h);
-        await post(h, '/execute', { code: 'print(1)', language: 'python', ...body });
+        await post(h, '/execute', { ...PRINT, ...body });
         return { ok: true, ms: now() - s0 };
       } catch (e) {
         return { ok: false, ms: now() - s0, error: errorText(e) };
@@ -63,17 +77,181 @@ async function burst(server, n, body) {
   return { ...summarize(ok), wall, successRate: ok.length / n, errors: errors.length, firstError: errors[0] };
 }
 
+/**
+ * Like `interleave`, but each call returns its own measurement (a TTI, without the kill that
+ * follows it).
+ */
+async function interleaveValues(variants, rounds, fn, warmup) {
+  const out = Object.fromEntries(variants.map((v) => [v, { samples: [], errors: [], byRound: [] }]));
+  for (let r = 0; r < warmup + rounds; r++) {
+    for (let i = 0; i < variants.length; i++) {
+      const v = variants[(i + r) % variants.length];
+      try {
+        const ms = await fn(v);
+        if (r >= warmup) {
+          out[v].samples.push(ms);
+          out[v].byRound[r - warmup] = ms;
+        }
+      } catch (e) {
+        if (r >= warmup) {
+          out[v].errors.push(errorText(e));
+          out[v].byRound[r - warmup] = NaN;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Host pids in a sandbox's memory cgroup (its init, its contexts, its processes). */
+function sandboxPids(server, id) {
+  const dir = sandboxMemCgroup(server.pid, id);
+  if (!dir) return [];
+  try {
+    return fs.readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** The fork server: the server's child started with SANDLOT_ZYGOTE=1. */
+function zygotePid(server) {
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== server.pid) continue;
+      if (fs.readFileSync(`/proc/${e}/environ`, 'utf8').includes('SANDLOT_ZYGOTE=1')) return Number(e);
+    } catch {
+      /* gone */
+    }
+  }
+  return null;
+}
+
+/**
+ * Memory of `count` idle sandboxes, each after one print(1) in its default python context
+ * (or, with `body.fresh`, in a fresh process): per sandbox, the PSS of its processes (forked
+ * pages shared with the fork server and the other contexts count by their share) and its
+ * memory cgroup's usage; and the fork server's own PSS, shared by all.
+ */
+async function idleMemory(server, count, body = {}) {
+  const c = rawClient(server);
+  const hs = [];
+  for (let i = 0; i < count; i++) {
+    const h = await c.create();
+    await post(h, '/execute', { ...PRINT, ...body });
+    hs.push(h);
+  }
+  await sleep(1500);
+  const pss = [];
+  const cgroup = [];
+  for (const h of hs) {
+    const pids = sandboxPids(server, h.id);
+    let kib = 0;
+    for (const pid of pids) {
+      try {
+        kib += smapsRollup(pid).Pss ?? 0;
+      } catch {
+        /* exited */
+      }
+    }
+    if (pids.length) pss.push(kib);
+    const dir = sandboxMemCgroup(server.pid, h.id);
+    if (dir) {
+      const v1 = readNumber(`${dir}/memory.usage_in_bytes`);
+      const bytes = Number.isFinite(v1) ? v1 : readNumber(`${dir}/memory.current`);
+      if (Number.isFinite(bytes)) cgroup.push(bytes / 1024);
+    }
+  }
+  const z = zygotePid(server);
+  const zygote = z ? smapsRollup(z) : null;
+  await Promise.all(hs.map((h) => c.kill(h).catch(() => {})));
+  return { count, pss: summarize(pss), cgroup: summarize(cgroup), zygotePssKiB: zygote?.Pss ?? 0, zygoteRssKiB: zygote?.Rss ?? 0 };
+}
+
+/**
+ * 1,000 sandboxes with a warm python context each, then the idle stop: what the host gives
+ * up per sandbox (MemAvailable), the server's RSS, and what comes back once the contexts
+ * have been idle for `--context-idle-secs`; a run after that restarts its context quietly.
+ */
+async function thousand(ctx, n) {
+  const idleSecs = 20;
+  const server = await startServer({ 'max-sandboxes': n + 50, 'context-idle-secs': idleSecs });
+  const c = rawClient(server);
+  const hs = [];
+  try {
+    await settle();
+    const before = memAvailableKiB();
+    const t0 = now();
+    let errors = 0;
+    for (let i = 0; i < n; i += 20) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(20, n - i) }, async () => {
+          try {
+            const h = await c.create();
+            await post(h, '/execute', PRINT);
+            return h;
+          } catch {
+            errors++;
+            return null;
+          }
+        }),
+      );
+      hs.push(...batch.filter(Boolean));
+      if (i % 200 === 0) ctx.log(`    ${hs.length} sandboxes`);
+    }
+    const createSecs = (now() - t0) / 1000;
+    await sleep(2000);
+    const warm = memAvailableKiB();
+    const serverRss = rssKiB(server.pid);
+    // A warm run across the 1,000: still quick.
+    const runs = [];
+    for (const h of hs.slice(0, 50)) {
+      const s0 = now();
+      await post(h, '/execute', PRINT);
+      runs.push(now() - s0);
+    }
+    ctx.log(`    waiting ${idleSecs + 5} s for the idle stop`);
+    await sleep((idleSecs + 5) * 1000);
+    const stopped = memAvailableKiB();
+    const afterStop = [];
+    for (const h of hs.slice(0, 20)) {
+      const s0 = now();
+      const r = await post(h, '/execute', PRINT);
+      if (r.execution_error) errors++;
+      afterStop.push(now() - s0);
+    }
+    return {
+      n: hs.length,
+      errors,
+      createSecs,
+      perSandboxKiB: (before - warm) / hs.length,
+      serverRssKiB: serverRss,
+      freedPerSandboxKiB: (stopped - warm) / hs.length,
+      warmRun: summarize(runs),
+      runAfterIdleStop: summarize(afterStop),
+      idleSecs,
+    };
+  } finally {
+    for (let i = 0; i < hs.length; i += 50) await Promise.all(hs.slice(i, i + 50).map((h) => c.kill(h).catch(() => {})));
+    await server.stop();
+  }
+}
+
 export async function contexts(ctx) {
   const server = await startServer({ 'max-sandboxes': 400 });
+  const execd = await startServer({ 'max-sandboxes': 400, 'context-zygote': 'false' });
   try {
     const raw = rawClient(server);
     // 1. A warm context: print(1) against the agent's HTTP floor, interleaved.
     const box = await raw.create();
-    await post(box, '/execute', { code: 'print(1)', language: 'python' });
+    await post(box, '/execute', PRINT);
     const variants = {
       'agent GET /health (HTTP floor)': () => raw.health(box),
-      "warm context: /execute python 'print(1)'": () => post(box, '/execute', { code: 'print(1)', language: 'python' }),
-      "fresh process: /execute python 'print(1)' (fresh: true)": () => post(box, '/execute', { code: 'print(1)', language: 'python', fresh: true }),
+      "warm context: /execute python 'print(1)'": () => post(box, '/execute', PRINT),
+      "fresh process: /execute python 'print(1)' (fresh: true)": () => post(box, '/execute', { ...PRINT, fresh: true }),
     };
     const rounds = ctx.quick ? 50 : 300;
     const res = await interleave(Object.keys(variants), rounds, (v) => variants[v](), { warmup: 5 });
@@ -82,50 +260,72 @@ export async function contexts(ctx) {
     const warmOverHttp = pairedDiff(res[key('warm context')].byRound, res[key('agent GET')].byRound);
     await raw.kill(box).catch(() => {});
 
-    // 2. Time to interactive, warm start (default) against the first run in a fresh process.
+    // 2. Time to interactive, the variants interleaved round by round.
     ctx.log('  time to interactive');
-    const n = ctx.quick ? 15 : 60;
-    const ttiWarm = await tti(server, n, {});
-    const ttiFresh = await tti(server, n, { fresh: true });
+    const n = ctx.quick ? 20 : 100;
+    await settle();
+    const ttiVariants = {
+      forked: () => ttiOnce(server, {}),
+      fresh: () => ttiOnce(server, { fresh: true }),
+      execd: () => ttiOnce(execd, {}),
+      create: () => createOnce(server),
+    };
+    const ttiRes = await interleaveValues(Object.keys(ttiVariants), n, (v) => ttiVariants[v](), 3);
+    const tti = Object.fromEntries(Object.entries(ttiRes).map(([k, slot]) => [k, stat(slot)]));
+    const ttiRatios = {
+      forkedVsFresh: ratioCI(ttiRes.forked.samples, ttiRes.fresh.samples),
+      forkedVsExecd: ratioCI(ttiRes.forked.samples, ttiRes.execd.samples),
+    };
+    const ttiOverCreate = pairedDiff(ttiRes.forked.byRound, ttiRes.create.byRound);
 
     // 3. Burst of 100 creates and first runs at once.
     ctx.log('  burst of 100');
     const burstWarm = await burst(server, 100, {});
     const burstFresh = await burst(server, 100, { fresh: true });
+    const burstExecd = ctx.quick ? null : await burst(execd, 100, {});
 
-    // 4. Memory of an idle sandbox with a warm python context (its memory cgroup), and
-    // without one (a server with --warm-python-context false) in the same run.
-    const memOf = async (srv, count) => {
-      const c = rawClient(srv);
-      const hs = [];
-      for (let i = 0; i < count; i++) {
-        const h = await c.create();
-        await post(h, '/execute', { code: 'print(1)', language: 'python', fresh: true });
-        hs.push(h);
-      }
-      await sleep(1500);
-      const kib = [];
-      for (const h of hs) {
-        const dir = sandboxMemCgroup(srv.pid, h.id);
-        if (!dir) continue;
-        const v1 = readNumber(`${dir}/memory.usage_in_bytes`);
-        const bytes = Number.isFinite(v1) ? v1 : readNumber(`${dir}/memory.current`);
-        if (Number.isFinite(bytes)) kib.push(bytes / 1024);
-      }
-      await Promise.all(hs.map((h) => c.kill(h).catch(() => {})));
-      return summarize(kib);
-    };
+    // 4. Memory of idle sandboxes: with a forked context, with an exec'd one, without one.
     ctx.log('  memory per idle sandbox');
-    const memWarm = await memOf(server, 10);
+    const memCount = ctx.quick ? 20 : 50;
+    const memForked = await idleMemory(server, memCount);
+    const memExecd = await idleMemory(execd, ctx.quick ? 5 : 10);
     const cold = await startServer({ 'warm-python-context': 'false' });
     let memCold;
     try {
-      memCold = await memOf(cold, 10);
+      memCold = await idleMemory(cold, 10, { fresh: true });
     } finally {
       await cold.stop();
     }
-    return { rounds, rows, warmOverHttp, ttiRounds: n, ttiWarm, ttiFresh, burstWarm, burstFresh, memWarm, memCold };
-  } finally {
+    await execd.stop();
     await server.stop();
+
+    // 5. A host with 1,000 of them, and the idle stop.
+    let scale = null;
+    if (!ctx.quick) {
+      ctx.log('  1,000 sandboxes with warm contexts');
+      scale = await thousand(ctx, 1000);
+    }
+    return {
+      rounds,
+      rows,
+      warmOverHttp,
+      ttiRounds: n,
+      tti,
+      ttiRatios,
+      ttiOverCreate,
+      // Kept under their former names for the report's verdicts.
+      ttiWarm: tti.forked,
+      ttiFresh: tti.fresh,
+      burstWarm,
+      burstFresh,
+      burstExecd,
+      memForked,
+      memExecd,
+      memCold,
+      scale,
+    };
+  } finally {
+    await execd.stop().catch(() => {});
+    await server.stop().catch(() => {});
   }
 }

@@ -24,7 +24,9 @@ mod time;
 pub mod token;
 mod webhook;
 
-use sandbox::isolation::{self, EXEC_SUBCOMMAND, INIT_SUBCOMMAND, PTY_SUBCOMMAND};
+use sandbox::isolation::{
+    self, EXEC_SUBCOMMAND, INIT_SUBCOMMAND, PTY_SUBCOMMAND, ZYGOTE_SUBCOMMAND,
+};
 
 /// Runs sandlotd, or one of its isolation helpers, as the arguments say.
 pub fn main() -> std::process::ExitCode {
@@ -33,6 +35,7 @@ pub fn main() -> std::process::ExitCode {
         Some(INIT_SUBCOMMAND) => isolation::init::main(),
         Some(EXEC_SUBCOMMAND) => isolation::exec::main(),
         Some(PTY_SUBCOMMAND) => isolation::pty::main(),
+        Some(ZYGOTE_SUBCOMMAND) => isolation::zygote::main(),
         _ => server::main(),
     }
 }

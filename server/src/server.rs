@@ -124,6 +124,12 @@ async fn run(mut cfg: Config) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?,
     );
+    {
+        // The python fork server starts beside recovery, so that the first python context
+        // (often a new sandbox's, started at create) finds it ready.
+        let node = node.clone();
+        tokio::spawn(async move { node.prepare_contexts().await });
+    }
     node.recover()
         .await
         .map_err(|e| format!("recovery failed: {e}"))?;

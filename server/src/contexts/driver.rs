@@ -17,14 +17,18 @@ use serde::Deserialize;
 use crate::sandbox::isolation::CodeDelivery;
 
 const PYTHON: &str = include_str!("drivers/python.py");
+const ZYGOTE: &str = include_str!("drivers/zygote.py");
 const NODE: &str = include_str!("drivers/node.js");
 const BASH: &str = include_str!("drivers/bash.sh");
+
+/// How python drivers (and the fork server) are started.
+const PYTHON_ARGV: &[&str] = &["/usr/bin/python3", "-u", "/proc/self/fd/3"];
 
 /// How to start a language's driver: argv, and the program text (fd 3, or in argv for
 /// node, which cannot run a script from a memfd path).
 pub fn launcher(language: Language) -> (Vec<String>, &'static str, CodeDelivery) {
     let (argv, program): (Vec<&str>, &str) = match language {
-        Language::Python => (vec!["/usr/bin/python3", "-u", "/proc/self/fd/3"], PYTHON),
+        Language::Python => (PYTHON_ARGV.to_vec(), PYTHON),
         Language::Javascript => (vec!["/usr/bin/node", "-e", NODE], ""),
         Language::Bash => (
             vec!["/bin/bash", "--norc", "--noprofile", "/proc/self/fd/3"],
@@ -36,6 +40,30 @@ pub fn launcher(language: Language) -> (Vec<String>, &'static str, CodeDelivery)
         program,
         CodeDelivery::Driver,
     )
+}
+
+/// The python fork server's argv: the python driver's.
+pub fn python_argv() -> Vec<String> {
+    PYTHON_ARGV.iter().map(|s| s.to_string()).collect()
+}
+
+/// The python fork server's program: the python driver, then the fork loop.
+pub fn zygote_program() -> String {
+    format!("{PYTHON}\n{ZYGOTE}")
+}
+
+/// Whether a python context with this environment can be forked from the fork server: the
+/// variables an interpreter reads only as it starts (`PYTHON*` but the three a fork applies
+/// itself, the locale, `IPYTHONDIR`, a virtualenv) must be what the fork server started
+/// with. Otherwise the context starts as a new interpreter through the exec helper.
+pub fn forkable_env(env: &[(String, String)]) -> bool {
+    env.iter().all(|(k, v)| match k.as_str() {
+        "PYTHONPATH" => true,
+        "PYTHONUNBUFFERED" | "PYTHONDONTWRITEBYTECODE" => v == "1",
+        "LANG" => v == "C.UTF-8",
+        "VIRTUAL_ENV" | "IPYTHONDIR" => false,
+        k => !k.starts_with("PYTHON") && !k.starts_with("LC_"),
+    })
 }
 
 /// A line the driver (or, for `spawned`, the exec helper) writes on the reply channel.
@@ -188,6 +216,33 @@ mod tests {
             !rest.contains("bad-name"),
             "names bash cannot hold are left out"
         );
+    }
+
+    #[test]
+    fn only_environments_a_fork_can_reproduce_are_forked() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(forkable_env(&env(&[
+            ("HOME", "/workspace"),
+            ("LANG", "C.UTF-8"),
+            ("PYTHONUNBUFFERED", "1"),
+            ("PYTHONPATH", "/workspace/lib"),
+            ("SECRET", "x"),
+        ])));
+        for bad in [
+            ("PYTHONHASHSEED", "0"),
+            ("PYTHONDONTWRITEBYTECODE", ""),
+            ("LANG", "de_DE.UTF-8"),
+            ("LC_ALL", "C"),
+            ("VIRTUAL_ENV", "/venv"),
+            ("IPYTHONDIR", "/workspace/.ipython"),
+        ] {
+            assert!(!forkable_env(&env(&[bad])), "{bad:?}");
+        }
     }
 
     #[test]

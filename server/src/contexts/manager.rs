@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use sandlot_protocol::{
     defaults, run_errors, CodeRunRequest, ContextInfo, ContextState, CreateContextRequest,
-    ExecutionError, Language, RichResult,
+    ExecutionError, Language, RichResult, SandboxStatus,
 };
 use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::process::{CellEnd, ContextProcess};
+use super::zygote::Zygote;
 use super::{default_id, Context, Slot};
 use crate::config::Config;
 use crate::exec::events::Stream;
@@ -45,15 +46,35 @@ pub struct ContextManager {
     cgroups: Arc<Cgroups>,
     exe: PathBuf,
     shutdown: Shutdown,
+    /// Python contexts are forked from it (`--context-zygote`, where processes have
+    /// tracking cgroups to be killed by).
+    zygote: Option<Arc<Zygote>>,
 }
 
 impl ContextManager {
     pub fn new(cfg: Arc<Config>, cgroups: Arc<Cgroups>, exe: PathBuf, shutdown: Shutdown) -> Self {
+        let zygote = (cfg.context_zygote && cgroups.tracks_processes())
+            .then(|| Arc::new(Zygote::new(exe.clone())));
         Self {
             cfg,
             cgroups,
             exe,
             shutdown,
+            zygote,
+        }
+    }
+
+    /// Starts the python fork server (at server start: the first context need not wait).
+    pub async fn prepare(&self) {
+        if let Some(z) = &self.zygote {
+            z.prepare().await;
+        }
+    }
+
+    /// Stops the python fork server (server shutdown).
+    pub async fn stop(&self) {
+        if let Some(z) = &self.zygote {
+            z.stop().await;
         }
     }
 
@@ -165,6 +186,7 @@ impl ContextManager {
         let cwd = explicit_cwd.then_some(run.cwd);
         let job = Job {
             launch: self.launch(sandbox, &context.cwd),
+            zygote: self.zygote.clone(),
             result_cap: self.result_cap(),
             code: run.code,
             env,
@@ -220,6 +242,7 @@ impl ContextManager {
             slot,
             self.launch(sandbox, &context.cwd),
             self.result_cap(),
+            self.zygote.as_deref(),
         )
         .await
     }
@@ -231,7 +254,10 @@ impl ContextManager {
         };
         let mut slot = context.slot.lock().await;
         if let Err(e) = self.ensure_started(&sandbox, &context, &mut slot).await {
-            warn!(sandbox = %sandbox.id, "could not warm the {language} context: {e}");
+            // A sandbox deleted right after its create takes its context down with it.
+            if sandbox.status() != SandboxStatus::Deleted {
+                warn!(sandbox = %sandbox.id, "could not warm the {language} context: {e}");
+            }
         }
     }
 
@@ -293,6 +319,7 @@ impl ContextManager {
 /// A cell's run, checked.
 struct Job {
     launch: Launch,
+    zygote: Option<Arc<Zygote>>,
     result_cap: usize,
     code: String,
     env: std::collections::BTreeMap<String, String>,
@@ -304,10 +331,11 @@ async fn start(
     slot: &mut Slot,
     launch: Launch,
     result_cap: usize,
+    zygote: Option<&Zygote>,
 ) -> Result<(), String> {
     context.set_state(ContextState::Starting);
     let group = format!("context.{}.{}", context.id, ids::process_id());
-    match ContextProcess::start(context.language, launch, group, result_cap).await {
+    match ContextProcess::start(context.language, launch, group, result_cap, zygote).await {
         Ok(p) => {
             slot.process = Some(p);
             context.activity().starts += 1;
@@ -358,7 +386,14 @@ async fn run_in(context: Arc<Context>, entry: Arc<ProcessEntry>, job: Job) -> Ce
     }
     if let Some(reason) = slot.died.take() {
         let error = restarted(&context, &reason);
-        let started = start(&context, &mut slot, job.launch.clone(), job.result_cap).await;
+        let started = start(
+            &context,
+            &mut slot,
+            job.launch.clone(),
+            job.result_cap,
+            job.zygote.as_deref(),
+        )
+        .await;
         let mut message = format!("{}: {}\n", error.name, error.value);
         if let Err(e) = started {
             message.push_str(&format!("the new interpreter did not start either: {e}\n"));
@@ -369,7 +404,15 @@ async fn run_in(context: Arc<Context>, entry: Arc<ProcessEntry>, job: Job) -> Ce
         return outcome;
     }
     if slot.process.is_none() {
-        if let Err(e) = start(&context, &mut slot, job.launch.clone(), job.result_cap).await {
+        if let Err(e) = start(
+            &context,
+            &mut slot,
+            job.launch.clone(),
+            job.result_cap,
+            job.zygote.as_deref(),
+        )
+        .await
+        {
             entry.fail_to_start(e.clone());
             outcome.error = Some(ExecutionError {
                 name: run_errors::FAILED.into(),

@@ -11,6 +11,9 @@
 pub mod driver;
 pub mod manager;
 mod process;
+mod replies;
+mod start;
+pub mod zygote;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;

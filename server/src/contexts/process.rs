@@ -8,42 +8,89 @@
 //! lines. A driver writes its output before it writes `done`, so once `done` is read, what
 //! is left in the output pipes is drained without waiting and nothing is lost or misfiled.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sandlot_protocol::{ExecutionError, Language, RichResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::Child;
+use tokio::sync::oneshot;
 
 use super::driver::{self, Reply};
+use super::replies::Replies;
 use crate::exec::events::Stream;
 use crate::exec::launch::Launch;
 use crate::exec::{ProcessEntry, StopReason};
-use crate::sandbox::isolation::{exec_input, ExecConfig, DRIVER_REPLY_FD_HELPER, EXEC_SUBCOMMAND};
 
-/// How long a driver may take to import its runtime and say `ready`.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an interrupted cell may take to stop before its context is killed.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
 
+/// How the server learns that a driver ended, and with which status.
+pub(super) enum Lifeline {
+    /// Started by the exec helper, a child of ours whose exit status is the driver's.
+    Helper(Child),
+    /// Forked by the fork server, which reports its exit status.
+    Forked(oneshot::Receiver<i32>),
+    /// Ended with this status (128 + signal when killed; -1 when nobody could say).
+    Ended(i32),
+}
+
+impl Lifeline {
+    /// The driver's exit status, once it has ended.
+    async fn wait(&mut self) -> i32 {
+        let status = match self {
+            Lifeline::Helper(child) => child.wait().await.map(code_of).unwrap_or(-1),
+            Lifeline::Forked(exit) => exit.await.unwrap_or(-1),
+            Lifeline::Ended(status) => *status,
+        };
+        *self = Lifeline::Ended(status);
+        status
+    }
+
+    /// The driver's exit status if it has ended.
+    fn try_wait(&mut self) -> Option<i32> {
+        let status = match self {
+            Lifeline::Helper(child) => match child.try_wait() {
+                Ok(Some(status)) => code_of(status),
+                Ok(None) => return None,
+                Err(_) => -1,
+            },
+            Lifeline::Forked(exit) => match exit.try_recv() {
+                Ok(status) => status,
+                Err(oneshot::error::TryRecvError::Empty) => return None,
+                Err(oneshot::error::TryRecvError::Closed) => -1,
+            },
+            Lifeline::Ended(status) => *status,
+        };
+        *self = Lifeline::Ended(status);
+        Some(status)
+    }
+}
+
+/// An exit status as a code: the exit code, or 128 + the signal that killed it.
+fn code_of(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
 /// A live driver.
 pub struct ContextProcess {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: pipe::Receiver,
-    stderr: pipe::Receiver,
-    replies: Replies,
+    pub(super) lifeline: Lifeline,
+    pub(super) stdin: pipe::Sender,
+    pub(super) stdout: pipe::Receiver,
+    pub(super) stderr: pipe::Receiver,
+    pub(super) replies: Replies,
     /// The driver's host pid, which leads its process group.
-    pgid: Option<i32>,
-    launch: Launch,
-    cgroup: String,
-    oom_kills_at_start: Option<u64>,
-    next_id: u64,
+    pub(super) pgid: Option<i32>,
+    pub(super) launch: Launch,
+    pub(super) cgroup: String,
+    pub(super) oom_kills_at_start: Option<u64>,
+    pub(super) next_id: u64,
     /// Bytes of results one cell may return (`--output-cap-bytes` × 4).
-    result_cap: usize,
+    pub(super) result_cap: usize,
     pub last_used: Instant,
 }
 
@@ -68,154 +115,14 @@ pub enum CellEnd {
     Stuck { results: Vec<RichResult> },
 }
 
-fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two descriptors we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both are fresh descriptors owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 impl ContextProcess {
-    /// Starts a driver and waits until it is ready.
-    pub async fn start(
-        language: Language,
-        launch: Launch,
-        cgroup: String,
-        result_cap: usize,
-    ) -> Result<Self, String> {
-        let procs = launch
-            .cgroups
-            .create_process(&launch.sandbox_id, &cgroup)
-            .map_err(|e| format!("could not create the context's cgroup: {e}"))?;
-        let (argv, program, delivery) = driver::launcher(language);
-        let cfg = ExecConfig {
-            init_pid: launch.init_pid,
-            cgroup_procs: procs,
-            uid: launch.uid,
-            gid: launch.uid,
-            cwd: launch.cwd.clone(),
-            argv,
-            env: launch.env.clone(),
-            code: delivery,
-            rlimits: launch.rlimits.clone(),
-            program_len: Some(program.len() as u64),
-        };
-        let io = |e: std::io::Error| format!("could not start the context: {e}");
-        let (out_r, out_w) = pipe_pair().map_err(io)?;
-        let (err_r, err_w) = pipe_pair().map_err(io)?;
-        let (rep_r, rep_w) = pipe_pair().map_err(io)?;
-        let mut cmd = Command::new(&launch.exe);
-        cmd.arg(EXEC_SUBCOMMAND)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::from(out_w))
-            .stderr(Stdio::from(err_w))
-            .kill_on_drop(true);
-        let rep_fd = rep_w.as_raw_fd();
-        // SAFETY: only async-signal-safe calls between fork and exec: the reply pipe becomes
-        // the helper's fd 3, without close-on-exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                let ok = if rep_fd == DRIVER_REPLY_FD_HELPER {
-                    libc::fcntl(rep_fd, libc::F_SETFD, 0) >= 0
-                } else {
-                    libc::dup2(rep_fd, DRIVER_REPLY_FD_HELPER) >= 0
-                };
-                if ok {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let oom_kills_at_start = launch.cgroups.oom_kills(&launch.sandbox_id);
-        let mut child = cmd.spawn().map_err(io)?;
-        drop(cmd);
-        drop(rep_w);
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin
-            .write_all(&exec_input(&cfg, program.as_bytes()))
-            .await
-            .map_err(io)?;
-        let receiver = |fd| pipe::Receiver::from_owned_fd(fd).map_err(io);
-        let mut me = Self {
-            child,
-            stdin,
-            stdout: receiver(out_r)?,
-            stderr: receiver(err_r)?,
-            replies: Replies::new(receiver(rep_r)?, result_cap + (1 << 20)),
-            pgid: None,
-            launch,
-            cgroup,
-            oom_kills_at_start,
-            next_id: 1,
-            result_cap,
-            last_used: Instant::now(),
-        };
-        match tokio::time::timeout(READY_TIMEOUT, me.wait_ready()).await {
-            Ok(Ok(())) => Ok(me),
-            Ok(Err(e)) => {
-                me.kill().await;
-                Err(e)
-            }
-            Err(_) => {
-                me.kill().await;
-                Err(format!(
-                    "the {language} context did not start within {} s",
-                    READY_TIMEOUT.as_secs()
-                ))
-            }
-        }
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let mut early = Vec::new();
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut sink = vec![0u8; 16 * 1024];
-        loop {
-            tokio::select! {
-                line = self.replies.next() => match line.map(|l| serde_json::from_slice::<Reply>(&l)) {
-                    Some(Ok(Reply::Spawned { pid })) => self.pgid = Some(pid),
-                    Some(Ok(Reply::Ready {})) => return Ok(()),
-                    Some(_) => {}
-                    None => {
-                        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                            while let Ok(n) = self.stderr.read(&mut buf).await {
-                                if n == 0 { break; }
-                                early.extend_from_slice(&buf[..n]);
-                            }
-                        }).await;
-                        let text = String::from_utf8_lossy(&early);
-                        let tail: String = text.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
-                        return Err(format!("the context's interpreter failed to start: {}", tail.trim()));
-                    }
-                },
-                n = self.stderr.read(&mut buf) => if let Ok(n @ 1..) = n {
-                    if early.len() < 64 * 1024 { early.extend_from_slice(&buf[..n]); }
-                },
-                n = self.stdout.read(&mut sink) => { let _ = n; }
-            }
-        }
-    }
-
     /// Whether the driver has ended (between runs).
     pub fn has_exited(&mut self) -> Option<(i32, bool)> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(self.exit_of(status)),
-            Ok(None) => None,
-            Err(_) => Some((-1, false)),
-        }
+        self.lifeline.try_wait().map(|code| self.exit_of_code(code))
     }
 
-    /// The exit code and whether the out-of-memory killer caused it.
-    fn exit_of(&self, status: std::process::ExitStatus) -> (i32, bool) {
-        use std::os::unix::process::ExitStatusExt;
-        let code = status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    /// An exit code (128 + signal when killed) and whether the out-of-memory killer caused it.
+    fn exit_of_code(&self, code: i32) -> (i32, bool) {
         let oom = code == 128 + libc::SIGKILL
             && self
                 .oom_kills_at_start
@@ -234,6 +141,10 @@ impl ContextProcess {
             )
         } else if code > 128 {
             format!("its interpreter was killed by signal {}", code - 128)
+        } else if code < 0 {
+            "its interpreter ended, and how is unknown (the python fork server it was forked \
+             from is gone)"
+                .to_string()
         } else {
             format!("its interpreter exited with code {code}")
         }
@@ -344,9 +255,9 @@ impl ContextProcess {
                     self.kill().await;
                     return CellEnd::Stuck { results };
                 }
-                status = self.child.wait() => {
+                status = self.lifeline.wait() => {
                     self.drain(entry, &mut buf);
-                    let (exit_code, oom) = status.map(|s| self.exit_of(s)).unwrap_or((-1, false));
+                    let (exit_code, oom) = self.exit_of_code(status);
                     return CellEnd::Died {
                         exit_code,
                         reason: self.death_reason(exit_code, oom),
@@ -366,12 +277,11 @@ impl ContextProcess {
             },
             None => {
                 // The reply channel closed: the driver is ending.
-                let status = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
+                let status = tokio::time::timeout(Duration::from_secs(2), self.lifeline.wait())
+                    .await
+                    .unwrap_or(-1);
                 self.drain(entry, &mut buf);
-                let (exit_code, oom) = match status {
-                    Ok(Ok(s)) => self.exit_of(s),
-                    _ => (-1, false),
-                };
+                let (exit_code, oom) = self.exit_of_code(status);
                 CellEnd::Died {
                     exit_code,
                     reason: self.death_reason(exit_code, oom),
@@ -402,11 +312,15 @@ impl ContextProcess {
         for _ in 0..20 {
             let (c, s, g) = (cgroups.clone(), sandbox.clone(), group.clone());
             let _ = tokio::task::spawn_blocking(move || c.kill_process(&s, &g)).await;
-            let _ = self.child.start_kill();
-            if tokio::time::timeout(Duration::from_millis(100), self.child.wait())
+            if let Lifeline::Helper(child) = &mut self.lifeline {
+                let _ = child.start_kill();
+            }
+            // A fork is in its tracking group like any process (forks are only made where
+            // there are tracking groups).
+            let gone = tokio::time::timeout(Duration::from_millis(100), self.lifeline.wait())
                 .await
-                .is_ok()
-            {
+                .is_ok();
+            if gone {
                 break;
             }
         }
@@ -414,52 +328,5 @@ impl ContextProcess {
             cgroups.kill_process(&sandbox, &group);
             cgroups.remove_process(&sandbox, &group);
         });
-    }
-}
-
-/// JSON lines from the reply pipe, each at most `cap` bytes (longer ones are skipped and
-/// reported as an empty line, which does not parse).
-struct Replies {
-    rx: pipe::Receiver,
-    buf: Vec<u8>,
-    cap: usize,
-    skipping: bool,
-    eof: bool,
-}
-
-impl Replies {
-    fn new(rx: pipe::Receiver, cap: usize) -> Self {
-        Self {
-            rx,
-            buf: Vec::new(),
-            cap,
-            skipping: false,
-            eof: false,
-        }
-    }
-
-    /// The next line; `None` once the pipe has closed. Cancel-safe.
-    async fn next(&mut self) -> Option<Vec<u8>> {
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                if std::mem::take(&mut self.skipping) {
-                    return Some(Vec::new());
-                }
-                return Some(line);
-            }
-            if self.buf.len() > self.cap {
-                self.buf.clear();
-                self.skipping = true;
-            }
-            if self.eof {
-                return None;
-            }
-            match self.rx.read(&mut chunk).await {
-                Ok(0) | Err(_) => self.eof = true,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
     }
 }

@@ -173,6 +173,12 @@ impl Cgroups {
         Ok(procs)
     }
 
+    /// Whether processes get tracking groups of their own (cgroup v2), which
+    /// [`Self::kill_process`] kills whole.
+    pub fn tracks_processes(&self) -> bool {
+        self.v2.is_some()
+    }
+
     /// Kills every process in a process's tracking group. False when there is no such group
     /// (the caller then falls back to the process group).
     pub fn kill_process(&self, sandbox: &str, process: &str) -> bool {

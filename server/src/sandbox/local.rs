@@ -217,6 +217,7 @@ impl LocalNode {
         }))
         .await;
         self.network.shutdown().await;
+        self.contexts.stop().await;
         let cgroups = self.cgroups.clone();
         let _ = tokio::task::spawn_blocking(move || cgroups.remove_base()).await;
         if let Some(volume) = &self.volume {
@@ -284,11 +285,12 @@ impl Node for LocalNode {
                 return Err(e);
             }
         };
+        // The default python context starts now, beside the store's write and the reply.
+        self.warm_contexts(&sandbox);
         if let Err(e) = self.catalog.insert_sandbox(&record) {
             self.destroy(&sandbox, false).await;
             return Err(e.into());
         }
-        self.warm_contexts(&sandbox);
         Ok(self.info_of(&sandbox))
     }
 

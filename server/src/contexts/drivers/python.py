@@ -252,15 +252,15 @@ def _take_stdio():
     # /dev/null. fd 3 (this program's text) has been read; fd 4 (replies) is not inherited
     # by what the code starts.
     global _cmd_in_fd, _RESULT_LIMIT
+    try:
+        os.close(3)
+    except OSError:
+        pass
     _cmd_in_fd = os.dup(0)
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
     os.set_inheritable(_reply_fd, False)
-    try:
-        os.close(3)
-    except OSError:
-        pass
     _RESULT_LIMIT = int(os.environ.get("SANDLOT_RESULT_LIMIT", str(8 << 20)))
 
 

@@ -71,7 +71,7 @@ pub(super) fn join_namespaces(init_pid: i32) -> std::io::Result<()> {
 }
 
 /// An anonymous in-memory file holding the program text, positioned at its start.
-fn memfd_with(code: &[u8]) -> std::io::Result<libc::c_int> {
+pub(super) fn memfd_with(code: &[u8]) -> std::io::Result<libc::c_int> {
     // SAFETY: the name is NUL-terminated; writes stay within `code`.
     unsafe {
         let fd = check(libc::memfd_create(c"program".as_ptr(), 0), "memfd_create")?;

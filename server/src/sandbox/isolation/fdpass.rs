@@ -7,30 +7,45 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// Room for one descriptor's control message (`CMSG_SPACE(sizeof(int))`, 8-byte aligned).
+/// Room for the control message of up to [`MAX_FDS`] descriptors (8-byte aligned).
 const CMSG_BUF: usize = 64;
+/// The most descriptors one message carries.
+pub const MAX_FDS: usize = 8;
 
 /// Sends `fd` with `text` on the socket `sock` (blocking).
 pub fn send_fd(sock: RawFd, fd: RawFd, text: &[u8]) -> io::Result<()> {
+    send_fds(sock, &[fd], text, 0)
+}
+
+/// Sends `fds` (at most [`MAX_FDS`]) with `text` on the socket `sock`; `flags` are
+/// `sendmsg`'s (e.g. `MSG_DONTWAIT` on a socket driven by readiness).
+pub fn send_fds(sock: RawFd, fds: &[RawFd], text: &[u8], flags: libc::c_int) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::other("too many descriptors for one message"));
+    }
     let mut control = [0u64; CMSG_BUF / 8];
     let payload: &[u8] = if text.is_empty() { b"\0" } else { text };
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
         iov_len: payload.len(),
     };
+    let fds_len = std::mem::size_of_val(fds) as u32;
     // SAFETY: the message points at live locals; CMSG_* walk the control buffer we sized.
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
+        msg.msg_controllen = libc::CMSG_SPACE(fds_len) as _;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
-        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
+        (*cmsg).cmsg_len = libc::CMSG_LEN(fds_len) as _;
+        let data = libc::CMSG_DATA(cmsg) as *mut RawFd;
+        for (i, fd) in fds.iter().enumerate() {
+            std::ptr::write_unaligned(data.add(i), *fd);
+        }
+        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL | flags) < 0 {
             return Err(io::Error::last_os_error());
         }
     }

@@ -12,6 +12,9 @@
 //!   execs ([`exec`]).
 //! * `sandlotd __sandbox-pty` starts a shell on a pseudo-terminal in an existing sandbox the
 //!   same way, and hands the terminal's master to the server over a Unix socket ([`pty`]).
+//! * `sandlotd __sandbox-zygote` starts the python fork server that contexts are forked
+//!   from, in a mount namespace of its own ([`zygote`]); each fork confines itself with the
+//!   steps of `__sandbox-exec` and the same seccomp programs ([`seccomp_programs`]).
 //!
 //! The configuration structs here are the only contract between the server and its helpers.
 //! Both travel on the helper's stdin, never in its argv: `/proc/<pid>/cmdline` is readable
@@ -26,6 +29,7 @@ mod rootfs;
 mod seccomp;
 mod sys;
 mod syscalls;
+pub mod zygote;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +46,20 @@ const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
 pub const INIT_SUBCOMMAND: &str = "__sandbox-init";
 pub const EXEC_SUBCOMMAND: &str = "__sandbox-exec";
 pub const PTY_SUBCOMMAND: &str = "__sandbox-pty";
+pub const ZYGOTE_SUBCOMMAND: &str = "__sandbox-zygote";
+
+/// One classic BPF instruction: `(code, jt, jf, k)`.
+pub type BpfInstruction = (u16, u8, u8, u32);
+
+/// The seccomp programs every sandboxed process runs under ([`seccomp`]), in installation
+/// order, as raw BPF instructions `(code, jt, jf, k)`: the python fork server installs them
+/// in the contexts it forks, so a forked context is filtered exactly as an exec'd one.
+pub fn seccomp_programs() -> std::io::Result<Vec<Vec<BpfInstruction>>> {
+    Ok(seccomp::filters()?
+        .iter()
+        .map(|p| p.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect())
+        .collect())
+}
 
 /// What `__sandbox-init` needs, sent as JSON on its stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,314 @@
+
+# ---- Sandlot's python fork server ("zygote"), appended to the python driver above ----
+#
+# One per server. It has done the driver's preparation (IPython imported, the shell made and
+# warmed up) once, outside every sandbox, and forks a context from that state in a few
+# milliseconds instead of the ~250 ms a new interpreter takes.
+#
+# Control socket (fd 100, SOCK_SEQPACKET, to sandlotd only): first {"type":"init","seccomp":
+# [[[code,jt,jf,k],...],...]}, the seccomp programs the exec helper installs, answered by
+# {"type":"ready"}; then one message per context, {"n":N,"init_pid":P} (P: the host pid of
+# the sandbox's pid 1) with four descriptors (the context's command pipe, stdout, stderr and
+# reply pipe), answered by {"n":N,"pid":C} (C: the fork's host pid) or {"n":N,"error":...};
+# and, whenever a fork ends, {"type":"exited","pid":C,"status":S} (S: its exit code, or
+# 128 + the signal that killed it). The socket's end is the server's end: the zygote exits.
+#
+# The zygote never learns anything about a sandbox but the pid of its pid 1. Each context's
+# configuration (cgroups, uid, directory, environment, limits) is read by the fork itself
+# from its own command pipe, so no sandbox's data stays behind in the memory that the next
+# sandbox's context is forked from.
+#
+# A context is one fork, made straight into the sandbox's pid namespace: the zygote points
+# its children's pid namespace at the sandbox's (setns through a pidfd of its pid 1), forks,
+# and points it back. The fork then does what the exec helper and its child do
+# (sandbox/isolation/exec.rs), in their order: it joins the sandbox's cgroups and its other
+# namespaces, starts a session, enters its directory, sets the limits, drops the capability
+# bounding set, its groups and ids, sets no_new_privs and installs the same seccomp
+# programs; then it sets the environment and runs the driver's loop. The zygote is its
+# parent, as the exec helper is an exec'd driver's: it reaps it and reports its status.
+import ctypes
+import fcntl
+import resource
+import site
+import socket
+import time
+from pathlib import Path
+
+from IPython.utils.path import get_home_dir
+
+_CONTROL_FD = 100
+# Descriptors the preparation opened and keeps (IPython's /dev/null): fd -> open flags. A
+# fork opens the sandbox's /dev/null at the same numbers.
+_kept = {}
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+
+_SYS_PIDFD_OPEN = 434  # the same number on x86-64 and aarch64
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_PR_SET_SECCOMP = 22
+_PR_CAPBSET_DROP = 24
+_PR_SET_NO_NEW_PRIVS = 38
+_SECCOMP_MODE_FILTER = 2
+_CLONE_NEWPID = 0x20000000
+# CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWPID | NEWNET: the sandbox's namespaces.
+_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+_programs = []  # (_SockFprog, its instructions), built once
+try:  # the capabilities this kernel has (the exec helper tries 0..63; the rest do not exist)
+    with open("/proc/sys/kernel/cap_last_cap") as _f:
+        _last_cap = int(_f.read())
+except OSError:
+    _last_cap = 63
+
+
+def _check(ret, what):
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return ret
+
+
+def _read_exactly(fd, n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            raise EOFError("the configuration was cut short")
+        data += chunk
+    return data
+
+
+def _read_config(fd):
+    # What the server wrote ahead of the commands: "<length>\n<ExecConfig JSON>" (the exec
+    # helper's format, with no program after it). Read byte by byte up to the newline so
+    # nothing of the commands that follow is taken.
+    line = b""
+    while not line.endswith(b"\n"):
+        if len(line) > 20:
+            raise ValueError("bad configuration length")
+        line += _read_exactly(fd, 1)
+    return json.loads(_read_exactly(fd, int(line)))
+
+
+def _confine(cfg):
+    """The exec helper's `exec_child` and `drop_privileges_and_exec`, minus the exec."""
+    os.setsid()
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != 0:  # P1 died before the death signal was armed
+        os._exit(137)
+    for fd, flags in _kept.items():
+        null = os.open("/dev/null", flags)
+        if null != fd:
+            os.dup2(null, fd, inheritable=False)
+            os.close(null)
+    os.chdir(cfg["cwd"])
+    limits = cfg["rlimits"]
+    for res, value in (
+        (resource.RLIMIT_NOFILE, limits["nofile"]),
+        (resource.RLIMIT_NPROC, limits["nproc"]),
+        (resource.RLIMIT_FSIZE, limits["fsize_bytes"]),
+        (resource.RLIMIT_CORE, 0),
+    ) + (((resource.RLIMIT_AS, limits["as_bytes"]),) if limits.get("as_bytes") else ()):
+        try:
+            resource.setrlimit(res, (value, value))
+        except (ValueError, OSError):
+            pass
+    for cap in range(_last_cap + 1):
+        _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+    os.setgroups([])
+    os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
+    os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+    # A change of ids clears these two; an exec would have reset them the same way.
+    _libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != 0:
+        os._exit(137)
+    _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    for prog, _ in _programs:
+        _check(_libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0), "seccomp")
+
+
+def _become_the_program(cfg):
+    """What a new interpreter would have picked up from its environment at start."""
+    env = dict(cfg["env"])
+    os.environ.clear()
+    os.environ.update(env)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("IPYTHONDIR", "/tmp/.ipython")
+    sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
+    # sys.path: "" first (the driver's), then PYTHONPATH, then the rest; the user's site
+    # directory under the new HOME if it exists (site.py's rule at start).
+    extra = [p for p in env.get("PYTHONPATH", "").split(":") if p]
+    sys.path[1:1] = extra
+    site.USER_BASE = None
+    site.USER_SITE = None
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        site.addsitedir(site.getusersitepackages())
+    time.tzset()
+    # What the preparation read about the host that the sandbox's own answer replaces.
+    import platform
+
+    platform._uname_cache = None
+    platform._os_release_cache = None
+    platform._platform_cache.clear()
+    # The shell's own record of where it started and whose home it is.
+    cwd = os.getcwd()
+    shell.starting_dir = cwd
+    shell.home_dir = get_home_dir()
+    shell.user_ns["_dh"][:] = [Path(cwd)]
+    # Its profile directory (the same path: IPYTHONDIR is the default), which the shell made
+    # in the zygote's private /tmp, made here as the shell makes it.
+    os.makedirs(shell.ipython_dir, exist_ok=True)
+    os.makedirs(shell.profile_dir.location, 0o755, exist_ok=True)
+    shell.profile_dir.check_dirs()
+
+
+def _context(fds):
+    """The fork, in the sandbox's pid namespace: join the rest of the sandbox, confine
+    yourself, become the driver."""
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # Move the four out of the way first: any may sit on another's target.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in fds]
+        for fd, target in zip(high, (0, 1, 2, _reply_fd)):
+            os.dup2(fd, target)
+        os.closerange(3, _reply_fd)
+        os.closerange(_reply_fd + 1, 1 << 20)  # the control socket and every other one
+        cfg = _read_config(0)
+        me = str(os.getpid())  # as the sandbox's pid namespace numbers it: so does the kernel
+        for procs in cfg["cgroup_procs"]:
+            with open(procs, "w") as f:
+                f.write(me)
+        pidfd = _check(_libc.syscall(_SYS_PIDFD_OPEN, 1, 0), "pidfd_open")
+        joined = _libc.setns(pidfd, _NAMESPACES)
+        os.close(pidfd)
+        _check(joined, "setns")
+        _confine(cfg)
+        _become_the_program(cfg)
+    except BaseException as e:
+        try:
+            os.write(2, f"sandlot: could not start the context: {e!r}\n".encode())
+        finally:
+            os._exit(127)
+    _take_stdio()
+    serve()
+    os._exit(0)
+
+
+def _reap(signum, frame):
+    # Runs between two bytecodes of the loop below (or while it waits): one message each,
+    # which a SOCK_SEQPACKET socket never interleaves with another.
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+        try:
+            _control.send(json.dumps({"type": "exited", "pid": pid, "status": code}).encode())
+        except OSError:
+            pass
+
+
+def _note_kept_descriptors():
+    # After the preparation: 0-2 are the zygote's, 3 and 4 (the program and a stand-in for
+    # the reply pipe) go now; what else is open was opened by an import and is kept by it.
+    # Only /dev/null can be reproduced in a sandbox; anything else would be a host file
+    # inside one, so the zygote refuses to run.
+    for fd in (3, 4):
+        os.close(fd)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd in (0, 1, 2, _CONTROL_FD):
+            continue
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # listdir's own
+        if target != "/dev/null":
+            raise SystemExit(f"the fork server keeps {target} open (fd {fd}); it cannot fork contexts")
+        _kept[fd] = fcntl.fcntl(fd, fcntl.F_GETFL) & (os.O_ACCMODE | os.O_APPEND)
+
+
+def _fork_into(init_pid):
+    """Forks a child whose pid namespace is the sandbox's (that of its pid 1, `init_pid`)."""
+    pidfd = _check(_libc.syscall(_SYS_PIDFD_OPEN, init_pid, 0), "pidfd_open")
+    try:
+        _check(_libc.setns(pidfd, _CLONE_NEWPID), "setns")
+    finally:
+        os.close(pidfd)
+    try:
+        pid = os.fork()
+    except BaseException:
+        _check(_libc.setns(_own_pid_ns, _CLONE_NEWPID), "setns back")
+        raise
+    if pid:  # the zygote's own children are its own again
+        _check(_libc.setns(_own_pid_ns, _CLONE_NEWPID), "setns back")
+    return pid
+
+
+_control = None
+_own_pid_ns = None
+
+
+def _zygote():
+    global _control, _own_pid_ns
+    _control = socket.socket(fileno=_CONTROL_FD)
+    _note_kept_descriptors()
+    _own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY)
+    init = json.loads(_control.recv(1 << 20))
+    for program in init["seccomp"]:
+        insns = (_SockFilter * len(program))(*[_SockFilter(*i) for i in program])
+        _programs.append((_SockFprog(len(program), insns), insns))
+    import gc
+    import threading
+
+    if threading.active_count() != 1:  # a fork takes only this thread: nothing may hold locks
+        raise SystemExit(f"the fork server must be single-threaded, has {threading.active_count()} threads")
+    # Directories the zygote found missing may exist in a sandbox: forget that they were
+    # missing (a finder's cache of one that exists is checked against its mtime at every
+    # import). Done here, once, rather than in every fork.
+    for path in [p for p, finder in sys.path_importer_cache.items() if finder is None]:
+        del sys.path_importer_cache[path]
+    gc.collect()
+    gc.freeze()  # the collector leaves the shared objects alone: fewer pages copied per fork
+    signal.signal(signal.SIGCHLD, _reap)
+    _control.send(json.dumps({"type": "ready"}).encode())
+    while True:
+        msg, fds, _, _ = socket.recv_fds(_control, 4096, 8)
+        if not msg:
+            os._exit(0)
+        n = None
+        try:
+            req = json.loads(msg)
+            n = req.get("n")
+            if len(fds) != 4:
+                raise ValueError(f"expected 4 descriptors, got {len(fds)}")
+            pid = _fork_into(int(req["init_pid"]))
+            if pid == 0:
+                _context(fds)
+            reply = {"n": n, "pid": pid}
+        except Exception as e:
+            reply = {"n": n, "error": repr(e)}
+        for fd in fds:
+            os.close(fd)
+        _control.send(json.dumps(reply).encode())
+
+
+if _ZYGOTE:
+    _zygote()

@@ -1,0 +1,270 @@
+//! Starting a context's driver, one of two ways:
+//!
+//! * **forked** from the python fork server ([`super::zygote`]): a python context whose
+//!   environment a fork can reproduce ([`driver::forkable_env`]) is ready in milliseconds;
+//! * **exec'd** through the exec helper (`sandlotd __sandbox-exec`), like any process: every
+//!   javascript and bash context, and python whenever the fork server cannot serve.
+//!
+//! Both end the same way: the driver runs in the sandbox as its uid under its seccomp
+//! programs, with the same four pipes (commands on its stdin, stdout, stderr, replies on
+//! fd 4), and the first process outside the sandbox's pid namespace (the exec helper, or the
+//! fork's first process) says `spawned` with the driver's host pid before the driver says
+//! `ready`.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use sandlot_protocol::Language;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::process::Command;
+
+use super::driver::{self, Reply};
+use super::process::{ContextProcess, Lifeline};
+use super::replies::Replies;
+use super::zygote::Zygote;
+use crate::exec::launch::Launch;
+use crate::sandbox::isolation::{
+    exec_input, CodeDelivery, ExecConfig, DRIVER_REPLY_FD_HELPER, EXEC_SUBCOMMAND,
+};
+
+/// How long a driver may take to import its runtime and say `ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both are fresh descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The driver's four pipes: the driver's ends and ours.
+struct Pipes {
+    cmd_r: OwnedFd,
+    out_w: OwnedFd,
+    err_w: OwnedFd,
+    rep_w: OwnedFd,
+    cmd_w: pipe::Sender,
+    out_r: pipe::Receiver,
+    err_r: pipe::Receiver,
+    rep_r: pipe::Receiver,
+}
+
+impl Pipes {
+    fn new() -> std::io::Result<Self> {
+        let (cmd_r, cmd_w) = pipe_pair()?;
+        let (out_r, out_w) = pipe_pair()?;
+        let (err_r, err_w) = pipe_pair()?;
+        let (rep_r, rep_w) = pipe_pair()?;
+        Ok(Self {
+            cmd_r,
+            out_w,
+            err_w,
+            rep_w,
+            cmd_w: pipe::Sender::from_owned_fd(cmd_w)?,
+            out_r: pipe::Receiver::from_owned_fd(out_r)?,
+            err_r: pipe::Receiver::from_owned_fd(err_r)?,
+            rep_r: pipe::Receiver::from_owned_fd(rep_r)?,
+        })
+    }
+}
+
+impl ContextProcess {
+    /// Starts a driver (forked when it can be) and waits until it is ready.
+    pub async fn start(
+        language: Language,
+        launch: Launch,
+        cgroup: String,
+        result_cap: usize,
+        zygote: Option<&Zygote>,
+    ) -> Result<Self, String> {
+        let procs = launch
+            .cgroups
+            .create_process(&launch.sandbox_id, &cgroup)
+            .map_err(|e| format!("could not create the context's cgroup: {e}"))?;
+        let (argv, program, delivery) = driver::launcher(language);
+        let cfg = ExecConfig {
+            init_pid: launch.init_pid,
+            cgroup_procs: procs,
+            uid: launch.uid,
+            gid: launch.uid,
+            cwd: launch.cwd.clone(),
+            argv,
+            env: launch.env.clone(),
+            code: delivery,
+            rlimits: launch.rlimits.clone(),
+            program_len: Some(program.len() as u64),
+        };
+        let io = |e: std::io::Error| format!("could not start the context: {e}");
+        let oom_kills_at_start = launch.cgroups.oom_kills(&launch.sandbox_id);
+        let forkable = language == Language::Python && driver::forkable_env(&cfg.env);
+        let mut pipes = Pipes::new().map_err(io)?;
+        let lifeline = match zygote.filter(|_| forkable) {
+            Some(z) => {
+                let fds = [
+                    pipes.cmd_r.as_raw_fd(),
+                    pipes.out_w.as_raw_fd(),
+                    pipes.err_w.as_raw_fd(),
+                    pipes.rep_w.as_raw_fd(),
+                ];
+                match z.fork(launch.init_pid, fds).await {
+                    Ok(forked) => {
+                        // The fork reads what the exec helper would: the config, no program.
+                        let fork_cfg = ExecConfig {
+                            program_len: Some(0),
+                            argv: Vec::new(),
+                            ..cfg.clone()
+                        };
+                        pipes
+                            .cmd_w
+                            .write_all(&exec_input(&fork_cfg, b""))
+                            .await
+                            .map_err(io)?;
+                        // The fork leads its own process group, as an exec'd driver does.
+                        Some((Lifeline::Forked(forked.exit), Some(forked.pid)))
+                    }
+                    Err(_) => {
+                        // The fork server said why in the log. Whatever it may have started
+                        // goes, and the exec helper gets pipes of its own.
+                        let (c, sid, g) = (
+                            launch.cgroups.clone(),
+                            launch.sandbox_id.clone(),
+                            cgroup.clone(),
+                        );
+                        let _ = tokio::task::spawn_blocking(move || c.kill_process(&sid, &g)).await;
+                        pipes = Pipes::new().map_err(io)?;
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let (lifeline, pgid) = match lifeline {
+            Some(forked) => forked,
+            // The helper says `spawned` with the driver's pid.
+            None => (
+                Lifeline::Helper(exec_helper(&launch, &cfg, program, &mut pipes).await?),
+                None,
+            ),
+        };
+        let Pipes {
+            cmd_r,
+            out_w,
+            err_w,
+            rep_w,
+            cmd_w,
+            out_r,
+            err_r,
+            rep_r,
+        } = pipes;
+        // Our copies of the driver's ends: only the driver's may keep the pipes open.
+        drop((cmd_r, out_w, err_w, rep_w));
+        let mut me = Self {
+            lifeline,
+            stdin: cmd_w,
+            stdout: out_r,
+            stderr: err_r,
+            replies: Replies::new(rep_r, result_cap + (1 << 20)),
+            pgid,
+            launch,
+            cgroup,
+            oom_kills_at_start,
+            next_id: 1,
+            result_cap,
+            last_used: Instant::now(),
+        };
+        match tokio::time::timeout(READY_TIMEOUT, me.wait_ready()).await {
+            Ok(Ok(())) => Ok(me),
+            Ok(Err(e)) => {
+                me.kill().await;
+                Err(e)
+            }
+            Err(_) => {
+                me.kill().await;
+                Err(format!(
+                    "the {language} context did not start within {} s",
+                    READY_TIMEOUT.as_secs()
+                ))
+            }
+        }
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let mut early = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut sink = vec![0u8; 16 * 1024];
+        loop {
+            tokio::select! {
+                line = self.replies.next() => match line.map(|l| serde_json::from_slice::<Reply>(&l)) {
+                    Some(Ok(Reply::Spawned { pid })) => self.pgid = Some(pid),
+                    Some(Ok(Reply::Ready {})) => return Ok(()),
+                    Some(_) => {}
+                    None => {
+                        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                            while let Ok(n) = self.stderr.read(&mut buf).await {
+                                if n == 0 { break; }
+                                early.extend_from_slice(&buf[..n]);
+                            }
+                        }).await;
+                        let text = String::from_utf8_lossy(&early);
+                        let tail: String = text.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
+                        return Err(format!("the context's interpreter failed to start: {}", tail.trim()));
+                    }
+                },
+                n = self.stderr.read(&mut buf) => if let Ok(n @ 1..) = n {
+                    if early.len() < 64 * 1024 { early.extend_from_slice(&buf[..n]); }
+                },
+                n = self.stdout.read(&mut sink) => { let _ = n; }
+            }
+        }
+    }
+}
+
+/// Starts the driver through the exec helper: the helper's stdin is the command pipe (the
+/// config and program first), its fd 3 the reply pipe.
+async fn exec_helper(
+    launch: &Launch,
+    cfg: &ExecConfig,
+    program: &str,
+    pipes: &mut Pipes,
+) -> Result<tokio::process::Child, String> {
+    let io = |e: std::io::Error| format!("could not start the context: {e}");
+    let dup = |fd: &OwnedFd| fd.try_clone().map_err(io);
+    let mut cmd = Command::new(&launch.exe);
+    cmd.arg(EXEC_SUBCOMMAND)
+        .env_clear()
+        .stdin(Stdio::from(dup(&pipes.cmd_r)?))
+        .stdout(Stdio::from(dup(&pipes.out_w)?))
+        .stderr(Stdio::from(dup(&pipes.err_w)?))
+        .kill_on_drop(true);
+    let rep_fd = pipes.rep_w.as_raw_fd();
+    debug_assert_eq!(cfg.code, CodeDelivery::Driver);
+    // SAFETY: only async-signal-safe calls between fork and exec: the reply pipe becomes
+    // the helper's fd 3, without close-on-exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = if rep_fd == DRIVER_REPLY_FD_HELPER {
+                libc::fcntl(rep_fd, libc::F_SETFD, 0) >= 0
+            } else {
+                libc::dup2(rep_fd, DRIVER_REPLY_FD_HELPER) >= 0
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let child = cmd.spawn().map_err(io)?;
+    drop(cmd);
+    pipes
+        .cmd_w
+        .write_all(&exec_input(cfg, program.as_bytes()))
+        .await
+        .map_err(io)?;
+    Ok(child)
+}
