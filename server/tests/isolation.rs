@@ -636,3 +636,11 @@ async fn a_sandbox_sees_its_own_cgroups_as_the_root_and_nothing_of_the_host_tree
     // pid 1 is at the root of every hierarchy (its namespace was made with its groups).
     assert!(init.lines().all(|l| l.ends_with(":/")), "{init}");
 }
+
+#[tokio::test]
+async fn pid_1_names_no_host_path() {
+    let s = Server::start().await;
+    let sb = s.create("code-interpreter").await;
+    let cmdline = sb.sh("tr '\\0' ' ' < /proc/1/cmdline").await;
+    assert_eq!(cmdline.trim(), "sandlot-init __sandbox-init");
+}

@@ -149,6 +149,9 @@ impl LocalNode {
         init: &InitConfig,
     ) -> NodeResult<(i32, tokio::sync::oneshot::Receiver<()>)> {
         let mut child = Command::new(&self.exe)
+            // The sandbox's pid 1 is this process: its command line is world-readable inside,
+            // so it names no host path.
+            .arg0("sandlot-init")
             .arg(INIT_SUBCOMMAND)
             .env_clear()
             .stdin(Stdio::piped())
