@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the `sandlot` npm package into pkg/: one release wasm (size-tuned `wasm-release`
-# profile), JS glue for the web and nodejs targets, wasm-opt -Oz, then pkg-template/ merged
+# profile), JS glue for the web and nodejs targets, wasm-opt -Os, then pkg-template/ merged
 # in and minified (scripts/assemble-sdk.mjs). Prints the sizes, and fails when the package is
 # over its size budget (scripts/sdk-size.mjs).
 #
@@ -23,14 +23,15 @@ for target in web nodejs; do
     --profile wasm-release . -- -p sandlot
 done
 
-# Both targets' wasm are the same bytes; optimise one, use it for both.
+# Both targets' wasm are the same bytes; optimise one, use it for both. -Os, not -Oz: measured
+# on this crate, -Os output is 1.6 % larger raw but 0.5 KB smaller gzipped.
 if ! cmp -s "$built/web/sandlot_bg.wasm" "$built/node/sandlot_bg.wasm"; then
   echo "error: web and nodejs targets produced different .wasm files" >&2
   exit 1
 fi
 raw_before=$(wc -c <"$built/web/sandlot_bg.wasm")
 if command -v wasm-opt >/dev/null; then
-  wasm-opt -Oz "$built/web/sandlot_bg.wasm" -o "$built/web/sandlot_bg.opt.wasm"
+  wasm-opt -Os "$built/web/sandlot_bg.wasm" -o "$built/web/sandlot_bg.opt.wasm"
   mv "$built/web/sandlot_bg.opt.wasm" "$built/web/sandlot_bg.wasm"
 else
   echo "warning: wasm-opt not found (npm install puts binaryen's in node_modules/.bin); shipping unoptimised wasm" >&2

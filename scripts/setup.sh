@@ -29,10 +29,10 @@ need_apt=()
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 [ -x /usr/bin/node ] || need_apt+=(nodejs)
 command -v curl >/dev/null || need_apt+=(curl)
-# Sandbox networking (internet_access): veth pairs (iproute2), nsenter (util-linux), NAT
-# and per-sandbox egress rules (nftables).
+# Sandbox networking (internet_access): NAT and per-sandbox egress rules (nftables; sandlotd
+# loads its libnftables, or runs nft). sandlotd makes veth pairs itself (rtnetlink); iproute2
+# is for the network tests' fake internet and for looking at the result.
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
-command -v nsenter >/dev/null || need_apt+=(util-linux)
 command -v nft >/dev/null || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
 # The network tests' fake internet: a self-signed certificate, and pip inside a sandbox.
 command -v openssl >/dev/null || need_apt+=(openssl)

@@ -18,7 +18,9 @@ use web_sys::AbortSignal;
 
 use crate::config;
 use crate::errors::SdkError;
-use crate::http::{not_aborted, until, Auth, Call, EventStream, LocalBoxFuture};
+use crate::http::{
+    event_stream, not_aborted, until, AbortGuard, Auth, Call, EventStream, LocalBoxFuture,
+};
 use crate::sandbox::Inner;
 
 /// The agent token and when it stops working.
@@ -135,13 +137,30 @@ impl Inner {
         self.authorized(call, signal, Call::send)
     }
 
-    /// Opens an agent event stream.
+    /// Opens an agent event stream (never retried: the stream layer resumes by event id).
     pub fn open_agent_stream<'a>(
         self: &'a Rc<Self>,
         call: Call,
         signal: Option<&'a AbortSignal>,
     ) -> LocalBoxFuture<'a, Result<EventStream, SdkError>> {
-        self.authorized(call, signal, Call::open_stream)
+        Box::pin(async move {
+            let url = call.url.clone();
+            let (response, guard) = self.open_agent(call, signal, "text/event-stream").await?;
+            event_stream(response, guard, &url)
+        })
+    }
+
+    /// Sends an agent call and resolves, once it has answered 2xx, with the response (body
+    /// unread) and the guard that keeps the caller's signal wired to the body.
+    pub async fn open_agent(
+        self: &Rc<Self>,
+        call: Call,
+        signal: Option<&AbortSignal>,
+        accept: &'static str,
+    ) -> Result<(web_sys::Response, AbortGuard), SdkError> {
+        let mut call = call;
+        call.accept = accept;
+        self.authorized(call, signal, Call::open).await
     }
 
     /// Sends `call` with the bearer token. A 401 gets one more try with a newer token: the

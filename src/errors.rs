@@ -21,6 +21,11 @@ pub enum ErrorKind {
     NotFound,
     SandboxNotFound,
     ProcessNotFound,
+    /// 404 on a file path (`FILE_NOT_FOUND`).
+    FileNotFound,
+    /// What the sandbox's path policy or its user's rights refuse (`PATH_NOT_ALLOWED`,
+    /// `PERMISSION_DENIED`): 403 like a bad credential, but nothing a new key would change.
+    Permission,
     Validation,
     RateLimit,
     Timeout,
@@ -39,6 +44,8 @@ impl ErrorKind {
             Self::NotFound => "NotFoundError",
             Self::SandboxNotFound => "SandboxNotFoundError",
             Self::ProcessNotFound => "ProcessNotFoundError",
+            Self::FileNotFound => "FileNotFoundError",
+            Self::Permission => "PermissionError",
             Self::Validation => "ValidationError",
             Self::RateLimit => "RateLimitError",
             Self::Timeout => "TimeoutError",
@@ -56,6 +63,8 @@ impl ErrorKind {
             Self::NotFound => wire_code::RESOURCE_NOT_FOUND,
             Self::SandboxNotFound => wire_code::SANDBOX_NOT_FOUND,
             Self::ProcessNotFound => wire_code::PROCESS_NOT_FOUND,
+            Self::FileNotFound => wire_code::FILE_NOT_FOUND,
+            Self::Permission => wire_code::PERMISSION_DENIED,
             Self::Validation => wire_code::INVALID_REQUEST,
             Self::RateLimit => "RATE_LIMITED",
             Self::Timeout => "TIMEOUT",
@@ -80,6 +89,10 @@ pub fn kind_for_status(status: u16, code: Option<&str>, hint: NotFoundHint) -> E
         Some(wire_code::SANDBOX_NOT_FOUND) => return ErrorKind::SandboxNotFound,
         Some(wire_code::PROCESS_NOT_FOUND) => return ErrorKind::ProcessNotFound,
         Some(wire_code::TEMPLATE_NOT_FOUND) => return ErrorKind::NotFound,
+        Some(wire_code::FILE_NOT_FOUND) => return ErrorKind::FileNotFound,
+        Some(wire_code::PATH_NOT_ALLOWED | wire_code::PERMISSION_DENIED) => {
+            return ErrorKind::Permission
+        }
         _ => {}
     }
     match status {
@@ -305,6 +318,22 @@ mod tests {
         assert_eq!(
             k(404, None, NotFoundHint::Process),
             ErrorKind::ProcessNotFound
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn file_codes_pick_their_classes_whatever_the_status() {
+        let k = |code| kind_for_status(0, Some(code), NotFoundHint::Generic);
+        assert_eq!(k("FILE_NOT_FOUND"), ErrorKind::FileNotFound);
+        assert_eq!(k("PATH_NOT_ALLOWED"), ErrorKind::Permission);
+        assert_eq!(k("PERMISSION_DENIED"), ErrorKind::Permission);
+        assert_eq!(
+            kind_for_status(403, Some("INVALID_TOKEN"), NotFoundHint::Generic),
+            ErrorKind::Authentication
+        );
+        assert_eq!(
+            kind_for_status(400, Some("INVALID_PATH"), NotFoundHint::Generic),
+            ErrorKind::Validation
         );
     }
 

@@ -8,14 +8,15 @@
 //! results back), `types` (JS-facing types and their wire mapping), `sandbox` (the class and
 //! control-plane calls), `agent` (the agent token and the path of every agent call),
 //! `process` (running code, background processes), `stream` (live output over Server-Sent
-//! Events), `webhook` (callback signatures).
+//! Events), `passthrough` (the generic agent calls and event feeds the façade builds files,
+//! terminals and metrics on), `webhook` (callback signatures).
 
 mod agent;
 mod args;
-mod call;
 mod config;
 mod errors;
 mod http;
+mod passthrough;
 mod process;
 mod sandbox;
 mod stream;

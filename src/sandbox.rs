@@ -13,10 +13,10 @@ use tsify::Ts;
 use wasm_bindgen::prelude::*;
 
 use crate::agent::{PendingRefresh, Token};
-use crate::args::{arg, invalid, out};
+use crate::args::{arg, out, required};
 use crate::config::{self, ClientConfig};
 use crate::errors::{ErrorKind, NotFoundHint, SdkError};
-use crate::http::{encode, signal_of, Auth, Call};
+use crate::http::{encode, signal_of, to_js, Auth, Call};
 use crate::types::{
     CallOptions, ConnectOptions, CreateOptions, ListOptions, SandboxInfo, SandboxSession,
     TimeoutInfo, TokenInfo,
@@ -186,8 +186,16 @@ impl Sandbox {
         let signal = signal_of(&opts.signal)?;
         let control = client_config(opts.api_key.clone(), opts.base_url.clone())?;
         let url = format!("{}/v1/sandboxes", control.base_url);
-        let reply: wire::Sandbox = Call::new(Method::POST, url, control_auth(&control))
-            .json(&opts.to_wire())?
+        let mut body = to_js(&opts.to_wire())?;
+        if !opts.network.is_undefined() {
+            let _ = js_sys::Reflect::set(&body, &JsValue::from_str("network"), &opts.network);
+        }
+        body = js_sys::JSON::stringify(&body)
+            .map(Into::into)
+            .unwrap_or_default();
+        let mut call = Call::new(Method::POST, url, control_auth(&control));
+        call.body = body.as_string();
+        let reply: wire::Sandbox = call
             .timeout_ms(config::CREATE_HTTP_TIMEOUT_MS)
             .fetch(signal.as_ref())
             .await?;
@@ -215,8 +223,7 @@ impl Sandbox {
             )
             .into());
         }
-        let session: SandboxSession =
-            serde_wasm_bindgen::from_value(target).map_err(|e| invalid("session", e))?;
+        let session: SandboxSession = required(&target, "session")?;
         Ok(Sandbox::connect_with_session(session, opts)?)
     }
 
@@ -300,42 +307,6 @@ impl Sandbox {
             .fetch(signal.as_ref())
             .await?;
         Ok(out(&SandboxInfo::from(reply))?)
-    }
-
-    /// Kills the sandbox and every process in it.
-    #[wasm_bindgen(js_name = kill)]
-    pub async fn kill(&self, options: Option<Ts<CallOptions>>) -> Result<(), JsValue> {
-        let opts = arg(options, "options")?;
-        let signal = signal_of(&opts.signal)?;
-        self.inner
-            .control_call(Method::DELETE, "")?
-            .send(signal.as_ref())
-            .await?;
-        Ok(())
-    }
-
-    /// Pauses the sandbox (its agent stops answering until `resume()`).
-    #[wasm_bindgen(js_name = pause)]
-    pub async fn pause(&self, options: Option<Ts<CallOptions>>) -> Result<(), JsValue> {
-        let opts = arg(options, "options")?;
-        let signal = signal_of(&opts.signal)?;
-        self.inner
-            .control_call(Method::POST, "/pause")?
-            .send(signal.as_ref())
-            .await?;
-        Ok(())
-    }
-
-    /// Resumes a paused sandbox.
-    #[wasm_bindgen(js_name = resume)]
-    pub async fn resume(&self, options: Option<Ts<CallOptions>>) -> Result<(), JsValue> {
-        let opts = arg(options, "options")?;
-        let signal = signal_of(&opts.signal)?;
-        self.inner
-            .control_call(Method::POST, "/resume")?
-            .send(signal.as_ref())
-            .await?;
-        Ok(())
     }
 
     /// Kills the sandbox `seconds` from now (replacing an earlier timeout).

@@ -5,17 +5,16 @@
 //! Done in Rust (not WebCrypto) so the check is synchronous and identical in Node, browsers,
 //! Deno and workers; the comparison is constant-time.
 
-use serde::Deserialize;
 use tsify::{Ts, Tsify};
 use wasm_bindgen::prelude::*;
 
-use crate::errors::SdkError;
+use crate::args::{required, FromJs};
 
 /// How far `X-HopX-Timestamp` may be from now by default, against replays.
 const DEFAULT_TOLERANCE_SECS: u64 = 300;
 
 /// `verifyWebhookSignature(options)`.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookVerification {
     /// The `callbackSignatureSecret` given to `runCodeAsync`.
@@ -58,8 +57,7 @@ pub fn verify(
 /// Returns false for a wrong, malformed or stale signature.
 #[wasm_bindgen(js_name = verifyWebhookSignature)]
 pub fn verify_webhook_signature(options: Ts<WebhookVerification>) -> Result<bool, JsValue> {
-    let o = WebhookVerification::from_js(options.js_value())
-        .map_err(|e| SdkError::invalid_argument(format!("invalid webhook options: {e}")))?;
+    let o: WebhookVerification = required(&options.js_value(), "webhook options")?;
     let now = js_sys::Date::now() / 1000.0;
     let tolerance = o.tolerance_seconds.unwrap_or(DEFAULT_TOLERANCE_SECS);
     Ok(verify(

@@ -17,6 +17,8 @@ export const TARGETS = {
   burstMedian: 500,
   createP50: 8,
   createNetP50: 15,
+  /** Plain creates beside networked ones ÷ alone: within noise (the interval holds 1, or ≤ this). */
+  createMixRatio: 1.1,
   execOverhead: 3,
   idleSandboxMB: 2,
   warmRunOverHttp: 1.5,
@@ -80,6 +82,17 @@ export function verdicts(r) {
     const netOff = r.create.rows.find((x) => x.op === 'POST /v1/sandboxes (internet_access, quota off)');
     if (netOff && off) v.push({ figure: 'server: sandbox create p50 with internet_access, quota off (same run)', target: `≤ ${TARGETS.createNetP50} ms`, value: `${ms(netOff.median)} ms (${ms(off.median)} ms without)`, met: netOff.median <= TARGETS.createNetP50 });
     if (withNet) v.push({ figure: 'server: sandbox create p50 with internet_access (veth + nftables, same run)', target: `≤ ${TARGETS.createNetP50} ms`, value: `${ms(withNet.median)} ms (${ms(c.median)} ms without)`, met: withNet.median <= TARGETS.createNetP50 });
+    const mix = r.create.mix;
+    if (mix) {
+      const m = mix.mixedVsAlone;
+      const within = (m.ci && m.ci[0] <= 1 && m.ci[1] >= 1) || m.ratio <= TARGETS.createMixRatio;
+      v.push({
+        figure: 'server: plain create p50 with every other create networked ÷ back to back (same server, same run)',
+        target: `within noise (interval holds 1×, or ≤ ${TARGETS.createMixRatio}×)`,
+        value: `${ratio(m.ratio)}${ci(m.ci)} (${ms(mix.rows[1].median)} vs ${ms(mix.rows[0].median)} ms)${mix.errors ? `, ${mix.errors} errors` : ''}`,
+        met: within && !mix.errors,
+      });
+    }
   }
   if (r.contexts) {
     const c = r.contexts;
@@ -222,6 +235,13 @@ function markdown(r, v, notesFile) {
     out.push('### Sandbox create and delete (raw HTTP, control plane)', '');
     out.push(`${r.create.rounds} rounds, interleaved with the control plane's \`GET /health\` as the HTTP floor (same connection pool).`, '');
     out.push(table(['call', 'median', 'p95', 'p99', 'median − floor'], r.create.rows.map((x) => [x.op, ms(x.median), ms(x.p95), ms(x.p99), x.op.startsWith('GET') ? '—' : ms(x.overFloor)])), '');
+    const mix = r.create.mix;
+    if (mix) {
+      out.push('#### Plain creates alone, beside networked ones, and after a pause', '');
+      out.push(`The same server (quota on), one create at a time, each sandbox deleted before the next create (not timed). Three patterns take turns in ${mix.blocks} blocks of ${mix.per} creates: back to back; every other create with \`internet_access\`; each create after 50 ms without any create or delete.${mix.errors ? ` ${mix.errors} calls failed; first: \`${mix.firstError}\`.` : ''}`, '');
+      out.push(table(['call', 'median', 'p95', 'p99'], mix.rows.map((x) => [x.op, ms(x.median), ms(x.p95), ms(x.p99)])), '');
+      out.push(`Beside networked creates ÷ back to back: **${ratio(mix.mixedVsAlone.ratio)}**${ci(mix.mixedVsAlone.ci)}; after a pause ÷ back to back: ${ratio(mix.pausedVsAlone.ratio)}${ci(mix.pausedVsAlone.ci)} (95 % bootstrap intervals of the ratio of medians).`, '');
+    }
   }
   if (r.exec) {
     const e = r.exec;

@@ -28,14 +28,14 @@ function freePort() {
   });
 }
 
-export async function startServer(flags = {}) {
-  if (!fs.existsSync(BINARY)) throw new Error(`${BINARY} is missing: run cargo build --release -p sandlot-server`);
+export async function startServer(flags = {}, binary = BINARY) {
+  if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run cargo build --release -p sandlot-server`);
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandlot-bench-'));
   const apiKey = `bench-${Math.random().toString(36).slice(2)}`;
   const args = ['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--api-key', apiKey];
   for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, String(v));
-  const child = spawn(BINARY, args, {
+  const child = spawn(binary, args, {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, SANDLOT_LOG: process.env.SANDLOT_LOG ?? 'warn' },
   });

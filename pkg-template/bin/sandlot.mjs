@@ -41,11 +41,14 @@ const GLOBAL_HELP = `Global options (any command):
 const COMMANDS = {
   create: {
     summary: 'create a sandbox and print its id',
-    usage: 'sandlot create [--template T] [--timeout S] [--env K=V]...',
+    usage: 'sandlot create [--template T] [--timeout S] [--env K=V]... [--internet [--allow-out R]... [--deny-out R]...]',
     options: {
       template: { type: 'string', short: 't' },
       timeout: { type: 'string' },
       env: { type: 'string', short: 'e', multiple: true },
+      internet: { type: 'boolean' },
+      'allow-out': { type: 'string', multiple: true },
+      'deny-out': { type: 'string', multiple: true },
     },
     args: [0, 0],
     help: `Options:
@@ -53,6 +56,9 @@ const COMMANDS = {
   --timeout S        the server kills the sandbox S seconds from now (default: no limit)
   -e, --env K=V      environment of every run in the sandbox (repeatable; K alone takes
                      K's value from this shell)
+  --internet         outbound internet for the sandbox (default: the server's choice, off)
+  --allow-out R      with --internet: always reachable, a CIDR or a domain (*.x.org too)
+  --deny-out R       with --internet: refused unless allowed (0.0.0.0/0: all but --allow-out)
 
 Prints the sandbox id (--json: the sandbox's info).`,
     run: cmdCreate,
@@ -93,6 +99,61 @@ With --background the command prints the process id. Without --sandbox it create
 and prints "SANDBOX_ID PROCESS_ID" on one line; that sandbox is left running (the process
 runs in it): remove it with 'sandlot sandboxes kill SANDBOX_ID'.`,
     run: cmdRun,
+  },
+  exec: {
+    summary: 'run a command in a sandbox, streaming its output',
+    usage: 'sandlot exec [--sandbox ID] [--cwd DIR] [--env K=V]... [--timeout S] -- COMMAND [ARG]...',
+    options: {
+      sandbox: { type: 'string', short: 's' },
+      cwd: { type: 'string', short: 'w' },
+      env: { type: 'string', short: 'e', multiple: true },
+      timeout: { type: 'string' },
+      template: { type: 'string', short: 't' },
+    },
+    args: [1, Infinity],
+    argNames: 'COMMAND',
+    help: `Options:
+  -s, --sandbox ID   run in this sandbox; without it a new sandbox is created for the
+                     command and killed when it ends (also on Ctrl-C)
+  -w, --cwd DIR      working directory (default: /workspace)
+  -e, --env K=V      environment of the command (repeatable; K alone takes K's value here)
+  --timeout S        the command is killed after S seconds (default: 300)
+  -t, --template T   template of the sandbox created without --sandbox
+
+One word after -- is a shell line (bash: pipes, globs, variables work): sandlot exec --
+'ls | wc -l'. Several words are a program and its arguments, passed as they are (no shell):
+sandlot exec -- python3 -c 'print(1)'.
+
+stdout and stderr are streamed live to stdout and stderr, and the command exits with the
+command's exit code (124 if it timed out, 137 if it was killed); Ctrl-C kills it. --json
+prints one document at the end: { sandboxId, processId, status, exitCode, stdout, stderr, ... }.`,
+    run: cmdExec,
+  },
+  files: {
+    summary: 'list, copy (in and out) and remove files of a sandbox',
+    usage: 'sandlot files ls|cp|rm [--sandbox ID] ...',
+    options: {
+      sandbox: { type: 'string', short: 's' },
+    },
+    args: [1, Infinity],
+    argNames: 'SUBCOMMAND',
+    help: `Subcommands:
+  ls [PATH]          a directory's entries (default /workspace): mode, size, time, name
+  cp SRC DST         copy a file into or out of a sandbox; one side is local (a path, or -
+                     for stdin/stdout), the other in the sandbox
+  rm PATH...         remove files or directories (with everything in them)
+
+A path in a sandbox is written sandbox:ID:/path, or, with --sandbox ID, sandbox:/path (for
+ls and rm, a plain /path). Paths in a sandbox are under /workspace or /tmp.
+
+  sandlot files cp data.csv sandbox:$SB:/workspace/data.csv
+  sandlot files cp -s "$SB" sandbox:/workspace/out.png ./out.png
+  sandlot files ls -s "$SB" /workspace
+  sandlot files rm sandbox:$SB:/workspace/tmp
+
+Copies stream (files of any size). --json: ls prints the entries (an array); cp prints
+{ sandboxId, source, destination, bytes }; rm prints { sandboxId, removed: [...] }.`,
+    run: cmdFiles,
   },
   ps: {
     summary: 'list processes (of one sandbox, or of all running sandboxes)',
@@ -151,6 +212,22 @@ Prints the final status and exits with the process's exit code (124 if it timed 
 it was killed). --json: the process's final record, output included.`,
     run: cmdWait,
   },
+  preview: {
+    summary: 'print a URL that opens a port of a sandbox',
+    usage: 'sandlot preview --sandbox ID [--ttl S] PORT',
+    options: { sandbox: { type: 'string', short: 's' }, ttl: { type: 'string' } },
+    args: [1, 1],
+    argNames: 'PORT',
+    needsSandbox: true,
+    help: `Options:
+  -s, --sandbox ID   the sandbox (required)
+  --ttl S            seconds the URL works (default 3600, at most what the server allows)
+
+Prints a URL that reaches PORT inside the sandbox (a server listening there) through sandlotd,
+with a signed token in it: open it in a browser or share it until it expires. --json: the
+URL, the same place without credentials (host), and when it expires.`,
+    run: cmdPreview,
+  },
   kill: {
     summary: 'kill a process',
     usage: 'sandlot kill --sandbox ID PROCESS_ID',
@@ -200,7 +277,7 @@ Exit codes:
   1    any other error              4    authentication (missing or wrong API key)
   2    usage error (bad command, flag, value or FILE)
   130  interrupted (Ctrl-C; 143 on SIGTERM)
-  run and wait exit with the process's own exit code instead (124: it timed out, 137: it
+  run, exec and wait exit with the process's own exit code instead (124: it timed out, 137: it
   was killed), so for them 1-4 may also be the program's.
 
 Environment: SANDLOT_URL, SANDLOT_API_KEY (else HOPX_API_KEY), NO_COLOR.
@@ -213,6 +290,8 @@ Examples:
   sandlot ps -s "$SB" --watch
   sandlot logs -f -s "$SB" PROCESS_ID
   sandlot wait -s "$SB" PROCESS_ID; echo "exit $?"
+  sandlot exec -s "$SB" -- 'pip list | wc -l'
+  sandlot files cp data.csv sandbox:$SB:/workspace/data.csv
   sandlot sandboxes kill "$SB"`;
 
 function commandHelp(name) {
@@ -563,6 +642,11 @@ async function cmdCreate(ctx, v) {
   if (v.timeout !== undefined) options.timeoutSeconds = positiveInt(v.timeout, '--timeout', 'create');
   const env = envVars(v.env, 'create');
   if (env) options.envVars = env;
+  if (v.internet) options.internetAccess = true;
+  if (v['allow-out'] || v['deny-out']) {
+    if (!v.internet) throw new UsageError('--allow-out and --deny-out need --internet', 'create');
+    options.network = { allowOut: v['allow-out'] ?? [], denyOut: v['deny-out'] ?? [] };
+  }
   const creating = Sandbox.create(options);
   // Ctrl-C while the server creates it: wait for the sandbox, then kill it.
   ctx.onInterrupt(async () => (await creating.catch(() => null))?.kill());
@@ -742,6 +826,17 @@ async function cmdWait(ctx, v, [processId]) {
   return processExitCode(p);
 }
 
+async function cmdPreview(ctx, v, [port]) {
+  const number = positiveInt(port, 'PORT', 'preview');
+  if (number > 65535) throw new UsageError('PORT must be from 1 to 65535', 'preview');
+  const options = { signal: ctx.signal };
+  if (v.ttl !== undefined) options.ttl = positiveInt(v.ttl, '--ttl', 'preview');
+  const sandbox = await ctx.connect(v.sandbox);
+  const p = await sandbox.getPreviewUrl(number, options);
+  if (ctx.json) return ctx.out.emit({ sandboxId: sandbox.sandboxId, ...p });
+  ctx.out.line(p.url);
+}
+
 async function cmdKill(ctx, v, [processId]) {
   const sandbox = await ctx.connect(v.sandbox);
   const r = await sandbox.killProcess(processId, { signal: ctx.signal });
@@ -787,6 +882,130 @@ async function cmdSandboxes(ctx, v, args) {
   if (ctx.json) return out.emit(list);
   const rows = list.map((s) => [s.sandboxId, s.status, s.templateName ?? s.templateId ?? '-', relative(s.createdAt), s.expiresAt ? relative(s.expiresAt) : '-']);
   out.out(out.table(['SANDBOX ID', 'STATUS', 'TEMPLATE', 'CREATED', 'EXPIRES'], rows, (n, col, text) => (col === 1 ? out.status(text, list[n].status) : text)));
+}
+
+/** A sandbox created for one command (killed when it ends), or the one --sandbox names. */
+async function sandboxFor(ctx, v) {
+  if (v.sandbox !== undefined) return { sandbox: await ctx.connect(v.sandbox), created: false };
+  const creating = Sandbox.create({ ...ctx.conn, ...(v.template !== undefined && { template: v.template }) }); // no signal: see cmdCreate
+  ctx.onInterrupt(async () => (await creating.catch(() => null))?.kill());
+  return { sandbox: await ctx.out.spin('Creating sandbox', () => creating), created: true };
+}
+
+async function cmdExec(ctx, v, words) {
+  const out = ctx.out;
+  if (v.template !== undefined && v.sandbox !== undefined) throw new UsageError('--template is for the sandbox exec creates; not with --sandbox', 'exec');
+  const options = { background: true };
+  if (words.length > 1) options.args = words.slice(1);
+  if (v.cwd !== undefined) options.cwd = v.cwd;
+  if (v.timeout !== undefined) options.timeout = positiveInt(v.timeout, '--timeout', 'exec');
+  const env = envVars(v.env, 'exec');
+  if (env) options.env = env;
+  const { sandbox, created } = await sandboxFor(ctx, v);
+  try {
+    // No signal here: once started, the command must be known (its handle) to be killed.
+    const starting = sandbox.commands.run(words[0], options);
+    if (!created) ctx.onInterrupt(async () => (await starting).kill());
+    const run = await out.spin('Starting', () => starting);
+    const signal = ctx.signal;
+    const result = await follow(ctx, run.stream({ signal }), () => run.wait({ signal }), { live: !ctx.json, spinnerText: 'Running' });
+    if (ctx.json) out.emit({ sandboxId: sandbox.sandboxId, processId: run.processId, ...result, sandboxCreated: created });
+    else endNote(out, run.processId, result);
+    return processExitCode(result);
+  } finally {
+    if (created && !ctx.interrupted) {
+      await out.spin('Removing sandbox', () => sandbox.kill()).catch((e) => out.note(`could not kill sandbox ${sandbox.sandboxId}: ${e.message}`));
+    }
+  }
+}
+
+/** `sandbox:ID:/path` → { id, path }; `sandbox:/path` → { path } (the --sandbox one); else undefined. */
+function remotePath(arg) {
+  const m = /^sandbox:(?:([^:/]+):)?(\/.*)$/.exec(arg);
+  return m && { id: m[1], path: m[2] };
+}
+
+/** The sandbox and path an ls/rm argument names. */
+function filesTarget(v, arg, sub) {
+  const remote = remotePath(arg) ?? (arg.startsWith('/') ? { path: arg } : undefined);
+  if (!remote) throw new UsageError(`'${arg}' is not a sandbox path (sandbox:ID:/path, or /path with --sandbox)`, 'files');
+  const id = remote.id ?? v.sandbox;
+  if (id === undefined) throw new UsageError(`files ${sub}: which sandbox? (--sandbox ID, or sandbox:ID:${remote.path})`, 'files');
+  if (remote.id !== undefined && v.sandbox !== undefined && remote.id !== v.sandbox) throw new UsageError(`'${arg}' names another sandbox than --sandbox ${v.sandbox}`, 'files');
+  return { id, path: remote.path };
+}
+
+async function cmdFiles(ctx, v, [sub, ...args]) {
+  const out = ctx.out;
+  const sandboxes = new Map();
+  const open = async (id) => {
+    if (!sandboxes.has(id)) sandboxes.set(id, await ctx.connect(id));
+    return sandboxes.get(id);
+  };
+  if (sub === 'ls' || sub === 'list') {
+    if (args.length > 1) throw new UsageError('files ls takes one PATH', 'files');
+    const { id, path } = filesTarget(v, args[0] ?? '/workspace', 'ls');
+    const entries = await out.spin(`Listing ${path}`, async () => (await open(id)).files.list(path, { signal: ctx.signal }));
+    if (ctx.json) return out.emit(entries);
+    const rows = entries.map((e) => [`${e.isDir ? 'd' : e.isSymlink ? 'l' : '-'}${e.permissions}`, e.size, e.modifiedTime.replace(/\.\d+Z$/, 'Z'), e.isDir ? out.c.cyan(`${e.name}/`) : e.name]);
+    return out.out(rows.length ? out.table(['MODE', 'SIZE', 'MODIFIED', 'NAME'], rows) : '');
+  }
+  if (sub === 'rm') {
+    if (!args.length) throw new UsageError('files rm takes at least one PATH', 'files');
+    const targets = args.map((a) => filesTarget(v, a, 'rm'));
+    if (new Set(targets.map((t) => t.id)).size > 1) throw new UsageError('files rm: every PATH in one sandbox', 'files');
+    const sandbox = await open(targets[0].id);
+    for (const t of targets) {
+      await out.spin(`Removing ${t.path}`, () => sandbox.files.remove(t.path, { signal: ctx.signal }));
+      if (!ctx.json) out.line(`removed ${t.path}`);
+    }
+    if (ctx.json) out.emit({ sandboxId: sandbox.sandboxId, removed: targets.map((t) => t.path) });
+    return;
+  }
+  if (sub === 'cp') {
+    if (args.length !== 2) throw new UsageError('files cp takes SRC and DST', 'files');
+    const [src, dst] = args;
+    const [from, to] = [remotePath(src), remotePath(dst)];
+    if (!from === !to) throw new UsageError('files cp: one side in a sandbox (sandbox:ID:/path), the other local', 'files');
+    const remote = from ?? to;
+    const id = remote.id ?? v.sandbox;
+    if (id === undefined) throw new UsageError(`files cp: which sandbox? (--sandbox ID, or sandbox:ID:${remote.path})`, 'files');
+    const sandbox = await open(id);
+    const signal = ctx.signal;
+    let bytes;
+    if (to) {
+      let data;
+      if (src === '-') {
+        const chunks = [];
+        for await (const chunk of process.stdin) chunks.push(chunk);
+        data = new Blob(chunks);
+      }
+      else {
+        try {
+          if (!fs.statSync(src).isFile()) throw new UsageError(`cannot copy ${src}: not a file`, 'files');
+        } catch (e) {
+          if (e instanceof UsageError) throw e;
+          throw new UsageError(`cannot read ${src}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, 'files');
+        }
+        data = await fs.openAsBlob(src); // read from disk as it is sent
+      }
+      bytes = data.size;
+      await out.spin(`Uploading to ${to.path}`, () => sandbox.files.upload(data, to.path, { signal }));
+    } else {
+      const stream = await out.spin(`Downloading ${from.path}`, () => sandbox.files.read(from.path, { format: 'stream', signal }));
+      const sink = dst === '-' ? process.stdout : fs.createWriteStream(fs.existsSync(dst) && fs.statSync(dst).isDirectory() ? `${dst.replace(/\/$/, '')}/${from.path.split('/').pop()}` : dst);
+      bytes = 0;
+      for await (const chunk of stream) {
+        bytes += chunk.length;
+        if (!sink.write(chunk)) await new Promise((r) => sink.once('drain', r));
+      }
+      if (sink !== process.stdout) await new Promise((resolve, reject) => sink.end((e) => (e ? reject(e) : resolve())));
+    }
+    if (ctx.json) return out.emit({ sandboxId: sandbox.sandboxId, source: src, destination: dst, bytes });
+    if (dst !== '-') out.note(`copied ${bytes} bytes: ${src} -> ${dst}`);
+    return;
+  }
+  throw new UsageError(`unknown subcommand '${sub}' (ls, cp, rm)`, 'files');
 }
 
 // ---------------------------------------------------------------------------------------

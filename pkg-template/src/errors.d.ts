@@ -25,6 +25,13 @@ export declare class NotFoundError extends SandlotError {}
 export declare class SandboxNotFoundError extends NotFoundError {}
 /** 404 on a background process. */
 export declare class ProcessNotFoundError extends NotFoundError {}
+/** 404 on a file or directory in the sandbox (`FILE_NOT_FOUND`). */
+export declare class FileNotFoundError extends NotFoundError {}
+/**
+ * 403 from the sandbox's file policy: a path outside `/workspace` and `/tmp`
+ * (`PATH_NOT_ALLOWED`), or one the sandbox's user may not touch (`PERMISSION_DENIED`).
+ */
+export declare class PermissionError extends SandlotError {}
 /** 400/413/422, or an argument refused before sending (`code` `INVALID_ARGUMENT`). */
 export declare class ValidationError extends SandlotError {}
 /** 429: a limit was hit. */

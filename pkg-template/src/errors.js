@@ -27,6 +27,15 @@ export class SandboxNotFoundError extends NotFoundError {}
 /** 404 on a background process. */
 export class ProcessNotFoundError extends NotFoundError {}
 
+/** 404 on a file or directory in the sandbox (`FILE_NOT_FOUND`). */
+export class FileNotFoundError extends NotFoundError {}
+
+/**
+ * 403 from the sandbox's file policy: a path outside `/workspace` and `/tmp`
+ * (`PATH_NOT_ALLOWED`), or one the sandbox's user may not touch (`PERMISSION_DENIED`).
+ */
+export class PermissionError extends SandlotError {}
+
 /** 400/413/422, or an argument refused before sending (`code` `INVALID_ARGUMENT`). */
 export class ValidationError extends SandlotError {}
 
@@ -57,6 +66,8 @@ for (const [name, cls] of Object.entries({
   NotFoundError,
   SandboxNotFoundError,
   ProcessNotFoundError,
+  FileNotFoundError,
+  PermissionError,
   ValidationError,
   RateLimitError,
   TimeoutError,

@@ -619,3 +619,20 @@ async fn exec_config_never_appears_on_a_host_command_line() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_sandbox_sees_its_own_cgroups_as_the_root_and_nothing_of_the_host_tree() {
+    let s = Server::start().await;
+    let sb = s.create("code-interpreter").await;
+    let own = sb.sh("cat /proc/self/cgroup").await;
+    let init = sb.sh("cat /proc/1/cgroup").await;
+    for line in own.lines().chain(init.lines()) {
+        let path = line.splitn(3, ':').nth(2).unwrap();
+        assert!(
+            !path.contains("sandlot-") && !path.contains(&sb.id),
+            "no host cgroup path shows inside: {line}"
+        );
+    }
+    // pid 1 is at the root of every hierarchy (its namespace was made with its groups).
+    assert!(init.lines().all(|l| l.ends_with(":/")), "{init}");
+}

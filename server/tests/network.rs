@@ -318,10 +318,13 @@ async fn without_internet_nothing_is_reachable_and_dns_fails_fast() {
     )
     .await;
     assert_eq!(out.trim(), "failed True");
-    assert!(
-        !bash(&sb, "ls /sys/class/net").await.contains("eth0"),
-        "only lo"
-    );
+    // The sandbox has no /sys; /proc/net/dev lists its namespace's interfaces.
+    let interfaces: Vec<String> = bash(&sb, "tail -n +3 /proc/net/dev | cut -d: -f1")
+        .await
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(interfaces, ["lo"], "only lo");
 }
 
 /// A WebSocket echo server on port 9000, Python standard library only.
@@ -574,4 +577,74 @@ async fn a_restart_sweeps_and_rebuilds_the_network_and_nothing_outlives_a_delete
         !tables.contains(&table),
         "the table goes at shutdown: {tables}"
     );
+}
+
+/// Socket inodes of the host's netfilter netlink sockets (`/proc/net/netlink`, protocol 12).
+fn netfilter_sockets() -> Vec<String> {
+    std::fs::read_to_string("/proc/net/netlink")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let inode = f.get(9)?;
+            (f.get(1) == Some(&"12")).then(|| format!("socket:[{inode}]"))
+        })
+        .collect()
+}
+
+/// `(fd, link target)` of every descriptor of a process.
+fn descriptors(pid: u32) -> Vec<(String, String)> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| {
+                    let target = std::fs::read_link(e.path()).ok()?;
+                    Some((
+                        e.file_name().to_string_lossy().into_owned(),
+                        target.to_string_lossy().into_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_firewall_socket_sandlotd_keeps_open_never_reaches_a_sandbox() {
+    let _fake = FakeInternet::get();
+    let s = server(&[]).await;
+    let (sb, _) = create(&s, json!({"internet_access": true})).await;
+    assert_eq!(bash(&sb, "echo up").await.trim(), "up");
+    let netfilter = netfilter_sockets();
+    let held: Vec<(String, String)> = descriptors(s.pid())
+        .into_iter()
+        .filter(|(_, target)| netfilter.contains(target))
+        .collect();
+    assert!(
+        !held.is_empty(),
+        "sandlotd keeps its nftables socket open between changes"
+    );
+    for (fd, target) in &held {
+        let info = std::fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", s.pid())).unwrap();
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+            .unwrap();
+        assert_ne!(
+            flags & libc::O_CLOEXEC as u32,
+            0,
+            "{target} (fd {fd}) is close-on-exec"
+        );
+    }
+    // Nothing the server started (helpers, sandbox inits, the sandbox's processes) holds it.
+    for pid in common::pids_with_cmdline("__sandbox") {
+        for (_, target) in descriptors(pid as u32) {
+            assert!(
+                !held.iter().any(|(_, t)| *t == target),
+                "{target} leaked into pid {pid}"
+            );
+        }
+    }
 }

@@ -152,7 +152,7 @@ enum Fired {
 
 /// An attempt's internal `AbortController`, wired to the caller's signal and to a timer.
 /// Dropping it removes the listener and clears the timer, so nothing outlives the attempt.
-pub(super) struct AbortGuard {
+pub struct AbortGuard {
     pub(super) controller: AbortController,
     /// The request in flight. Node's fetch (undici) links the request's own signal to ours
     /// through a weak reference: once the `Request` object is garbage-collected, aborting
@@ -228,7 +228,7 @@ impl AbortGuard {
     }
 
     /// Maps a raw JS rejection (of a stream read) to the SDK's error classes.
-    pub(super) fn js_error(&self, error: &JsValue, url: &str) -> SdkError {
+    pub fn js_error(&self, error: &JsValue, url: &str) -> SdkError {
         match self.fired.get() {
             Fired::Caller => aborted(self.caller.as_ref().map(|(s, _)| s).expect("caller signal")),
             Fired::Timer => timed_out(url, self.timeout_ms),

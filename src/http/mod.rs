@@ -41,12 +41,13 @@ use web_sys::{AbortSignal, ReadableStreamDefaultReader};
 
 use crate::config;
 use crate::errors::{NotFoundHint, SdkError};
-use abort::{send_fetch, AbortGuard, Attempt};
+use abort::{send_fetch, Attempt};
 use reply::reply_error;
 
+pub use abort::AbortGuard;
 pub use abort::{not_aborted, signal_of, sleep, until};
 pub use event_stream::{EventStream, ReadEnd};
-pub use reply::{decode, parse_number, to_json};
+pub use reply::{decode, parse_number, to_js, to_json};
 
 /// A URL path segment, percent-encoded.
 pub fn encode(segment: &str) -> String {
@@ -74,11 +75,16 @@ pub struct Call {
     pub auth: Auth,
     /// JSON text.
     pub body: Option<String>,
+    /// A body sent as it is (`FormData`, `Blob`, bytes, a `ReadableStream`) instead of JSON,
+    /// with its `Content-Type` when `fetch` cannot infer it (a hand-made multipart stream).
+    pub raw_body: Option<(JsValue, Option<String>)>,
     /// Budget of one attempt, reading the body included.
     pub timeout_ms: u32,
     /// GET, DELETE and kill may be retried; create and execute never are.
     pub idempotent: bool,
     pub not_found: NotFoundHint,
+    /// The `Accept` header: JSON, unless an event stream or a file is asked for.
+    pub accept: &'static str,
 }
 
 impl Call {
@@ -89,9 +95,11 @@ impl Call {
             url,
             auth,
             body: None,
+            raw_body: None,
             timeout_ms: config::DEFAULT_HTTP_TIMEOUT_MS,
             idempotent,
             not_found: NotFoundHint::Generic,
+            accept: "application/json",
         }
     }
 
@@ -153,7 +161,7 @@ impl Call {
 
     async fn send_once(&self, signal: Option<&AbortSignal>) -> Result<JsValue, SdkError> {
         let attempt = Attempt::arm(signal, self.timeout_ms)?;
-        let init = self.init(&attempt.signal(), "application/json");
+        let init = self.init(&attempt.signal());
         let response = send_fetch(&JsValue::from_str(&self.url), &init)
             .await
             .map_err(|e| attempt.js_error(&e, &self.url))?;
@@ -199,15 +207,16 @@ impl Call {
         })
     }
 
-    /// Opens a Server-Sent Events response: resolves once the server has answered 2xx, with a
-    /// reader over the body. Never retried (the stream layer resumes by event id instead).
-    pub fn open_stream<'a>(
+    /// Sends the call once and resolves once the server has answered 2xx, with the response
+    /// (its body unread) and the guard that keeps the caller's signal wired to it. The time
+    /// budget covers the wait for the answer, not the body. Never retried.
+    pub fn open<'a>(
         &'a self,
         signal: Option<&'a AbortSignal>,
-    ) -> LocalBoxFuture<'a, Result<EventStream, SdkError>> {
+    ) -> LocalBoxFuture<'a, Result<(web_sys::Response, AbortGuard), SdkError>> {
         Box::pin(async move {
             let mut guard = AbortGuard::arm(signal, Some(self.timeout_ms))?;
-            let init = self.init(&guard.controller.signal(), "text/event-stream");
+            let init = self.init(&guard.controller.signal());
             let response = guard
                 .send(&self.url, &init)
                 .await
@@ -223,24 +232,20 @@ impl Call {
                     self.not_found,
                 ));
             }
-            let body = response.body().ok_or_else(|| {
-                SdkError::invalid_response(format!("{} answered without a body", self.url))
-            })?;
-            let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-            // The answer came: from here on only the caller's signal (and the stream layer's
-            // idle watchdog) end the stream.
+            // The answer came: from here on only the caller's signal (and, for event
+            // streams, the stream layer's idle watchdog) end the body.
             guard.disarm_timer();
-            Ok(EventStream::new(reader, guard, self.url.clone()))
+            Ok((response, guard))
         })
     }
 
     /// The plain `fetch` init object: method, headers, JSON body (if any) and `signal`.
-    fn init(&self, signal: &AbortSignal, accept: &str) -> js_sys::Object {
+    fn init(&self, signal: &AbortSignal) -> js_sys::Object {
         let set = |target: &js_sys::Object, key: &str, value: &JsValue| {
             let _ = js_sys::Reflect::set(target, &JsValue::from_str(key), value);
         };
         let headers = js_sys::Object::new();
-        set(&headers, "Accept", &JsValue::from_str(accept));
+        set(&headers, "Accept", &JsValue::from_str(self.accept));
         match &self.auth {
             Auth::None => {}
             Auth::ApiKey(key) => set(&headers, "X-API-Key", &JsValue::from_str(key)),
@@ -260,10 +265,33 @@ impl Call {
             );
             set(&init, "body", &JsValue::from_str(body));
         }
+        if let Some((body, content_type)) = &self.raw_body {
+            if let Some(content_type) = content_type {
+                set(&headers, "Content-Type", &JsValue::from_str(content_type));
+            }
+            // A stream body is sent as it is read (Node, Deno and Bun need to be told).
+            if body.is_instance_of::<web_sys::ReadableStream>() {
+                set(&init, "duplex", &JsValue::from_str("half"));
+            }
+            set(&init, "body", body);
+        }
         set(&init, "headers", &headers);
         set(&init, "signal", signal);
         init
     }
+}
+
+/// The event stream of a response [`Call::open`] opened: a reader over its body.
+pub fn event_stream(
+    response: web_sys::Response,
+    guard: AbortGuard,
+    url: &str,
+) -> Result<EventStream, SdkError> {
+    let body = response
+        .body()
+        .ok_or_else(|| SdkError::invalid_response(format!("{url} answered without a body")))?;
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    Ok(EventStream::new(reader, guard, url.to_string()))
 }
 
 /// Awaits a body read (`text()`), mapping a failure through the attempt's classification.

@@ -1,5 +1,6 @@
 //! Reading replies: JSON bodies in and out (through `JSON.parse`/`JSON.stringify` and
-//! serde-wasm-bindgen, no serde_json in the wasm), error replies, and `Retry-After`.
+//! serde-wasm-bindgen, no serde_json in the wasm), error replies (read field by field, as
+//! options are), and `Retry-After`.
 
 use sandlot_protocol::{ErrorBody, ErrorDetail, ErrorField};
 use serde::de::DeserializeOwned;
@@ -7,6 +8,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use web_sys::Headers;
 
+use crate::args::FromJs;
 use crate::errors::{NotFoundHint, SdkError};
 
 /// The error for a non-2xx reply, from its status, body and headers.
@@ -34,31 +36,37 @@ pub(super) fn reply_error(
 /// [`ErrorBody`] with its `error` field kept as a JS value: the field is a string on the
 /// agent and an object on the control plane, and resolving that here (rather than through
 /// serde's untagged-enum buffering) keeps about 12 KB out of the wasm.
-#[derive(serde::Deserialize)]
+#[derive(FromJs)]
 struct ErrorBodyView {
-    #[serde(default, with = "serde_wasm_bindgen::preserve")]
     error: JsValue,
-    #[serde(default)]
     code: Option<String>,
-    #[serde(default)]
     message: Option<String>,
-    #[serde(default)]
     request_id: Option<String>,
-    #[serde(default)]
     timestamp: Option<String>,
-    #[serde(default)]
     retry_after: Option<u64>,
+}
+
+/// [`ErrorDetail`], read the same way.
+#[derive(FromJs)]
+struct ErrorDetailView {
+    message: Option<String>,
+    code: Option<String>,
+    request_id: Option<String>,
 }
 
 /// Reads an error reply into the protocol's [`ErrorBody`] (whose accessors decide where the
 /// message and code are).
 fn read_error_body(value: JsValue) -> Option<ErrorBody> {
-    let view: ErrorBodyView = serde_wasm_bindgen::from_value(value).ok()?;
+    let view = ErrorBodyView::read_js(&value).ok()?;
     let error = match view.error.as_string() {
         Some(message) => Some(ErrorField::Message(message)),
-        None if view.error.is_object() => serde_wasm_bindgen::from_value::<ErrorDetail>(view.error)
-            .ok()
-            .map(ErrorField::Detail),
+        None if view.error.is_object() => ErrorDetailView::read_js(&view.error).ok().map(|d| {
+            ErrorField::Detail(ErrorDetail {
+                message: d.message.unwrap_or_default(),
+                code: d.code,
+                request_id: d.request_id,
+            })
+        }),
         None => None,
     };
     Some(ErrorBody {
@@ -71,13 +79,17 @@ fn read_error_body(value: JsValue) -> Option<ErrorBody> {
     })
 }
 
-/// Serializes a wire struct to JSON text without serde_json: plain objects for maps, then
-/// `JSON.stringify`.
-pub fn to_json<T: Serialize>(value: &T) -> Result<String, SdkError> {
+/// A wire struct as the JS value `JSON.stringify` would write it (plain objects for maps).
+pub fn to_js<T: Serialize>(value: &T) -> Result<JsValue, SdkError> {
     let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    let js = value
+    value
         .serialize(&serializer)
-        .map_err(|e| SdkError::invalid_argument(e.to_string()))?;
+        .map_err(|e| SdkError::invalid_argument(e.to_string()))
+}
+
+/// Serializes a wire struct to JSON text without serde_json.
+pub fn to_json<T: Serialize>(value: &T) -> Result<String, SdkError> {
+    let js = to_js(value)?;
     js_sys::JSON::stringify(&js)
         .map(String::from)
         .map_err(|_| SdkError::invalid_argument("request body is not serializable"))

@@ -13,6 +13,7 @@
 //! the two calls that open one.
 
 mod callbacks;
+mod feed;
 mod lines;
 mod sse;
 mod state;
@@ -34,6 +35,7 @@ use lines::LineFramer;
 use state::{Shared, StreamState};
 
 pub(crate) use callbacks::OutputCallbacks;
+pub use feed::EventFeed;
 
 type SharedState = Rc<RefCell<Option<StreamState>>>;
 
@@ -61,13 +63,18 @@ fn iter_result(value: &JsValue, done: bool) -> JsValue {
     result.into()
 }
 
-/// Stops the stream: a pending read ends at once, later `next()` calls are done.
-async fn close(state: &SharedState, shared: &Shared) {
+/// Marks a stream closed and cancels its pending read, if any.
+async fn close_reader(shared: &Shared) {
     shared.closed.set(true);
     let reader = shared.reader.borrow().clone();
     if let Some(reader) = reader {
         let _ = wasm_bindgen_futures::JsFuture::from(reader.cancel()).await;
     }
+}
+
+/// Stops the stream: a pending read ends at once, later `next()` calls are done.
+async fn close(state: &SharedState, shared: &Shared) {
+    close_reader(shared).await;
     // When no next() is running the state is here; release its connection too.
     let idle = state.borrow_mut().take();
     if let Some(mut s) = idle {

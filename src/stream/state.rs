@@ -18,9 +18,9 @@ use crate::sandbox::Inner;
 
 /// A connection without a byte for this long is taken as lost (the server sends a keepalive
 /// after 15 s of silence).
-const IDLE_MS: u32 = 45_000;
+pub(super) const IDLE_MS: u32 = 45_000;
 /// Reconnects in a row, without an event in between, before the stream gives up.
-const MAX_RESUMES: u32 = 5;
+pub(super) const MAX_RESUMES: u32 = 5;
 
 /// What `close()` and a pending `next()` share: the flag and the reader to cancel.
 #[derive(Default)]

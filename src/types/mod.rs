@@ -10,7 +10,7 @@
 //! Split by the noun a type belongs to: `sandbox` (lifecycle calls), `run` (running code),
 //! `process` (background process records), `stream` (live output), `status` (the unions).
 
-use serde::Deserialize;
+use crate::args::FromJs;
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
@@ -28,7 +28,7 @@ pub use status::*;
 pub use stream::*;
 
 /// Options of calls that take nothing else.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CallOptions {
     #[serde(default, with = "serde_wasm_bindgen::preserve")]

@@ -1,7 +1,9 @@
 //! Background process records and the calls about them: list, get, wait, kill, remove.
 
 use sandlot_protocol as wire;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::args::FromJs;
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -11,7 +13,7 @@ use super::ProcessStatus;
 
 /// `sandbox.waitForProcess(id, options)` and a process handle's `wait(options)`. Times are in
 /// seconds, like every other option of the SDK.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WaitOptions {
     /// Give up with a `TimeoutError` after this many seconds (the process runs on). Default:
@@ -51,7 +53,7 @@ impl WaitOptions {
 }
 
 /// `sandbox.listProcesses(options)`. Without filters, every process of the sandbox.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ListProcessesOptions {
     /// Only processes in this status, or in one of these.
@@ -338,8 +340,8 @@ mod tests {
         );
     }
 
-    fn options<T: serde::de::DeserializeOwned>(json: &str) -> T {
-        serde_wasm_bindgen::from_value(js_sys::JSON::parse(json).unwrap()).unwrap()
+    fn options<T: crate::args::FromJs>(json: &str) -> T {
+        T::read_js(&js_sys::JSON::parse(json).unwrap()).unwrap()
     }
 
     #[wasm_bindgen_test]

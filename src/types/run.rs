@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use sandlot_protocol as wire;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::args::FromJs;
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
@@ -23,7 +25,7 @@ export type Language = 'python' | 'python3' | 'py' | 'javascript' | 'js' | 'node
 const LANGUAGE_TS_SECTION: &str = LANGUAGE_TS;
 
 /// `sandbox.runCode(code, options)`.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[tsify(hashmap_as_object)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCodeOptions {
@@ -62,7 +64,7 @@ impl RunCodeOptions {
 }
 
 /// `sandbox.runCodeBackground(code, options)`.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[tsify(hashmap_as_object)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCodeBackgroundOptions {
@@ -125,7 +127,7 @@ impl RunCodeBackgroundOptions {
 }
 
 /// `sandbox.runCodeAsync(code, options)`.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[tsify(hashmap_as_object)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCodeAsyncOptions {
@@ -396,7 +398,7 @@ mod tests {
         let obj = js_sys::Object::new();
         js_sys::Reflect::set(&obj, &"signal".into(), &controller.signal()).unwrap();
         js_sys::Reflect::set(&obj, &"timeout".into(), &5.into()).unwrap();
-        let opts: RunCodeOptions = serde_wasm_bindgen::from_value(obj.into()).unwrap();
+        let opts = <RunCodeOptions as crate::args::FromJs>::read_js(&obj.into()).unwrap();
         assert_eq!(opts.timeout, Some(5));
         assert!(opts.signal.is_instance_of::<web_sys::AbortSignal>());
     }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use sandlot_protocol as wire;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::args::FromJs;
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
@@ -14,7 +16,7 @@ use super::SandboxStatus;
 pub const DEFAULT_TEMPLATE: &str = "code-interpreter";
 
 /// `Sandbox.create(options)`.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[tsify(hashmap_as_object)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateOptions {
@@ -38,9 +40,19 @@ pub struct CreateOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub timeout_seconds: Option<u64>,
+    /// Outbound internet for the sandbox (default: the server's `--internet-access-default`,
+    /// off unless the operator changed it). Without it the sandbox has no network at all.
     #[serde(default)]
     #[tsify(optional)]
     pub internet_access: Option<bool>,
+    /// Egress rules (with `internetAccess`): CIDRs and domain names, `*.` wildcards allowed.
+    /// `allowOut` wins over `denyOut`; `denyOut: ['0.0.0.0/0']` plus an allow list locks the
+    /// sandbox down to that list. Change them later with `updateNetwork`. Held here in its
+    /// wire shape: the façade (`surface.js`) checks and converts it, so the wasm carries no
+    /// serde code for it.
+    #[serde(default)]
+    #[tsify(type = "NetworkRules", optional)]
+    pub network: JsValue,
     /// Environment of every run in the sandbox.
     #[serde(default)]
     #[tsify(optional)]
@@ -74,7 +86,7 @@ impl CreateOptions {
 }
 
 /// Second argument of `Sandbox.connect` and options of `Sandbox.list`.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectOptions {
     #[serde(default)]
@@ -89,7 +101,7 @@ pub struct ConnectOptions {
 }
 
 /// `Sandbox.list(options)`.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ListOptions {
     #[serde(default)]
@@ -113,7 +125,7 @@ pub struct ListOptions {
 
 /// What a browser (or another process) needs to drive a sandbox without the API key:
 /// `sandbox.getSession()` on the backend, `Sandbox.connect(session)` on the client.
-#[derive(Tsify, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Tsify, Serialize, FromJs, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxSession {
     pub sandbox_id: String,
@@ -231,7 +243,7 @@ mod tests {
             r#"{"template":"code-interpreter","baseURL":"http://x","timeoutSeconds":60,"envVars":{"A":"1"}}"#,
         )
         .unwrap();
-        let opts: CreateOptions = serde_wasm_bindgen::from_value(js).unwrap();
+        let opts = <CreateOptions as crate::args::FromJs>::read_js(&js).unwrap();
         assert_eq!(opts.base_url.as_deref(), Some("http://x"));
         assert!(opts.signal.is_undefined());
         let w = opts.to_wire();

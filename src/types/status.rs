@@ -1,12 +1,14 @@
 //! The status unions of processes and sandboxes, one JS string per wire status.
 
 use sandlot_protocol as wire;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::args::FromJs;
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
 /// Lifecycle of a background process.
-#[derive(Tsify, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Tsify, Serialize, FromJs, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcessStatus {
     Queued,
@@ -50,7 +52,7 @@ impl ProcessStatus {
 }
 
 /// Lifecycle of a sandbox.
-#[derive(Tsify, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Tsify, Serialize, FromJs, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SandboxStatus {
     Creating,

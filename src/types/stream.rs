@@ -3,14 +3,16 @@
 use std::collections::BTreeMap;
 
 use sandlot_protocol as wire;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::args::FromJs;
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
 use super::ProcessStatus;
 
 /// `sandbox.streamProcess(id, options)`.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamOptions {
     /// Resume after this event `seq` (events up to it are not sent again). Default: from
@@ -29,7 +31,7 @@ pub struct StreamOptions {
 }
 
 /// `sandbox.runCodeStream(code, options)`.
-#[derive(Tsify, Deserialize, Debug, Default)]
+#[derive(Tsify, FromJs, Debug, Default)]
 #[tsify(hashmap_as_object)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCodeStreamOptions {

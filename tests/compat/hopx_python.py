@@ -174,6 +174,26 @@ def _():
     assert exit_frame == {"type": "exit", "code": 3}, exit_frame
 
 
+@check("files.watch over WebSocket: a write is reported")
+def _():
+    async def session():
+        async def writer():
+            for i in range(60):
+                await asyncio.sleep(0.2)
+                await asyncio.to_thread(sb.files.write, "/workspace/watched.txt", str(i))
+
+        task = asyncio.create_task(writer())
+        try:
+            async for event in sb.files.watch("/workspace"):
+                if event.get("type") == "change" and event.get("path") == "/workspace/watched.txt":
+                    return event
+        finally:
+            task.cancel()
+
+    event = asyncio.run(asyncio.wait_for(session(), 15))
+    assert event["event"] in ("created", "modified"), event
+
+
 @check("files: write, read, bytes, list, exists, mkdir, upload, download, remove")
 def _():
     import os

@@ -173,6 +173,91 @@ test('playground (vite build): run, live output, language picker, kill; the page
   }
 });
 
+test('playground (vite build): file browser (upload, list, download, delete), terminal pane, preview link', { skip, timeout: 180_000 }, async () => {
+  const dist = path.join(playground, 'dist');
+  if (!fs.existsSync(path.join(dist, 'index.html'))) {
+    await promisify(execFile)(path.join(repo, 'node_modules/.bin/vite'), ['build', '--logLevel', 'warn'], { cwd: playground, timeout: 120_000 });
+  }
+  const backend = await startScript(
+    [path.join(playground, 'server.mjs'), '--port', String(buildPort), '--dist', dist],
+    { SANDLOT_URL: sandlotd.url, SANDLOT_API_KEY: sandlotd.apiKey },
+    /playground on (\S+?)\/? /,
+  );
+  const browser = await launch();
+  const { page } = browser;
+  try {
+    await page.goto(`${backend.match[1]}/`);
+    await page.waitForSelector('body[data-ready]', { timeout: 30_000 });
+    const sandboxId = (await page.textContent('#status')).match(/^sandbox (\S+)/)[1];
+    // What the page did, checked from here with the API key (which the page never has).
+    const { Sandbox } = await import('sandlot');
+    const sandbox = await Sandbox.connect(sandboxId, { baseURL: sandlotd.url, apiKey: sandlotd.apiKey });
+
+    // Upload: the file lands in the directory shown, and is listed.
+    const content = 'uploaded from the browser\n'.repeat(1000);
+    await page.setInputFiles('#upload', { name: 'hello.txt', mimeType: 'text/plain', buffer: Buffer.from(content) });
+    await page.waitForSelector('#files tr[data-name="hello.txt"]', { timeout: 15_000 });
+    assert.equal(await sandbox.files.read('/workspace/hello.txt'), content);
+    assert.equal(await page.textContent('#files tr[data-name="hello.txt"] td:nth-child(2)'), String(content.length));
+
+    // Into a directory and back up.
+    await sandbox.files.write('/workspace/sub/inner.txt', 'inner');
+    await page.click('#reload');
+    await page.click('#files tr[data-name="sub"] button.open');
+    await page.waitForSelector('#files tr[data-name="inner.txt"]', { timeout: 10_000 });
+    assert.equal(await page.textContent('#cwd'), '/workspace/sub');
+    await page.click('#up');
+    await page.waitForSelector('#files tr[data-name="hello.txt"]', { timeout: 10_000 });
+
+    // Download: the browser saves the file's exact bytes.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#files tr[data-name="hello.txt"] button.download')]);
+    assert.equal(download.suggestedFilename(), 'hello.txt');
+    assert.equal(fs.readFileSync(await download.path(), 'utf8'), content);
+
+    // Delete.
+    await page.click('#files tr[data-name="hello.txt"] button.delete');
+    await page.waitForSelector('#files tr[data-name="hello.txt"]', { state: 'detached', timeout: 10_000 });
+    assert.equal(await sandbox.files.exists('/workspace/hello.txt'), false);
+
+    // Terminal: a line typed runs in the shell; its output shows; exit ends it with its code.
+    await page.waitForSelector('body[data-terminal="ready"]', { timeout: 15_000 });
+    await page.fill('#terminal-input', 'echo "term-$((6 * 7))"; stty size');
+    await page.press('#terminal-input', 'Enter');
+    await page.waitForFunction(() => /term-42[\s\S]*30 100/.test(document.getElementById('terminal').textContent), null, { timeout: 15_000 });
+    await screenshot(page, 'playground-files-terminal.png');
+    await page.fill('#terminal-input', 'exit 4');
+    await page.press('#terminal-input', 'Enter');
+    await page.waitForFunction(() => /exited \(4\)/.test(document.getElementById('terminal-state').textContent), null, { timeout: 15_000 });
+
+    // Preview: a server started in the sandbox opens in the browser through the page's link.
+    await sandbox.files.write('/workspace/site/index.html', '<title>in the sandbox</title><h1 id="hi">served from the sandbox</h1>');
+    const web = await sandbox.commands.run('python3 -m http.server 8000 --bind 127.0.0.1', { background: true, cwd: '/workspace/site' });
+    try {
+      await page.fill('#preview-port', '8000');
+      await page.click('#preview');
+      await page.waitForSelector('#preview-link[href]', { timeout: 15_000 });
+      const href = await page.getAttribute('#preview-link', 'href');
+      assert.match(href, new RegExp(`/sandboxes/${sandboxId}/ports/8000/\\?preview_token=`));
+      const tab = await page.context().newPage();
+      let opened = false;
+      for (let i = 0; i < 50 && !opened; i++) {
+        const res = await tab.goto(href);
+        opened = res.status() === 200;
+        if (!opened) await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(await tab.textContent('#hi'), 'served from the sandbox');
+      await screenshot(tab, 'playground-preview.png');
+      await tab.close();
+    } finally {
+      await web.kill().catch(() => {});
+    }
+    assert.deepEqual(browser.problems, []);
+  } finally {
+    await browser.close();
+    await backend.stop();
+  }
+});
+
 test('playground (vite dev server): the page loads the wasm and runs code', { skip, timeout: 120_000 }, async () => {
   const backend = await startScript(
     [path.join(playground, 'server.mjs'), '--port', String(devPort)],

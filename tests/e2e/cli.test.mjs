@@ -553,3 +553,133 @@ describe('terminal output', () => {
     assert.match(plain, /finished/);
   });
 });
+
+describe('exec', () => {
+  test('a shell line streams its output and exits with its code', async () => {
+    const sb = await createSandbox();
+    const r = await cli(['exec', '--sandbox', sb, '--', 'echo out; echo err >&2; exit 5']);
+    expectCode(r, 5);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+    await cli(['sandboxes', 'kill', sb]);
+  });
+
+  test('several words are a program and its arguments; --cwd, --env; --json is one document', async () => {
+    const sb = await createSandbox();
+    const r = await cli(['exec', '--json', '-s', sb, '-w', '/tmp', '-e', 'X=1', '--', 'sh', '-c', 'echo "$X $(pwd) $0"', 'a b']);
+    expectCode(r, 0);
+    r.doc = JSON.parse(r.stdout);
+    assert.equal(r.doc.stdout, '1 /tmp a b\n');
+    assert.deepEqual([r.doc.sandboxId, r.doc.status, r.doc.exitCode, r.doc.sandboxCreated], [sb, 'completed', 0, false]);
+    await cli(['sandboxes', 'kill', sb]);
+  });
+
+  test('without --sandbox it runs in a sandbox of its own, removed afterwards', async () => {
+    const before = await sandboxIds();
+    const r = await cli(['exec', '--', 'node -v']);
+    expectCode(r, 0);
+    assert.match(r.stdout, /^v\d+/);
+    assert.deepEqual((await sandboxIds()).filter((id) => !before.includes(id)), []);
+  });
+
+  test('a timeout exits 124; a missing command is a usage error', async () => {
+    const sb = await createSandbox();
+    expectCode(await cli(['exec', '-s', sb, '--timeout', '1', '--', 'sleep 30']), 124);
+    const usage = await cli(['exec', '-s', sb]);
+    expectCode(usage, 2);
+    assert.match(usage.stderr, /missing COMMAND/);
+    await cli(['sandboxes', 'kill', sb]);
+  });
+});
+
+describe('files', () => {
+  let sb;
+  before(async () => {
+    sb = await createSandbox();
+  });
+  after(async () => {
+    await cli(['sandboxes', 'kill', sb]);
+  });
+
+  test('cp copies a local file in and back out, byte for byte', async () => {
+    const local = path.join(project, 'blob.bin');
+    const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 256));
+    fs.writeFileSync(local, bytes);
+    const up = await cliJson(['files', 'cp', local, `sandbox:${sb}:/workspace/in/blob.bin`]);
+    expectCode(up, 0);
+    assert.deepEqual(up.doc, { sandboxId: sb, source: local, destination: `sandbox:${sb}:/workspace/in/blob.bin`, bytes: bytes.length });
+    const back = path.join(project, 'back.bin');
+    expectCode(await cli(['files', 'cp', '--sandbox', sb, 'sandbox:/workspace/in/blob.bin', back]), 0);
+    assert.deepEqual(fs.readFileSync(back), bytes);
+    // Into a directory: the file keeps its name.
+    const dir = fs.mkdtempSync(path.join(project, 'dl-'));
+    expectCode(await cli(['files', 'cp', `sandbox:${sb}:/workspace/in/blob.bin`, dir]), 0);
+    assert.deepEqual(fs.readFileSync(path.join(dir, 'blob.bin')), bytes);
+  });
+
+  test('cp reads stdin and writes stdout with -', async () => {
+    expectCode(await cli(['files', 'cp', '-s', sb, '-', 'sandbox:/workspace/piped.txt'], { input: 'through a pipe\n' }), 0);
+    const r = await cli(['files', 'cp', '-s', sb, 'sandbox:/workspace/piped.txt', '-']);
+    expectCode(r, 0);
+    assert.equal(r.stdout, 'through a pipe\n');
+  });
+
+  test('ls prints a table (--json: the entries); rm removes files and directories', async () => {
+    await cli(['exec', '-s', sb, '--', 'mkdir -p /workspace/ls/dir && echo abc > /workspace/ls/f.txt']);
+    const table = await cli(['files', 'ls', '-s', sb, '/workspace/ls']);
+    expectCode(table, 0);
+    assert.match(table.stdout, /^MODE +SIZE +MODIFIED +NAME\n/);
+    assert.match(table.stdout, /^drwx.*dir\/$/m);
+    assert.match(table.stdout, /^-rw-r--r-- +4 +\S+Z +f\.txt$/m);
+    const json = await cliJson(['files', 'ls', `sandbox:${sb}:/workspace/ls`]);
+    assert.deepEqual(json.doc.map((e) => [e.name, e.isDir, e.size]), [['dir', true, json.doc[0].size], ['f.txt', false, 4]]);
+    const rm = await cliJson(['files', 'rm', '-s', sb, '/workspace/ls/f.txt', 'sandbox:/workspace/ls/dir']);
+    expectCode(rm, 0);
+    assert.deepEqual(rm.doc, { sandboxId: sb, removed: ['/workspace/ls/f.txt', '/workspace/ls/dir'] });
+    assert.deepEqual((await cliJson(['files', 'ls', '-s', sb, '/workspace/ls'])).doc, []);
+  });
+
+  test('missing paths exit 3, paths outside the sandbox 1, bad invocations 2', async () => {
+    const missing = await cliJson(['files', 'ls', '-s', sb, '/workspace/nope']);
+    expectCode(missing, 3);
+    assert.equal(missing.doc.error.code, 'FILE_NOT_FOUND');
+    assert.equal(missing.doc.error.type, 'FileNotFoundError');
+    const outside = await cliJson(['files', 'cp', `sandbox:${sb}:/etc/passwd`, '-']);
+    expectCode(outside, 1);
+    assert.deepEqual([outside.doc.error.type, outside.doc.error.code], ['PermissionError', 'PATH_NOT_ALLOWED']);
+    expectCode(await cli(['files', 'cp', 'a', 'b']), 2);
+    expectCode(await cli(['files', 'ls', '/workspace']), 2); // which sandbox?
+    expectCode(await cli(['files', 'mv', 'x']), 2);
+    expectCode(await cli(['files', 'cp', path.join(project, 'no-such-file'), `sandbox:${sb}:/workspace/x`]), 2);
+  });
+});
+
+describe('network and preview', () => {
+  test('create --internet with rules; preview prints a URL that opens a server in the sandbox', async () => {
+    const created = await cliJson(['create', '--internet', '--allow-out', '203.0.113.0/24', '--deny-out', '0.0.0.0/0']);
+    expectCode(created, 0);
+    const sb = created.doc.sandboxId;
+    try {
+      assert.equal(created.doc.internetAccess, true);
+      assert.deepEqual((await api('GET', `/v1/sandboxes/${sb}/network`)).network, { allow_out: ['203.0.113.0/24'], deny_out: ['0.0.0.0/0'] });
+      expectCode(await cli(['create', '--allow-out', 'pypi.org']), 2); // rules need --internet
+
+      const started = await cli(['run', '--sandbox', sb, '--background', '-l', 'bash', '-'], { input: 'mkdir -p /tmp/site && cd /tmp/site && echo previewed > index.html && exec python3 -m http.server 8000 --bind 127.0.0.1\n' });
+      expectCode(started, 0);
+      const url = (await cli(['preview', '--sandbox', sb, '--ttl', '60', '8000'])).stdout.trim();
+      assert.match(url, new RegExp(`^${server.url}/sandboxes/${sb}/ports/8000/\\?preview_token=`));
+      const body = await eventually(async () => {
+        const r = await fetch(url);
+        return r.status === 200 ? r.text() : null; // 502 until the server listens
+      });
+      assert.equal(body, 'previewed\n');
+      const doc = (await cliJson(['preview', '-s', sb, '8000'])).doc;
+      assert.equal(doc.host, `${server.url}/sandboxes/${sb}/ports/8000/`);
+      assert.ok(Date.parse(doc.expiresAt) > Date.now());
+      expectCode(await cli(['preview', '-s', sb, '70000']), 2);
+      expectCode(await cli(['preview', '-s', sb]), 2);
+    } finally {
+      await cli(['sandboxes', 'kill', sb]);
+    }
+  });
+});

@@ -1,6 +1,7 @@
 // Every runtime the package supports runs one smoke scenario (tests/runtimes/scenario.mjs:
 // Sandbox.create, runCode, runCodeBackground + handle.wait(), a direct `for await` over
-// runCodeStream, listProcesses with filters, handle.kill(), sandbox.kill) against one real
+// runCodeStream, listProcesses with filters, handle.kill(), files write (text, Blob, stream),
+// read, list and commands.run, sandbox.kill) against one real
 // sandlotd: Node.js ESM and CommonJS, Deno, Bun, headless Chromium and Cloudflare's workerd.
 // pkg/ is packed with `npm pack` and the tarball installed into a fresh project, the runtime
 // scripts (tests/runtimes/) copied next to it, and each script is run there in its own

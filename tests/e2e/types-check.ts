@@ -2,8 +2,16 @@
 // installed tarball. Each `@ts-expect-error` line must fail to compile; if the types ever
 // loosen, tsc reports the directive as unused and the test fails.
 import {
+  FileNotFoundError,
+  PermissionError,
   ProcessHandle,
   Sandbox,
+  TerminalHandle,
+  type FileEntry,
+  type SandboxMetrics,
+  type SystemProcess,
+  type Terminal,
+  type TerminalInfo,
   SandlotError,
   RateLimitError,
   verifyWebhookSignature,
@@ -163,4 +171,40 @@ async function units(): Promise<void> {
   await sandbox.waitForProcess('p', { timeoutSeconds: 60 });
 }
 
-void [bad, statuses, sandboxStatuses, name, code, maybeCode, results, verified, streams, languages, directStreams, handles, units];
+// Files, terminals, metrics: each format's result type, typed events, typed handles.
+async function filesAndTerminals(): Promise<void> {
+  const text: string = await sandbox.files.read('/workspace/a.txt');
+  const bytes: Uint8Array = await sandbox.files.read('/workspace/a.bin', { format: 'bytes' });
+  const body: ReadableStream<Uint8Array> = await sandbox.files.read('/workspace/a.bin', { format: 'stream' });
+  await sandbox.files.write('/workspace/b', new Blob(['x']), { mode: '0644', overwrite: false });
+  await sandbox.files.write('/workspace/c', body);
+  const entries: FileEntry[] = await sandbox.files.list();
+  const dir: boolean = entries[0].isDir;
+  const downloaded: Uint8Array = await sandbox.files.download('/workspace/a.bin');
+  const saved: void = await sandbox.files.download('/workspace/a.bin', './a.bin');
+  for await (const e of sandbox.files.watch('/workspace', { recursive: true })) {
+    if (e.type === 'change') void (e.event satisfies 'created' | 'modified' | 'deleted' | 'renamed');
+  }
+  const term: Terminal = await sandbox.terminal.create({ cols: 100, rows: 30, env: { A: '1' } });
+  await term.write('ls\n');
+  const resized: TerminalInfo = await term.resize(120, 40);
+  for await (const e of term) if (e.type === 'exit') void (e.code satisfies number | null);
+  const code: number | null = await term.wait();
+  const metrics: SandboxMetrics = await sandbox.getMetrics();
+  const used: number = metrics.system.memory.usedMb;
+  const procs: SystemProcess[] = await sandbox.listSystemProcesses();
+  void [text, bytes, dir, downloaded, saved, resized, code, used, procs, term instanceof TerminalHandle];
+  try {
+    await sandbox.files.read('/etc/passwd');
+  } catch (e) {
+    if (e instanceof FileNotFoundError || e instanceof PermissionError) void e.code;
+  }
+  // @ts-expect-error there is no 'json' format
+  void sandbox.files.read('/x', { format: 'json' });
+  // @ts-expect-error write takes data, not a number
+  void sandbox.files.write('/x', 42);
+  // @ts-expect-error resize takes two numbers
+  void term.resize('120x40');
+}
+
+void [bad, statuses, sandboxStatuses, name, code, maybeCode, results, verified, streams, languages, directStreams, handles, units, filesAndTerminals];

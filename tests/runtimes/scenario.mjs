@@ -112,6 +112,28 @@ export async function smoke(sdk, { baseURL, apiKey, entry }) {
       equal((await sleeper.wait({ interval: 0.1, timeout: 30 })).status, 'killed', 'waited status after kill');
     });
 
+    await step('files write/read/list + commands.run', async () => {
+      const text = 'h\u00e9llo from the scenario\n';
+      await sandbox.files.write('/workspace/smoke/a.txt', text);
+      equal(await sandbox.files.read('/workspace/smoke/a.txt'), text, 'files.read text');
+      // A Blob goes as a multipart upload; a ReadableStream is streamed where fetch can
+      // (Node, Deno, Bun) and gathered first elsewhere (Chromium over HTTP/1.1, workerd).
+      const bytes = new Uint8Array([0, 1, 2, 253, 254, 255]);
+      await sandbox.files.write('/workspace/smoke/blob.bin', new Blob([bytes]));
+      await sandbox.files.write('/workspace/smoke/stream.bin', new Blob([bytes, bytes]).stream());
+      const blob = await sandbox.files.read('/workspace/smoke/blob.bin', { format: 'bytes' });
+      check(blob instanceof Uint8Array, 'files.read bytes is a Uint8Array');
+      equal(Array.from(blob).join(','), '0,1,2,253,254,255', 'bytes of the Blob write');
+      const streamed = await sandbox.files.read('/workspace/smoke/stream.bin', { format: 'bytes' });
+      equal(streamed.length, 12, 'bytes of the stream write');
+      const names = (await sandbox.files.list('/workspace/smoke')).map((e) => `${e.name}:${e.size}`).join(' ');
+      equal(names, 'a.txt:25 blob.bin:6 stream.bin:12', 'files.list');
+      const r = await sandbox.commands.run('cat /workspace/smoke/a.txt; exit 2');
+      equal(r.stdout, text, 'commands.run stdout');
+      equal(r.exitCode, 2, 'commands.run exitCode');
+      check(await sandbox.files.exists('/workspace/smoke/a.txt'), 'files.exists');
+    });
+
     await step('sandbox.kill', async () => {
       await sandbox.kill();
       await rejectsWith(sandbox.listProcesses(), SandboxNotFoundError, 'a call on the killed sandbox');

@@ -1,7 +1,8 @@
 // The playground page. It holds a sandbox session (sandbox id, agent token, agent URL) that
 // the backend created with the API key, and calls the sandbox's agent directly from the
 // browser: run code in the background, follow the selected process's output live, list the
-// processes with their status, kill the running ones.
+// processes with their status, kill the running ones; browse the sandbox's files (list,
+// upload, download, delete); and type into a terminal (the SDK's fetch-based terminal).
 import { Sandbox, SandlotError } from 'sandlot';
 import './style.css';
 
@@ -167,6 +168,162 @@ ui.processes.addEventListener('click', (e) => {
   else if (row.dataset.processId !== selected) select(row.dataset.processId);
 });
 
+// ---- files ---------------------------------------------------------------------------------
+
+const files = {
+  cwd: $('cwd'),
+  list: $('files'),
+  status: $('files-status'),
+  upload: $('upload'),
+};
+let cwd = '/workspace';
+
+function filesStatus(text, isError = false) {
+  files.status.textContent = text;
+  files.status.classList.toggle('error', isError);
+}
+
+async function listFiles(path = cwd) {
+  try {
+    const entries = await sandbox.files.list(path);
+    cwd = path;
+    files.cwd.textContent = path;
+    files.list.replaceChildren(
+      ...entries.map((e) => {
+        const row = document.createElement('tr');
+        row.dataset.name = e.name;
+        const name = Object.assign(document.createElement('td'), { className: 'name' });
+        name.append(Object.assign(document.createElement('button'), { className: e.isDir ? 'open' : 'download', textContent: e.isDir ? `${e.name}/` : e.name, title: e.isDir ? 'open' : 'download' }));
+        const size = Object.assign(document.createElement('td'), { textContent: e.isDir ? '' : String(e.size) });
+        const time = Object.assign(document.createElement('td'), { textContent: e.modifiedTime.replace('T', ' ').replace(/\.\d+Z$/, '') });
+        const actions = document.createElement('td');
+        actions.append(Object.assign(document.createElement('button'), { className: 'delete', textContent: 'Delete' }));
+        row.append(name, size, time, actions);
+        return row;
+      }),
+    );
+    filesStatus(entries.length ? '' : 'empty directory');
+  } catch (error) {
+    filesStatus(`list failed: ${describe(error)}`, true);
+  }
+}
+
+const join = (dir, name) => `${dir.replace(/\/$/, '')}/${name}`;
+
+async function download(path) {
+  try {
+    const bytes = await sandbox.files.download(path);
+    const url = URL.createObjectURL(new Blob([bytes]));
+    const link = Object.assign(document.createElement('a'), { href: url, download: path.split('/').pop() });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    filesStatus(`downloaded ${path} (${bytes.length} bytes)`);
+  } catch (error) {
+    filesStatus(`download failed: ${describe(error)}`, true);
+  }
+}
+
+async function remove(path) {
+  try {
+    await sandbox.files.remove(path);
+    filesStatus(`deleted ${path}`);
+  } catch (error) {
+    filesStatus(`delete failed: ${describe(error)}`, true);
+  }
+  await listFiles();
+}
+
+files.list.addEventListener('click', (e) => {
+  const row = e.target.closest('tr');
+  if (!row) return;
+  const path = join(cwd, row.dataset.name);
+  if (e.target.closest('button.open')) listFiles(path);
+  else if (e.target.closest('button.download')) download(path);
+  else if (e.target.closest('button.delete')) remove(path);
+});
+// Up to /workspace or /tmp: the sandbox's files API reaches nothing above them.
+$('up').addEventListener('click', () => /^\/(workspace|tmp)\/./.test(cwd) && listFiles(cwd.replace(/\/[^/]+$/, '')));
+$('reload').addEventListener('click', () => listFiles());
+files.upload.addEventListener('change', async () => {
+  // Each file streams up as a Blob (multipart): no size limit of a JSON body.
+  for (const file of files.upload.files) {
+    try {
+      await sandbox.files.write(join(cwd, file.name), file);
+      filesStatus(`uploaded ${file.name} (${file.size} bytes)`);
+    } catch (error) {
+      filesStatus(`upload failed: ${describe(error)}`, true);
+    }
+  }
+  files.upload.value = '';
+  await listFiles();
+});
+
+// ---- terminal ------------------------------------------------------------------------------
+
+const term = {
+  screen: $('terminal'),
+  input: $('terminal-input'),
+  state: $('terminal-state'),
+};
+let terminal; // the open TerminalHandle
+
+/** Terminal output without its escape sequences (colours, cursor moves, bracketed paste). */
+const plain = (text) => text.replace(/\x1b\[[0-9;?]*[ -\/]*[@-~]|\x1b\][^\x07]*\x07|\r(?!\n)/g, '');
+
+async function openTerminal() {
+  term.screen.textContent = '';
+  try {
+    const mine = await sandbox.terminal.create({ cols: 100, rows: 30 });
+    terminal = mine;
+    term.state.textContent = `${mine.id} · running`;
+    document.body.dataset.terminal = 'ready';
+    for await (const event of mine) {
+      if (terminal !== mine) break;
+      if (event.type === 'output') {
+        term.screen.append(plain(event.data));
+        term.screen.scrollTop = term.screen.scrollHeight;
+      } else if (event.type === 'exit') {
+        term.state.textContent = `${mine.id} · exited (${event.code})`;
+      }
+    }
+  } catch (error) {
+    term.state.textContent = `terminal failed: ${describe(error)}`;
+  }
+}
+
+$('terminal-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const line = term.input.value;
+  term.input.value = '';
+  try {
+    await terminal?.write(`${line}\n`);
+  } catch (error) {
+    term.state.textContent = `write failed: ${describe(error)}`;
+  }
+});
+$('terminal-new').addEventListener('click', () => {
+  terminal?.kill().catch(() => {});
+  openTerminal();
+});
+
+// ---- preview: a signed link to a port of the sandbox ------------------------------------------
+
+$('preview-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const link = $('preview-link');
+  try {
+    // The session token is enough: the link carries its own signed token, valid for an hour.
+    const preview = await sandbox.getPreviewUrl(Number($('preview-port').value), { ttl: 3600 });
+    link.href = preview.url;
+    link.textContent = `open port ${preview.port} (until ${new Date(preview.expiresAt).toLocaleTimeString()})`;
+  } catch (error) {
+    link.removeAttribute('href');
+    link.textContent = describe(error);
+  }
+});
+
 // ---- start ---------------------------------------------------------------------------------
 
 async function start() {
@@ -185,6 +342,8 @@ async function start() {
   ui.run.disabled = false;
   document.body.dataset.ready = 'true';
   poll();
+  listFiles();
+  openTerminal();
 }
 
 start().catch((error) => setStatus(`could not start: ${describe(error)}`, true));

@@ -156,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/sandboxes/{id}/agent", agent)
         .route("/execute/stream", get(stream::websocket_by_token))
         .route("/terminal", get(terminal::websocket_by_token))
+        .route("/files/watch", get(watch::websocket_by_token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors(&state.cfg.cors_origins))

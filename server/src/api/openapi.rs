@@ -104,7 +104,7 @@ impl Modify for Security {
         create_terminal, list_terminals, get_terminal, kill_terminal, follow_terminal,
         terminal_input, resize_terminal, terminal_websocket, terminal_websocket_by_token,
         read_file, write_file, list_files, file_exists, remove_file, make_directory,
-        rename_file, upload_file, download_file, watch_files,
+        rename_file, upload_file, download_file, watch_files, watch_files_by_token,
     ),
     components(schemas(wire::ErrorBody, wire::StreamEvent, wire::WsExecuteFrame, wire::WsServerFrame, wire::WebhookPayload,
         wire::TerminalEvent, wire::TerminalClientFrame, wire::TerminalServerFrame, wire::WatchRequest, wire::WatchFrame)),
@@ -565,6 +565,12 @@ fn download_file() {}
         (status = 200, content_type = "text/event-stream", body = String, description = "SSE: each event's data is a WatchFrame"),
         Errors))]
 fn watch_files() {}
+
+#[utoipa::path(get, path = "/files/watch", tag = "files",
+    description = "The file-watch WebSocket at the server's root (where the HopX JS SDK opens it); the sandbox is the token's. WebSocket only.",
+    security(("bearer" = [])),
+    responses((status = 101, description = "Switched to WebSocket"), Errors))]
+fn watch_files_by_token() {}
 
 #[cfg(test)]
 mod tests {

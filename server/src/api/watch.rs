@@ -18,7 +18,7 @@ use sandlot_protocol::{code, WatchFrame, WatchRequest};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::auth::AgentSandbox;
+use super::auth::{AgentSandbox, TokenSandbox};
 use super::body::QueryParams;
 use super::error::{ApiError, ApiResult};
 use super::files::{checked, sandbox_fs};
@@ -85,6 +85,24 @@ pub async fn watch(
         Ok(upgrade) => Ok(upgrade.on_upgrade(move |socket| ws_session(state, fs, socket))),
         Err(_) => sse(state, fs, q).await,
     }
+}
+
+/// `WS /files/watch` at the server root, the sandbox found from the token: the official HopX
+/// JS SDK opens its watch WebSocket at the agent host's root, dropping the agent path (as it
+/// does for `/terminal`). WebSocket only: the SSE variant lives under the agent path.
+pub async fn websocket_by_token(
+    State(state): State<AppState>,
+    TokenSandbox(sandbox): TokenSandbox,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let upgrade = ws.map_err(|e| {
+        ApiError::bad_request(
+            code::INVALID_REQUEST,
+            format!("this route is a WebSocket: {}", e.body_text()),
+        )
+    })?;
+    let fs = sandbox_fs(&state, &sandbox.id)?;
+    Ok(upgrade.on_upgrade(move |socket| ws_session(state, fs, socket)))
 }
 
 async fn sse(state: AppState, fs: SandboxFs, q: WatchQuery) -> ApiResult<Response> {

@@ -1,33 +1,18 @@
 //! The veth pair that gives a sandbox its network: the host end (`sl<instance>-<slot>`)
 //! carries the sandbox's gateway address, the sandbox end is `eth0` inside its network
-//! namespace with the sandbox's address and a default route. Made with iproute2 in two
-//! `ip -batch` runs (host side, then inside through `nsenter`): measured at about 7 ms p50
-//! here, within the create budget, with no netlink code of our own to keep.
+//! namespace with the sandbox's address and a default route.
+//!
+//! Made with rtnetlink requests from sandlotd itself ([`netlink`]): the host side on the
+//! calling thread, the sandbox side on a thread inside the sandbox's namespace: 0.8 ms
+//! p50 here, where two `ip -batch` runs (one through `nsenter`) took ~9.5 ms.
+//!
+//! A deleted sandbox's pair is not deleted here: it goes with the sandbox's namespace.
+//! Deleting a veth waits for the kernel's network grace periods (~20 ms here) and would
+//! only move that wait onto the delete.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
 
-fn run(cmd: &mut Command, input: &str) -> std::io::Result<()> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(input.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
-    }
-}
+use super::netlink::{self, Route};
 
 /// Creates the pair and configures both ends. `init_pid` is the sandbox's pid 1.
 pub fn create(
@@ -36,25 +21,17 @@ pub fn create(
     gateway: Ipv4Addr,
     address: Ipv4Addr,
 ) -> std::io::Result<()> {
-    run(
-        Command::new("ip").args(["-batch", "-"]),
-        &format!(
-            "link add {ifname} type veth peer name eth0 netns {init_pid}\n\
-             addr add {gateway}/30 dev {ifname}\n\
-             link set {ifname} up\n"
-        ),
-    )
-    .map_err(|e| std::io::Error::other(format!("host end of {ifname}: {e}")))?;
-    run(
-        Command::new("nsenter")
-            .arg(format!("--net=/proc/{init_pid}/ns/net"))
-            .args(["ip", "-batch", "-"]),
-        &format!(
-            "addr add {address}/30 dev eth0\n\
-             link set eth0 up\n\
-             route add default via {gateway}\n"
-        ),
-    )
+    let netns = std::fs::File::open(format!("/proc/{init_pid}/ns/net"))?;
+    let mut host = Route::open()?;
+    host.add_veth(ifname, "eth0", &netns)
+        .and_then(|()| host.add_address(ifname, gateway, 30))
+        .map_err(|e| std::io::Error::other(format!("host end of {ifname}: {e}")))?;
+    netlink::in_namespace_of(init_pid, || {
+        let mut inside = Route::open()?;
+        inside.add_address("eth0", address, 30)?;
+        inside.set_up("eth0")?;
+        inside.add_default_route(gateway)
+    })
     .map_err(|e| std::io::Error::other(format!("sandbox end of {ifname}: {e}")))
 }
 
@@ -62,11 +39,7 @@ pub fn create(
 /// the sandbox's namespace.
 pub fn delete(ifname: &str) {
     if std::path::Path::new("/sys/class/net").join(ifname).exists() {
-        let _ = Command::new("ip")
-            .args(["link", "del", ifname])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = Route::open().and_then(|mut r| r.delete_link(ifname));
     }
 }
 

@@ -18,7 +18,9 @@
 pub mod dns;
 pub mod egress;
 pub mod link;
+mod netlink;
 pub mod nft;
+mod nftlib;
 pub mod ports;
 pub mod rules;
 mod sni;

@@ -2,9 +2,10 @@
 //! sandboxes' range, the always-blocked ranges, one chain of rules per sandbox, and the
 //! redirects to sandlotd's resolver and transparent proxy.
 //!
-//! Every change is one `nft -f -` transaction, so a sandbox's chain is never seen half
-//! written. Only interfaces named with this instance's prefix are touched: other tables,
-//! other instances and the host's own traffic pass through as before.
+//! Every change is one nftables transaction (a script applied whole or not at all, through
+//! libnftables or `nft -f -`), so a sandbox's chain is never seen half written. Only
+//! interfaces named with this instance's prefix are touched: other tables, other instances
+//! and the host's own traffic pass through as before.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -188,8 +189,16 @@ pub fn refused_address(spec: &TableSpec, ip: Ipv4Addr) -> bool {
             && !spec.operator_allowed.iter().any(|c| c.contains(ip)))
 }
 
-/// Runs an nftables script as one transaction.
+/// Runs an nftables script as one transaction: through libnftables where it loads
+/// ([`super::nftlib`]), else by running `nft -f -`.
 pub fn apply(script: &str) -> std::io::Result<()> {
+    match super::nftlib::run(script) {
+        Some(done) => done,
+        None => apply_with_tool(script),
+    }
+}
+
+fn apply_with_tool(script: &str) -> std::io::Result<()> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())

@@ -38,8 +38,8 @@ impl LocalNode {
             .await
             .map_err(|e| NodeError::Internal(e.to_string()))
             .and_then(|r| r.map_err(|e| NodeError::Internal(format!("sandbox cgroups: {e}"))));
-        let procs = match created {
-            Ok(procs) => procs,
+        let groups = match created {
+            Ok(groups) => groups,
             Err(e) => {
                 // Some of its groups may exist already.
                 self.sweep_cgroups(&record.id).await;
@@ -88,7 +88,8 @@ impl LocalNode {
             etc_files,
             hostname,
             tmp_size_mb: self.cfg.sandbox_tmp_mb,
-            cgroup_procs: procs,
+            cgroup_tasks: groups.v1_tasks,
+            cgroup_v2: groups.v2,
         };
         let (init_pid, init_helper) = match self.spawn_init(&record.id, &init).await {
             Ok(started) => started,

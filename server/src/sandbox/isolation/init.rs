@@ -7,25 +7,35 @@
 
 use std::io::{Read, Write};
 
-use super::sys::{check, die, fork, wait_exit_code, write_file};
+use super::exec::close_fds_from;
+use super::sys::{check, clone_into_cgroup, die, fork, wait_exit_code, write_file};
 use super::{rootfs, InitConfig, NAMESPACES};
 
 pub fn main() -> ! {
+    // Only stdin, stdout and stderr are meant for us: a descriptor the server had open
+    // without close-on-exec stays out of the sandbox.
+    close_fds_from(3);
     let mut input = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {
         die("read config", e);
     }
     let cfg: InitConfig = serde_json::from_str(&input).unwrap_or_else(|e| die("parse config", e));
 
-    // Join the sandbox's cgroups first, so pid 1 and everything after it is accounted there.
-    let me = std::process::id().to_string();
-    for procs in &cfg.cgroup_procs {
-        if let Err(e) = write_file(procs, &me) {
+    // Join the sandbox's v1 cgroups first, so pid 1 and everything after it is accounted
+    // there. "0" is this thread, the helper's only one: moving a thread rather than a
+    // process skips the kernel's global lock (and the grace period it can wait for).
+    for tasks in &cfg.cgroup_tasks {
+        if let Err(e) = write_file(tasks, "0") {
             die("join cgroup", e);
         }
     }
+    let v2 = cfg.cgroup_v2.as_ref().map(|dir| {
+        std::fs::File::open(dir).unwrap_or_else(|e| die(&format!("open cgroup {dir}"), e))
+    });
+    // The cgroup namespace is pid 1's alone, made as it is created (below).
     // SAFETY: plain syscall.
-    if let Err(e) = check(unsafe { libc::unshare(NAMESPACES) }, "unshare") {
+    let unshared = unsafe { libc::unshare(NAMESPACES & !libc::CLONE_NEWCGROUP) };
+    if let Err(e) = check(unshared, "unshare") {
         die("create namespaces", e);
     }
     if let Err(e) = loopback_up() {
@@ -33,7 +43,9 @@ pub fn main() -> ! {
     }
 
     let (ready_r, ready_w) = pipe().unwrap_or_else(|e| die("pipe", e));
-    let child = fork().unwrap_or_else(|e| die("fork", e));
+    let child = fork_pid1(&cfg, v2.as_ref());
+    // Neither pid 1 nor the helper keeps a handle on the host's cgroup tree.
+    drop(v2);
     if child == 0 {
         // SAFETY: closing our copy of the read end.
         unsafe { libc::close(ready_r) };
@@ -58,6 +70,36 @@ pub fn main() -> ! {
     let _ = writeln!(out, "ready {child}");
     let _ = out.flush();
     std::process::exit(wait_exit_code(child));
+}
+
+/// Creates pid 1 in a cgroup namespace of its own, rooted at the sandbox's groups, and
+/// directly in the sandbox's v2 group. Returns 0 in pid 1.
+fn fork_pid1(cfg: &InitConfig, v2: Option<&std::fs::File>) -> libc::pid_t {
+    match clone_into_cgroup(v2) {
+        Ok(pid) => pid,
+        // No clone3 or no CLONE_INTO_CGROUP (kernels before 5.7): join the v2 group as a
+        // whole process, the slow way, then fork.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+            ) =>
+        {
+            if let Some(dir) = &cfg.cgroup_v2 {
+                let procs = format!("{dir}/cgroup.procs");
+                if let Err(e) = write_file(&procs, &std::process::id().to_string()) {
+                    die("join cgroup", e);
+                }
+            }
+            // SAFETY: plain syscall.
+            let unshared = unsafe { libc::unshare(libc::CLONE_NEWCGROUP) };
+            if let Err(e) = check(unshared, "unshare") {
+                die("create the cgroup namespace", e);
+            }
+            fork().unwrap_or_else(|e| die("fork", e))
+        }
+        Err(e) => die("create pid 1", e),
+    }
 }
 
 /// Brings up the new network namespace's `lo`: programs in the sandbox talk to themselves

@@ -78,8 +78,12 @@ pub struct InitConfig {
     pub hostname: String,
     /// Size of the sandbox's `/tmp` (and `/dev/shm`) tmpfs.
     pub tmp_size_mb: u64,
-    /// `cgroup.procs` files the helper writes its own pid to before creating namespaces.
-    pub cgroup_procs: Vec<String>,
+    /// `tasks` files of the sandbox's v1 cgroups: the helper moves its own (only) thread
+    /// there before it creates anything (`sandbox::cgroup::InitGroups` says why not
+    /// `cgroup.procs`).
+    pub cgroup_tasks: Vec<String>,
+    /// The sandbox's v2 cgroup directory: pid 1 is created in it.
+    pub cgroup_v2: Option<String>,
 }
 
 /// What `__sandbox-exec` needs, sent on its stdin ahead of the program text (see

@@ -53,6 +53,57 @@ pub fn fork() -> io::Result<libc::pid_t> {
     check(pid, "fork")
 }
 
+/// `struct clone_args` of clone3(2), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `fork` whose child starts in a new cgroup namespace and, given an open cgroup2
+/// directory, in that group (the kernel makes the child's group the namespace's root).
+/// Starting in a group is no migration: it takes no global lock.
+///
+/// The child returns from a raw clone3, so glibc's cached thread id is still its
+/// parent's: nothing in the child may rely on it (raise, pthread_kill; pid 1 uses neither).
+pub fn clone_into_cgroup(cgroup: Option<&std::fs::File>) -> io::Result<libc::pid_t> {
+    use std::os::fd::AsRawFd;
+    let mut args = CloneArgs {
+        flags: libc::CLONE_NEWCGROUP as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(dir) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = dir.as_raw_fd() as u64;
+    }
+    // SAFETY: the helpers are single-threaded, so (as after fork) the child may keep using
+    // the allocator; `args` is a valid clone_args of the size passed.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pid as libc::pid_t)
+}
+
 /// Blocks until `pid` ends; returns the shell-style exit status (128+signal when killed).
 pub fn wait_exit_code(pid: libc::pid_t) -> i32 {
     let mut status = 0;
