@@ -42,8 +42,9 @@ export function rawClient(server) {
     attach(session) {
       return { id: session.id, token: session.token, host: session.host };
     },
-    async runCode(h, code, language = 'python') {
-      const r = await call(`${h.host}/execute`, { method: 'POST', headers: bearer(h), body: { code, language, timeout: 120 } });
+    /** `extra`: more request fields, e.g. `{ fresh: true }` for a new process instead of the language's context. */
+    async runCode(h, code, language = 'python', extra = {}) {
+      const r = await call(`${h.host}/execute`, { method: 'POST', headers: bearer(h), body: { code, language, timeout: 120, ...extra } });
       if (!r.success) throw new Error(`runCode failed: ${JSON.stringify(r).slice(0, 300)}`);
       return r;
     },

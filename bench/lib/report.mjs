@@ -335,7 +335,7 @@ function markdown(r, v, notesFile) {
     out.push(table(['call', 'median', 'p99'], c.rows.map((x) => [x.op, `${ms(x.median)} ms`, `${ms(x.p99)} ms`])), '');
     out.push(`Warm context − HTTP floor, per round: median **${ms(c.warmOverHttp.median)} ms**, p99 ${ms(c.warmOverHttp.p99)} ms.`, '');
     if (c.tti) {
-      out.push(`Time to interactive (create → first successful \`print(1)\`), ${c.ttiRounds} rounds, the variants interleaved round by round:`, '');
+      out.push(`Time to interactive (create → first successful \`print(1)\`), one sandbox after another: ${c.ttiRounds} rounds with the forked context, a fresh process and a create alone interleaved round by round; the exec'd context in a block of ${c.tti.execd.n} of its own:`, '');
       const row = (name, x) => [name, ms(x.median), ms(x.p95), ms(x.p99), x.errors ? String(x.errors) : '0'];
       out.push(
         table(

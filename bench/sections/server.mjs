@@ -8,6 +8,9 @@ import { BINARY, memAvailableKiB, readNumber, rssKiB, sandboxMemCgroup, smapsRol
 import { errorText, interleave, now, pairedDiff, pool, ratioCI, settle, sleep, summarize } from '../lib/stats.mjs';
 import { populate, waitAllFinal } from './sdk.mjs';
 
+// A new process per run, not the language's context: what the exec path costs.
+const FRESH = { fresh: true };
+
 const stat = (slot) => ({ ...summarize(slot.samples), errors: slot.errors.length, firstError: slot.errors[0] });
 
 function hostRun(file, args) {
@@ -143,13 +146,13 @@ export async function execOverhead(ctx) {
       'host: spawn /bin/true': () => hostRun('/bin/true', []),
       "host: spawn bash -c '/bin/true'": () => hostRun('/bin/bash', ['-c', '/bin/true']),
       'sandbox: /execute bash /bin/true': async () => {
-        const r = await raw.runCode(box, '/bin/true', 'bash');
+        const r = await raw.runCode(box, '/bin/true', 'bash', FRESH);
         serverTime.bash.push(r.execution_time * 1000);
       },
       "sandbox: /commands/run 'true'": () => raw.runCommand(box, 'true'),
       "host: spawn python3 -c 'pass'": () => hostRun('/usr/bin/python3', ['-c', 'pass']),
       "sandbox: /execute python 'pass'": async () => {
-        const r = await raw.runCode(box, 'pass', 'python');
+        const r = await raw.runCode(box, 'pass', 'python', FRESH);
         serverTime.python.push(r.execution_time * 1000);
       },
     };
@@ -340,7 +343,9 @@ export async function idleMemory(ctx) {
 
 async function idleSandboxMemory(ctx) {
   const count = ctx.quick ? 100 : 1000;
-  const server = await startServer({ 'max-sandboxes': count + 50 });
+  // The sandbox's own helpers, without the warm python context a code-interpreter sandbox
+  // gets at create (§5 measures that).
+  const server = await startServer({ 'max-sandboxes': count + 50, 'warm-python-context': 'false' });
   try {
     const raw = rawClient(server);
     await sleep(300);
@@ -428,8 +433,10 @@ export async function finishedRecordsMemory(ctx) {
   const concurrency = 16;
   const code = 'echo finished-record';
   const lingerSecs = serverHasFlag('finished-linger-secs') ? 1 : null;
-  // Starts outpace ends for a moment (each start returns at once), so room for all of them.
-  const flags = { 'max-processes': count + warmup };
+  // Starts outpace ends for a moment (each start returns at once), so room for all of them,
+  // in the process table and in the sandbox's pids limit (two tasks each while they start:
+  // the exec helper and its child; past the limit their forks fail with EAGAIN).
+  const flags = { 'max-processes': count + warmup, 'sandbox-pids': 4 * (count + warmup) };
   if (lingerSecs !== null) flags['finished-linger-secs'] = lingerSecs;
   const server = await startServer(flags);
   try {

@@ -42,6 +42,14 @@ out["node"] = [platform.node(), socket.gethostname()]
 out["path"] = sys.path
 out["random"] = random.random()
 out["home"] = os.environ.get("HOME")
+# libc's record of the main thread's id is right (a fork made with clone3 must set it):
+# signalling the main thread from another one reaches it.
+import signal, threading
+reached = []
+t = threading.Thread(target=lambda: reached.append(signal.pthread_kill(threading.main_thread().ident, 0)))
+t.start()
+t.join()
+out["pthread_kill_main"] = reached == [None]
 print(json.dumps(out))
 "#;
 
@@ -129,6 +137,7 @@ async fn a_forked_python_context_is_confined_exactly_like_an_exec_d_one() {
         "host_paths",
         "path",
         "home",
+        "pthread_kill_main",
     ] {
         assert_eq!(forked[key], execd[key], "{key}: forked vs exec'd context");
         if !["SigIgn", "path"].contains(&key) {
@@ -144,6 +153,7 @@ async fn a_forked_python_context_is_confined_exactly_like_an_exec_d_one() {
     assert_eq!(forked["Seccomp"], "2");
     assert_eq!(forked["PPid"], "0", "its parent is outside the sandbox");
     assert_eq!(forked["dumpable"], 1);
+    assert_eq!(forked["pthread_kill_main"], true, "{forked}");
     assert_eq!(forked["host_paths"], json!([]), "{forked}");
     // The sandbox's uid, as its fresh processes have it; /proc/self is its own.
     assert_eq!(forked["uid"], fresh["uid"]);

@@ -82,14 +82,10 @@ impl ContextProcess {
         result_cap: usize,
         zygote: Option<&Zygote>,
     ) -> Result<Self, String> {
-        let procs = launch
-            .cgroups
-            .create_process(&launch.sandbox_id, &cgroup)
-            .map_err(|e| format!("could not create the context's cgroup: {e}"))?;
         let (argv, program, delivery) = driver::launcher(language);
-        let cfg = ExecConfig {
+        let mut cfg = ExecConfig {
             init_pid: launch.init_pid,
-            cgroup_procs: procs,
+            cgroup_procs: Vec::new(),
             uid: launch.uid,
             gid: launch.uid,
             cwd: launch.cwd.clone(),
@@ -104,45 +100,15 @@ impl ContextProcess {
         let forkable = language == Language::Python && driver::forkable_env(&cfg.env);
         let mut pipes = Pipes::new().map_err(io)?;
         let lifeline = match zygote.filter(|_| forkable) {
-            Some(z) => {
-                let fds = [
-                    pipes.cmd_r.as_raw_fd(),
-                    pipes.out_w.as_raw_fd(),
-                    pipes.err_w.as_raw_fd(),
-                    pipes.rep_w.as_raw_fd(),
-                ];
-                match z.fork(launch.init_pid, fds).await {
-                    Ok(forked) => {
-                        // The fork reads what the exec helper would: the config, no program.
-                        let fork_cfg = ExecConfig {
-                            program_len: Some(0),
-                            argv: Vec::new(),
-                            ..cfg.clone()
-                        };
-                        pipes
-                            .cmd_w
-                            .write_all(&exec_input(&fork_cfg, b""))
-                            .await
-                            .map_err(io)?;
-                        // The fork leads its own process group, as an exec'd driver does.
-                        Some((Lifeline::Forked(forked.exit), Some(forked.pid)))
-                    }
-                    Err(_) => {
-                        // The fork server said why in the log. Whatever it may have started
-                        // goes, and the exec helper gets pipes of its own.
-                        let (c, sid, g) = (
-                            launch.cgroups.clone(),
-                            launch.sandbox_id.clone(),
-                            cgroup.clone(),
-                        );
-                        let _ = tokio::task::spawn_blocking(move || c.kill_process(&sid, &g)).await;
-                        pipes = Pipes::new().map_err(io)?;
-                        None
-                    }
-                }
-            }
+            Some(z) => fork(z, &launch, &cgroup, &cfg, &mut pipes).await?,
             None => None,
         };
+        if lifeline.is_none() {
+            cfg.cgroup_procs = launch
+                .cgroups
+                .create_process(&launch.sandbox_id, &cgroup)
+                .map_err(|e| format!("could not create the context's cgroup: {e}"))?;
+        }
         let (lifeline, pgid) = match lifeline {
             Some(forked) => forked,
             // The helper says `spawned` with the driver's pid.
@@ -220,6 +186,72 @@ impl ContextProcess {
                 },
                 n = self.stdout.read(&mut sink) => { let _ = n; }
             }
+        }
+    }
+}
+
+/// Forks the driver from the fork server: straight into its tracking group where the kernel
+/// can clone into a cgroup (no `cgroup.procs` write, which takes the kernel's global cgroup
+/// lock and, after a quiet spell, waits for an RCU grace period); the fork then joins the v1
+/// limit groups by its only thread. `None` (the fork server failed, and said why in the
+/// log): use the exec helper, with new pipes.
+async fn fork(
+    zygote: &Zygote,
+    launch: &Launch,
+    cgroup: &str,
+    cfg: &ExecConfig,
+    pipes: &mut Pipes,
+) -> Result<Option<(Lifeline, Option<i32>)>, String> {
+    let io = |e: std::io::Error| format!("could not start the context: {e}");
+    let groups = launch
+        .cgroups
+        .create_forked_process(&launch.sandbox_id, cgroup)
+        .map_err(|e| format!("could not create the context's cgroup: {e}"))?;
+    let group_dir = match &groups.v2_dir {
+        Some(dir) => Some(
+            std::fs::File::open(dir)
+                .map_err(|e| format!("could not open the context's cgroup: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut fds = vec![
+        pipes.cmd_r.as_raw_fd(),
+        pipes.out_w.as_raw_fd(),
+        pipes.err_w.as_raw_fd(),
+        pipes.rep_w.as_raw_fd(),
+    ];
+    fds.extend(group_dir.as_ref().map(|d| d.as_raw_fd()));
+    match zygote.fork(launch.init_pid, &fds).await {
+        Ok(forked) => {
+            // The fork reads what the exec helper would: the config, no program.
+            let mut cgroup_procs = groups.v1_tasks.clone();
+            if !forked.in_cgroup {
+                cgroup_procs.extend(groups.v2_procs());
+            }
+            let fork_cfg = ExecConfig {
+                cgroup_procs,
+                program_len: Some(0),
+                argv: Vec::new(),
+                ..cfg.clone()
+            };
+            pipes
+                .cmd_w
+                .write_all(&exec_input(&fork_cfg, b""))
+                .await
+                .map_err(io)?;
+            // The fork leads its own process group, as an exec'd driver does.
+            Ok(Some((Lifeline::Forked(forked.exit), Some(forked.pid))))
+        }
+        Err(_) => {
+            // Whatever the fork server may have started goes.
+            let (c, sid, g) = (
+                launch.cgroups.clone(),
+                launch.sandbox_id.clone(),
+                cgroup.to_string(),
+            );
+            let _ = tokio::task::spawn_blocking(move || c.kill_process(&sid, &g)).await;
+            *pipes = Pipes::new().map_err(io)?;
+            Ok(None)
         }
     }
 }

@@ -6,8 +6,9 @@
 //! `drivers/zygote.py` (the fork loop), started through `sandlotd __sandbox-zygote`
 //! (`sandbox::isolation::zygote`), which gives it a mount namespace with a private `/tmp`.
 //! The server talks to it over a `SOCK_SEQPACKET` socket pair: one message per context,
-//! carrying the sandbox's pid 1 and the context's four pipes; the reply is the host pid of
-//! the fork, which the zygote makes straight into the sandbox's pid namespace. The fork reads
+//! carrying the sandbox's pid 1, the context's four pipes and its tracking cgroup; the reply
+//! is the host pid of the fork, which the zygote makes straight into the sandbox's pid
+//! namespace and that cgroup (`clone3` with `CLONE_INTO_CGROUP`). The fork reads
 //! its configuration (cgroups, uid, directory, environment, limits) from its own command
 //! pipe, so the zygote never holds a sandbox's data, confines itself with the exec helper's
 //! steps and seccomp programs, and becomes the driver. The zygote is the fork's parent, as
@@ -85,6 +86,8 @@ struct ExitBook {
 /// A forked context as the zygote reported it.
 pub struct Forked {
     pub pid: i32,
+    /// It was made in the cgroup whose directory came with the request.
+    pub in_cgroup: bool,
     /// Its exit status (128 + signal when killed); an error once the zygote is gone without
     /// saying (its forks die with it).
     pub exit: oneshot::Receiver<i32>,
@@ -106,9 +109,9 @@ impl Zygote {
     }
 
     /// Forks a context into the sandbox whose pid 1 has host pid `init_pid`, with `fds` as
-    /// its command pipe, stdout, stderr and reply pipe (the fork's ends). An error means:
-    /// use the exec helper.
-    pub async fn fork(&self, init_pid: i32, fds: [RawFd; 4]) -> Result<Forked, String> {
+    /// its command pipe, stdout, stderr and reply pipe (the fork's ends), and, fifth if
+    /// given, the cgroup (v2) directory to make it in. An error means: use the exec helper.
+    pub async fn fork(&self, init_pid: i32, fds: &[RawFd]) -> Result<Forked, String> {
         let mut inner = self.inner.lock().await;
         inner.next += 1;
         let n = inner.next;
@@ -247,9 +250,9 @@ const ZYGOTE_ENV: &[(&str, &str)] = &[
 ];
 
 impl Conn {
-    async fn fork(&mut self, n: u64, init_pid: i32, fds: [RawFd; 4]) -> Result<Forked, String> {
+    async fn fork(&mut self, n: u64, init_pid: i32, fds: &[RawFd]) -> Result<Forked, String> {
         let msg = serde_json::json!({ "n": n, "init_pid": init_pid }).to_string();
-        self.send(msg.as_bytes(), &fds).await?;
+        self.send(msg.as_bytes(), fds).await?;
         let reply = self.answer().await?;
         if reply.get("n").and_then(|v| v.as_u64()) != Some(n) {
             return Err(format!("answer out of order: {reply}"));
@@ -268,7 +271,12 @@ impl Conn {
                 book.waiting.insert(pid, tx);
             }
         }
-        Ok(Forked { pid, exit })
+        let in_cgroup = reply.get("in_cgroup").and_then(|v| v.as_bool()) == Some(true);
+        Ok(Forked {
+            pid,
+            in_cgroup,
+            exit,
+        })
     }
 
     async fn send(&mut self, msg: &[u8], fds: &[RawFd]) -> Result<(), String> {

@@ -173,6 +173,33 @@ impl Cgroups {
         Ok(procs)
     }
 
+    /// Where a context forked from the python fork server goes, without the kernel's global
+    /// cgroup lock (see [`InitGroups`]): its only thread joins the v1 limit groups through
+    /// `tasks`, and the fork is made straight into its tracking group (v2), whose directory
+    /// this creates. `v2_procs` is that group's `cgroup.procs`, for a kernel that cannot
+    /// clone into a cgroup (the fork then joins it by a write, lock and all).
+    pub fn create_forked_process(&self, sandbox: &str, process: &str) -> io::Result<ForkedGroups> {
+        let v1_tasks = self
+            .v1
+            .iter()
+            .map(|(_, base)| {
+                base.join(sandbox)
+                    .join("tasks")
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let v2_dir = match &self.v2 {
+            Some(base) => {
+                let dir = base.join(sandbox).join(process);
+                fs::create_dir_all(&dir)?;
+                Some(dir)
+            }
+            None => None,
+        };
+        Ok(ForkedGroups { v1_tasks, v2_dir })
+    }
+
     /// Whether processes get tracking groups of their own (cgroup v2), which
     /// [`Self::kill_process`] kills whole.
     pub fn tracks_processes(&self) -> bool {
@@ -302,6 +329,24 @@ impl Cgroups {
 
     fn dirs_of(&self, sandbox: &str) -> Vec<PathBuf> {
         self.bases().into_iter().map(|b| b.join(sandbox)).collect()
+    }
+}
+
+/// Where a forked context goes ([`Cgroups::create_forked_process`]).
+#[derive(Debug, Clone, Default)]
+pub struct ForkedGroups {
+    /// The v1 limit groups' `tasks` files.
+    pub v1_tasks: Vec<String>,
+    /// Its tracking group (v2).
+    pub v2_dir: Option<PathBuf>,
+}
+
+impl ForkedGroups {
+    /// The tracking group's `cgroup.procs`.
+    pub fn v2_procs(&self) -> Option<String> {
+        self.v2_dir
+            .as_ref()
+            .map(|d| d.join("cgroup.procs").to_string_lossy().into_owned())
     }
 }
 

@@ -264,11 +264,18 @@ def _take_stdio():
     _RESULT_LIMIT = int(os.environ.get("SANDLOT_RESULT_LIMIT", str(8 << 20)))
 
 
+# Work that must happen in a context but not before its first run answers (the fork server
+# leaves some here); done after that run's "done".
+_after_first_run = []
+
+
 def serve():
     _send({"type": "ready", "pid": os.getpid()})
     for cmd in _commands():
         if cmd.get("type") == "run":
             _run(cmd)
+            while _after_first_run:
+                _after_first_run.pop(0)()
 
 
 _warm_up()

@@ -9,24 +9,31 @@
 # [[[code,jt,jf,k],...],...]}, the seccomp programs the exec helper installs, answered by
 # {"type":"ready"}; then one message per context, {"n":N,"init_pid":P} (P: the host pid of
 # the sandbox's pid 1) with four descriptors (the context's command pipe, stdout, stderr and
-# reply pipe), answered by {"n":N,"pid":C} (C: the fork's host pid) or {"n":N,"error":...};
-# and, whenever a fork ends, {"type":"exited","pid":C,"status":S} (S: its exit code, or
-# 128 + the signal that killed it). The socket's end is the server's end: the zygote exits.
+# reply pipe) and optionally a fifth (its tracking cgroup's directory, cgroup v2), answered
+# by {"n":N,"pid":C,"in_cgroup":B} (C: the fork's host pid; B: it was made in that cgroup)
+# or {"n":N,"error":...}; and, whenever a fork ends, {"type":"exited","pid":C,"status":S}
+# (S: its exit code, or 128 + the signal that killed it). The socket's end is the server's
+# end: the zygote exits.
 #
-# The zygote never learns anything about a sandbox but the pid of its pid 1. Each context's
-# configuration (cgroups, uid, directory, environment, limits) is read by the fork itself
-# from its own command pipe, so no sandbox's data stays behind in the memory that the next
-# sandbox's context is forked from.
+# The zygote never learns anything about a sandbox but the pid of its pid 1 and where its
+# context's cgroup is. Each context's configuration (the cgroups it joins, uid, directory,
+# environment, limits) is read by the fork itself from its own command pipe, so no
+# sandbox's data stays behind in the memory that the next sandbox's context is forked from.
 #
 # A context is one fork, made straight into the sandbox's pid namespace: the zygote points
 # its children's pid namespace at the sandbox's (setns through a pidfd of its pid 1), forks,
-# and points it back. The fork then does what the exec helper and its child do
+# and points it back. Where it can, it forks with clone3(CLONE_INTO_CGROUP), so the fork
+# starts in its tracking cgroup: moving a process between cgroups by a cgroup.procs write
+# takes the kernel's global cgroup lock, which after a quiet spell waits for an RCU grace
+# period (10-20 ms here). Its v1 limit groups the fork joins by its only thread (`tasks`),
+# which skips that lock. The fork then does what the exec helper and its child do
 # (sandbox/isolation/exec.rs), in their order: it joins the sandbox's cgroups and its other
 # namespaces, starts a session, enters its directory, sets the limits, drops the capability
 # bounding set, its groups and ids, sets no_new_privs and installs the same seccomp
 # programs; then it sets the environment and runs the driver's loop. The zygote is its
 # parent, as the exec helper is an exec'd driver's: it reaps it and reports its status.
 import ctypes
+import errno
 import fcntl
 import resource
 import site
@@ -64,6 +71,20 @@ class _SockFilter(ctypes.Structure):
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
+
+class _CloneArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in ("flags", "pidfd", "child_tid", "parent_tid",
+            "exit_signal", "stack", "stack_size", "tls", "set_tid", "set_tid_size", "cgroup")]
+
+
+_SYS_CLONE3 = 435  # x86-64 and aarch64
+_CLONE_CHILD_SETTID = 0x01000000
+_CLONE_INTO_CGROUP = 0x200000000
+# Keeps the GIL through the call, as os.fork does around fork(2).
+_pylibc = ctypes.PyDLL(None, use_errno=True)
+_pylibc.syscall.restype = ctypes.c_long
+_clone_into_cgroup = True  # until the kernel says it cannot
+_tid_field = 0  # where libc keeps the main thread's id (fork(2) updates it in the child)
 
 _programs = []  # (_SockFprog, its instructions), built once
 try:  # the capabilities this kernel has (the exec helper tries 0..63; the rest do not exist)
@@ -169,10 +190,18 @@ def _become_the_program(cfg):
     shell.home_dir = get_home_dir()
     shell.user_ns["_dh"][:] = [Path(cwd)]
     # Its profile directory (the same path: IPYTHONDIR is the default), which the shell made
-    # in the zygote's private /tmp, made here as the shell makes it.
-    os.makedirs(shell.ipython_dir, exist_ok=True)
-    os.makedirs(shell.profile_dir.location, 0o755, exist_ok=True)
-    shell.profile_dir.check_dirs()
+    # in the zygote's private /tmp, made here as the shell makes it: after the first run has
+    # answered, as nothing in a run before needs it (half a millisecond off the first run).
+    _after_first_run.append(_make_profile_dir)
+
+
+def _make_profile_dir():
+    try:
+        os.makedirs(shell.ipython_dir, exist_ok=True)
+        os.makedirs(shell.profile_dir.location, 0o755, exist_ok=True)
+        shell.profile_dir.check_dirs()
+    except OSError as e:  # a full /tmp: the shell works without it, as it does there
+        sys.stderr.write(f"[sandlot: could not make IPython's profile directory: {e}]\n")
 
 
 def _context(fds):
@@ -187,10 +216,11 @@ def _context(fds):
         os.closerange(3, _reply_fd)
         os.closerange(_reply_fd + 1, 1 << 20)  # the control socket and every other one
         cfg = _read_config(0)
-        me = str(os.getpid())  # as the sandbox's pid namespace numbers it: so does the kernel
+        # "0" is the writer itself: for a v1 group's `tasks` the kernel then skips its global
+        # cgroup lock (any other pid, even our own, takes it).
         for procs in cfg["cgroup_procs"]:
             with open(procs, "w") as f:
-                f.write(me)
+                f.write("0")
         pidfd = _check(_libc.syscall(_SYS_PIDFD_OPEN, 1, 0), "pidfd_open")
         joined = _libc.setns(pidfd, _NAMESPACES)
         os.close(pidfd)
@@ -245,21 +275,65 @@ def _note_kept_descriptors():
         _kept[fd] = fcntl.fcntl(fd, fcntl.F_GETFL) & (os.O_ACCMODE | os.O_APPEND)
 
 
-def _fork_into(init_pid):
-    """Forks a child whose pid namespace is the sandbox's (that of its pid 1, `init_pid`)."""
+def _find_tid_field():
+    # glibc's fork(2) writes the child's thread id into the thread's descriptor; clone3 does
+    # the same when told where (CLONE_CHILD_SETTID). Found by value: the one int in the
+    # descriptor equal to our thread id (none or several: not set, as nothing here needs it).
+    import threading
+
+    _libc.pthread_self.restype = ctypes.c_void_p
+    base = _libc.pthread_self()
+    tid = threading.get_native_id()
+    words = (ctypes.c_int * 384).from_address(base)
+    hits = [i for i, v in enumerate(words) if v == tid]
+    return base + 4 * hits[0] if len(hits) == 1 else 0
+
+
+def _clone_in(cgroup_fd):
+    """os.fork(), but the child starts in the cgroup `cgroup_fd`: (pid, True), or
+    (pid, False) from os.fork() where the kernel cannot do that."""
+    global _clone_into_cgroup
+    if cgroup_fd is None or not _clone_into_cgroup:
+        return os.fork(), False
+    args = _CloneArgs(
+        flags=_CLONE_INTO_CGROUP | (_CLONE_CHILD_SETTID if _tid_field else 0),
+        child_tid=_tid_field,
+        exit_signal=signal.SIGCHLD,
+        cgroup=cgroup_fd,
+    )
+    # What os.fork does around fork(2): the interpreter's own before/after work (its locks,
+    # threads, os.register_at_fork callbacks).
+    ctypes.pythonapi.PyOS_BeforeFork()
+    pid = _pylibc.syscall(ctypes.c_long(_SYS_CLONE3), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    if pid == 0:
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+        return 0, True
+    err = ctypes.get_errno()
+    ctypes.pythonapi.PyOS_AfterFork_Parent()
+    if pid > 0:
+        return pid, True
+    if err in (errno.ENOSYS, errno.E2BIG, errno.EINVAL, errno.EOPNOTSUPP):
+        _clone_into_cgroup = False  # an older kernel: fork, and the child joins by a write
+        return os.fork(), False
+    raise OSError(err, f"clone3: {os.strerror(err)}")
+
+
+def _fork_into(init_pid, cgroup_fd):
+    """Forks a child whose pid namespace is the sandbox's (that of its pid 1, `init_pid`),
+    in the cgroup `cgroup_fd` if it can: (pid, in_cgroup)."""
     pidfd = _check(_libc.syscall(_SYS_PIDFD_OPEN, init_pid, 0), "pidfd_open")
     try:
         _check(_libc.setns(pidfd, _CLONE_NEWPID), "setns")
     finally:
         os.close(pidfd)
     try:
-        pid = os.fork()
+        pid, in_cgroup = _clone_in(cgroup_fd)
     except BaseException:
         _check(_libc.setns(_own_pid_ns, _CLONE_NEWPID), "setns back")
         raise
     if pid:  # the zygote's own children are its own again
         _check(_libc.setns(_own_pid_ns, _CLONE_NEWPID), "setns back")
-    return pid
+    return pid, in_cgroup
 
 
 _control = None
@@ -267,10 +341,11 @@ _own_pid_ns = None
 
 
 def _zygote():
-    global _control, _own_pid_ns
+    global _control, _own_pid_ns, _tid_field
     _control = socket.socket(fileno=_CONTROL_FD)
     _note_kept_descriptors()
     _own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY)
+    _tid_field = _find_tid_field()
     init = json.loads(_control.recv(1 << 20))
     for program in init["seccomp"]:
         insns = (_SockFilter * len(program))(*[_SockFilter(*i) for i in program])
@@ -297,12 +372,12 @@ def _zygote():
         try:
             req = json.loads(msg)
             n = req.get("n")
-            if len(fds) != 4:
-                raise ValueError(f"expected 4 descriptors, got {len(fds)}")
-            pid = _fork_into(int(req["init_pid"]))
+            if len(fds) not in (4, 5):
+                raise ValueError(f"expected 4 or 5 descriptors, got {len(fds)}")
+            pid, in_cgroup = _fork_into(int(req["init_pid"]), fds[4] if len(fds) == 5 else None)
             if pid == 0:
-                _context(fds)
-            reply = {"n": n, "pid": pid}
+                _context(fds[:4])
+            reply = {"n": n, "pid": pid, "in_cgroup": in_cgroup}
         except Exception as e:
             reply = {"n": n, "error": repr(e)}
         for fd in fds:
