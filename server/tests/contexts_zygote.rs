@@ -344,3 +344,37 @@ async fn contexts_restart_when_the_fork_server_dies_and_it_starts_again() {
     let new_pid = zygote_pid(s.pid()).expect("the fork server runs again");
     assert_ne!(new_pid, pid);
 }
+
+#[tokio::test]
+async fn an_idle_context_stops_and_the_next_run_starts_a_new_one_quietly() {
+    let s = Server::start_with(Some("test-key"), &["--context-idle-secs", "1"]).await;
+    let sb = s.create("code-interpreter").await;
+    assert_eq!(sb.run("python", "x = 5\nx").await["result"], "5");
+    // The reaper looks every second: within a few, the interpreter is gone.
+    let mut state = Value::Null;
+    for _ in 0..50 {
+        let (_, list) = sb.call(Method::GET, "/contexts", None).await;
+        state = list["contexts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "default-python")
+            .map(|c| c["state"].clone())
+            .unwrap_or(Value::Null);
+        if state == "stopped" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, "stopped", "the idle context was not stopped");
+    // The next run starts a new interpreter without a word: no error, fresh state, forked.
+    let out = sb
+        .run(
+            "python",
+            "print('x' in dir())\nopen('/proc/self/environ').read().count('SANDLOT_ZYGOTE')",
+        )
+        .await;
+    assert_eq!(out["stdout"], "False\n", "{out}");
+    assert_eq!(out["result"], "1", "forked again: {out}");
+    assert!(out.get("execution_error").is_none(), "{out}");
+}

@@ -1,5 +1,5 @@
 //! Running code in contexts: choosing the context, starting, restarting and stopping its
-//! interpreter, and turning a cell's end into a process entry's final state.
+//! interpreter (a cell's own run is in [`super::cell`]).
 //!
 //! Crashes are told, idle stops are not: a context whose interpreter died (a signal, the
 //! out-of-memory killer, a cell that would not stop when interrupted) is restarted by the
@@ -13,33 +13,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sandlot_protocol::{
-    defaults, run_errors, CodeRunRequest, ContextInfo, ContextState, CreateContextRequest,
-    ExecutionError, Language, RichResult, SandboxStatus,
+    defaults, CodeRunRequest, ContextInfo, ContextState, CreateContextRequest, Language,
+    SandboxStatus,
 };
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use super::process::{CellEnd, ContextProcess};
+use super::cell::{run_in, CellOutcome, Job};
+use super::process::ContextProcess;
 use super::zygote::Zygote;
 use super::{default_id, Context, Slot};
 use crate::config::Config;
-use crate::exec::events::Stream;
 use crate::exec::launch::{self, Launch};
-use crate::exec::{ProcessEntry, RecordSink, StopReason};
+use crate::exec::{ProcessEntry, RecordSink};
 use crate::ids;
 use crate::node::{NodeError, NodeResult};
 use crate::sandbox::cgroup::Cgroups;
 use crate::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
-
-/// What a cell produced besides its output (which is in its entry).
-#[derive(Debug, Default)]
-pub struct CellOutcome {
-    pub context_id: String,
-    pub results: Vec<RichResult>,
-    pub error: Option<ExecutionError>,
-    pub execution_count: Option<u64>,
-}
 
 pub struct ContextManager {
     cfg: Arc<Config>,
@@ -316,17 +307,7 @@ impl ContextManager {
     }
 }
 
-/// A cell's run, checked.
-struct Job {
-    launch: Launch,
-    zygote: Option<Arc<Zygote>>,
-    result_cap: usize,
-    code: String,
-    env: std::collections::BTreeMap<String, String>,
-    cwd: Option<String>,
-}
-
-async fn start(
+pub(super) async fn start(
     context: &Context,
     slot: &mut Slot,
     launch: Launch,
@@ -347,174 +328,4 @@ async fn start(
             Err(e)
         }
     }
-}
-
-fn restarted(context: &Context, reason: &str) -> ExecutionError {
-    ExecutionError {
-        name: run_errors::CONTEXT_RESTARTED.into(),
-        value: format!(
-            "the {} context {} was restarted because {reason}; its variables, imports and \
-             working directory are reset, and this code was not run: run it again",
-            context.language, context.id
-        ),
-        traceback: String::new(),
-    }
-}
-
-/// The cell's task: waits for the context, makes sure it has a live interpreter, runs.
-async fn run_in(context: Arc<Context>, entry: Arc<ProcessEntry>, job: Job) -> CellOutcome {
-    let mut outcome = CellOutcome {
-        context_id: context.id.clone(),
-        ..Default::default()
-    };
-    let mut slot = context.slot.lock().await;
-    if entry.stop_reason().is_some() {
-        entry.finish_cell(130, None, None);
-        return outcome;
-    }
-    entry.mark_running(None);
-    // Died between runs: deliberately (restart quietly) or not (restart and say so).
-    if let Some(p) = slot.process.as_mut() {
-        if let Some((code, oom)) = p.has_exited() {
-            let reason = p.death_reason(code, oom);
-            let mut dead = slot.process.take().expect("checked");
-            dead.kill().await;
-            if oom || !(0..128).contains(&code) {
-                slot.died = Some(reason);
-            }
-        }
-    }
-    if let Some(reason) = slot.died.take() {
-        let error = restarted(&context, &reason);
-        let started = start(
-            &context,
-            &mut slot,
-            job.launch.clone(),
-            job.result_cap,
-            job.zygote.as_deref(),
-        )
-        .await;
-        let mut message = format!("{}: {}\n", error.name, error.value);
-        if let Err(e) = started {
-            message.push_str(&format!("the new interpreter did not start either: {e}\n"));
-        }
-        entry.push_output(Stream::Stderr, message.as_bytes());
-        entry.finish_cell(1, Some(error.value.clone()), None);
-        outcome.error = Some(error);
-        return outcome;
-    }
-    if slot.process.is_none() {
-        if let Err(e) = start(
-            &context,
-            &mut slot,
-            job.launch.clone(),
-            job.result_cap,
-            job.zygote.as_deref(),
-        )
-        .await
-        {
-            entry.fail_to_start(e.clone());
-            outcome.error = Some(ExecutionError {
-                name: run_errors::FAILED.into(),
-                value: e,
-                traceback: String::new(),
-            });
-            return outcome;
-        }
-    }
-    context.set_current(Some(entry.clone()));
-    context.set_state(ContextState::Busy);
-    {
-        let mut a = context.activity();
-        a.executions += 1;
-        outcome.execution_count = Some(a.executions);
-    }
-    let process = slot.process.as_mut().expect("started above");
-    let end = process
-        .run_cell(
-            &entry,
-            context.language,
-            &job.code,
-            &job.env,
-            job.cwd.as_deref(),
-        )
-        .await;
-    match end {
-        CellEnd::Done {
-            exit_code,
-            error,
-            results,
-        } => {
-            outcome.results = results;
-            let summary = error.as_ref().map(|e| format!("{}: {}", e.name, e.value));
-            entry.finish_cell(exit_code, summary, None);
-            outcome.error = match entry.stop_reason() {
-                // The interrupt's KeyboardInterrupt (or the like) is ours, not the code's.
-                Some(StopReason::Timeout) => Some(ExecutionError {
-                    name: run_errors::TIMEOUT.into(),
-                    value: format!(
-                        "timed out after {} s; the run was interrupted and the context keeps its state",
-                        entry.timeout_secs
-                    ),
-                    traceback: error.map(|e| e.traceback).unwrap_or_default(),
-                }),
-                Some(StopReason::Killed) => Some(ExecutionError {
-                    name: run_errors::KILLED.into(),
-                    value: "the run was killed; the context keeps its state".into(),
-                    traceback: error.map(|e| e.traceback).unwrap_or_default(),
-                }),
-                _ => error,
-            };
-        }
-        CellEnd::Died {
-            exit_code,
-            reason,
-            deliberate,
-            oom,
-            results,
-        } => {
-            outcome.results = results;
-            if let Some(mut p) = slot.process.take() {
-                p.kill().await;
-            }
-            let message = format!(
-                "the {} context ended during this run: {reason}",
-                context.language
-            );
-            if !deliberate {
-                slot.died = Some(reason);
-                entry.push_output(Stream::Stderr, format!("{message}\n").as_bytes());
-            }
-            let memory = oom.then_some(job.launch.memory_mb);
-            entry.finish_cell(exit_code, (!deliberate).then_some(message.clone()), memory);
-            if !deliberate {
-                outcome.error = Some(ExecutionError {
-                    name: if oom {
-                        run_errors::OUT_OF_MEMORY.into()
-                    } else {
-                        "ContextDied".into()
-                    },
-                    value: message,
-                    traceback: String::new(),
-                });
-            }
-        }
-        CellEnd::Stuck { results } => {
-            outcome.results = results;
-            slot.process = None;
-            let reason =
-                "a run did not stop within 3 s of being interrupted, so its interpreter was killed"
-                    .to_string();
-            slot.died = Some(reason.clone());
-            entry.push_output(Stream::Stderr, format!("[sandlot: {reason}]\n").as_bytes());
-            entry.finish_cell(1, Some(reason), None);
-        }
-    }
-    context.set_current(None);
-    context.set_state(if slot.process.is_some() {
-        ContextState::Idle
-    } else {
-        ContextState::Stopped
-    });
-    outcome
 }

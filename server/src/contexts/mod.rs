@@ -6,8 +6,11 @@
 //! streams, kills and timeouts work as for any process. Cells of one context run one at a
 //! time (a context is one interpreter); contexts run side by side. The [`manager`] starts
 //! contexts when first used (or at sandbox create, to be warm), restarts one that died
-//! (the next run reports it), and stops idle ones (the next run starts one transparently).
+//! (the next run reports it, [`cell`]), and stops idle ones (the next run starts one
+//! transparently). An interpreter is started by [`start`]: a python one is forked from the
+//! fork server ([`zygote`]), the others are exec'd.
 
+mod cell;
 pub mod driver;
 pub mod manager;
 mod process;
