@@ -69,6 +69,34 @@ async fn rich_results_carry_png_svg_html_markdown_json_and_latex() {
     assert_eq!(chart["results"][0]["png"], chart["png"]);
     assert_eq!(chart["results"][0]["is_main_result"], false);
 
+    // plt.show() emits the figure where it is called: before what the cell shows after it.
+    let ordered = py(
+        &sb,
+        "from IPython.display import display, Markdown\n\
+         plt.plot([1, 2])\n\
+         plt.show()\n\
+         display(Markdown('after'))\n\
+         plt.plot([2, 1])\n\
+         'last'",
+    )
+    .await;
+    let kinds: Vec<&str> = ordered["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            if r["png"].is_string() {
+                "png"
+            } else if r["markdown"].is_string() {
+                "markdown"
+            } else {
+                "text"
+            }
+        })
+        .collect();
+    // The figure left open at the end comes after the cell's own results.
+    assert_eq!(kinds, ["png", "markdown", "text", "png"], "{ordered}");
+
     let svg = py(
         &sb,
         "from matplotlib_inline.backend_inline import InlineBackend\n\

@@ -36,7 +36,41 @@ def _send(obj):
         data = data[n:]
 
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+# matplotlib draws with Agg through a backend of ours whose show() emits the open figures
+# at once, so a figure shown mid-cell comes before what the cell displays after it.
+_MPL_BACKEND = "sandlot_matplotlib_backend"
+_MPL_BACKEND_SOURCE = """
+from matplotlib.backends.backend_agg import FigureCanvasAgg as FigureCanvas
+from matplotlib.backend_bases import FigureManagerBase as FigureManager
+
+
+def show(*args, **kwargs):
+    _flush()
+"""
+
+
+class _MplBackendFinder:
+    # Imported by matplotlib only when pyplot is first used, so matplotlib loads no sooner.
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != _MPL_BACKEND:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(name, _MplBackendFinder)
+
+    @staticmethod
+    def create_module(spec):
+        return None
+
+    @staticmethod
+    def exec_module(module):
+        module.__dict__["_flush"] = lambda: _flush_figures()
+        exec(_MPL_BACKEND_SOURCE, module.__dict__)
+
+
+sys.meta_path.append(_MplBackendFinder)
+os.environ.setdefault("MPLBACKEND", f"module://{_MPL_BACKEND}")
 os.environ.setdefault("IPYTHONDIR", "/tmp/.ipython")
 warnings.filterwarnings("ignore", message="To exit: use")
 warnings.filterwarnings("ignore", message=".*non-interactive.*cannot be shown")
@@ -123,8 +157,8 @@ def _figure_formats():
 
 
 def _flush_figures():
-    # Figures left open (plt.show() does not close them with the Agg backend) become
-    # display results, in the order they were made, then close.
+    # Open figures become display results, in the order they were made, then close: at
+    # plt.show() (our backend's show) and for figures still open at the end of a cell.
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
         return

@@ -166,7 +166,7 @@ def _become_the_program(cfg):
     env = dict(cfg["env"])
     os.environ.clear()
     os.environ.update(env)
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("MPLBACKEND", f"module://{_MPL_BACKEND}")
     os.environ.setdefault("IPYTHONDIR", "/tmp/.ipython")
     sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
     # sys.path: "" first (the driver's), then PYTHONPATH, then the rest; the user's site
