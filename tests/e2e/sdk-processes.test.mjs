@@ -10,22 +10,14 @@ import { inspect, promisify } from 'node:util';
 
 import {
   AbortError,
-  AuthenticationError,
-  NetworkError,
-  NotFoundError,
   ProcessHandle,
-  ProcessNotFoundError,
-  RateLimitError,
   Sandbox,
-  SandboxNotFoundError,
-  SandlotError,
-  ServerError,
   TimeoutError,
   ValidationError,
   verifyWebhookSignature,
 } from 'sandlot';
-import { eventually, freePort, startFaultProxy } from './harness.mjs';
-import { fresh, opts, rejects, server, useServer } from './sdk-common.mjs';
+import { eventually, startFaultProxy } from './harness.mjs';
+import { fresh, rejects, server, useServer } from './sdk-common.mjs';
 
 useServer();
 

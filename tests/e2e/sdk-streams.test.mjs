@@ -4,28 +4,12 @@ import { after, before, describe, test } from 'node:test';
 
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
-import { inspect, promisify } from 'node:util';
+import { promisify } from 'node:util';
 
-import {
-  AbortError,
-  AuthenticationError,
-  NetworkError,
-  NotFoundError,
-  ProcessHandle,
-  ProcessNotFoundError,
-  RateLimitError,
-  Sandbox,
-  SandboxNotFoundError,
-  SandlotError,
-  ServerError,
-  TimeoutError,
-  ValidationError,
-  verifyWebhookSignature,
-} from 'sandlot';
-import { eventually, freePort, startFaultProxy } from './harness.mjs';
-import { fresh, opts, rejects, server, useServer } from './sdk-common.mjs';
+import { AbortError, ProcessNotFoundError, Sandbox, ValidationError } from 'sandlot';
+import { startFaultProxy } from './harness.mjs';
+import { fresh, rejects, server, useServer } from './sdk-common.mjs';
 
 useServer();
 

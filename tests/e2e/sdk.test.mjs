@@ -2,18 +2,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { inspect, promisify } from 'node:util';
 
 import {
   AbortError,
   AuthenticationError,
   NetworkError,
   NotFoundError,
-  ProcessHandle,
   ProcessNotFoundError,
   RateLimitError,
   Sandbox,
@@ -22,7 +18,6 @@ import {
   ServerError,
   TimeoutError,
   ValidationError,
-  verifyWebhookSignature,
 } from 'sandlot';
 import { eventually, freePort, startFaultProxy, startServer } from './harness.mjs';
 import { cleanup, fresh, opts, rejects, server, useServer } from './sdk-common.mjs';
