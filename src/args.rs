@@ -27,15 +27,15 @@ pub(crate) trait FieldValue: Sized {
     fn from_field(value: JsValue) -> Result<Self, String>;
 }
 
-/// Reads `key` (or the first alias present) of an options object. A bad value leaves its
-/// default and the first error in `error` (one slot, so a derived reader is a plain run of
-/// calls with nothing to unwind).
-pub(crate) fn field<T: FieldValue + Default>(
+/// Reads `key` (or the first alias present) of a JS object. A bad value gives `None` and
+/// leaves the first error in `error` (one slot, so a derived reader is a plain run of calls
+/// with nothing to unwind).
+pub(crate) fn read<T: FieldValue>(
     object: &JsValue,
     key: &str,
     aliases: &[&str],
     error: &mut Option<String>,
-) -> T {
+) -> Option<T> {
     let get = |k: &str| js_sys::Reflect::get(object, &JsValue::from_str(k)).unwrap_or_default();
     let mut value = get(key);
     for alias in aliases {
@@ -44,10 +44,21 @@ pub(crate) fn field<T: FieldValue + Default>(
         }
         value = get(alias);
     }
-    T::from_field(value).unwrap_or_else(|e| {
-        error.get_or_insert_with(|| format!("{key}: {e}"));
-        T::default()
-    })
+    T::from_field(value)
+        .map_err(|e| {
+            error.get_or_insert_with(|| format!("{key}: {e}"));
+        })
+        .ok()
+}
+
+/// [`read`] for an options field: a bad value leaves the field's default.
+pub(crate) fn field<T: FieldValue + Default>(
+    object: &JsValue,
+    key: &str,
+    aliases: &[&str],
+    error: &mut Option<String>,
+) -> T {
+    read(object, key, aliases, error).unwrap_or_default()
 }
 
 fn absent(value: &JsValue) -> bool {

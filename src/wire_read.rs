@@ -11,17 +11,7 @@
 use sandlot_protocol as wire;
 use wasm_bindgen::prelude::*;
 
-use crate::args::{FieldValue, FromJs};
-
-/// Reads one key of a wire object; a bad value records the first error and gives `None`.
-fn read<T: FieldValue>(object: &JsValue, key: &str, error: &mut Option<String>) -> Option<T> {
-    let value = js_sys::Reflect::get(object, &JsValue::from_str(key)).unwrap_or_default();
-    T::from_field(value)
-        .map_err(|e| {
-            error.get_or_insert_with(|| format!("{key}: {e}"));
-        })
-        .ok()
-}
+use crate::args::{read, FieldValue, FromJs};
 
 /// `impl FromJs` for a wire struct: `field` is required (an `Option` field may be absent),
 /// `field = default` takes the type's default when absent (serde's `#[serde(default)]`).
@@ -47,10 +37,11 @@ macro_rules! wire_reader {
         }
     };
     (@read $value:ident, $field:ident, $error:ident) => {
-        read($value, stringify!($field), &mut $error)
+        read($value, stringify!($field), &[], &mut $error)
     };
     (@read $value:ident, $field:ident, $error:ident, default) => {
-        read::<Option<_>>($value, stringify!($field), &mut $error).map(Option::unwrap_or_default)
+        read::<Option<_>>($value, stringify!($field), &[], &mut $error)
+            .map(Option::unwrap_or_default)
     };
 }
 
