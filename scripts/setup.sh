@@ -76,6 +76,17 @@ if ! "$st_venv/bin/schemathesis" --version 2>/dev/null | grep -q '4.32.5'; then
   "$st_venv/bin/pip" install -q 'schemathesis==4.32.5'
 fi
 
+# kubernetes-validate (PyPI), which checks the rendered Kubernetes manifests (deploy/kubernetes)
+# offline against the API schemas of each Kubernetes version we support; its PyYAML also runs the
+# deployment policy check. Own virtualenv.
+kv_venv=target/deploy-venv
+if [ "$("$kv_venv/bin/kubernetes-validate" --version 2>/dev/null)" != 1.37.0 ]; then
+  say "installing kubernetes-validate 1.37.0 (PyPI) into $kv_venv"
+  rm -rf "$kv_venv"
+  python3 -m venv "$kv_venv"
+  "$kv_venv/bin/pip" install -q 'kubernetes-validate==1.37.0'
+fi
+
 # Node dev dependencies (typescript, binaryen's wasm-opt, test tools).
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm install"

@@ -15,6 +15,8 @@ say "API schema: schemathesis against a live sandlotd (docs/openapi.json)"
 bash scripts/test-api-schema.sh
 say "compatibility: the official HopX Python SDK against sandlotd"
 bash scripts/test-compat.sh
+say "deployment: Kubernetes manifests (kustomize, strict schemas 1.28-1.33, policy)"
+bash scripts/test-deploy.sh
 if [ -f scripts/test-sdk.sh ]; then
   bash scripts/test-sdk.sh
 fi

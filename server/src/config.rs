@@ -3,11 +3,144 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
-/// sandlotd: a self-hosted sandbox server that speaks the HopX sandbox API.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "sandlotd", version)]
+/// sandlotd: a self-hosted sandbox server that speaks the HopX sandbox API. Without a
+/// subcommand it is one host with everything in it; `node` and `control` are the two halves
+/// of a cluster (`docs/cluster.md`).
+#[derive(Debug, Parser)]
+#[command(name = "sandlotd", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+    #[command(flatten)]
+    pub standalone: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Runs this host's sandboxes for a cluster's control plane.
+    Node(NodeArgs),
+    /// Runs a cluster's control plane: the `/v1` API, placement, and the router to nodes.
+    Control(ControlArgs),
+    /// Writes a new Ed25519 key pair for a cluster's tokens (token-private.key for the
+    /// control plane, token-public.key for the nodes).
+    Keygen {
+        /// Directory the two key files are written to.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `sandlotd node`: every standalone flag (limits, data dir, listen address), plus how to
+/// reach and join the control plane.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub base: Config,
+
+    /// The control plane's URL (a Service in front of its replicas).
+    #[arg(long, env = "SANDLOT_CONTROL_PLANE")]
+    pub control_plane: String,
+
+    /// The URL the control plane reaches this node at (e.g. http://<host ip>:7071).
+    #[arg(long, env = "SANDLOT_ADVERTISE_URL")]
+    pub advertise: String,
+
+    /// This node's name in the cluster; default: the host name.
+    #[arg(long, env = "SANDLOT_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// The secret nodes present to register and heartbeat.
+    #[arg(long, env = "SANDLOT_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+
+    /// Reads the join token from this file (its first line).
+    #[arg(long, env = "SANDLOT_JOIN_TOKEN_FILE", conflicts_with = "join_token")]
+    pub join_token_file: Option<PathBuf>,
+
+    /// The control plane's Ed25519 public key (base64, as `sandlotd keygen` writes it):
+    /// the node verifies tokens with it and can mint none.
+    #[arg(long, env = "SANDLOT_TOKEN_PUBLIC_KEY_FILE")]
+    pub token_public_key_file: PathBuf,
+}
+
+/// `sandlotd control`.
+#[derive(Debug, Clone, Args)]
+pub struct ControlArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SANDLOT_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+
+    /// The Postgres catalog (postgres://user:password@host/db or key=value form).
+    #[arg(long, env = "SANDLOT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Base URL clients reach the cluster at (`public_host` of every sandbox); default:
+    /// from --listen.
+    #[arg(long, env = "SANDLOT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// API key clients must present. Without one, a loopback control plane runs in local
+    /// mode (any key accepted); a non-loopback one refuses to start.
+    #[arg(long, env = "SANDLOT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Reads the API key from this file (its first line).
+    #[arg(long, env = "SANDLOT_API_KEY_FILE", conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// The secret nodes present to register and heartbeat.
+    #[arg(long, env = "SANDLOT_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+
+    /// Reads the join token from this file (its first line).
+    #[arg(long, env = "SANDLOT_JOIN_TOKEN_FILE", conflicts_with = "join_token")]
+    pub join_token_file: Option<PathBuf>,
+
+    /// The Ed25519 private key (base64, as `sandlotd keygen` writes it) that signs sandbox
+    /// tokens and the control plane's calls to nodes.
+    #[arg(long, env = "SANDLOT_TOKEN_PRIVATE_KEY_FILE")]
+    pub token_private_key_file: PathBuf,
+
+    /// Seconds a node's lease lasts without a heartbeat; then its sandboxes are lost.
+    #[arg(long, env = "SANDLOT_LEASE_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_secs: u64,
+
+    /// Seconds between a node's heartbeats.
+    #[arg(long, env = "SANDLOT_HEARTBEAT_SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub heartbeat_secs: u64,
+
+    /// Largest request body accepted, in bytes (uploads stream through unbounded here; the
+    /// node applies its own limits).
+    #[arg(long, env = "SANDLOT_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Postgres connections per control plane replica.
+    #[arg(long, env = "SANDLOT_DATABASE_POOL", default_value_t = 16)]
+    pub database_pool: usize,
+}
+
+/// A secret given inline or as a file's first line.
+pub fn read_secret(
+    inline: Option<String>,
+    file: Option<&std::path::Path>,
+    what: &str,
+) -> Result<Option<String>, String> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the {what} file {}: {e}", path.display()))?;
+        let value = text.lines().next().unwrap_or("").trim().to_string();
+        if value.is_empty() {
+            return Err(format!("the {what} file {} is empty", path.display()));
+        }
+        return Ok(Some(value));
+    }
+    Ok(inline.filter(|v| !v.is_empty()))
+}
+
+/// sandlotd's configuration (standalone, and the node half of a cluster).
+#[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "SANDLOT_LISTEN", default_value = "127.0.0.1:7070")]
@@ -228,6 +361,10 @@ pub struct Config {
     /// Largest file `GET /files/read` returns, in MiB (larger ones: `/files/download`).
     #[arg(long, env = "SANDLOT_MAX_READ_MB", default_value_t = 16)]
     pub max_read_mb: u64,
+
+    /// The node's name in a cluster (`node_id` of its sandboxes); standalone: none.
+    #[arg(skip)]
+    pub node_name: Option<String>,
 }
 
 impl Config {

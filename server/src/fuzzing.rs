@@ -112,7 +112,7 @@ mod tests {
             .unwrap()
             .is_ok());
         let signer = TokenSigner::from_key(&[7; 32]);
-        let (token, _) = signer.issue("sbx", 2);
+        let (token, _) = signer.issue("sbx", 2).unwrap();
         assert_eq!(signer.verify(&token, "sbx"), Ok(2));
     }
 }

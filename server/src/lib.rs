@@ -6,6 +6,7 @@
 //! plus what the fuzz targets drive (token parsing, the router's input handling).
 
 mod api;
+mod cluster;
 mod config;
 mod contexts;
 mod exec;

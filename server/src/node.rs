@@ -76,6 +76,8 @@ impl NodeError {
 /// What a new sandbox should be.
 #[derive(Debug, Clone, Default)]
 pub struct SandboxSpec {
+    /// The id a cluster's control plane chose; standalone: a new one.
+    pub id: Option<String>,
     pub template: String,
     pub timeout_seconds: Option<u64>,
     pub internet_access: bool,

@@ -11,7 +11,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
 use crate::api::{self, AppState};
-use crate::config::Config;
+use crate::cluster::NodeRole;
+use crate::config::{Cli, Config, Mode};
 use crate::network::rules::Cidr;
 use crate::network::{Network, NetworkConfig};
 use crate::node::Node;
@@ -29,7 +30,7 @@ const DRAIN: Duration = Duration::from_millis(1000);
 const PROCESS_STOP_WAIT: Duration = Duration::from_millis(1500);
 
 pub fn main() -> ExitCode {
-    let cfg = Config::parse();
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SANDLOT_LOG")
@@ -48,7 +49,15 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cfg)) {
+    let result = runtime.block_on(async move {
+        match cli.mode {
+            None => run(cli.standalone, None).await,
+            Some(Mode::Node(args)) => crate::cluster::run_node(args).await,
+            Some(Mode::Control(args)) => crate::cluster::run_control(args).await,
+            Some(Mode::Keygen { out }) => crate::cluster::keygen(&out),
+        }
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -57,7 +66,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(mut cfg: Config) -> Result<(), String> {
+/// Runs the server: standalone, or as a cluster node with `role`.
+pub(crate) async fn run(mut cfg: Config, role: Option<NodeRole>) -> Result<(), String> {
     // SAFETY: plain syscall.
     if unsafe { libc::geteuid() } != 0 {
         return Err(
@@ -104,8 +114,12 @@ async fn run(mut cfg: Config) -> Result<(), String> {
     );
     // Before anything starts: a bad --webhook-allow-hosts entry stops the server here.
     let webhooks = Arc::new(Webhooks::new(cfg.clone(), store.clone())?);
-    let signer =
-        TokenSigner::load_or_create(&cfg.data_dir).map_err(|e| format!("signing key: {e}"))?;
+    let signer = match &role {
+        Some(role) => role.signer.clone(),
+        None => {
+            TokenSigner::load_or_create(&cfg.data_dir).map_err(|e| format!("signing key: {e}"))?
+        }
+    };
     let cgroups = Arc::new(Cgroups::detect(&instance_name(&cfg.data_dir)));
     info!("isolation: namespaces + seccomp; {}", cgroups.describe());
 
@@ -134,6 +148,17 @@ async fn run(mut cfg: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("recovery failed: {e}"))?;
     info!(sandboxes = node.count(), "state recovered");
+    if role.is_some() {
+        // A node that starts is a new epoch: what it ran before is lost for the control
+        // plane, so it is killed before the node serves again.
+        let killed = crate::cluster::membership::kill_all(node.as_ref()).await;
+        if killed > 0 {
+            info!(
+                sandboxes = killed,
+                "killed the sandboxes of an earlier epoch"
+            );
+        }
+    }
     webhooks.recover();
     let deliveries = tokio::spawn(webhooks.clone().run(shutdown.clone()));
 
@@ -169,6 +194,13 @@ async fn run(mut cfg: Config) -> Result<(), String> {
         started: Instant::now(),
         shutdown: shutdown.clone(),
         requests: Default::default(),
+        cluster_node: role.as_ref().map(|r| Arc::from(r.membership.name())),
+    });
+    let membership = role.map(|role| {
+        tokio::spawn(
+            role.membership
+                .run(node.clone() as Arc<dyn Node>, shutdown.clone()),
+        )
     });
     // The signal triggers the one shutdown: streams, runners, the reaper and deliveries all
     // hear it; axum stops accepting and waits for open responses, which the streams end.
@@ -197,11 +229,14 @@ async fn run(mut cfg: Config) -> Result<(), String> {
         Err(_) => warn!("connections still open after the drain; closing them"),
     }
     let _ = tokio::join!(reaper, deliveries);
+    if let Some(membership) = membership {
+        let _ = membership.await;
+    }
     info!("bye");
     Ok(())
 }
 
-async fn shutdown_signal() -> std::io::Result<()> {
+pub(crate) async fn shutdown_signal() -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {

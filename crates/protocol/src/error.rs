@@ -56,6 +56,11 @@ pub mod code {
     pub const RANGE_NOT_SATISFIABLE: &str = "RANGE_NOT_SATISFIABLE";
     /// Sandlot code: nothing answers on that port inside the sandbox (502).
     pub const PORT_NOT_REACHABLE: &str = "PORT_NOT_REACHABLE";
+    /// Sandlot code (cluster mode): the node that ran the sandbox stopped answering and lost
+    /// its lease (410); the sandbox and its state are gone. Create a new one.
+    pub const SANDBOX_LOST: &str = "SANDBOX_LOST";
+    /// Sandlot code (cluster mode): no node has room for another sandbox (503).
+    pub const NO_CAPACITY: &str = "NO_CAPACITY";
 }
 
 /// The nested object form of `error` (what the Python SDK parses).

@@ -6,6 +6,7 @@
 //! absent so that clients which only tolerate present-or-missing keys stay happy.
 
 pub mod agent;
+pub mod cluster;
 pub mod command;
 pub mod context;
 pub mod control;
@@ -20,6 +21,7 @@ pub mod stream;
 pub mod terminal;
 
 pub use agent::*;
+pub use cluster::*;
 pub use command::*;
 pub use context::*;
 pub use control::*;

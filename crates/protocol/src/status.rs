@@ -60,6 +60,8 @@ pub enum SandboxStatus {
     Stopped,
     Error,
     Deleted,
+    /// Cluster mode: its node stopped answering; the sandbox is gone (`SANDBOX_LOST`).
+    Lost,
 }
 
 impl SandboxStatus {
@@ -71,6 +73,7 @@ impl SandboxStatus {
             Self::Stopped => "stopped",
             Self::Error => "error",
             Self::Deleted => "deleted",
+            Self::Lost => "lost",
         }
     }
 
@@ -82,6 +85,7 @@ impl SandboxStatus {
             "stopped" => Self::Stopped,
             "error" => Self::Error,
             "deleted" => Self::Deleted,
+            "lost" => Self::Lost,
             _ => return None,
         })
     }

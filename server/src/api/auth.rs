@@ -33,6 +33,25 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Whether a cluster node's request comes from the control plane: a control token for this
+/// node, which on a node stands in for the API key (the API key never reaches a node).
+pub fn control_call(parts: &Parts, state: &AppState) -> bool {
+    control_call_headers(&parts.headers, state)
+}
+
+pub fn control_call_headers(headers: &axum::http::HeaderMap, state: &AppState) -> bool {
+    let Some(node) = state.cluster_node.as_deref() else {
+        return false;
+    };
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    token.is_some_and(|t| state.signer.verify_control(t, node).is_ok())
+}
+
 /// Proof that the request carries the API key (or that the server runs in local mode).
 pub struct ApiKey;
 
@@ -40,6 +59,15 @@ impl FromRequestParts<AppState> for ApiKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state.cluster_node.is_some() {
+            return match control_call(parts, state) {
+                true => Ok(ApiKey),
+                false => Err(ApiError::unauthorized(
+                    code::INVALID_TOKEN,
+                    "a cluster node's control routes answer the control plane only",
+                )),
+            };
+        }
         let Some(expected) = state.cfg.api_key.as_deref() else {
             return Ok(ApiKey);
         };
@@ -67,7 +95,7 @@ fn token_error(e: TokenError) -> ApiError {
         TokenError::WrongSandbox => {
             ApiError::unauthorized(code::INVALID_TOKEN, "This token belongs to another sandbox")
         }
-        TokenError::Malformed | TokenError::BadSignature => {
+        TokenError::Malformed | TokenError::BadSignature | TokenError::CannotSign => {
             ApiError::unauthorized(code::INVALID_TOKEN, "Invalid sandbox token")
         }
     }
@@ -120,10 +148,12 @@ impl FromRequestParts<AppState> for AgentSandbox {
         let id = params.get("id").cloned().unwrap_or_default();
 
         let mut generation = None;
-        let api_key_ok = matches!(
-            (state.cfg.api_key.as_deref(), header(parts, "x-api-key")),
-            (Some(expected), Some(key)) if same(key, expected)
-        );
+        let api_key_ok = control_call(parts, state)
+            || (state.cluster_node.is_none()
+                && matches!(
+                    (state.cfg.api_key.as_deref(), header(parts, "x-api-key")),
+                    (Some(expected), Some(key)) if same(key, expected)
+                ));
         if !api_key_ok {
             let Some(token) = bearer(parts) else {
                 return Err(ApiError::unauthorized(
@@ -132,7 +162,8 @@ impl FromRequestParts<AppState> for AgentSandbox {
                 ));
             };
             // A valid API key as bearer also opens the agent (the key owns every sandbox).
-            let key_as_bearer = state.cfg.api_key.as_deref().is_some_and(|k| same(token, k));
+            let key_as_bearer = state.cluster_node.is_none()
+                && state.cfg.api_key.as_deref().is_some_and(|k| same(token, k));
             if !key_as_bearer {
                 generation = Some(state.signer.verify(token, &id).map_err(token_error)?);
             }

@@ -35,7 +35,7 @@ where
 
 /// A request body read into `T`: empty or whitespace-only is `{}`, malformed JSON is
 /// `INVALID_JSON`, wrong types `INVALID_REQUEST` (the fuzz targets call this too).
-pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {

@@ -32,6 +32,11 @@ pub fn current() -> RequestContext {
         })
 }
 
+/// Runs `fut` (a task spawned for a request) inside the request's context.
+pub async fn scope<F: std::future::Future>(ctx: RequestContext, fut: F) -> F::Output {
+    CONTEXT.scope(ctx, fut).await
+}
+
 /// Gives every request an id (the client's `X-Request-ID` if it sent one) and echoes it.
 pub async fn middleware(req: Request, next: Next) -> Response {
     let request_id = req

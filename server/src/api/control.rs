@@ -21,14 +21,17 @@ use crate::sandbox::template::{self, TEMPLATES};
 use crate::time::rfc3339_seconds;
 
 /// The wire form of a sandbox; `with_token` adds a fresh agent token (create, connect).
-pub fn wire_sandbox(state: &AppState, s: &SandboxInfo, with_token: bool) -> WireSandbox {
+pub fn wire_sandbox(state: &AppState, s: &SandboxInfo, with_token: bool) -> ApiResult<WireSandbox> {
     let (auth_token, token_expires_at) = if with_token {
-        let (token, exp) = state.signer.issue(&s.id, s.token_generation);
+        let (token, exp) = state
+            .signer
+            .issue(&s.id, s.token_generation)
+            .map_err(ApiError::cannot_sign)?;
         (Some(token), Some(rfc3339_seconds(exp)))
     } else {
         (None, None)
     };
-    WireSandbox {
+    Ok(WireSandbox {
         id: s.id.clone(),
         object: "sandbox".into(),
         status: s.status,
@@ -54,7 +57,7 @@ pub fn wire_sandbox(state: &AppState, s: &SandboxInfo, with_token: bool) -> Wire
         auth_token,
         token_expires_at,
         request_id: Some(context::current().request_id),
-    }
+    })
 }
 
 pub async fn create(
@@ -80,6 +83,7 @@ pub async fn create(
         check_sandbox_timeout(&state, seconds)?;
     }
     let spec = SandboxSpec {
+        id: None,
         template,
         timeout_seconds: req.timeout_seconds,
         internet_access: req
@@ -95,13 +99,13 @@ pub async fn create(
         .map_err(|e| ApiError::from(NodeError::Internal(e.to_string())))??;
     Ok((
         StatusCode::CREATED,
-        Json(wire_sandbox(&state, &sandbox, true)),
+        Json(wire_sandbox(&state, &sandbox, true)?),
     ))
 }
 
 /// A sandbox lifetime is between 1 s and `--max-sandbox-timeout-secs`, so every expiry can
 /// be stored and written as a date.
-fn check_sandbox_timeout(state: &AppState, seconds: u64) -> ApiResult<()> {
+pub(crate) fn check_sandbox_timeout(state: &AppState, seconds: u64) -> ApiResult<()> {
     let max = state.cfg.max_sandbox_timeout_secs;
     if seconds == 0 || seconds > max {
         return Err(ApiError::bad_request(
@@ -164,7 +168,7 @@ pub async fn list(
         data: page
             .iter()
             .map(|s| wire_sandbox(&state, s, false))
-            .collect(),
+            .collect::<ApiResult<_>>()?,
         has_more,
         url: Some("/v1/sandboxes".into()),
         request_id: Some(context::current().request_id),
@@ -177,7 +181,7 @@ pub async fn get(
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<WireSandbox>> {
     let sandbox = state.node.sandbox(&id)?;
-    Ok(Json(wire_sandbox(&state, &sandbox, false)))
+    Ok(Json(wire_sandbox(&state, &sandbox, false)?))
 }
 
 fn status_reply(id: String, status: SandboxStatus) -> Json<SandboxStatusReply> {
@@ -261,7 +265,10 @@ pub async fn refresh_token(
     } else {
         state.node.sandbox(&id)?
     };
-    let (token, exp) = state.signer.issue(&sandbox.id, sandbox.token_generation);
+    let (token, exp) = state
+        .signer
+        .issue(&sandbox.id, sandbox.token_generation)
+        .map_err(ApiError::cannot_sign)?;
     Ok(Json(TokenReply {
         auth_token: token,
         token_expires_at: rfc3339_seconds(exp),

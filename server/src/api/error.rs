@@ -23,6 +23,10 @@ pub struct ApiError {
     pub close_connection: bool,
 }
 
+/// Marks a 404 for an unknown sandbox, so a cluster's router can tell "this node does not
+/// run it" from a 404 of the request's own target (a file, a process).
+pub const SANDBOX_UNKNOWN_HEADER: &str = "x-sandlot-sandbox-unknown";
+
 /// What a client is told about a fault of ours; the detail is in the server log.
 const INTERNAL_MESSAGE: &str = "Internal server error; quote the request id when reporting it";
 
@@ -49,6 +53,16 @@ impl ApiError {
         Self::bad_request(
             code::MISSING_PARAMETER,
             format!("missing required field '{field}'"),
+        )
+    }
+
+    /// A token could not be signed: a cluster node holds only the public key, so the
+    /// routes that hand out tokens are the control plane's.
+    pub fn cannot_sign(_: crate::token::TokenError) -> Self {
+        Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            code::FORBIDDEN,
+            "a cluster node does not issue tokens: ask the control plane",
         )
     }
 
@@ -166,6 +180,10 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert("retry-after", HeaderValue::from(secs));
+        }
+        if self.code == code::SANDBOX_NOT_FOUND {
+            resp.headers_mut()
+                .insert(SANDBOX_UNKNOWN_HEADER, HeaderValue::from_static("1"));
         }
         if self.close_connection {
             resp.headers_mut()

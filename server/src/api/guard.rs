@@ -27,7 +27,7 @@ pub async fn local_mode(State(state): State<AppState>, req: Request, next: Next)
     }
 }
 
-pub(super) fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
     // Every Host value counts, and one that is not text is not loopback.
     for host in headers.get_all(header::HOST) {
         let host = host.to_str().map_or("(not text)", str::trim);

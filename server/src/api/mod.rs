@@ -2,18 +2,18 @@
 //! `/sandboxes/{id}/agent` (its `public_host`), and `/health`.
 
 mod agent;
-mod auth;
-mod body;
+pub(crate) mod auth;
+pub(crate) mod body;
 mod commands;
-mod context;
+pub(crate) mod context;
 mod contexts;
 mod control;
-mod error;
+pub(crate) mod error;
 mod files;
 /// Hooks for the fuzz targets (`crate::fuzzing`).
 pub(crate) mod fuzz;
-mod guard;
-mod network;
+pub(crate) mod guard;
+pub(crate) mod network;
 pub mod observe;
 mod openapi;
 mod openapi_contexts;
@@ -54,7 +54,12 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// Agent requests per sandbox, for the metrics routes.
     pub requests: Arc<observe::RequestStats>,
+    /// A cluster node's name: the control plane's calls (control tokens for this node) take
+    /// the API key's place, and the internal API is served.
+    pub cluster_node: Option<Arc<str>>,
 }
+
+pub(crate) use control::{check_sandbox_timeout, wire_sandbox};
 
 pub fn router(state: AppState) -> Router {
     let agent = Router::new()
@@ -127,7 +132,12 @@ pub fn router(state: AppState) -> Router {
             observe::count_requests,
         ));
 
+    let internal = match state.cluster_node {
+        Some(_) => crate::cluster::node_api::routes(),
+        None => Router::new(),
+    };
     Router::new()
+        .merge(internal)
         .route("/health", get(health))
         .route("/openapi.json", get(openapi_json))
         .route("/metrics", get(observe::server_prometheus))

@@ -86,10 +86,10 @@ fn preview(
         ));
     }
     let expires = SystemTime::now() + Duration::from_secs(ttl);
-    let token =
-        state
-            .signer
-            .issue_preview(&sandbox.id, sandbox.token_generation, req.port, expires);
+    let token = state
+        .signer
+        .issue_preview(&sandbox.id, sandbox.token_generation, req.port, expires)
+        .map_err(ApiError::cannot_sign)?;
     let host = port_url(state, &sandbox.id, req.port);
     Ok(Json(PreviewReply {
         url: format!("{host}?{PREVIEW_TOKEN_PARAM}={token}"),

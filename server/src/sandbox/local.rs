@@ -154,7 +154,7 @@ impl LocalNode {
             expires_at: st.expires_at,
             created_at: s.created_at,
             public_host: format!("{}/sandboxes/{}/agent", self.cfg.public_base_url(), s.id),
-            node_id: "local".into(),
+            node_id: self.cfg.node_name.as_deref().unwrap_or("local").into(),
             token_generation: st.token_generation,
             previous_token_until: st.previous_token_until,
         }
@@ -255,7 +255,7 @@ impl Node for LocalNode {
         // Nothing may fail between here and `start` without releasing the uid.
         let uid = self.reserve_uid()?;
         let record = SandboxRecord {
-            id: ids::sandbox_id(),
+            id: spec.id.unwrap_or_else(ids::sandbox_id),
             template: template.name.into(),
             status: SandboxStatus::Running,
             uid,
