@@ -3,6 +3,8 @@
 // signature with verifyWebhookSignature, print the result, stop. A sandlotd with an API key
 // calls only the callback hosts its operator allows: start it with
 // `--webhook-allow-hosts 127.0.0.1` (local mode, without a key, allows loopback receivers).
+// WEBHOOK_HOST sets another address to listen on (one the server can reach: in a cluster,
+// the node agents call it).
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { Sandbox, verifyWebhookSignature } from 'sandlot';
@@ -29,8 +31,9 @@ const receiver = http.createServer((req, res) => {
     else console.log(`rejected a callback with a bad signature on ${req.url}`);
   });
 });
-await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-const callbackUrl = `http://127.0.0.1:${receiver.address().port}/hooks/sandlot`;
+const host = process.env.WEBHOOK_HOST ?? '127.0.0.1';
+await new Promise((resolve) => receiver.listen(0, host, resolve));
+const callbackUrl = `http://${host}:${receiver.address().port}/hooks/sandlot`;
 console.log(`Receiver listening on ${callbackUrl}`);
 
 const sandbox = await Sandbox.create({ template: 'code-interpreter' });

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Authentication,
     NotFound,
     SandboxNotFound,
+    /// Cluster mode: the sandbox's node stopped answering (`SANDBOX_LOST`, 410).
+    SandboxLost,
     ProcessNotFound,
     /// 404 on a file path (`FILE_NOT_FOUND`).
     FileNotFound,
@@ -43,6 +45,7 @@ impl ErrorKind {
             Self::Authentication => "AuthenticationError",
             Self::NotFound => "NotFoundError",
             Self::SandboxNotFound => "SandboxNotFoundError",
+            Self::SandboxLost => "SandboxLostError",
             Self::ProcessNotFound => "ProcessNotFoundError",
             Self::FileNotFound => "FileNotFoundError",
             Self::Permission => "PermissionError",
@@ -62,6 +65,7 @@ impl ErrorKind {
             Self::Authentication => "UNAUTHORIZED",
             Self::NotFound => wire_code::RESOURCE_NOT_FOUND,
             Self::SandboxNotFound => wire_code::SANDBOX_NOT_FOUND,
+            Self::SandboxLost => wire_code::SANDBOX_LOST,
             Self::ProcessNotFound => wire_code::PROCESS_NOT_FOUND,
             Self::FileNotFound => wire_code::FILE_NOT_FOUND,
             Self::Permission => wire_code::PERMISSION_DENIED,
@@ -87,6 +91,7 @@ pub enum NotFoundHint {
 pub fn kind_for_status(status: u16, code: Option<&str>, hint: NotFoundHint) -> ErrorKind {
     match code {
         Some(wire_code::SANDBOX_NOT_FOUND) => return ErrorKind::SandboxNotFound,
+        Some(wire_code::SANDBOX_LOST) => return ErrorKind::SandboxLost,
         Some(wire_code::PROCESS_NOT_FOUND) => return ErrorKind::ProcessNotFound,
         Some(wire_code::TEMPLATE_NOT_FOUND) => return ErrorKind::NotFound,
         Some(wire_code::FILE_NOT_FOUND) => return ErrorKind::FileNotFound,
@@ -314,6 +319,10 @@ mod tests {
         assert_eq!(
             k(404, Some("RESOURCE_NOT_FOUND"), NotFoundHint::Sandbox),
             ErrorKind::SandboxNotFound
+        );
+        assert_eq!(
+            k(410, Some("SANDBOX_LOST"), NotFoundHint::Process),
+            ErrorKind::SandboxLost
         );
         assert_eq!(
             k(404, None, NotFoundHint::Process),

@@ -362,7 +362,14 @@ impl Sandbox {
             .send(None)
             .await
         {
-            Err(e) if matches!(e.kind, ErrorKind::SandboxNotFound | ErrorKind::NotFound) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind,
+                    ErrorKind::SandboxNotFound | ErrorKind::SandboxLost | ErrorKind::NotFound
+                ) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e.into()),
             Ok(_) => Ok(()),
         }

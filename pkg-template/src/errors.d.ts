@@ -23,6 +23,8 @@ export declare class AuthenticationError extends SandlotError {}
 export declare class NotFoundError extends SandlotError {}
 /** 404 on a sandbox (unknown id, or already killed). */
 export declare class SandboxNotFoundError extends NotFoundError {}
+/** 410 `SANDBOX_LOST` (cluster mode): the sandbox's node stopped answering; the sandbox is gone. */
+export declare class SandboxLostError extends SandboxNotFoundError {}
 /** 404 on a background process. */
 export declare class ProcessNotFoundError extends NotFoundError {}
 /** 404 on a file or directory in the sandbox (`FILE_NOT_FOUND`). */

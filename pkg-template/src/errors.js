@@ -24,6 +24,12 @@ export class NotFoundError extends SandlotError {}
 /** 404 on a sandbox (unknown id, or already killed). */
 export class SandboxNotFoundError extends NotFoundError {}
 
+/**
+ * 410 `SANDBOX_LOST` (cluster mode): the node that ran the sandbox stopped answering, and the
+ * sandbox with its state is gone. Create a new one. A `SandboxNotFoundError` too.
+ */
+export class SandboxLostError extends SandboxNotFoundError {}
+
 /** 404 on a background process. */
 export class ProcessNotFoundError extends NotFoundError {}
 
@@ -65,6 +71,7 @@ for (const [name, cls] of Object.entries({
   AuthenticationError,
   NotFoundError,
   SandboxNotFoundError,
+  SandboxLostError,
   ProcessNotFoundError,
   FileNotFoundError,
   PermissionError,

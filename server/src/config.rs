@@ -68,9 +68,16 @@ pub struct NodeArgs {
 /// `sandlotd control`.
 #[derive(Debug, Clone, Args)]
 pub struct ControlArgs {
-    /// Address to listen on.
-    #[arg(long, env = "SANDLOT_LISTEN", default_value = "127.0.0.1:7070")]
-    pub listen: SocketAddr,
+    /// Addresses to listen on (comma-separated or repeated): e.g. one for clients, one on
+    /// the nodes' network.
+    #[arg(
+        long,
+        env = "SANDLOT_LISTEN",
+        default_value = "127.0.0.1:7070",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub listen: Vec<SocketAddr>,
 
     /// The Postgres catalog (postgres://user:password@host/db or key=value form).
     #[arg(long, env = "SANDLOT_DATABASE_URL", hide_env_values = true)]

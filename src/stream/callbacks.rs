@@ -97,6 +97,7 @@ impl OutputCallbacks {
                             ErrorKind::Aborted
                                 | ErrorKind::ProcessNotFound
                                 | ErrorKind::SandboxNotFound
+                                | ErrorKind::SandboxLost
                         );
                         if !stopped && !gone {
                             console_error(

@@ -61,6 +61,8 @@ pub enum SandboxStatus {
     Stopped,
     Error,
     Deleted,
+    /// Cluster mode: its node stopped answering; the sandbox is gone.
+    Lost,
 }
 
 impl From<wire::SandboxStatus> for SandboxStatus {
@@ -72,6 +74,7 @@ impl From<wire::SandboxStatus> for SandboxStatus {
             wire::SandboxStatus::Stopped => Self::Stopped,
             wire::SandboxStatus::Error => Self::Error,
             wire::SandboxStatus::Deleted => Self::Deleted,
+            wire::SandboxStatus::Lost => Self::Lost,
         }
     }
 }

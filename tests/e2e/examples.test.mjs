@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 
-import { startServer } from './harness.mjs';
+import { callbackHost, startServer } from './harness.mjs';
 
 const run = promisify(execFile);
 const here = path.dirname(new URL(import.meta.url).pathname);
@@ -19,9 +19,9 @@ const tsc = path.join(process.env.SANDLOT_REPO, 'node_modules/.bin/tsc');
 let server;
 let env;
 before(async () => {
-  // webhook-receiver.mjs listens on 127.0.0.1: the operator allows that callback host.
-  server = await startServer(['--webhook-allow-hosts', '127.0.0.1']);
-  env = { ...process.env, SANDLOT_URL: server.url, SANDLOT_API_KEY: server.apiKey, CHART_PNG: path.join(os.tmpdir(), `sandlot-${process.pid}-sales-chart.png`) };
+  // webhook-receiver.mjs listens on `callbackHost`: the operator allows that callback host.
+  server = await startServer(['--webhook-allow-hosts', callbackHost]);
+  env = { ...process.env, WEBHOOK_HOST: callbackHost, SANDLOT_URL: server.url, SANDLOT_API_KEY: server.apiKey, CHART_PNG: path.join(os.tmpdir(), `sandlot-${process.pid}-sales-chart.png`) };
 });
 after(() => server?.stop());
 
@@ -35,7 +35,7 @@ const expected = {
   'complete-monitor-wait.mjs': /^Started process proc_\S+ \(status: \w+, timeout: 300s\)\nStatus: completed \(exit code 0, [\d.]+s\)\nOutput:\nstep 1\/5\nstep 2\/5\nstep 3\/5\nstep 4\/5\nstep 5\/5\nall steps done\n$/,
   // stdout lines in order, each printed live (timestamped); the stderr line somewhere between.
   'complete-monitor-stream.mjs': /^Started process proc_\S+ [^\n]*\n(?:[\d:.]+ \[stderr\] halfway: a warning\n)?[\d:.]+ \[stdout\] step 1\/5\n[\s\S]*\[stdout\] step 5\/5\n[\s\S]*\[stdout\] all steps done\n(?:[\d:.]+ \[stderr\] halfway: a warning\n)?Status: completed \(exit code 0\)\n$/,
-  'webhook-receiver.mjs': /^Receiver listening on http:\/\/127\.0\.0\.1:\d+\/hooks\/sandlot\nAccepted: process proc_\S+ \(status: \w+\)\nSignature verified for job-42\nResult: completed, exit code 0, stdout: 5050\n$/,
+  'webhook-receiver.mjs': /^Receiver listening on http:\/\/[\d.]+:\d+\/hooks\/sandlot\nAccepted: process proc_\S+ \(status: \w+\)\nSignature verified for job-42\nResult: completed, exit code 0, stdout: 5050\n$/,
   'background-callbacks.mjs': /^started proc_\S+ \(\w+\)\n\[stdout\] tick 1\n\[stdout\] tick 2\n\[stdout\] tick 3\n\[stderr\] careful\nexit: completed \(code 0\)\n$/,
   'sync-execution.mjs': /python: 5050[\s\S]*javascript: 2,4,6[\s\S]*bash: hello/,
   'kill-process.mjs': /Status now: killed[\s\S]*ProcessNotFoundError/,

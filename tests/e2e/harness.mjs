@@ -33,8 +33,24 @@ export function freePort() {
   });
 }
 
-/** Starts sandlotd with an API key and extra flags; resolves once /health answers. */
+/**
+ * The address webhook receivers listen on and give in callback URLs: loopback, or the
+ * address a cluster's nodes reach the host at (`SANDLOT_E2E_CALLBACK_HOST`).
+ */
+export const callbackHost = process.env.SANDLOT_E2E_CALLBACK_HOST ?? '127.0.0.1';
+
+/**
+ * Starts sandlotd with an API key and extra flags; resolves once /health answers. With
+ * `SANDLOT_E2E_URL` and `SANDLOT_E2E_API_KEY` set (a cluster's control plane, from
+ * scripts/cluster.sh, whose nodes allow callbacks to `callbackHost`), a call without extra
+ * flags, or with only `--webhook-allow-hosts`, uses that server instead.
+ */
 export async function startServer(extraArgs = []) {
+  const onlyCallbacks = extraArgs.length === 2 && extraArgs[0] === '--webhook-allow-hosts';
+  if (process.env.SANDLOT_E2E_URL && (extraArgs.length === 0 || onlyCallbacks)) {
+    const url = process.env.SANDLOT_E2E_URL;
+    return { url, apiKey: process.env.SANDLOT_E2E_API_KEY, port: Number(new URL(url).port), external: true, async stop() {} };
+  }
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandlot-e2e-'));
   const apiKey = `e2e-key-${process.pid}-${port}`;

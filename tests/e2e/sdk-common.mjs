@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 
 import { Sandbox, SandlotError } from 'sandlot';
-import { startServer } from './harness.mjs';
+import { callbackHost, startServer } from './harness.mjs';
 
 /** The file's server and the options that reach it (`{ baseURL, apiKey }`), once started. */
 export let server;
@@ -16,8 +16,8 @@ export const cleanup = [];
 export function useServer() {
   before(async () => {
     // With an API key, sandlotd calls no callback host until the operator allows one; the
-    // webhook tests' receivers listen on 127.0.0.1.
-    server = await startServer(['--webhook-allow-hosts', '127.0.0.1']);
+    // webhook tests' receivers listen on `callbackHost` (127.0.0.1 but in a cluster).
+    server = await startServer(['--webhook-allow-hosts', callbackHost]);
     opts = { baseURL: server.url, apiKey: server.apiKey };
   });
   after(async () => {

@@ -16,7 +16,7 @@ import {
   ValidationError,
   verifyWebhookSignature,
 } from 'sandlot';
-import { eventually, startFaultProxy } from './harness.mjs';
+import { callbackHost, eventually, startFaultProxy } from './harness.mjs';
 import { fresh, rejects, server, useServer } from './sdk-common.mjs';
 
 useServer();
@@ -201,9 +201,9 @@ describe('async execution and webhooks', () => {
         arrived();
       });
     });
-    await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+    await new Promise((r) => receiver.listen(0, callbackHost, r));
     try {
-      const callbackUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+      const callbackUrl = `http://${callbackHost}:${receiver.address().port}/hook`;
       const started = await sandbox.runCodeAsync('print("async done")', {
         callbackUrl,
         callbackSignatureSecret: 'whsec_e2e',

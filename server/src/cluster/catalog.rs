@@ -438,18 +438,4 @@ impl Catalog {
             })
             .collect())
     }
-
-    /// The address and epoch of a live node.
-    pub async fn node(&self, name: &str) -> CatalogResult<Option<(String, i64)>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT addr, epoch FROM nodes WHERE id = $1 AND state <> 'lost'",
-                &[&name],
-            )
-            .await
-            .map_err(db)?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
-    }
 }

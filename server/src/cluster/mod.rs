@@ -110,11 +110,12 @@ pub async fn run_node(args: NodeArgs) -> Result<(), String> {
 /// `sandlotd control`.
 pub async fn run_control(args: ControlArgs) -> Result<(), String> {
     let api_key = read_secret(args.api_key, args.api_key_file.as_deref(), "API key")?;
-    if api_key.is_none() && !args.listen.ip().is_loopback() {
-        return Err(format!(
-            "refusing to listen on {} without an API key: set SANDLOT_API_KEY or --api-key-file",
-            args.listen
-        ));
+    if let Some(open) = args.listen.iter().find(|a| !a.ip().is_loopback()) {
+        if api_key.is_none() {
+            return Err(format!(
+                "refusing to listen on {open} without an API key: set SANDLOT_API_KEY or --api-key-file"
+            ));
+        }
     }
     let join_token = read_secret(
         args.join_token,
@@ -132,7 +133,7 @@ pub async fn run_control(args: ControlArgs) -> Result<(), String> {
     let public_url = args
         .public_url
         .map(|u| u.trim_end_matches('/').to_string())
-        .unwrap_or_else(|| format!("http://{}", args.listen));
+        .unwrap_or_else(|| format!("http://{}", args.listen[0]));
     let shutdown = Shutdown::new();
     let control = control::Control::new(
         catalog,
@@ -160,14 +161,17 @@ pub async fn run_control(args: ControlArgs) -> Result<(), String> {
             }
         })
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    info!(
-        "sandlotd control {} listening on http://{}",
-        env!("CARGO_PKG_VERSION"),
-        args.listen
-    );
+    let mut listeners = Vec::new();
+    for addr in &args.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        info!(
+            "sandlotd control {} listening on http://{addr}",
+            env!("CARGO_PKG_VERSION")
+        );
+        listeners.push(listener);
+    }
     {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -179,14 +183,20 @@ pub async fn run_control(args: ControlArgs) -> Result<(), String> {
         });
     }
     let app = control::routes(control);
-    let serve = axum::serve(listener, app).with_graceful_shutdown({
-        let shutdown = shutdown.clone();
-        async move { shutdown.requested().await }
-    });
-    let serve = tokio::spawn(async move { serve.await });
+    let serving: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let serve = axum::serve(listener, app.clone()).with_graceful_shutdown({
+                let shutdown = shutdown.clone();
+                async move { shutdown.requested().await }
+            });
+            tokio::spawn(async move { serve.await })
+        })
+        .collect();
     shutdown.requested().await;
     // Open streams are the nodes' and do not end by themselves: a short drain, then close.
-    if tokio::time::timeout(Duration::from_secs(2), serve)
+    let drained = futures_util::future::join_all(serving);
+    if tokio::time::timeout(Duration::from_secs(2), drained)
         .await
         .is_err()
     {
