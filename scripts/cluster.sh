@@ -7,6 +7,7 @@
 #   scripts/cluster.sh down     stops everything it started and removes its namespaces
 #   scripts/cluster.sh status   what runs, and the nodes as the control plane sees them
 #   scripts/cluster.sh node-start N | node-stop N   (re)start or SIGKILL one node agent
+#   scripts/cluster.sh control-start N | control-stop N   the same for a control plane replica
 # Settings (environment): SANDLOT_CLUSTER_DIR (/tmp/sandlot-cluster), SANDLOT_CLUSTER_NODES (3),
 # SANDLOT_CLUSTER_CONTROLS (control plane replicas, 1), SANDLOT_CLUSTER_LEASE_SECS (15),
 # SANDLOT_CLUSTER_HEARTBEAT_SECS (3), SANDLOT_CLUSTER_NODE_CAPACITY (100),
@@ -74,8 +75,12 @@ make_network() {
 }
 
 start_control() { # index
-  local i=$1 port; port=$(free_port)
-  local listen="127.0.0.1:$port,$subnet.1:$port"
+  # Every replica listens on one shared port (SO_REUSEPORT: the kernel spreads connections,
+  # as a Service would) and on one of its own, to reach a given replica.
+  local i=$1 port own
+  [ -f "$dir/control-port" ] || free_port >"$dir/control-port"
+  port=$(cat "$dir/control-port"); own=$(free_port)
+  local listen="127.0.0.1:$port,$subnet.1:$port,127.0.0.1:$own"
   SANDLOT_LOG=${SANDLOT_LOG:-info} setsid "$(sandlotd_bin)" control --listen "$listen" \
     --database-url "$(cat "$dir/database-url")" --public-url "http://127.0.0.1:$port" \
     --api-key-file "$dir/api-key" --join-token-file "$dir/join-token" \
@@ -83,8 +88,9 @@ start_control() { # index
     --lease-secs "$lease" --heartbeat-secs "$heartbeat" >"$dir/control$i.log" 2>&1 &
   echo $! >"$dir/control$i.pid"
   echo "http://127.0.0.1:$port" >"$dir/control$i.url"
+  echo "http://127.0.0.1:$own" >"$dir/control$i.own-url"
   echo "http://$subnet.1:$port" >"$dir/control$i.internal-url"
-  wait_http "http://127.0.0.1:$port/health" "$(cat "$dir/control$i.pid")" "control$i"
+  wait_http "http://127.0.0.1:$own/health" "$(cat "$dir/control$i.pid")" "control$i"
 }
 
 start_node() { # index
@@ -142,12 +148,13 @@ up() {
 }
 
 down() {
-  [ -d "$dir" ] || return 0
-  for f in "$dir"/control*.pid; do [ -e "$f" ] && stop_pid "$f"; done
-  for f in "$dir"/node*.pid; do [ -e "$f" ] && stop_pid "$f"; done
-  if [ -f "$dir/pg/postmaster.pid" ]; then
-    runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg" -m immediate stop >/dev/null 2>&1 || true
+  if [ -d "$dir" ]; then
+    for f in "$dir"/control*.pid "$dir"/node*.pid; do [ -e "$f" ] && stop_pid "$f"; done
+    if [ -f "$dir/pg/postmaster.pid" ]; then
+      runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg" -m immediate stop >/dev/null 2>&1 || true
+    fi
   fi
+  # The namespaces and links go by name, even when the state dir is gone.
   for n in $(seq 1 20); do
     ip netns del "$prefix-node$n" 2>/dev/null || true
     ip link del "$prefix-veth$n" 2>/dev/null || true
@@ -173,5 +180,7 @@ case "${1:-}" in
   status) status ;;
   node-start) start_node "${2:?node number}" ;;
   node-stop) stop_pid "$dir/node${2:?node number}.pid" KILL ;;
-  *) echo "usage: scripts/cluster.sh up|down|status|node-start N|node-stop N" >&2; exit 2 ;;
+  control-start) start_control "${2:?replica number}" ;;
+  control-stop) stop_pid "$dir/control${2:?replica number}.pid" KILL ;;
+  *) echo "usage: scripts/cluster.sh up|down|status|node-start N|node-stop N|control-start N|control-stop N" >&2; exit 2 ;;
 esac

@@ -26,7 +26,7 @@ for (const [dir, type] of [['esm', 'module'], ['cjs', 'commonjs']]) {
   fs.copyFileSync(path.join(here, 'harness.mjs'), path.join(project, 'harness.mjs'));
 }
 const esm = path.join(tmp, 'esm');
-for (const f of ['sdk-common.mjs', 'sdk.test.mjs', 'sdk-streams.test.mjs', 'sdk-processes.test.mjs', 'commands.test.mjs', 'files.test.mjs', 'terminal.test.mjs', 'hopx-js-compat.test.mjs', 'network.test.mjs', 'contexts.test.mjs', 'examples.test.mjs', 'web.test.mjs', 'browser.test.mjs', 'browser-playground.test.mjs', 'types-check.ts']) fs.copyFileSync(path.join(here, f), path.join(esm, f));
+for (const f of ['sdk-common.mjs', 'sdk.test.mjs', 'sdk-streams.test.mjs', 'sdk-processes.test.mjs', 'commands.test.mjs', 'files.test.mjs', 'terminal.test.mjs', 'hopx-js-compat.test.mjs', 'network.test.mjs', 'contexts.test.mjs', 'examples.test.mjs', 'web.test.mjs', 'browser.test.mjs', 'browser-playground.test.mjs', 'cluster.test.mjs', 'types-check.ts']) fs.copyFileSync(path.join(here, f), path.join(esm, f));
 fs.copyFileSync(path.join(here, 'cjs.test.cjs'), path.join(tmp, 'cjs', 'cjs.test.cjs'));
 fs.cpSync(path.join(repo, 'examples'), path.join(esm, 'examples'), {
   recursive: true,

@@ -45,6 +45,11 @@ const STUCK_CREATE: &str = "5 minutes";
 /// in flight while the heartbeat is.
 const REPORT_GRACE: &str = "30 seconds";
 
+/// Noise added to a node's load (allocated / capacity) when placing: nodes within ~5 % of
+/// each other are picked at random, so concurrent creates spread instead of all racing
+/// for the one least loaded node; a node clearly less loaded still wins.
+const PLACEMENT_NOISE: f64 = 0.05;
+
 pub type CatalogResult<T> = Result<T, String>;
 
 fn db(e: impl std::fmt::Display) -> String {
@@ -236,9 +241,8 @@ impl Catalog {
         })
     }
 
-    /// Reserves room for sandbox `id` on the least loaded live node (a random one of the
-    /// three least loaded, so concurrent creates spread), skipping `exclude`. `None`: no
-    /// node has room.
+    /// Reserves room for sandbox `id` on the least loaded live node that has its template,
+    /// skipping `exclude`. `None`: no node has room.
     pub async fn place(
         &self,
         id: &str,
@@ -252,9 +256,9 @@ impl Catalog {
                      SELECT id FROM nodes
                      WHERE state = 'ready' AND lease_until > now() AND allocated < capacity
                        AND $2 = ANY(templates) AND NOT (id = ANY($3::text[]))
-                     ORDER BY allocated::float8 / capacity, random()
-                     LIMIT 3),
-                 pick AS (SELECT id FROM candidates ORDER BY random() LIMIT 1),
+                     ORDER BY allocated::float8 / capacity + random() * $4
+                     LIMIT 1),
+                 pick AS (SELECT id FROM candidates),
                  reserved AS (
                      UPDATE nodes n SET allocated = n.allocated + 1, updated_at = now()
                      FROM pick WHERE n.id = pick.id AND n.allocated < n.capacity
@@ -265,7 +269,7 @@ impl Catalog {
                      SELECT $1, id, epoch, $2, 'creating' FROM reserved
                      RETURNING node_id)
                  SELECT r.id, r.addr, r.epoch FROM reserved r JOIN inserted i ON i.node_id = r.id",
-                &[&id, &template, &exclude],
+                &[&id, &template, &exclude, &PLACEMENT_NOISE],
             )
             .await
             .map_err(db)?;

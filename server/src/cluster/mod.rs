@@ -107,6 +107,19 @@ pub async fn run_node(args: NodeArgs) -> Result<(), String> {
     crate::server::run(cfg, Some(NodeRole { signer, membership })).await
 }
 
+/// A listener with SO_REUSEPORT: replicas of the stateless control plane on one host may
+/// share a port, and the kernel spreads connections over them (as a Service would).
+fn shared_listener(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// `sandlotd control`.
 pub async fn run_control(args: ControlArgs) -> Result<(), String> {
     let api_key = read_secret(args.api_key, args.api_key_file.as_deref(), "API key")?;
@@ -163,9 +176,8 @@ pub async fn run_control(args: ControlArgs) -> Result<(), String> {
     };
     let mut listeners = Vec::new();
     for addr in &args.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener =
+            shared_listener(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         info!(
             "sandlotd control {} listening on http://{addr}",
             env!("CARGO_PKG_VERSION")

@@ -24,7 +24,10 @@ use crate::shutdown::Shutdown;
 use crate::token::TokenSigner;
 
 /// How long a sandbox's location is trusted without asking the catalog.
-const CACHE_TTL: Duration = Duration::from_secs(5);
+const CACHE_TTL: Duration = Duration::from_secs(2);
+/// While a node has not answered, how often the catalog is asked whether it was lost (a
+/// stopped node accepts connections and never answers).
+const LOST_CHECK: Duration = Duration::from_secs(2);
 /// Entries kept at most (a bounded cache; it is cleared when full).
 const CACHE_MAX: usize = 100_000;
 
@@ -92,11 +95,14 @@ impl Router {
             .await
             .map_err(|e| unavailable(&e))?
             .ok_or_else(sandbox_not_found)?;
-        let mut cache = self.cache_lock();
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
+        // Lost is final but rare: never cached, so a delete of it is seen at once.
+        if !placement.lost {
+            let mut cache = self.cache_lock();
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(id.to_string(), (placement.clone(), Instant::now()));
         }
-        cache.insert(id.to_string(), (placement.clone(), Instant::now()));
         Ok(placement)
     }
 
@@ -116,7 +122,21 @@ impl Router {
             Ok(p) => p,
             Err(e) => return e.into_response(),
         };
-        let response = self.forward(&placement, req, credential).await;
+        let forward = self.forward(&placement, req, credential);
+        tokio::pin!(forward);
+        let response = loop {
+            tokio::select! {
+                r = &mut forward => break r,
+                _ = tokio::time::sleep(LOST_CHECK) => {
+                    if let Ok(Some(p)) = self.catalog.locate(id).await {
+                        if p.lost {
+                            self.forget(id);
+                            return lost().into_response();
+                        }
+                    }
+                }
+            }
+        };
         let stale = match &response {
             Err(_) => true,
             // The node does not know it: deleted meanwhile, or the node is a new epoch.
