@@ -2,7 +2,7 @@
 // Sandlot benchmark suite. `npm run bench` builds and runs it; `node bench/run.mjs --quick`
 // is the short version. Options:
 //   --quick             fewer rounds, smaller N (under 3 minutes)
-//   --only=a,b          run only these sections: sdk, weight, tti, create, exec, background, memory, files, soak, contexts
+//   --only=a,b          run only these sections: sdk, weight, tti, create, exec, background, memory, files, soak, contexts, cluster
 //   --out=DIR           where to write the report (default bench/results)
 //   --render            rewrite report.md from report.json and bench/notes.md, measuring nothing
 // Writes report.json and report.md (report-quick.* in quick mode, report-partial.* with --only).
@@ -20,6 +20,7 @@ import { backgroundAndList, createLatency, execOverhead, idleMemory } from './se
 import { soak } from './sections/soak.mjs';
 import { fileTransfer } from './sections/files.mjs';
 import { contexts } from './sections/contexts.mjs';
+import { clusterMode } from './sections/cluster.mjs';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -51,6 +52,7 @@ const SECTIONS = [
   ['files', '4. file transfer', fileTransfer],
   ['soak', '4. concurrent clients', soak],
   ['contexts', '5. execution contexts (warm interpreters)', contexts],
+  ['cluster', '6. cluster mode (control plane, router, nodes)', clusterMode],
 ];
 
 function git(...a) {

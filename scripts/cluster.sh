@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A local Sandlot cluster for development and tests (docs/cluster.md):
-#   scripts/cluster.sh up       Postgres (Debian's, its own data dir, socket + loopback), N node
+#   scripts/cluster.sh up       (also the default, and `npm run cluster`) Postgres (Debian's, its own data dir, socket + loopback), N node
 #                               agents each in its own network namespace, and the control plane
 #                               on loopback. Prints exactly `export SANDLOT_URL=…` and
 #                               `export SANDLOT_API_KEY=…` on stdout: eval "$(scripts/cluster.sh up)"
@@ -19,6 +19,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
+# The processes started here take their settings from flags: a client's SANDLOT_API_KEY (say,
+# from an earlier `eval`) must not reach them.
+unset SANDLOT_API_KEY SANDLOT_API_KEY_FILE SANDLOT_JOIN_TOKEN SANDLOT_JOIN_TOKEN_FILE SANDLOT_LISTEN \
+  SANDLOT_DATA_DIR SANDLOT_PUBLIC_URL SANDLOT_DATABASE_URL
 
 dir=${SANDLOT_CLUSTER_DIR:-/tmp/sandlot-cluster}
 nodes=${SANDLOT_CLUSTER_NODES:-3}
@@ -174,7 +178,7 @@ status() {
   curl -s -H "X-API-Key: $(cat "$dir/api-key")" "$(cat "$dir/control1.url")/v1/cluster/nodes"; echo
 }
 
-case "${1:-}" in
+case "${1:-up}" in
   up) up ;;
   down) down ;;
   status) status ;;

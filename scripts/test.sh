@@ -20,4 +20,6 @@ bash scripts/test-deploy.sh
 if [ -f scripts/test-sdk.sh ]; then
   bash scripts/test-sdk.sh
 fi
+say "cluster mode: the suites against a local cluster's control plane, then failures and fencing"
+bash scripts/test-cluster.sh
 say "all suites passed"

@@ -24,6 +24,8 @@ export const TARGETS = {
   warmRunOverHttp: 1.5,
   contextTtiP50: 12,
   contextBurstMedian: 300,
+  /** Time to interactive through a cluster's control plane ÷ a standalone sandlotd. */
+  clusterTtiRatio: 1.3,
 };
 
 const ms = (x) => (x === undefined || Number.isNaN(x) ? '—' : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : Math.round(x).toLocaleString('en-US'));
@@ -101,6 +103,13 @@ export function verdicts(r) {
     v.push({ figure: 'burst of 100 creates + first print(1) in a context: median', target: `≤ ${TARGETS.contextBurstMedian} ms`, value: `${ms(c.burstWarm.median)} ms`, met: c.burstWarm.median <= TARGETS.contextBurstMedian });
     v.push({ figure: 'burst of 100 creates + first print(1) in a context: success', target: '100 %', value: pct(c.burstWarm.successRate), met: c.burstWarm.successRate === 1 });
     if (c.memForked) v.push({ figure: 'memory per idle sandbox with a warm (forked) python context: PSS / memory cgroup', target: 'reported', value: `${mbFromKiB(c.memForked.pss.median)} / ${mbFromKiB(c.memForked.cgroup.median)} (exec'd context: ${mbFromKiB(c.memExecd.pss.median)} / ${mbFromKiB(c.memExecd.cgroup.median)})`, met: null });
+  }
+  if (r.cluster) {
+    const c = r.cluster;
+    v.push({ figure: 'cluster: time to interactive through the control plane ÷ standalone (median)', target: `≤ ${TARGETS.clusterTtiRatio}×`, value: `${ratio(c.tti.ratio)}${ci(c.tti.ratioCI)} (${ms(c.tti.control.median)} vs ${ms(c.tti.standalone.median)} ms)`, met: c.tti.ratio <= TARGETS.clusterTtiRatio && !c.tti.control.errors });
+    v.push({ figure: 'cluster: create p50 through the control plane', target: 'reported', value: `${ms(c.create.control.median)} ms (standalone ${ms(c.create.standalone.median)} ms, ${ratio(c.create.ratio)}${ci(c.create.ratioCI)})`, met: null });
+    v.push({ figure: 'cluster: router overhead per agent request (median of per-round differences)', target: 'reported', value: `${ms(c.router.overhead.median)} ms (${ms(c.router.router.median)} vs ${ms(c.router.direct.median)} ms)`, met: null });
+    v.push({ figure: 'cluster: creates per second, 3 nodes ÷ 1 node', target: 'reported', value: `${ratio(c.rate.ratio)} (${c.rate.three.map((x) => x.toFixed(0)).join(', ')} vs ${c.rate.one.map((x) => x.toFixed(0)).join(', ')} /s)`, met: null });
   }
   if (r.exec) {
     const o = r.exec.overhead;
@@ -327,6 +336,17 @@ function markdown(r, v, notesFile) {
     out.push(table(['call', 'n', 'median', 'p95', 'p99'], s.ops.map((o) => [o.op, int(o.n), ms(o.median), ms(o.p95), ms(o.p99)])), '');
   }
 
+  if (r.cluster) {
+    const c = r.cluster;
+    out.push('## 6. Cluster mode', '');
+    out.push(`A local cluster from \`scripts/cluster.sh\` (Postgres, three \`sandlotd node\` agents each in its own network namespace, one \`sandlotd control\`) against a standalone sandlotd on the same machine, ${c.rounds} rounds each, alternating. All of it shares the machine's cores: the cluster's extra work (Postgres, the control plane, the internal hop) is on the same CPUs as the sandboxes.`, '');
+    out.push(table(['figure', 'through the control plane', 'standalone / direct', 'ratio or difference'], [
+      ['create → first print(1)', `${ms(c.tti.control.median)} (p99 ${ms(c.tti.control.p99)})`, `${ms(c.tti.standalone.median)} (p99 ${ms(c.tti.standalone.p99)})`, `${ratio(c.tti.ratio)}${ci(c.tti.ratioCI)}`],
+      ['create', `${ms(c.create.control.median)} (p99 ${ms(c.create.control.p99)})`, `${ms(c.create.standalone.median)} (p99 ${ms(c.create.standalone.p99)})`, `${ratio(c.create.ratio)}${ci(c.create.ratioCI)}`],
+      ['agent GET /health (router vs node direct)', ms(c.router.router.median), ms(c.router.direct.median), `+${ms(c.router.overhead.median)} ms`],
+    ]), '');
+    out.push(`Creates per second (${c.rate.n} creates, ${c.rate.concurrency} at a time, through the control plane): 3 nodes ${c.rate.three.map((x) => x.toFixed(0)).join(', ')} /s; 1 node (two drained) ${c.rate.one.map((x) => x.toFixed(0)).join(', ')} /s; ratio ${ratio(c.rate.ratio)}. On one ${r.meta.cores}-core machine the three nodes share the same CPUs, so this shows the control plane is not the bottleneck rather than how a real cluster scales.`, '');
+  }
   if (r.contexts) {
     const c = r.contexts;
     out.push('## 5. Execution contexts', '');

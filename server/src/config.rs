@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Mode {
     /// Runs this host's sandboxes for a cluster's control plane.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Runs a cluster's control plane: the `/v1` API, placement, and the router to nodes.
     Control(ControlArgs),
     /// Writes a new Ed25519 key pair for a cluster's tokens (token-private.key for the

@@ -101,6 +101,25 @@ describe('cluster', () => {
     assert.equal(after.node1.allocated + after.node2.allocated + after.node3.allocated, 0);
   });
 
+  test('concurrent creates never overfill a node: past the capacity they get NO_CAPACITY', async () => {
+    psql('UPDATE nodes SET capacity = 4');
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => api('POST', '/v1/sandboxes', { template_name: 'base' })),
+      );
+      const made = results.filter((r) => r.status === 201).map((r) => r.body);
+      const refused = results.filter((r) => r.status !== 201);
+      assert.equal(made.length, 12, 'exactly the 3 × 4 there is room for');
+      assert.ok(refused.every((r) => r.status === 503 && r.body.code === 'NO_CAPACITY'), JSON.stringify(refused[0]?.body));
+      const per = {};
+      for (const s of made) per[s.node_id] = (per[s.node_id] ?? 0) + 1;
+      assert.deepEqual(per, { node1: 4, node2: 4, node3: 4 });
+      await Promise.all(made.map((s) => api('DELETE', `/v1/sandboxes/${s.id}`)));
+    } finally {
+      psql('UPDATE nodes SET capacity = 16');
+    }
+  });
+
   test('a node that refuses (full) is skipped: the create lands on another node', async () => {
     // The catalog believes node1 is nearly empty (a drifted count); the node itself takes
     // only its --max-sandboxes (16). Creates try node1 first, are refused, go elsewhere.

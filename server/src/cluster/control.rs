@@ -613,11 +613,13 @@ async fn list_sandboxes(c: &Control, q: ListQuery) -> Result<ListEnvelope<WireSa
             }
         }
     });
-    for result in futures_util::future::join_all(fetches).await {
-        // A node that does not answer now lists nothing; its sandboxes are not lost yet.
-        if let Ok(list) = result {
-            records.extend(list.into_iter().map(|s| (s.id.clone(), s)));
-        }
+    // A node that does not answer now lists nothing; its sandboxes are not lost yet.
+    for list in futures_util::future::join_all(fetches)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        records.extend(list.into_iter().map(|s| (s.id.clone(), s)));
     }
     let all: Vec<WireSandbox> = known
         .into_iter()

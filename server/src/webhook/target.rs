@@ -434,7 +434,7 @@ mod tests {
     fn targets(args: &[&str]) -> Targets {
         let mut argv = vec!["sandlotd", "--listen", "127.0.0.1:7070"];
         argv.extend_from_slice(args);
-        Targets::from_config(&Config::parse_from(argv)).unwrap()
+        Targets::from_config(&crate::config::Cli::parse_from(argv).standalone).unwrap()
     }
 
     #[test]
@@ -512,8 +512,14 @@ mod tests {
             "* does not cover private"
         );
         for bad in ["a:b", "[::1", "host:0", "x/y", "[::1]x"] {
-            let cfg =
-                Config::parse_from(["sandlotd", "--api-key", "k", "--webhook-allow-hosts", bad]);
+            let cfg = crate::config::Cli::parse_from([
+                "sandlotd",
+                "--api-key",
+                "k",
+                "--webhook-allow-hosts",
+                bad,
+            ])
+            .standalone;
             assert!(Targets::from_config(&cfg).is_err(), "{bad}");
         }
     }
