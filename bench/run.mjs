@@ -74,7 +74,10 @@ function sampleForeign() {
       continue;
     }
     if (/sandlot-bench-|bench\/run\.mjs/.test(cmd)) continue;
-    const m = cmd.match(/\b(cargo|rustc|wasm-pack|wasm-opt|node --test|sandlotd --listen|chromium)\b/);
+    // The program and its first argument only: an environment passed on a command line
+    // (PATH=…/.cargo/bin) is not a build.
+    const head = cmd.split(' ').slice(0, 2).map((w, i) => (i === 0 ? path.basename(w) : w)).join(' ');
+    const m = head.match(/^(cargo|rustc|wasm-pack|wasm-opt|node --test|sandlotd --listen|chromium)\b/);
     if (m) foreign.add(m[1]);
   }
 }

@@ -149,6 +149,19 @@ describe('cluster', () => {
     await until('node3 ready again', async () => (await nodes()).node3.state === 'ready');
   });
 
+  test('metrics: the cluster from the catalog, and one node\'s own through the control plane', async () => {
+    const s = await create();
+    const page = await fetch(`${url}/metrics`, { headers: { 'X-API-Key': apiKey } }).then((r) => r.text());
+    assert.match(page, /^sandlot_cluster_nodes\{state="ready"\} 3$/m);
+    assert.match(page, /^sandlot_cluster_sandboxes\{state="running"\} 1$/m);
+    assert.match(page, new RegExp(`^sandlot_cluster_node_allocated\\{node="${s.node_id}"\\} 1$`, 'm'));
+    assert.equal((await fetch(`${url}/metrics`)).status, 401);
+    const res = await fetch(`${url}/v1/cluster/nodes/${s.node_id}/metrics`, { headers: { 'X-API-Key': apiKey } });
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /^sandlot_up_seconds \d/m);
+    await api('DELETE', `/v1/sandboxes/${s.id}`);
+  });
+
   test('SSE resume (Last-Event-ID) and a WebSocket stream through the router', async () => {
     const s = await create();
     const auth = { Authorization: `Bearer ${s.auth_token}` };

@@ -39,10 +39,9 @@ const MIGRATIONS: &[&str] = &[
 
 /// Lost sandboxes answer `SANDBOX_LOST` this long, then are forgotten.
 const LOST_RETENTION: &str = "24 hours";
-/// A reservation whose create never finished (a replica died mid-create) is released.
-const STUCK_CREATE: &str = "5 minutes";
 /// A sandbox the node does not report is gone only when older than this: its create may be
-/// in flight while the heartbeat is.
+/// in flight while the heartbeat is. (A reservation whose create never reached the node — a
+/// replica died mid-create — goes the same way.)
 const REPORT_GRACE: &str = "30 seconds";
 
 /// Noise added to a node's load (allocated / capacity) when placing: nodes within ~5 % of
@@ -266,7 +265,7 @@ impl Catalog {
                      RETURNING n.id, n.addr, n.epoch),
                  inserted AS (
                      INSERT INTO sandboxes (id, node_id, node_epoch, template, state)
-                     SELECT $1, id, epoch, $2, 'creating' FROM reserved
+                     SELECT $1, id, epoch, $2, 'running' FROM reserved
                      RETURNING node_id)
                  SELECT r.id, r.addr, r.epoch FROM reserved r JOIN inserted i ON i.node_id = r.id",
                 &[&id, &template, &exclude, &PLACEMENT_NOISE],
@@ -279,11 +278,6 @@ impl Catalog {
             epoch: r.get(2),
             lost: false,
         }))
-    }
-
-    /// The create on the node succeeded.
-    pub async fn created(&self, id: &str) -> CatalogResult<()> {
-        self.set_state(id, "running").await
     }
 
     /// Pause and resume change the recorded state (listing filters by it).
@@ -325,7 +319,7 @@ impl Catalog {
             .query_opt(
                 "SELECT s.node_id, n.addr, s.node_epoch, s.state = 'lost'
                  FROM sandboxes s JOIN nodes n ON n.id = s.node_id
-                 WHERE s.id = $1 AND s.state <> 'creating'",
+                 WHERE s.id = $1",
                 &[&id],
             )
             .await
@@ -338,7 +332,7 @@ impl Catalog {
         }))
     }
 
-    /// Every sandbox the catalog knows (not mid-create), oldest first: id, node, state.
+    /// Every sandbox the catalog knows, oldest first: id, node, state.
     pub async fn sandboxes(&self) -> CatalogResult<Vec<(String, Placement, String)>> {
         let rows = self
             .client()
@@ -346,7 +340,6 @@ impl Catalog {
             .query(
                 "SELECT s.id, s.node_id, n.addr, s.node_epoch, s.state
                  FROM sandboxes s JOIN nodes n ON n.id = s.node_id
-                 WHERE s.state <> 'creating'
                  ORDER BY s.created_at, s.id",
                 &[],
             )
@@ -392,8 +385,7 @@ impl Catalog {
             .execute(
                 &format!(
                     "DELETE FROM sandboxes
-                     WHERE (state = 'lost' AND updated_at < now() - interval '{LOST_RETENTION}')
-                        OR (state = 'creating' AND created_at < now() - interval '{STUCK_CREATE}')"
+                     WHERE state = 'lost' AND updated_at < now() - interval '{LOST_RETENTION}'"
                 ),
                 &[],
             )
@@ -415,6 +407,20 @@ impl Catalog {
             .await
             .map_err(db)?;
         Ok(n == 1)
+    }
+
+    /// Sandboxes per state (`creating`, `running`, `paused`, `lost`).
+    pub async fn sandbox_counts(&self) -> CatalogResult<Vec<(String, i64)>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT state, count(*) FROM sandboxes GROUP BY state ORDER BY state",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     pub async fn nodes(&self) -> CatalogResult<Vec<ClusterNode>> {

@@ -98,6 +98,8 @@ pub fn routes(control: Arc<Control>) -> Router {
         .route("/internal/v1/nodes/{name}/heartbeat", post(heartbeat))
         .route("/v1/cluster/nodes", get(nodes))
         .route("/v1/cluster/nodes/{name}/drain", post(drain))
+        .route("/v1/cluster/nodes/{name}/metrics", get(node_metrics))
+        .route("/metrics", get(metrics))
         .route("/v1/sandboxes", post(create).get(list))
         .route("/v1/sandboxes/{id}", get(get_one).delete(delete))
         .route("/v1/sandboxes/{id}/token/refresh", post(refresh_token))
@@ -421,6 +423,96 @@ async fn drain(State(c): Shared, req: Request) -> ApiResult<Json<ClusterNodeList
     Ok(Json(ClusterNodeList { nodes }))
 }
 
+/// The cluster in Prometheus text: nodes by state, their capacity and allocation, sandboxes by
+/// state. Every replica answers the same (it is all in the catalog).
+async fn metrics(State(c): Shared, headers: HeaderMap) -> Response {
+    use std::fmt::Write;
+    if let Err(e) = c.require_api_key(&headers) {
+        return e.into_response();
+    }
+    let (nodes, sandboxes) = match (c.catalog.nodes().await, c.catalog.sandbox_counts().await) {
+        (Ok(n), Ok(s)) => (n, s),
+        (Err(e), _) | (_, Err(e)) => return router::unavailable(&e).into_response(),
+    };
+    let mut page = String::new();
+    let gauge = |page: &mut String, name: &str, help: &str| {
+        let _ = writeln!(page, "# HELP {name} {help}\n# TYPE {name} gauge");
+    };
+    gauge(&mut page, "sandlot_cluster_nodes", "Nodes by state.");
+    for state in ["joining", "ready", "draining", "lost"] {
+        let n = nodes.iter().filter(|x| x.state == state).count();
+        let _ = writeln!(page, "sandlot_cluster_nodes{{state=\"{state}\"}} {n}");
+    }
+    gauge(
+        &mut page,
+        "sandlot_cluster_node_capacity",
+        "Sandboxes a node runs at most.",
+    );
+    for n in &nodes {
+        let _ = writeln!(
+            page,
+            "sandlot_cluster_node_capacity{{node=\"{}\"}} {}",
+            n.name, n.capacity
+        );
+    }
+    gauge(
+        &mut page,
+        "sandlot_cluster_node_allocated",
+        "Sandboxes placed on a node.",
+    );
+    for n in &nodes {
+        let _ = writeln!(
+            page,
+            "sandlot_cluster_node_allocated{{node=\"{}\"}} {}",
+            n.name, n.allocated
+        );
+    }
+    gauge(
+        &mut page,
+        "sandlot_cluster_sandboxes",
+        "Sandboxes in the catalog by state.",
+    );
+    for (state, n) in sandboxes {
+        let _ = writeln!(page, "sandlot_cluster_sandboxes{{state=\"{state}\"}} {n}");
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page).into_response()
+}
+
+/// One node's own `/metrics` (its sandboxes' usage), fetched for the caller: nodes answer
+/// the control plane only.
+async fn node_metrics(State(c): Shared, req: Request) -> Response {
+    if let Err(e) = c.require_api_key(req.headers()) {
+        return e.into_response();
+    }
+    let name = path_id(&req, 4);
+    let node = match c.catalog.nodes().await {
+        Ok(nodes) => nodes
+            .into_iter()
+            .find(|n| n.name == name && n.state != "lost"),
+        Err(e) => return router::unavailable(&e).into_response(),
+    };
+    let Some(node) = node else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            code::RESOURCE_NOT_FOUND,
+            format!("no live node named '{name}'"),
+        )
+        .into_response();
+    };
+    let to = Placement {
+        node: node.name,
+        addr: node.addr,
+        epoch: node.epoch,
+        lost: false,
+    };
+    let mut forwarded = Request::new(axum::body::Body::empty());
+    *forwarded.uri_mut() = axum::http::Uri::from_static("/metrics");
+    c.router
+        .forward(&to, forwarded, Credential::Control)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
 // ---- sandboxes ----
 
 async fn create(State(c): Shared, req: Request) -> Response {
@@ -497,19 +589,6 @@ async fn create_sandbox(
             .await;
         match made {
             Ok(made) => {
-                if let Err(e) = c.catalog.created(&id).await {
-                    // The node has it but the catalog cannot say so: undo on the node.
-                    let _ = c
-                        .node_call::<serde_json::Value>(
-                            &placement,
-                            Method::DELETE,
-                            &format!("/internal/v1/sandboxes/{id}"),
-                            None::<&()>,
-                        )
-                        .await;
-                    let _ = c.catalog.release(&id).await;
-                    return Err(router::unavailable(&e).into_response());
-                }
                 return with_token(c, made).map_err(IntoResponse::into_response);
             }
             Err(e) => {
