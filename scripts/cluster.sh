@@ -130,6 +130,8 @@ up() {
   [ -e "$dir/database-url" ] && { say "a cluster is already up in $dir (scripts/cluster.sh down first)"; exit 1; }
   [ -n "$pgbin" ] || { say "no PostgreSQL server (apt-get install postgresql)"; exit 1; }
   mkdir -p "$dir"; chmod 755 "$dir"
+  # A failure half way leaves nothing behind.
+  trap 'say "up failed; removing what it started"; down' EXIT
   say "Postgres ($pgbin)"
   start_postgres
   "$(sandlotd_bin)" keygen --out "$dir/keys" >/dev/null
@@ -147,6 +149,7 @@ up() {
   done
   [ "$(ready_nodes)" = "$nodes" ] || { say "the nodes did not all become ready"; exit 1; }
   say "$nodes nodes ready"
+  trap - EXIT
   echo "export SANDLOT_URL=$(cat "$dir/control1.url")"
   echo "export SANDLOT_API_KEY=$(cat "$dir/api-key")"
 }

@@ -360,6 +360,12 @@ pub struct Config {
     /// background: the create reply does not wait for it), so the first run finds it warm.
     #[arg(long, env = "SANDLOT_WARM_PYTHON_CONTEXT", default_value_t = true, action = clap::ArgAction::Set)]
     pub warm_python_context: bool,
+    /// Give each sandbox a user namespace: its pid 1 and the helpers, root inside, are an
+    /// unprivileged host id of that sandbox's own outside (a second range of host ids,
+    /// 160000-219999, beside the sandboxes' users at 100000-159999).
+    #[arg(long, env = "SANDLOT_USER_NAMESPACE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub user_namespace: bool,
+
     /// Largest file `POST /files/upload` accepts, in MiB (streamed to disk, never held in
     /// memory; the JSON body limit does not apply to it).
     #[arg(long, env = "SANDLOT_MAX_UPLOAD_MB", default_value_t = 1024)]

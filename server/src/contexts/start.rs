@@ -94,6 +94,7 @@ impl ContextProcess {
             code: delivery,
             rlimits: launch.rlimits.clone(),
             program_len: Some(program.len() as u64),
+            user_ns: crate::sandbox::isolation::has_own_user_namespace(launch.init_pid),
         };
         let io = |e: std::io::Error| format!("could not start the context: {e}");
         let oom_kills_at_start = launch.cgroups.oom_kills(&launch.sandbox_id);

@@ -35,6 +35,7 @@ pub async fn run(entry: Arc<ProcessEntry>, launch: Launch, code: String) {
         code: launch.delivery,
         rlimits: launch.rlimits.clone(),
         program_len: None,
+        user_ns: crate::sandbox::isolation::has_own_user_namespace(launch.init_pid),
     };
     // The config (with the process's environment) goes on stdin ahead of the program: a
     // command line is readable by every user of the host.

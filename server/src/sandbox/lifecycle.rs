@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tracing::warn;
 
-use super::isolation::{InitConfig, INIT_SUBCOMMAND};
+use super::isolation::{InitConfig, UserNamespace, INIT_SUBCOMMAND};
 use super::layout;
 use super::local::{LocalNode, INIT_READY_TIMEOUT, PROCESS_STOP_WAIT};
 use super::template;
@@ -90,6 +90,10 @@ impl LocalNode {
             tmp_size_mb: self.cfg.sandbox_tmp_mb,
             cgroup_tasks: groups.v1_tasks,
             cgroup_v2: groups.v2,
+            user_namespace: self.cfg.user_namespace.then_some(UserNamespace {
+                root: record.uid + super::local::ROOT_ID_OFFSET,
+                user: record.uid,
+            }),
         };
         let (init_pid, init_helper) = match self.spawn_init(&record.id, &init).await {
             Ok(started) => started,

@@ -39,9 +39,13 @@ use crate::time::unix_millis;
 /// start ([`uid_range`]).
 const FIRST_SANDBOX_UID: u32 = 100_000;
 const SANDBOX_UIDS: u32 = 60_000;
+/// Root inside a sandbox's user namespace is the host id `uid + ROOT_ID_OFFSET`: a second
+/// range right after the users', so each sandbox has two host ids no one else has.
+pub(super) const ROOT_ID_OFFSET: u32 = SANDBOX_UIDS;
+/// The host ids checked at start: the users' range and the roots' after it.
 const SANDBOX_ID_RANGE: IdRange = IdRange {
     first: FIRST_SANDBOX_UID,
-    count: SANDBOX_UIDS,
+    count: 2 * SANDBOX_UIDS,
 };
 /// How long sandbox creation may take before it is called a failure.
 pub(super) const INIT_READY_TIMEOUT: Duration = Duration::from_secs(10);

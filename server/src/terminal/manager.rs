@@ -108,6 +108,7 @@ impl TerminalManager {
             ),
             cols: size.0,
             rows: size.1,
+            user_ns: crate::sandbox::isolation::has_own_user_namespace(sandbox.init_pid()),
         };
         let started = match pty::start(&self.exe, &cfg).await {
             Ok(started) => started,

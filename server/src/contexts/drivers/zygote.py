@@ -60,6 +60,8 @@ _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
 _SECCOMP_MODE_FILTER = 2
 _CLONE_NEWPID = 0x20000000
+# Joined first (the kernel's order) where the sandbox has a user namespace of its own.
+_CLONE_NEWUSER = 0x10000000
 # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWPID | NEWNET: the sandbox's namespaces.
 _NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000
 
@@ -222,7 +224,7 @@ def _context(fds):
             with open(procs, "w") as f:
                 f.write("0")
         pidfd = _check(_libc.syscall(_SYS_PIDFD_OPEN, 1, 0), "pidfd_open")
-        joined = _libc.setns(pidfd, _NAMESPACES)
+        joined = _libc.setns(pidfd, _NAMESPACES | (_CLONE_NEWUSER if cfg.get("user_ns") else 0))
         os.close(pidfd)
         _check(joined, "setns")
         _confine(cfg)

@@ -31,7 +31,7 @@ pub fn main() -> ! {
             die("join cgroup", e);
         }
     }
-    if let Err(e) = join_namespaces(cfg.init_pid) {
+    if let Err(e) = join_namespaces(cfg.init_pid, cfg.user_ns) {
         die("join sandbox", e);
     }
     let program = memfd_with(code).unwrap_or_else(|e| die("stage program", e));
@@ -56,14 +56,20 @@ pub fn main() -> ! {
     std::process::exit(wait_exit_code(child));
 }
 
-pub(super) fn join_namespaces(init_pid: i32) -> std::io::Result<()> {
+/// Joins every namespace of the sandbox whose pid 1 is `init_pid` at once (the user
+/// namespace first, by the kernel's order, so the others are joined with its capabilities).
+pub(super) fn join_namespaces(init_pid: i32, user_ns: bool) -> std::io::Result<()> {
+    let namespaces = match user_ns {
+        true => NAMESPACES | libc::CLONE_NEWUSER,
+        false => NAMESPACES,
+    };
     // SAFETY: plain syscalls; the pidfd is closed after use.
     unsafe {
         let pidfd = check(
             libc::syscall(libc::SYS_pidfd_open, init_pid, 0) as libc::c_int,
             "pidfd_open",
         )?;
-        let joined = check(libc::setns(pidfd, NAMESPACES), "setns");
+        let joined = check(libc::setns(pidfd, namespaces), "setns");
         libc::close(pidfd);
         joined?;
     }

@@ -32,6 +32,11 @@ pub fn main() -> ! {
     let v2 = cfg.cgroup_v2.as_ref().map(|dir| {
         std::fs::File::open(dir).unwrap_or_else(|e| die(&format!("open cgroup {dir}"), e))
     });
+    if let Some(userns) = cfg.user_namespace {
+        // Returns only without clone3 (kernels before 5.3): the sandbox is then made
+        // without a user namespace, below.
+        start_in_user_namespace(&cfg, userns, v2.as_ref());
+    }
     // The cgroup namespace is pid 1's alone, made as it is created (below).
     // SAFETY: plain syscall.
     let unshared = unsafe { libc::unshare(NAMESPACES & !libc::CLONE_NEWCGROUP) };
@@ -53,6 +58,121 @@ pub fn main() -> ! {
     }
     // SAFETY: closing our copy of the write end so EOF means pid 1 died.
     unsafe { libc::close(ready_w) };
+    report_and_wait(child, ready_r)
+}
+
+/// Creates pid 1 with every namespace at once, a user namespace among them, directly in
+/// the sandbox's v2 group; writes its id maps from out here (only a process privileged over
+/// the parent namespace may map two ids), then lets it go on. Returns only if this kernel
+/// has no clone3.
+fn start_in_user_namespace(
+    cfg: &InitConfig,
+    userns: super::UserNamespace,
+    v2: Option<&std::fs::File>,
+) {
+    // Pid 1 is the sandbox's root, not the host's: it cannot walk the data dir (0700) to
+    // its own directories. It starts in the sandbox's directory instead (a new mount
+    // namespace carries the working directory over) and names them relative to it.
+    let cfg = enter_sandbox_dir(cfg, userns).unwrap_or_else(|e| die("sandbox dirs", e));
+    let cfg = &cfg;
+    let (ready_r, ready_w) = pipe().unwrap_or_else(|e| die("pipe", e));
+    let (go_r, go_w) = pipe().unwrap_or_else(|e| die("pipe", e));
+    let child = match clone_into_cgroup(v2, NAMESPACES | libc::CLONE_NEWUSER) {
+        Ok(pid) => pid,
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            // SAFETY: closing the pipes we made.
+            unsafe {
+                for fd in [ready_r, ready_w, go_r, go_w] {
+                    libc::close(fd);
+                }
+            }
+            return;
+        }
+        Err(e) => die("create pid 1", e),
+    };
+    if child == 0 {
+        // SAFETY: closing our copies of the ends the helper uses.
+        unsafe {
+            libc::close(ready_r);
+            libc::close(go_w);
+        }
+        let mut go = [0u8; 1];
+        // SAFETY: reading one byte into a valid buffer; EOF means the helper gave up.
+        if unsafe { libc::read(go_r, go.as_mut_ptr() as *mut libc::c_void, 1) } != 1 {
+            std::process::exit(1);
+        }
+        // SAFETY: closing the pipe we are done with.
+        unsafe { libc::close(go_r) };
+        if let Err(e) = become_root() {
+            die("become root in the user namespace", e);
+        }
+        if let Err(e) = loopback_up() {
+            die("bring up lo", e);
+        }
+        run_pid1(cfg, ready_w);
+    }
+    // SAFETY: closing our copies of pid 1's ends.
+    unsafe {
+        libc::close(ready_w);
+        libc::close(go_r);
+    }
+    let map = userns.id_map();
+    for file in ["uid_map", "gid_map"] {
+        if let Err(e) = write_file(&format!("/proc/{child}/{file}"), &map) {
+            // SAFETY: our own child, not yet running anything of the sandbox.
+            unsafe { libc::kill(child, libc::SIGKILL) };
+            die(&format!("write {file}"), e);
+        }
+    }
+    // SAFETY: one byte to our pipe, then closing it.
+    unsafe {
+        libc::write(go_w, b"g".as_ptr() as *const libc::c_void, 1);
+        libc::close(go_w);
+    }
+    report_and_wait(child, ready_r)
+}
+
+/// Gives the sandbox's directory (its root's mount point and its workspace are in it) to
+/// the sandbox's root id, makes it the working directory, and returns the config with the
+/// two paths relative to it.
+fn enter_sandbox_dir(
+    cfg: &InitConfig,
+    userns: super::UserNamespace,
+) -> std::io::Result<InitConfig> {
+    let root = std::path::Path::new(&cfg.root_dir);
+    let workspace = std::path::Path::new(&cfg.workspace_dir);
+    let dir = root
+        .parent()
+        .filter(|d| workspace.parent() == Some(*d))
+        .ok_or_else(|| std::io::Error::other("root and workspace are not in one directory"))?;
+    std::os::unix::fs::chown(dir, Some(userns.root), Some(userns.root))?;
+    std::env::set_current_dir(dir)?;
+    let name = |p: &std::path::Path| {
+        p.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut cfg = cfg.clone();
+    cfg.root_dir = name(root);
+    cfg.workspace_dir = name(workspace);
+    Ok(cfg)
+}
+
+/// Pid 1, once its ids are mapped: root of its user namespace (the host id of the map).
+fn become_root() -> std::io::Result<()> {
+    // SAFETY: plain syscalls on our own credentials.
+    unsafe {
+        check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
+        check(libc::setresgid(0, 0, 0), "setresgid")?;
+        check(libc::setresuid(0, 0, 0), "setresuid")?;
+    }
+    Ok(())
+}
+
+/// Says `ready <pid>` once pid 1 reported its root built, then waits for pid 1 and exits
+/// with its status (the sandbox's end).
+fn report_and_wait(child: libc::pid_t, ready_r: libc::c_int) -> ! {
     let mut status = [0u8; 64];
     // SAFETY: reading into a valid buffer.
     let n = unsafe {
@@ -75,7 +195,7 @@ pub fn main() -> ! {
 /// Creates pid 1 in a cgroup namespace of its own, rooted at the sandbox's groups, and
 /// directly in the sandbox's v2 group. Returns 0 in pid 1.
 fn fork_pid1(cfg: &InitConfig, v2: Option<&std::fs::File>) -> libc::pid_t {
-    match clone_into_cgroup(v2) {
+    match clone_into_cgroup(v2, 0) {
         Ok(pid) => pid,
         // No clone3 or no CLONE_INTO_CGROUP (kernels before 5.7): join the v2 group as a
         // whole process, the slow way, then fork.

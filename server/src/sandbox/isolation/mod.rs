@@ -33,8 +33,8 @@ pub mod zygote;
 
 use serde::{Deserialize, Serialize};
 
-/// The namespaces a sandbox has of its own (and every process joins). No user namespace:
-/// the helpers run as real root and drop to an unprivileged uid instead.
+/// The namespaces a sandbox has of its own (and every process joins), besides its user
+/// namespace ([`UserNamespace`]), which is joined only where the sandbox has one.
 const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET
@@ -84,6 +84,40 @@ pub struct InitConfig {
     pub cgroup_tasks: Vec<String>,
     /// The sandbox's v2 cgroup directory: pid 1 is created in it.
     pub cgroup_v2: Option<String>,
+    /// The sandbox's user namespace; `None` makes none (pid 1 is then real root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_namespace: Option<UserNamespace>,
+}
+
+/// A sandbox's user namespace maps two ids: root inside is `root` outside (a host id of
+/// this sandbox's alone, used by nothing else), and the sandbox's user is its own host id
+/// inside and out (files in `/workspace` keep their owner). Every other id is unmapped. So
+/// pid 1, and the helpers once they joined, hold capabilities over the sandbox's namespaces
+/// only, never over the host.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct UserNamespace {
+    pub root: u32,
+    pub user: u32,
+}
+
+impl UserNamespace {
+    /// The `uid_map` (and `gid_map`: the numbers are the same) of the namespace.
+    pub fn id_map(&self) -> String {
+        format!("0 {} 1\n{} {} 1\n", self.root, self.user, self.user)
+    }
+}
+
+/// Whether the process `init_pid` (a sandbox's pid 1) has a user namespace of its own: a
+/// sandbox made before user namespaces, or with `--user-namespace false`, has not.
+pub fn has_own_user_namespace(init_pid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(format!("/proc/{init_pid}/ns/user")),
+        std::fs::metadata("/proc/self/ns/user"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs.ino() != ours.ino() || theirs.dev() != ours.dev(),
+        _ => false,
+    }
 }
 
 /// What `__sandbox-exec` needs, sent on its stdin ahead of the program text (see
@@ -105,6 +139,9 @@ pub struct ExecConfig {
     /// and leaves the rest of its stdin to the program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_len: Option<u64>,
+    /// The sandbox has a user namespace of its own, which the process joins too.
+    #[serde(default)]
+    pub user_ns: bool,
 }
 
 /// What `__sandbox-pty` needs, sent as JSON on its stdin (its stdout is the Unix socket the
@@ -123,6 +160,9 @@ pub struct PtyConfig {
     pub rlimits: Rlimits,
     pub cols: u16,
     pub rows: u16,
+    /// The sandbox has a user namespace of its own, which the shell joins too.
+    #[serde(default)]
+    pub user_ns: bool,
 }
 
 /// The program text is read from the helper's stdin into a memfd, then handed over either as

@@ -37,7 +37,7 @@ pub fn main() -> ! {
             die("join cgroup", e);
         }
     }
-    if let Err(e) = join_namespaces(cfg.init_pid) {
+    if let Err(e) = join_namespaces(cfg.init_pid, cfg.user_ns) {
         die("join sandbox", e);
     }
     let shell = choose_shell(cfg.shell.as_deref()).unwrap_or_else(|e| die("shell", e));

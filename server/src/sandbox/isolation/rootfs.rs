@@ -15,8 +15,7 @@ use std::path::Path;
 use super::sys::{check, cstr, mount};
 use super::InitConfig;
 
-const RO_FLAGS: libc::c_ulong =
-    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+const RO_FLAGS: libc::c_ulong = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
 
 pub fn build(cfg: &InitConfig) -> io::Result<()> {
     // Nothing we mount may propagate back to the host.
@@ -100,12 +99,9 @@ pub fn build(cfg: &InitConfig) -> io::Result<()> {
     )?;
     // A set-user-ID file or a device node in the workspace confers nothing (no_new_privs
     // already stops set-user-ID at exec; this holds even for a process that escaped it).
-    mount(
-        None,
+    remount_bind(
         &format!("{root}/workspace"),
-        None,
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV,
-        None,
+        libc::MS_NOSUID | libc::MS_NODEV,
     )?;
 
     pivot_into(root)?;
@@ -172,7 +168,7 @@ fn mask_proc(proc_dir: &str) -> io::Result<()> {
                 libc::MS_BIND | libc::MS_REC,
                 None,
             )?;
-            mount(None, &target, None, RO_FLAGS | libc::MS_NOEXEC, None)?;
+            remount_bind(&target, RO_FLAGS | libc::MS_NOEXEC)?;
         }
     }
     Ok(())
@@ -186,7 +182,39 @@ fn set_hostname(name: &str) -> io::Result<()> {
 
 fn bind_ro(src: &str, target: &str) -> io::Result<()> {
     mount(Some(src), target, None, libc::MS_BIND | libc::MS_REC, None)?;
-    mount(None, target, None, RO_FLAGS, None)
+    remount_bind(target, RO_FLAGS)
+}
+
+/// Remounts the bind mount at `target` with `add` on top of the flags it has. In a user
+/// namespace the flags a bind mount brought from the host (`nosuid`, `noexec`, the atime
+/// mode...) are locked: a remount that left one out would be refused.
+fn remount_bind(target: &str, add: libc::c_ulong) -> io::Result<()> {
+    let path = cstr(target)?;
+    // SAFETY: a valid path and a zeroed out-struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, "statvfs")?;
+    let has = |flag: libc::c_ulong| st.f_flag & flag != 0;
+    let mut kept = 0;
+    for (st_flag, ms_flag) in [
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if has(st_flag) {
+            kept |= ms_flag;
+        }
+    }
+    mount(
+        None,
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | kept | add,
+        None,
+    )
 }
 
 fn build_etc(cfg: &InitConfig, root: &str) -> io::Result<()> {

@@ -78,10 +78,13 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 ///
 /// The child returns from a raw clone3, so glibc's cached thread id is still its
 /// parent's: nothing in the child may rely on it (raise, pthread_kill; pid 1 uses neither).
-pub fn clone_into_cgroup(cgroup: Option<&std::fs::File>) -> io::Result<libc::pid_t> {
+pub fn clone_into_cgroup(
+    cgroup: Option<&std::fs::File>,
+    namespaces: libc::c_int,
+) -> io::Result<libc::pid_t> {
     use std::os::fd::AsRawFd;
     let mut args = CloneArgs {
-        flags: libc::CLONE_NEWCGROUP as u64,
+        flags: (namespaces | libc::CLONE_NEWCGROUP) as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
