@@ -2,7 +2,7 @@
 // Sandlot benchmark suite. `npm run bench` builds and runs it; `node bench/run.mjs --quick`
 // is the short version. Options:
 //   --quick             fewer rounds, smaller N (under 3 minutes)
-//   --only=a,b          run only these sections: sdk, weight, tti, create, exec, background, memory, files, soak, contexts, cluster
+//   --only=a,b          run only these sections: sdk, weight, tti, create, exec, background, memory, files, soak, contexts, cluster, userns
 //   --out=DIR           where to write the report (default bench/results)
 //   --render            rewrite report.md from report.json and bench/notes.md, measuring nothing
 // Writes report.json and report.md (report-quick.* in quick mode, report-partial.* with --only).
@@ -16,7 +16,7 @@ import { settle } from './lib/stats.mjs';
 import { packageWeight } from './sections/weight.mjs';
 import { sdkCallCost } from './sections/sdk.mjs';
 import { timeToInteractive } from './sections/tti.mjs';
-import { backgroundAndList, createLatency, execOverhead, idleMemory } from './sections/server.mjs';
+import { backgroundAndList, createLatency, execOverhead, idleMemory, userNamespaceCost } from './sections/server.mjs';
 import { soak } from './sections/soak.mjs';
 import { fileTransfer } from './sections/files.mjs';
 import { contexts } from './sections/contexts.mjs';
@@ -47,6 +47,7 @@ const SECTIONS = [
   ['tti', '3. time to interactive', timeToInteractive],
   ['create', '4. create latency', createLatency],
   ['exec', '4. exec overhead', execOverhead],
+  ['userns', '4. what a user namespace per sandbox costs', userNamespaceCost],
   ['background', '4. background starts and listProcesses growth', backgroundAndList],
   ['memory', '4. memory per idle sandbox and per finished record', idleMemory],
   ['files', '4. file transfer', fileTransfer],

@@ -104,6 +104,11 @@ export function verdicts(r) {
     v.push({ figure: 'burst of 100 creates + first print(1) in a context: success', target: '100 %', value: pct(c.burstWarm.successRate), met: c.burstWarm.successRate === 1 });
     if (c.memForked) v.push({ figure: 'memory per idle sandbox with a warm (forked) python context: PSS / memory cgroup', target: 'reported', value: `${mbFromKiB(c.memForked.pss.median)} / ${mbFromKiB(c.memForked.cgroup.median)} (exec'd context: ${mbFromKiB(c.memExecd.pss.median)} / ${mbFromKiB(c.memExecd.cgroup.median)})`, met: null });
   }
+  if (r.userns) {
+    const u = r.userns;
+    v.push({ figure: 'user namespace per sandbox: create, median with − without', target: 'small (reported)', value: `${u.create.diff >= 0 ? '+' : ''}${ms(u.create.diff)} ms (${ms(u.create.on.median)} vs ${ms(u.create.off.median)} ms, ratio${ci(u.create.ratioCI)})`, met: null });
+    v.push({ figure: 'user namespace per sandbox: fresh bash /bin/true, median of per-round differences', target: 'small (reported)', value: `${u.exec.diff >= 0 ? '+' : ''}${ms(u.exec.diff)} ms (${ms(u.exec.on.median)} vs ${ms(u.exec.off.median)} ms, ratio${ci(u.exec.ratioCI)})`, met: null });
+  }
   if (r.cluster) {
     const c = r.cluster;
     v.push({ figure: 'cluster: time to interactive through the control plane ÷ standalone (median)', target: `≤ ${TARGETS.clusterTtiRatio}×`, value: `${ratio(c.tti.ratio)}${ci(c.tti.ratioCI)} (${ms(c.tti.control.median)} vs ${ms(c.tti.standalone.median)} ms)`, met: c.tti.ratio <= TARGETS.clusterTtiRatio && !c.tti.control.errors });

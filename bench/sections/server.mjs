@@ -475,3 +475,40 @@ export async function finishedRecordsMemory(ctx) {
     await server.stop();
   }
 }
+
+/**
+ * What a sandbox's user namespace costs (issue 10): creates and fresh execs on the default
+ * server against one started with `--user-namespace false`, interleaved round by round.
+ */
+export async function userNamespaceCost(ctx) {
+  const withNs = await startServer({ 'max-sandboxes': 500, 'network-cidr': '10.246.0.0/16' });
+  const without = await startServer({ 'max-sandboxes': 500, 'network-cidr': '10.247.0.0/16', 'user-namespace': false });
+  const servers = { 'user namespace': withNs, 'no user namespace': without };
+  const rounds = ctx.quick ? 40 : 150;
+  try {
+    const creates = { 'user namespace': { samples: [], errors: [] }, 'no user namespace': { samples: [], errors: [] } };
+    for (let r = 0; r < rounds + 3; r++) {
+      for (const v of r % 2 ? Object.keys(servers) : Object.keys(servers).reverse()) {
+        const raw = rawClient(servers[v]);
+        const t0 = now();
+        const h = await raw.create();
+        if (r >= 3) creates[v].samples.push(now() - t0);
+        await raw.kill(h).catch(() => {});
+      }
+    }
+    const handles = {};
+    for (const [v, s] of Object.entries(servers)) handles[v] = await rawClient(s).create();
+    const execs = await interleave(Object.keys(servers), rounds, (v) => rawClient(servers[v]).runCode(handles[v], '/bin/true', 'bash', FRESH), { warmup: 5 });
+    for (const [v, s] of Object.entries(servers)) await rawClient(s).kill(handles[v]).catch(() => {});
+    const c = { on: stat(creates['user namespace']), off: stat(creates['no user namespace']) };
+    const e = { on: stat(execs['user namespace']), off: stat(execs['no user namespace']) };
+    return {
+      rounds,
+      create: { ...c, diff: c.on.median - c.off.median, ratioCI: ratioCI(creates['user namespace'].samples, creates['no user namespace'].samples) },
+      exec: { ...e, diff: pairedDiff(execs['user namespace'].byRound, execs['no user namespace'].byRound).median, ratioCI: ratioCI(execs['user namespace'].samples, execs['no user namespace'].samples) },
+    };
+  } finally {
+    await withNs.stop();
+    await without.stop();
+  }
+}

@@ -499,7 +499,8 @@ async fn workspace_is_nosuid_nodev_and_setuid_files_confer_nothing() {
     let opts: Vec<&str> = lines[0].split(',').collect();
     assert!(opts.contains(&"nosuid") && opts.contains(&"nodev"), "{r}");
     assert_eq!(lines[1], "-rwsr-xr-x", "the set-user-ID bit is set: {r}");
-    assert_eq!(lines[2], "root -rwsr-xr-x", "{r}");
+    // Host root is no one in the sandbox's user namespace.
+    assert_eq!(lines[2], "nobody -rwsr-xr-x", "{r}");
     let own = lines[5];
     assert_ne!(own, "0");
     assert_eq!(
@@ -510,15 +511,21 @@ async fn workspace_is_nosuid_nodev_and_setuid_files_confer_nothing() {
 }
 
 #[tokio::test]
-async fn host_sandbox_directories_are_root_only() {
+async fn host_sandbox_directories_are_closed_to_other_host_users() {
     use std::os::unix::fs::MetadataExt;
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
+    let user: u32 = sb.sh("id -u").await.trim().parse().unwrap();
     let sandboxes = s.sandboxes_dir();
-    for dir in [sandboxes.clone(), sandboxes.join(&sb.id)] {
+    // The sandboxes' directory is root's; each sandbox's own is its root id's (the host id
+    // root has in its user namespace, no one else's), so its pid 1 can mount in it.
+    for (dir, owner) in [
+        (sandboxes.clone(), 0),
+        (sandboxes.join(&sb.id), user + 60_000),
+    ] {
         let m = std::fs::metadata(&dir).unwrap();
         assert_eq!(m.mode() & 0o7777, 0o700, "{}", dir.display());
-        assert_eq!(m.uid(), 0, "{}", dir.display());
+        assert_eq!(m.uid(), owner, "{}", dir.display());
     }
     // The workspace is still the sandbox's, through its bind mount.
     let r = sb

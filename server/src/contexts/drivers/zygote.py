@@ -153,6 +153,11 @@ def _confine(cfg):
     os.setgroups([])
     os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
     os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+    # No exec follows to clear them: check that the change of ids left no capability.
+    with open("/proc/self/status") as status:
+        held = [l for l in status if l.startswith(("CapPrm:", "CapEff:")) and int(l.split()[1], 16)]
+    if held:
+        raise PermissionError(f"capabilities left after dropping to the sandbox user: {held}")
     # A change of ids clears these two; an exec would have reset them the same way.
     _libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -227,6 +232,12 @@ def _context(fds):
         joined = _libc.setns(pidfd, _NAMESPACES | (_CLONE_NEWUSER if cfg.get("user_ns") else 0))
         os.close(pidfd)
         _check(joined, "setns")
+        if cfg.get("user_ns"):
+            # Host root is no one in the sandbox's user namespace: become its root first, so
+            # the drop to the sandbox's user below clears every capability, as for root.
+            os.setgroups([])
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
         _confine(cfg)
         _become_the_program(cfg)
     except BaseException as e:

@@ -73,6 +73,12 @@ pub(super) fn join_namespaces(init_pid: i32, user_ns: bool) -> std::io::Result<(
         libc::close(pidfd);
         joined?;
     }
+    if user_ns {
+        // Host root is no one in the sandbox's user namespace: become its root, so the helper
+        // is no longer host root at all, and the later drop to the sandbox's user clears
+        // every capability (the kernel does so on leaving a namespace's root).
+        super::sys::become_namespace_root()?;
+    }
     Ok(())
 }
 

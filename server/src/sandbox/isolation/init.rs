@@ -103,7 +103,7 @@ fn start_in_user_namespace(
         }
         // SAFETY: closing the pipe we are done with.
         unsafe { libc::close(go_r) };
-        if let Err(e) = become_root() {
+        if let Err(e) = super::sys::become_namespace_root() {
             die("become root in the user namespace", e);
         }
         if let Err(e) = loopback_up() {
@@ -157,17 +157,6 @@ fn enter_sandbox_dir(
     cfg.root_dir = name(root);
     cfg.workspace_dir = name(workspace);
     Ok(cfg)
-}
-
-/// Pid 1, once its ids are mapped: root of its user namespace (the host id of the map).
-fn become_root() -> std::io::Result<()> {
-    // SAFETY: plain syscalls on our own credentials.
-    unsafe {
-        check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
-        check(libc::setresgid(0, 0, 0), "setresgid")?;
-        check(libc::setresuid(0, 0, 0), "setresuid")?;
-    }
-    Ok(())
 }
 
 /// Says `ready <pid>` once pid 1 reported its root built, then waits for pid 1 and exits

@@ -267,6 +267,7 @@ mod tests {
                 as_bytes: 0,
             },
             program_len: None,
+            user_ns: true,
         };
         let input = exec_input(&cfg, b"print('hi')\n");
         let (back, code) = read_exec_input(&mut &input[..]).unwrap();

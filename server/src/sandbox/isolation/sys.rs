@@ -107,6 +107,18 @@ pub fn clone_into_cgroup(
     Ok(pid as libc::pid_t)
 }
 
+/// Becomes root of the user namespace just joined or made (the host id its map gives
+/// root), with no supplementary groups.
+pub fn become_namespace_root() -> io::Result<()> {
+    // SAFETY: plain syscalls on our own credentials.
+    unsafe {
+        check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
+        check(libc::setresgid(0, 0, 0), "setresgid")?;
+        check(libc::setresuid(0, 0, 0), "setresuid")?;
+    }
+    Ok(())
+}
+
 /// Blocks until `pid` ends; returns the shell-style exit status (128+signal when killed).
 pub fn wait_exit_code(pid: libc::pid_t) -> i32 {
     let mut status = 0;
