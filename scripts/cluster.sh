@@ -57,11 +57,24 @@ start_postgres() {
   mkdir -p "$dir/pg" "$dir/pgsock" "$dir/pglog"
   chown postgres: "$dir/pg" "$dir/pgsock" "$dir/pglog"; chmod 700 "$dir/pg"
   runuser -u postgres -- "$pgbin/initdb" -D "$dir/pg" -U sandlot -A trust -N --no-instructions >"$dir/pglog/init.log" 2>&1
+  # TLS, as a managed Postgres or CloudNativePG has it: a CA of this cluster's own signs the
+  # server's certificate (for 127.0.0.1); the control plane requires TLS and verifies it.
+  local tls="$dir/pgtls"
+  mkdir -p "$tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+    -subj "/CN=sandlot local cluster CA" -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$tls/san.ext"
+  openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 7 -extfile "$tls/san.ext" -out "$tls/server.crt" 2>/dev/null
+  chown postgres: "$tls/server.key" "$tls/server.crt"; chmod 600 "$tls/server.key"
   local port; port=$(free_port)
   runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg" -l "$dir/pglog/postgres.log" -w -o \
-    "-c listen_addresses=127.0.0.1 -p $port -k $dir/pgsock -c fsync=off -c max_connections=200" start >/dev/null
+    "-c listen_addresses=127.0.0.1 -p $port -k $dir/pgsock -c fsync=off -c max_connections=200 \
+     -c ssl=on -c ssl_cert_file=$tls/server.crt -c ssl_key_file=$tls/server.key" start >/dev/null
   "$pgbin/psql" -h 127.0.0.1 -p "$port" -U sandlot -d postgres -qc 'CREATE DATABASE sandlot' >/dev/null
-  echo "postgres://sandlot@127.0.0.1:$port/sandlot" >"$dir/database-url"
+  echo "postgres://sandlot@127.0.0.1:$port/sandlot?sslmode=require" >"$dir/database-url"
 }
 
 make_network() {
@@ -86,7 +99,8 @@ start_control() { # index
   port=$(cat "$dir/control-port"); own=$(free_port)
   local listen="127.0.0.1:$port,$subnet.1:$port,127.0.0.1:$own"
   SANDLOT_LOG=${SANDLOT_LOG:-info} setsid "$(sandlotd_bin)" control --listen "$listen" \
-    --database-url "$(cat "$dir/database-url")" --public-url "http://127.0.0.1:$port" \
+    --database-url "$(cat "$dir/database-url")" --database-ca-file "$dir/pgtls/ca.crt" \
+    --public-url "http://127.0.0.1:$port" \
     --api-key-file "$dir/api-key" --join-token-file "$dir/join-token" \
     --token-private-key-file "$dir/keys/token-private.key" \
     --lease-secs "$lease" --heartbeat-secs "$heartbeat" >"$dir/control$i.log" 2>&1 &

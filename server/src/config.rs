@@ -22,7 +22,7 @@ pub enum Mode {
     /// Runs this host's sandboxes for a cluster's control plane.
     Node(Box<NodeArgs>),
     /// Runs a cluster's control plane: the `/v1` API, placement, and the router to nodes.
-    Control(ControlArgs),
+    Control(Box<ControlArgs>),
     /// Writes a new Ed25519 key pair for a cluster's tokens (token-private.key for the
     /// control plane, token-public.key for the nodes).
     Keygen {
@@ -122,6 +122,12 @@ pub struct ControlArgs {
     /// node applies its own limits).
     #[arg(long, env = "SANDLOT_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// CA certificates (PEM) the catalog's server certificate must chain to; default: the
+    /// public web roots. TLS follows the URL's `sslmode` (`require`: TLS or nothing, the
+    /// certificate and host name verified; `prefer`, the default: TLS when offered).
+    #[arg(long, env = "SANDLOT_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
 
     /// Postgres connections per control plane replica.
     #[arg(long, env = "SANDLOT_DATABASE_POOL", default_value_t = 16)]

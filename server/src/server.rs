@@ -53,7 +53,7 @@ pub fn main() -> ExitCode {
         match cli.mode {
             None => run(cli.standalone, None).await,
             Some(Mode::Node(args)) => crate::cluster::run_node(*args).await,
-            Some(Mode::Control(args)) => crate::cluster::run_control(args).await,
+            Some(Mode::Control(args)) => crate::cluster::run_control(*args).await,
             Some(Mode::Keygen { out }) => crate::cluster::keygen(&out),
         }
     });

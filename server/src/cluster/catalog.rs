@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sandlot_protocol::{ClusterNode, NodeRegistration};
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Schema versions, applied in order under an advisory lock (replicas may start together).
 const MIGRATIONS: &[&str] = &[
@@ -51,8 +51,49 @@ const PLACEMENT_NOISE: f64 = 0.05;
 
 pub type CatalogResult<T> = Result<T, String>;
 
-fn db(e: impl std::fmt::Display) -> String {
-    format!("catalog: {e}")
+/// A catalog error with its causes (a TLS refusal says why: the certificate, the name...).
+fn db<E: std::error::Error>(e: E) -> String {
+    let mut message = format!("catalog: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        message.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    message
+}
+
+/// The TLS connector: rustls with ring, trusting `ca_file`'s certificates or the web roots.
+fn tls(ca_file: Option<&std::path::Path>) -> CatalogResult<MakeRustlsConnect> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("--database-ca-file {}: {e}", path.display()))?;
+            for cert in certs {
+                let cert =
+                    cert.map_err(|e| format!("--database-ca-file {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("--database-ca-file {}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!(
+                    "--database-ca-file {}: no certificate in it",
+                    path.display()
+                ));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 #[derive(Clone)]
@@ -81,12 +122,17 @@ pub enum Heartbeat {
 }
 
 impl Catalog {
-    /// Connects (with a pool) and brings the schema up to date.
-    pub async fn connect(url: &str, pool_size: usize) -> CatalogResult<Self> {
+    /// Connects (with a pool) and brings the schema up to date. TLS as the URL's `sslmode`
+    /// says, verified against `ca_file` (PEM) or the public web roots.
+    pub async fn connect(
+        url: &str,
+        pool_size: usize,
+        ca_file: Option<&std::path::Path>,
+    ) -> CatalogResult<Self> {
         let pg: tokio_postgres::Config = url.parse().map_err(db)?;
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            tls(ca_file)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

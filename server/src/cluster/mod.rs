@@ -142,7 +142,12 @@ pub async fn run_control(args: ControlArgs) -> Result<(), String> {
     if args.heartbeat_secs * 2 > args.lease_secs {
         warn!("--heartbeat-secs should be at most half of --lease-secs, or live nodes lose leases");
     }
-    let catalog = catalog::Catalog::connect(&args.database_url, args.database_pool).await?;
+    let catalog = catalog::Catalog::connect(
+        &args.database_url,
+        args.database_pool,
+        args.database_ca_file.as_deref(),
+    )
+    .await?;
     let public_url = args
         .public_url
         .map(|u| u.trim_end_matches('/').to_string())
