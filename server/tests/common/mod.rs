@@ -4,6 +4,7 @@
 
 pub mod fake_internet;
 pub mod files;
+pub mod network;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
