@@ -337,6 +337,15 @@ pub fn pid_alive(pid: i32) -> bool {
     }
 }
 
+/// `name value` lines (a probe's output) as a map.
+pub fn key_values(stdout: &str) -> std::collections::BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Host pids of every process whose command line contains `needle`.
 pub fn pids_with_cmdline(needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
