@@ -152,15 +152,18 @@ impl Cgroups {
         Ok(groups)
     }
 
-    /// The `cgroup.procs` files a process must join: the sandbox's limit groups plus its own
-    /// tracking group (created here).
+    /// Where a process run by the exec or terminal helper goes, without the kernel's global
+    /// cgroup lock (see [`InitGroups`]): the `tasks` files of the sandbox's v1 limit groups
+    /// (the single-threaded helper moves its own thread there), then the `cgroup.procs` of
+    /// the process's own v2 tracking group (created here), which the helper clones the
+    /// process straight into (`isolation::exec::join_sandbox`).
     pub fn create_process(&self, sandbox: &str, process: &str) -> io::Result<Vec<String>> {
         let mut procs: Vec<String> = self
             .v1
             .iter()
             .map(|(_, base)| {
                 base.join(sandbox)
-                    .join("cgroup.procs")
+                    .join("tasks")
                     .to_string_lossy()
                     .into_owned()
             })

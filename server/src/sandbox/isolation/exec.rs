@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::os::fd::FromRawFd;
 
-use super::sys::{check, die, fork, wait_exit_code, write_file};
+use super::sys::{check, clone_into_cgroup, die, fork, wait_exit_code, write_file};
 use super::{
     read_exec_input, seccomp, CodeDelivery, ExecConfig, Rlimits, DRIVER_REPLY_FD,
     DRIVER_REPLY_FD_HELPER, NAMESPACES,
@@ -25,19 +25,14 @@ pub fn main() -> ! {
         read_exec_input(&mut *stdin).unwrap_or_else(|e| die("read exec config and program", e));
     let code = &code[..];
 
-    let me = std::process::id().to_string();
-    for procs in &cfg.cgroup_procs {
-        if let Err(e) = write_file(procs, &me) {
-            die("join cgroup", e);
-        }
-    }
-    if let Err(e) = join_namespaces(cfg.init_pid, cfg.user_ns) {
-        die("join sandbox", e);
-    }
+    let joined = join_sandbox(&cfg.cgroup_procs, cfg.init_pid, cfg.user_ns, Entry::Clone)
+        .unwrap_or_else(|e| die("join sandbox", e));
     let program = memfd_with(code).unwrap_or_else(|e| die("stage program", e));
     let filters = seccomp::filters().unwrap_or_else(|e| die("seccomp", e));
 
-    let child = fork().unwrap_or_else(|e| die("fork", e));
+    let child = joined
+        .fork()
+        .unwrap_or_else(|e| die("start the process", e));
     if child == 0 {
         exec_child(&cfg, program, &filters);
     }
@@ -56,13 +51,82 @@ pub fn main() -> ! {
     std::process::exit(wait_exit_code(child));
 }
 
-/// Joins every namespace of the sandbox whose pid 1 is `init_pid` at once (the user
-/// namespace first, by the kernel's order, so the others are joined with its capabilities).
-pub(super) fn join_namespaces(init_pid: i32, user_ns: bool) -> std::io::Result<()> {
-    let namespaces = match user_ns {
-        true => NAMESPACES | libc::CLONE_NEWUSER,
-        false => NAMESPACES,
-    };
+/// How a helper's child gets into the sandbox's v2 group.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entry {
+    /// Cloned straight into it: no lock. The helper stays host root until it forks.
+    Clone,
+    /// The helper joins it by a write (the kernel's global lock) and becomes the sandbox's
+    /// root at once: the terminal helper opens the terminal, which must be the sandbox's, as
+    /// that root, before it forks.
+    Now,
+}
+
+/// A helper on its way into its sandbox: in the sandbox's v1 limit groups and its
+/// namespaces (all but the cgroup one with [`Entry::Clone`]), ready to fork the process.
+pub(super) struct Joined {
+    /// Pid 1's cgroup namespace, for the child to join ([`Entry::Clone`]): opened while the
+    /// helper was still host root (a namespace's descriptor is joined without the ptrace
+    /// check a pidfd would need by then).
+    cgroup_ns: Option<libc::c_int>,
+    /// The process's v2 tracking group (its directory, and its `cgroup.procs`).
+    v2: Option<(std::fs::File, String)>,
+    user_ns: bool,
+}
+
+/// Joins the sandbox whose pid 1 is `init_pid`, without the kernel's global cgroup lock:
+/// `cgroups` are the v1 groups' `tasks` files (this single-threaded helper moves its own
+/// thread, which skips the lock; the child inherits them) and the process's v2
+/// `cgroup.procs` (the child is cloned straight into that group, [`Joined::fork`]). Then
+/// every namespace of the sandbox but the cgroup one, at once (the user namespace first, by
+/// the kernel's order, so the others are joined with its capabilities); the child joins the
+/// cgroup namespace itself, after the clone, since its group lies outside that namespace.
+pub(super) fn join_sandbox(
+    cgroups: &[String],
+    init_pid: i32,
+    user_ns: bool,
+    entry: Entry,
+) -> std::io::Result<Joined> {
+    let mut v2 = None;
+    for path in cgroups {
+        match path.strip_suffix("/cgroup.procs") {
+            Some(_) if entry == Entry::Now => write_file(path, &std::process::id().to_string())?,
+            Some(dir) => v2 = Some((std::fs::File::open(dir)?, path.clone())),
+            None => write_file(path, "0")?,
+        }
+    }
+    let user = if user_ns { libc::CLONE_NEWUSER } else { 0 };
+    if entry == Entry::Now {
+        join_namespaces(init_pid, NAMESPACES | user)?;
+        if user_ns {
+            super::sys::become_namespace_root()?;
+        }
+        return Ok(Joined {
+            cgroup_ns: None,
+            v2: None,
+            user_ns: false,
+        });
+    }
+    let path = super::sys::cstr(&format!("/proc/{init_pid}/ns/cgroup"))?;
+    // SAFETY: opening a path; the descriptor stays open for the child (closed in `fork`).
+    let cgroup_ns = check(
+        unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) },
+        "open the cgroup namespace",
+    )?;
+    if let Err(e) = join_namespaces(init_pid, (NAMESPACES & !libc::CLONE_NEWCGROUP) | user) {
+        // SAFETY: our own descriptor.
+        unsafe { libc::close(cgroup_ns) };
+        return Err(e);
+    }
+    Ok(Joined {
+        cgroup_ns: Some(cgroup_ns),
+        v2,
+        user_ns,
+    })
+}
+
+/// Joins the namespaces `namespaces` names of the sandbox whose pid 1 is `init_pid`, at once.
+fn join_namespaces(init_pid: i32, namespaces: libc::c_int) -> std::io::Result<()> {
     // SAFETY: plain syscalls; the pidfd is closed after use.
     unsafe {
         let pidfd = check(
@@ -71,15 +135,51 @@ pub(super) fn join_namespaces(init_pid: i32, user_ns: bool) -> std::io::Result<(
         )?;
         let joined = check(libc::setns(pidfd, namespaces), "setns");
         libc::close(pidfd);
-        joined?;
+        joined.map(|_| ())
     }
-    if user_ns {
-        // Host root is no one in the sandbox's user namespace: become its root, so the helper
-        // is no longer host root at all, and the later drop to the sandbox's user clears
-        // every capability (the kernel does so on leaving a namespace's root).
-        super::sys::become_namespace_root()?;
+}
+
+impl Joined {
+    /// Forks the sandbox's process into its v2 group (by `clone3(CLONE_INTO_CGROUP)`; where
+    /// the kernel cannot, the helper joins the group by a write, lock and all, and forks).
+    /// Both sides then become root of the sandbox's user namespace, if it has one: host root
+    /// is no one there, so the helper stops being host root at all, and the child's later drop
+    /// to the sandbox's user clears every capability (the kernel does so on leaving a
+    /// namespace's root). Returns 0 in the child.
+    pub(super) fn fork(self) -> std::io::Result<libc::pid_t> {
+        let child = match clone_into_cgroup(self.v2.as_ref().map(|(dir, _)| dir), 0) {
+            Ok(pid) => pid,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+                ) =>
+            {
+                if let Some((_, procs)) = &self.v2 {
+                    write_file(procs, &std::process::id().to_string())?;
+                }
+                fork()?
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(cgroup_ns) = self.cgroup_ns {
+            // SAFETY: joining pid 1's cgroup namespace through our descriptor (the child),
+            // and closing our copy (both).
+            unsafe {
+                if child == 0 {
+                    check(
+                        libc::setns(cgroup_ns, libc::CLONE_NEWCGROUP),
+                        "setns cgroup",
+                    )?;
+                }
+                libc::close(cgroup_ns);
+            }
+        }
+        if self.user_ns {
+            super::sys::become_namespace_root()?;
+        }
+        Ok(child)
     }
-    Ok(())
 }
 
 /// An anonymous in-memory file holding the program text, positioned at its start.

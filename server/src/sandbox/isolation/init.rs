@@ -184,7 +184,7 @@ fn report_and_wait(child: libc::pid_t, ready_r: libc::c_int) -> ! {
 /// Creates pid 1 in a cgroup namespace of its own, rooted at the sandbox's groups, and
 /// directly in the sandbox's v2 group. Returns 0 in pid 1.
 fn fork_pid1(cfg: &InitConfig, v2: Option<&std::fs::File>) -> libc::pid_t {
-    match clone_into_cgroup(v2, 0) {
+    match clone_into_cgroup(v2, libc::CLONE_NEWCGROUP) {
         Ok(pid) => pid,
         // No clone3 or no CLONE_INTO_CGROUP (kernels before 5.7): join the v2 group as a
         // whole process, the slow way, then fork.

@@ -126,6 +126,8 @@ pub fn has_own_user_namespace(init_pid: i32) -> bool {
 pub struct ExecConfig {
     /// Host pid of the sandbox's pid 1.
     pub init_pid: i32,
+    /// The sandbox's v1 `tasks` files and the process's v2 `cgroup.procs`
+    /// (`Cgroups::create_process`; `exec::join_sandbox` says how each is joined).
     pub cgroup_procs: Vec<String>,
     pub uid: u32,
     pub gid: u32,
@@ -150,6 +152,8 @@ pub struct ExecConfig {
 pub struct PtyConfig {
     /// Host pid of the sandbox's pid 1.
     pub init_pid: i32,
+    /// The sandbox's v1 `tasks` files and the process's v2 `cgroup.procs`
+    /// (`Cgroups::create_process`; `exec::join_sandbox` says how each is joined).
     pub cgroup_procs: Vec<String>,
     pub uid: u32,
     pub gid: u32,

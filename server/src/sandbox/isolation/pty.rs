@@ -15,9 +15,9 @@
 
 use std::io::Read;
 
-use super::exec::{close_fds_from, drop_privileges_and_exec, join_namespaces};
+use super::exec::{close_fds_from, drop_privileges_and_exec, join_sandbox, Entry};
 use super::fdpass::send_fd;
-use super::sys::{check, die, fork, wait_exit_code, write_file};
+use super::sys::{check, die, wait_exit_code};
 use super::{seccomp, PtyConfig};
 
 /// Shells tried, in order, when the request names none.
@@ -31,15 +31,8 @@ pub fn main() -> ! {
     let cfg: PtyConfig =
         serde_json::from_slice(&input).unwrap_or_else(|e| die("parse terminal config", e));
 
-    let me = std::process::id().to_string();
-    for procs in &cfg.cgroup_procs {
-        if let Err(e) = write_file(procs, &me) {
-            die("join cgroup", e);
-        }
-    }
-    if let Err(e) = join_namespaces(cfg.init_pid, cfg.user_ns) {
-        die("join sandbox", e);
-    }
+    let joined = join_sandbox(&cfg.cgroup_procs, cfg.init_pid, cfg.user_ns, Entry::Now)
+        .unwrap_or_else(|e| die("join sandbox", e));
     let shell = choose_shell(cfg.shell.as_deref()).unwrap_or_else(|e| die("shell", e));
     // Checked here, where the server can still refuse the request, rather than by the
     // child's chdir, whose failure only the terminal would show.
@@ -51,7 +44,7 @@ pub fn main() -> ! {
     let (master, slave) = open_pty(&cfg).unwrap_or_else(|e| die("open a terminal", e));
     let filters = seccomp::filters().unwrap_or_else(|e| die("seccomp", e));
 
-    let child = fork().unwrap_or_else(|e| die("fork", e));
+    let child = joined.fork().unwrap_or_else(|e| die("start the shell", e));
     if child == 0 {
         shell_child(&cfg, &shell, slave, &filters);
     }

@@ -72,19 +72,21 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// `fork` whose child starts in a new cgroup namespace and, given an open cgroup2
-/// directory, in that group (the kernel makes the child's group the namespace's root).
-/// Starting in a group is no migration: it takes no global lock.
+/// `fork` whose child starts in the new namespaces `namespaces` names (`CLONE_NEW*`) and,
+/// given an open cgroup2 directory, in that group (with `CLONE_NEWCGROUP`, the kernel makes
+/// the child's group the namespace's root). Starting in a group is no migration: it takes
+/// no global lock.
 ///
 /// The child returns from a raw clone3, so glibc's cached thread id is still its
-/// parent's: nothing in the child may rely on it (raise, pthread_kill; pid 1 uses neither).
+/// parent's: nothing in the child may rely on it (raise, pthread_kill; pid 1 and the
+/// helpers' children, which exec, use neither).
 pub fn clone_into_cgroup(
     cgroup: Option<&std::fs::File>,
     namespaces: libc::c_int,
 ) -> io::Result<libc::pid_t> {
     use std::os::fd::AsRawFd;
     let mut args = CloneArgs {
-        flags: (namespaces | libc::CLONE_NEWCGROUP) as u64,
+        flags: namespaces as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
