@@ -280,6 +280,52 @@ describe('cluster', () => {
     // cluster's URL is what makes a control plane insist on it (tested above by the suite).
   });
 
+  test('who may speak: nodes answer control tokens for themselves only, and a live node cannot be impersonated', async () => {
+    const n = await nodes();
+    const joinToken = read('join-token');
+    const internal = read('control1.internal-url').replace(/:\d+$/, `:${new URL(url).port}`);
+    // The join token alone cannot take a live node's name, nor renew its lease.
+    const squat = await fetch(`${url}/internal/v1/nodes/register`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${joinToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'node1', addr: 'http://127.0.0.1:9', capacity: 1, templates: ['base'], version: 'x' }),
+    });
+    assert.equal(squat.status, 409);
+    const forged = await fetch(`${url}/internal/v1/nodes/node1/heartbeat`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${joinToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ epoch: n.node1.epoch, session: 'guess', sandboxes: [] }),
+    });
+    assert.equal(forged.status, 409, 'a heartbeat without the session is refused');
+    const after = await nodes();
+    assert.equal(after.node1.state, 'ready');
+    assert.equal(after.node1.epoch, n.node1.epoch, 'the real node1 is untouched');
+    assert.equal((await fetch(`${internal}/internal/v1/nodes/register`, { method: 'POST' })).status, 401);
+
+    // A node: no API key works there, an agent token opens no internal route, and a control
+    // token opens only the node it names.
+    const s = await create();
+    const node = n[s.node_id].addr;
+    assert.equal((await fetch(`${node}/v1/sandboxes`)).status, 401);
+    assert.equal((await fetch(`${node}/v1/sandboxes`, { headers: { 'X-API-Key': apiKey } })).status, 401);
+    assert.equal((await fetch(`${node}/internal/v1/sandboxes/${s.id}`, { headers: { Authorization: `Bearer ${s.auth_token}` } })).status, 401);
+    const { createPrivateKey, sign } = await import('node:crypto');
+    const seed = Buffer.from(read('keys/token-private.key'), 'base64');
+    const key = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
+    const b64 = (x) => Buffer.from(x).toString('base64url');
+    const controlToken = (aud) => {
+      const now = Math.floor(Date.now() / 1000);
+      const input = `${b64('{"alg":"EdDSA","typ":"JWT"}')}.${b64(JSON.stringify({ sid: '', iat: now, exp: now + 60, gen: 0, typ: 'control', aud }))}`;
+      return `${input}.${b64(sign(null, Buffer.from(input), key))}`;
+    };
+    const other = Object.keys(n).find((name) => name !== s.node_id);
+    const asOther = await fetch(`${node}/internal/v1/sandboxes/${s.id}`, { headers: { Authorization: `Bearer ${controlToken(other)}` } });
+    assert.equal(asOther.status, 401, 'a control token for another node');
+    const asSelf = await fetch(`${node}/internal/v1/sandboxes/${s.id}`, { headers: { Authorization: `Bearer ${controlToken(s.node_id)}` } });
+    assert.equal(asSelf.status, 200, 'the same token for this node');
+    await api('DELETE', `/v1/sandboxes/${s.id}`);
+  });
+
   test('one of two control replicas killed: clients carry on through the other', async () => {
     const s = await create();
     cluster('control-stop', '1');

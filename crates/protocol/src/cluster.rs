@@ -33,12 +33,17 @@ pub struct NodeRegistered {
     pub heartbeat_seconds: u64,
     /// Base URL clients reach the cluster at (the node's sandboxes' `public_host` base).
     pub public_url: String,
+    /// A secret of this incarnation alone: every heartbeat carries it, so holding the join
+    /// token is not enough to speak for a node that is alive.
+    pub session: String,
 }
 
 /// Node → control plane, every few seconds (`POST /internal/v1/nodes/{id}/heartbeat`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeHeartbeat {
     pub epoch: i64,
+    /// The session secret the registration gave.
+    pub session: String,
     /// Every sandbox the node runs now.
     pub sandboxes: Vec<String>,
 }

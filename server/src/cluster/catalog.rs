@@ -35,6 +35,8 @@ const MIGRATIONS: &[&str] = &[
         updated_at timestamptz NOT NULL DEFAULT now()
     );
     CREATE INDEX sandboxes_by_node ON sandboxes (node_id, node_epoch);",
+    // 2: each incarnation's session secret (its SHA-256), required on heartbeats.
+    "ALTER TABLE nodes ADD COLUMN session_sha256 text NOT NULL DEFAULT '';",
 ];
 
 /// Lost sandboxes answer `SANDBOX_LOST` this long, then are forgotten.
@@ -185,21 +187,29 @@ impl Catalog {
         tx.commit().await.map_err(db)
     }
 
-    /// A node (re)joins: a new epoch; whatever it ran under an earlier one is lost.
-    pub async fn register(&self, reg: &NodeRegistration, lease: Duration) -> CatalogResult<i64> {
+    /// A node (re)joins: a new epoch and session; whatever it ran under an earlier one is
+    /// lost. `None`: a node of that name is alive (its lease runs): it must be lost first, so
+    /// the join token alone cannot take a live node's place.
+    pub async fn register(
+        &self,
+        reg: &NodeRegistration,
+        lease: Duration,
+        session_sha256: &str,
+    ) -> CatalogResult<Option<i64>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        let epoch: i64 = tx
-            .query_one(
+        let Some(row) = tx
+            .query_opt(
                 "INSERT INTO nodes (id, addr, epoch, state, capacity, templates, version,
-                                    lease_until)
-                 VALUES ($1, $2, 1, 'joining', $3, $4, $5, now() + make_interval(secs => $6))
+                                    lease_until, session_sha256)
+                 VALUES ($1, $2, 1, 'joining', $3, $4, $5, now() + make_interval(secs => $6), $7)
                  ON CONFLICT (id) DO UPDATE SET
                      addr = EXCLUDED.addr, epoch = nodes.epoch + 1, state = 'joining',
                      capacity = EXCLUDED.capacity, allocated = 0,
                      templates = EXCLUDED.templates, version = EXCLUDED.version,
                      lease_until = EXCLUDED.lease_until, registered_at = now(),
-                     updated_at = now()
+                     updated_at = now(), session_sha256 = EXCLUDED.session_sha256
+                 WHERE nodes.state = 'lost' OR nodes.lease_until < now()
                  RETURNING epoch",
                 &[
                     &reg.name,
@@ -208,11 +218,15 @@ impl Catalog {
                     &reg.templates,
                     &reg.version,
                     &lease.as_secs_f64(),
+                    &session_sha256,
                 ],
             )
             .await
             .map_err(db)?
-            .get(0);
+        else {
+            return Ok(None);
+        };
+        let epoch: i64 = row.get(0);
         tx.execute(
             "UPDATE sandboxes SET state = 'lost', updated_at = now()
              WHERE node_id = $1 AND node_epoch < $2 AND state <> 'lost'",
@@ -221,7 +235,7 @@ impl Catalog {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(epoch)
+        Ok(Some(epoch))
     }
 
     /// Renews a node's lease if `epoch` is still its epoch, and reconciles what it runs
@@ -230,6 +244,7 @@ impl Catalog {
         &self,
         node: &str,
         epoch: i64,
+        session_sha256: &str,
         running: &[String],
         lease: Duration,
     ) -> CatalogResult<Heartbeat> {
@@ -240,9 +255,9 @@ impl Catalog {
                 "UPDATE nodes SET lease_until = now() + make_interval(secs => $3),
                      state = CASE WHEN state = 'joining' THEN 'ready' ELSE state END,
                      updated_at = now()
-                 WHERE id = $1 AND epoch = $2 AND state <> 'lost'
+                 WHERE id = $1 AND epoch = $2 AND state <> 'lost' AND session_sha256 = $4
                  RETURNING state",
-                &[&node, &epoch, &lease.as_secs_f64()],
+                &[&node, &epoch, &lease.as_secs_f64(), &session_sha256],
             )
             .await
             .map_err(db)?
@@ -324,6 +339,23 @@ impl Catalog {
             epoch: r.get(2),
             lost: false,
         }))
+    }
+
+    /// Whether any live node (not in `exclude`) has room for a sandbox of `template`.
+    pub async fn has_room(&self, template: &str, exclude: &[String]) -> bool {
+        let Ok(client) = self.client().await else {
+            return false;
+        };
+        client
+            .query_opt(
+                "SELECT 1 FROM nodes
+                 WHERE state = 'ready' AND lease_until > now() AND allocated < capacity
+                   AND $1 = ANY(templates) AND NOT (id = ANY($2::text[]))
+                 LIMIT 1",
+                &[&template, &exclude],
+            )
+            .await
+            .is_ok_and(|row| row.is_some())
     }
 
     /// Pause and resume change the recorded state (listing filters by it).

@@ -20,7 +20,8 @@ pub struct Membership {
     join_token: String,
     registration: NodeRegistration,
     epoch: AtomicI64,
-    heartbeat: std::sync::Mutex<Duration>,
+    /// The registration's session secret, its heartbeat period and its lease.
+    session: std::sync::Mutex<(String, Duration, Duration)>,
 }
 
 impl Membership {
@@ -34,7 +35,11 @@ impl Membership {
             join_token,
             registration,
             epoch: AtomicI64::new(0),
-            heartbeat: std::sync::Mutex::new(Duration::from_secs(3)),
+            session: std::sync::Mutex::new((
+                String::new(),
+                Duration::from_secs(3),
+                Duration::from_secs(15),
+            )),
         }
     }
 
@@ -49,8 +54,11 @@ impl Membership {
             match self.try_register().await {
                 Ok(reg) => {
                     self.epoch.store(reg.epoch, Ordering::SeqCst);
-                    *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Duration::from_secs(reg.heartbeat_seconds.max(1));
+                    *self.session.lock().unwrap_or_else(|p| p.into_inner()) = (
+                        reg.session.clone(),
+                        Duration::from_secs(reg.heartbeat_seconds.max(1)),
+                        Duration::from_secs(reg.lease_seconds.max(1)),
+                    );
                     info!(node = %reg.node_id, epoch = reg.epoch, "registered with the control plane");
                     return Ok(reg);
                 }
@@ -83,16 +91,32 @@ impl Membership {
         resp.json().await.map_err(|e| e.to_string())
     }
 
-    /// Heartbeats until shutdown.
+    /// Heartbeats until shutdown. A node that cannot renew its lease for longer than the
+    /// lease fences itself: the control plane has declared its sandboxes lost by then.
     pub async fn run(self: Arc<Self>, node: Arc<dyn Node>, shutdown: Shutdown) {
+        let mut renewed = std::time::Instant::now();
         loop {
-            let period = *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner());
+            let (session, period, lease) = self
+                .session
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
                 _ = shutdown.requested() => return,
             }
+            if renewed.elapsed() > lease {
+                warn!("no lease renewed for longer than the lease: killing every sandbox, registering again");
+                kill_all(node.as_ref()).await;
+                if self.register(&shutdown).await.is_err() {
+                    return;
+                }
+                renewed = std::time::Instant::now();
+                continue;
+            }
             let beat = NodeHeartbeat {
                 epoch: self.epoch.load(Ordering::SeqCst),
+                session,
                 sandboxes: node.sandboxes().into_iter().map(|s| s.id).collect(),
             };
             let sent = self
@@ -112,8 +136,10 @@ impl Membership {
                     if self.register(&shutdown).await.is_err() {
                         return;
                     }
+                    renewed = std::time::Instant::now();
                 }
                 Ok(resp) if resp.status().is_success() => {
+                    renewed = std::time::Instant::now();
                     let reply: NodeHeartbeatReply = resp.json().await.unwrap_or_default();
                     for id in reply.orphans {
                         info!(sandbox = %id, "not in the catalog for this node: killing it");

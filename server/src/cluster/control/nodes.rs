@@ -23,12 +23,20 @@ pub(super) async fn register(State(c): Shared, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    if reg.name.is_empty() || reg.name.len() > 253 || reg.addr.parse::<axum::http::Uri>().is_err() {
-        return ApiError::bad_request(code::INVALID_REQUEST, "a node needs a name and a URL")
-            .into_response();
+    if !valid_node_name(&reg.name) || !valid_node_addr(&reg.addr) {
+        return ApiError::bad_request(
+            code::INVALID_REQUEST,
+            "a node needs a name of 1-63 letters, digits, '.', '_' or '-', and an absolute http(s) URL",
+        )
+        .into_response();
     }
-    match c.catalog.register(&reg, c.settings.lease).await {
-        Ok(epoch) => {
+    let mut secret = [0u8; 32];
+    if getrandom::fill(&mut secret).is_err() {
+        return ApiError::internal("no randomness").into_response();
+    }
+    let session: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    match c.catalog.register(&reg, c.settings.lease, &sha256_hex(&session)).await {
+        Ok(Some(epoch)) => {
             info!(node = %reg.name, epoch, addr = %reg.addr, "node registered");
             Json(NodeRegistered {
                 node_id: reg.name,
@@ -36,11 +44,45 @@ pub(super) async fn register(State(c): Shared, req: Request) -> Response {
                 lease_seconds: c.settings.lease.as_secs(),
                 heartbeat_seconds: c.settings.heartbeat.as_secs(),
                 public_url: c.settings.public_url.clone(),
+                session,
             })
             .into_response()
         }
+        Ok(None) => ApiError {
+            retry_after: Some(c.settings.lease.as_secs().max(1)),
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                code::CONFLICT,
+                format!(
+                    "a node named '{}' is alive (its lease runs); a node of that name may register once it is lost",
+                    reg.name
+                ),
+            )
+        }
+        .into_response(),
         Err(e) => router::unavailable(&e).into_response(),
     }
+}
+
+/// Node names become URL path segments and metric labels: letters, digits, `.`, `_`, `-`.
+fn valid_node_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn valid_node_addr(addr: &str) -> bool {
+    addr.parse::<axum::http::Uri>()
+        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub(super) async fn heartbeat(State(c): Shared, req: Request) -> Response {
@@ -54,7 +96,13 @@ pub(super) async fn heartbeat(State(c): Shared, req: Request) -> Response {
     };
     match c
         .catalog
-        .heartbeat(&name, beat.epoch, &beat.sandboxes, c.settings.lease)
+        .heartbeat(
+            &name,
+            beat.epoch,
+            &sha256_hex(&beat.session),
+            &beat.sandboxes,
+            c.settings.lease,
+        )
         .await
     {
         Ok(Heartbeat::Renewed { orphans, draining }) => {

@@ -88,9 +88,18 @@ async fn create_sandbox(
     let id = crate::ids::sandbox_id();
     let mut tried: Vec<String> = Vec::new();
     let mut last_refusal = None;
-    for _ in 0..PLACEMENT_TRIES {
+    // A node chosen but filled by a concurrent create meanwhile yields no placement although
+    // others may have room: that is asked again, a few times, apart from the tries.
+    let mut races = 0;
+    while tried.len() < PLACEMENT_TRIES {
         let placement = match c.catalog.place(&id, &spec.template, &tried).await {
             Ok(Some(p)) => p,
+            Ok(None)
+                if races < PLACEMENT_TRIES && c.catalog.has_room(&spec.template, &tried).await =>
+            {
+                races += 1;
+                continue;
+            }
             Ok(None) => break,
             Err(e) => return Err(router::unavailable(&e).into_response()),
         };
@@ -189,7 +198,9 @@ async fn list_sandboxes(c: &Control, q: ListQuery) -> Result<ListEnvelope<WireSa
     for (_, p, _) in known.iter().filter(|(_, p, _)| !p.lost) {
         by_node.entry(p.node.clone()).or_insert_with(|| p.clone());
     }
-    let mut records: BTreeMap<String, WireSandbox> = BTreeMap::new();
+    // Keyed by node and id: a node's list counts only for the sandboxes the catalog gives
+    // that node (one node cannot speak for another's).
+    let mut records: BTreeMap<(String, String), WireSandbox> = BTreeMap::new();
     let fetches = by_node.values().map(|p| async move {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
@@ -203,23 +214,23 @@ async fn list_sandboxes(c: &Control, q: ListQuery) -> Result<ListEnvelope<WireSa
             out.extend(page.data);
             match page.next_cursor.filter(|_| page.has_more) {
                 Some(next) => cursor = Some(next),
-                None => return Ok::<_, NodeCallError>(out),
+                None => return Ok::<_, NodeCallError>((p.node.clone(), out)),
             }
         }
     });
     // A node that does not answer now lists nothing; its sandboxes are not lost yet.
-    for list in futures_util::future::join_all(fetches)
+    for (node, list) in futures_util::future::join_all(fetches)
         .await
         .into_iter()
         .flatten()
     {
-        records.extend(list.into_iter().map(|s| (s.id.clone(), s)));
+        records.extend(list.into_iter().map(|s| ((node.clone(), s.id.clone()), s)));
     }
     let all: Vec<WireSandbox> = known
         .into_iter()
         .filter_map(|(id, p, _)| match p.lost {
             true => Some(lost_record(id, &p)),
-            false => records.remove(&id),
+            false => records.remove(&(p.node.clone(), id)),
         })
         .filter(|s| status.is_none_or(|st| s.status == st))
         .collect();

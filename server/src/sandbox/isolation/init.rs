@@ -79,7 +79,14 @@ fn start_in_user_namespace(
     let (go_r, go_w) = pipe().unwrap_or_else(|e| die("pipe", e));
     let child = match clone_into_cgroup(v2, NAMESPACES | libc::CLONE_NEWUSER) {
         Ok(pid) => pid,
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+        // No clone3 (before 5.3) or no CLONE_INTO_CGROUP (before 5.7): made without a user
+        // namespace, below.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+            ) =>
+        {
             // SAFETY: closing the pipes we made.
             unsafe {
                 for fd in [ready_r, ready_w, go_r, go_w] {
@@ -88,13 +95,22 @@ fn start_in_user_namespace(
             }
             return;
         }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSPC)) => die(
+            "create pid 1 in a user namespace (are user namespaces disabled on this host? \
+             start sandlotd with --user-namespace false)",
+            e,
+        ),
         Err(e) => die("create pid 1", e),
     };
     if child == 0 {
-        // SAFETY: closing our copies of the ends the helper uses.
+        // SAFETY: closing our copies of the ends the helper uses, and pid 1's copy of the
+        // host cgroup directory (it keeps no handle on the host's tree).
         unsafe {
             libc::close(ready_r);
             libc::close(go_w);
+            if let Some(dir) = v2 {
+                libc::close(std::os::fd::AsRawFd::as_raw_fd(dir));
+            }
         }
         let mut go = [0u8; 1];
         // SAFETY: reading one byte into a valid buffer; EOF means the helper gave up.
