@@ -125,6 +125,20 @@ def _read_config(fd):
     return json.loads(_read_exactly(fd, int(line)))
 
 
+def _limit(limits):
+    """The exec helper's `set_rlimits`."""
+    for res, value in (
+        (resource.RLIMIT_NOFILE, limits["nofile"]),
+        (resource.RLIMIT_NPROC, limits["nproc"]),
+        (resource.RLIMIT_FSIZE, limits["fsize_bytes"]),
+        (resource.RLIMIT_CORE, 0),
+    ) + (((resource.RLIMIT_AS, limits["as_bytes"]),) if limits.get("as_bytes") else ()):
+        try:
+            resource.setrlimit(res, (value, value))
+        except (ValueError, OSError):
+            pass
+
+
 def _confine(cfg):
     """The exec helper's `exec_child` and `drop_privileges_and_exec`, minus the exec."""
     os.setsid()
@@ -137,17 +151,6 @@ def _confine(cfg):
             os.dup2(null, fd, inheritable=False)
             os.close(null)
     os.chdir(cfg["cwd"])
-    limits = cfg["rlimits"]
-    for res, value in (
-        (resource.RLIMIT_NOFILE, limits["nofile"]),
-        (resource.RLIMIT_NPROC, limits["nproc"]),
-        (resource.RLIMIT_FSIZE, limits["fsize_bytes"]),
-        (resource.RLIMIT_CORE, 0),
-    ) + (((resource.RLIMIT_AS, limits["as_bytes"]),) if limits.get("as_bytes") else ()):
-        try:
-            resource.setrlimit(res, (value, value))
-        except (ValueError, OSError):
-            pass
     for cap in range(_last_cap + 1):
         _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
     os.setgroups([])
@@ -228,6 +231,9 @@ def _context(fds):
         for procs in cfg["cgroup_procs"]:
             with open(procs, "w") as f:
                 f.write("0")
+        # Before joining: raising a hard limit takes the host's CAP_SYS_RESOURCE, which is
+        # gone once in the sandbox's user namespace.
+        _limit(cfg["rlimits"])
         pidfd = _check(_libc.syscall(_SYS_PIDFD_OPEN, 1, 0), "pidfd_open")
         joined = _libc.setns(pidfd, _NAMESPACES | (_CLONE_NEWUSER if cfg.get("user_ns") else 0))
         os.close(pidfd)

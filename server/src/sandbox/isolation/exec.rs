@@ -25,6 +25,9 @@ pub fn main() -> ! {
         read_exec_input(&mut *stdin).unwrap_or_else(|e| die("read exec config and program", e));
     let code = &code[..];
 
+    // Before joining: raising a hard limit takes the host's CAP_SYS_RESOURCE, which a
+    // helper in the sandbox's user namespace no longer has. The process inherits them.
+    set_rlimits(&cfg.rlimits);
     let joined = join_sandbox(&cfg.cgroup_procs, cfg.init_pid, cfg.user_ns, Entry::Clone)
         .unwrap_or_else(|e| die("join sandbox", e));
     let program = memfd_with(code).unwrap_or_else(|e| die("stage program", e));
@@ -243,15 +246,7 @@ fn exec_child(cfg: &ExecConfig, program: libc::c_int, filters: &[seccompiler::Bp
             CodeDelivery::Driver => DRIVER_REPLY_FD + 1,
         });
     }
-    drop_privileges_and_exec(
-        cfg.uid,
-        cfg.gid,
-        &cfg.cwd,
-        &cfg.rlimits,
-        &cfg.argv,
-        &cfg.env,
-        filters,
-    )
+    drop_privileges_and_exec(cfg.uid, cfg.gid, &cfg.cwd, &cfg.argv, &cfg.env, filters)
 }
 
 /// The last steps of every sandboxed process, in the forked child: enter the working
@@ -261,7 +256,6 @@ pub(super) fn drop_privileges_and_exec(
     uid: u32,
     gid: u32,
     cwd: &str,
-    rlimits: &Rlimits,
     argv: &[String],
     env: &[(String, String)],
     filters: &[seccompiler::BpfProgram],
@@ -272,7 +266,6 @@ pub(super) fn drop_privileges_and_exec(
         if libc::chdir(cwd_c.as_ptr()) != 0 {
             die(&format!("workdir {cwd}"), std::io::Error::last_os_error());
         }
-        set_rlimits(rlimits);
 
         // Drop the capability bounding set while still privileged, then the ids.
         for cap in 0..64 {
@@ -337,7 +330,7 @@ pub(super) fn close_fds_from(first: libc::c_int) {
     }
 }
 
-fn set_rlimits(limits: &Rlimits) {
+pub(super) fn set_rlimits(limits: &Rlimits) {
     let set = |resource, value: u64| {
         let lim = libc::rlimit {
             rlim_cur: value,

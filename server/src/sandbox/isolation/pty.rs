@@ -15,7 +15,7 @@
 
 use std::io::Read;
 
-use super::exec::{close_fds_from, drop_privileges_and_exec, join_sandbox, Entry};
+use super::exec::{close_fds_from, drop_privileges_and_exec, join_sandbox, set_rlimits, Entry};
 use super::fdpass::send_fd;
 use super::sys::{check, die, wait_exit_code};
 use super::{seccomp, PtyConfig};
@@ -31,6 +31,8 @@ pub fn main() -> ! {
     let cfg: PtyConfig =
         serde_json::from_slice(&input).unwrap_or_else(|e| die("parse terminal config", e));
 
+    // Before joining: see the exec helper.
+    set_rlimits(&cfg.rlimits);
     let joined = join_sandbox(&cfg.cgroup_procs, cfg.init_pid, cfg.user_ns, Entry::Now)
         .unwrap_or_else(|e| die("join sandbox", e));
     let shell = choose_shell(cfg.shell.as_deref()).unwrap_or_else(|e| die("shell", e));
@@ -158,7 +160,6 @@ fn shell_child(
         cfg.uid,
         cfg.gid,
         &cfg.cwd,
-        &cfg.rlimits,
         &[shell.to_string()],
         &env,
         filters,
