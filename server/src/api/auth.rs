@@ -2,6 +2,7 @@
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use sandlot_protocol::code;
 use std::collections::HashMap;
 
@@ -10,22 +11,31 @@ use super::AppState;
 use crate::node::SandboxInfo;
 use crate::token::TokenError;
 
-fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+/// A header's value as text, trimmed.
+pub(crate) fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = header(parts, "authorization")?;
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = header_value(headers, "authorization")?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    header_value(&parts.headers, name)
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    bearer_token(&parts.headers)
+}
+
 /// Constant-time string equality, so a key cannot be guessed byte by byte from timings.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -39,17 +49,11 @@ pub fn control_call(parts: &Parts, state: &AppState) -> bool {
     control_call_headers(&parts.headers, state)
 }
 
-pub fn control_call_headers(headers: &axum::http::HeaderMap, state: &AppState) -> bool {
+pub fn control_call_headers(headers: &HeaderMap, state: &AppState) -> bool {
     let Some(node) = state.cluster_node.as_deref() else {
         return false;
     };
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    token.is_some_and(|t| state.signer.verify_control(t, node).is_ok())
+    bearer_token(headers).is_some_and(|t| state.signer.verify_control(t, node).is_ok())
 }
 
 /// Proof that the request carries the API key (or that the server runs in local mode).

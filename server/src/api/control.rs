@@ -116,6 +116,7 @@ pub(crate) fn check_sandbox_timeout(state: &AppState, seconds: u64) -> ApiResult
     Ok(())
 }
 
+/// `GET /v1/sandboxes`'s query (a standalone server's and a cluster's control plane's).
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     limit: Option<usize>,
@@ -123,55 +124,77 @@ pub struct ListQuery {
     status: Option<String>,
 }
 
+impl ListQuery {
+    /// The status filter, checked.
+    pub fn status(&self) -> ApiResult<Option<SandboxStatus>> {
+        match self.status.as_deref() {
+            None | Some("") => Ok(None),
+            Some(s) => SandboxStatus::parse(s).map(Some).ok_or_else(|| {
+                ApiError::bad_request(
+                    code::INVALID_REQUEST,
+                    format!("unknown status filter '{s}'"),
+                )
+            }),
+        }
+    }
+
+    /// The page of `all` (filtered, in list order) that the limit and the cursor (the id of
+    /// the last sandbox of the previous page) ask for, as the list's envelope.
+    pub fn page<T>(&self, all: Vec<T>, id: impl Fn(&T) -> &str) -> ApiResult<ListEnvelope<T>> {
+        let limit = self.limit.unwrap_or(100).clamp(1, 1000);
+        let start = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => 0,
+            Some(c) => all
+                .iter()
+                .position(|s| id(s) == c)
+                .map(|i| i + 1)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        code::INVALID_REQUEST,
+                        "unknown cursor; start again without one",
+                    )
+                })?,
+        };
+        let total = all.len();
+        let data: Vec<T> = all.into_iter().skip(start).take(limit).collect();
+        let has_more = start + data.len() < total;
+        Ok(ListEnvelope {
+            object: "list".into(),
+            next_cursor: has_more
+                .then(|| data.last().map(|s| id(s).to_string()))
+                .flatten(),
+            data,
+            has_more,
+            url: Some("/v1/sandboxes".into()),
+            request_id: Some(context::current().request_id),
+        })
+    }
+}
+
 pub async fn list(
     _: ApiKey,
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<ListEnvelope<WireSandbox>>> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(SandboxStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(
-                code::INVALID_REQUEST,
-                format!("unknown status filter '{s}'"),
-            )
-        })?),
-    };
+    let status = q.status()?;
     let all: Vec<_> = state
         .node
         .sandboxes()
         .into_iter()
         .filter(|s| status.is_none_or(|st| s.status == st))
         .collect();
-    // The cursor is the id of the last sandbox of the previous page.
-    let start = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => 0,
-        Some(c) => all
-            .iter()
-            .position(|s| s.id == c)
-            .map(|i| i + 1)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    code::INVALID_REQUEST,
-                    "unknown cursor; start again without one",
-                )
-            })?,
-    };
-    let page: Vec<_> = all.iter().skip(start).take(limit).collect();
-    let has_more = start + page.len() < all.len();
+    let page = q.page(all, |s| &s.id)?;
     Ok(Json(ListEnvelope {
-        object: "list".into(),
-        next_cursor: has_more
-            .then(|| page.last().map(|s| s.id.clone()))
-            .flatten(),
         data: page
+            .data
             .iter()
             .map(|s| wire_sandbox(&state, s, false))
             .collect::<ApiResult<_>>()?,
-        has_more,
-        url: Some("/v1/sandboxes".into()),
-        request_id: Some(context::current().request_id),
+        object: page.object,
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
+        url: page.url,
+        request_id: page.request_id,
     }))
 }
 

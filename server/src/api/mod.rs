@@ -59,7 +59,8 @@ pub struct AppState {
     pub cluster_node: Option<Arc<str>>,
 }
 
-pub(crate) use control::{check_sandbox_timeout, wire_sandbox};
+pub(crate) use control::{check_sandbox_timeout, wire_sandbox, ListQuery};
+pub(crate) use ports::HOP_BY_HOP;
 
 pub fn router(state: AppState) -> Router {
     let agent = Router::new()

@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 
 use super::catalog::{Catalog, Placement};
 use crate::api::error::{ApiError, SANDBOX_UNKNOWN_HEADER};
+use crate::api::HOP_BY_HOP;
 use crate::shutdown::Shutdown;
 use crate::token::TokenSigner;
 
@@ -30,19 +31,6 @@ const CACHE_TTL: Duration = Duration::from_secs(2);
 const LOST_CHECK: Duration = Duration::from_secs(2);
 /// Entries kept at most (a bounded cache; it is cleared when full).
 const CACHE_MAX: usize = 100_000;
-
-/// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// How the forwarded request proves itself to the node.
 pub enum Credential {

@@ -20,6 +20,7 @@ mod sandboxes;
 
 use super::catalog::{Catalog, Placement};
 use super::router::{self, Router as SandboxRouter};
+use crate::api::auth::{bearer_token as bearer, header_value as header, same};
 use crate::api::body::parse_json;
 use crate::api::context;
 use crate::api::error::{ApiError, ApiResult};
@@ -156,26 +157,6 @@ async fn local_mode(State(c): Shared, req: Request, next: axum::middleware::Next
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let (scheme, token) = header(headers, "authorization")?.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 impl Control {

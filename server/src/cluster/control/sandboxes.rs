@@ -16,8 +16,8 @@ use sandlot_protocol::{
 use tracing::warn;
 
 use super::{bearer, path_id, read_json, Control, NodeCallError, Shared};
-use crate::api::context;
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::{context, ListQuery};
 use crate::cluster::catalog::Placement;
 use crate::cluster::router::{self, Credential};
 use crate::sandbox::template;
@@ -152,13 +152,6 @@ fn with_token(c: &Control, made: NodeSandbox) -> ApiResult<WireSandbox> {
     Ok(sandbox)
 }
 
-#[derive(serde::Deserialize)]
-struct ListQuery {
-    limit: Option<usize>,
-    cursor: Option<String>,
-    status: Option<String>,
-}
-
 /// Lists from the nodes (they hold each sandbox's live record) the sandboxes the catalog
 /// gives them; lost ones from the catalog alone.
 pub(super) async fn list(State(c): Shared, req: Request) -> Response {
@@ -178,17 +171,7 @@ pub(super) async fn list(State(c): Shared, req: Request) -> Response {
 }
 
 async fn list_sandboxes(c: &Control, q: ListQuery) -> Result<ListEnvelope<WireSandbox>, Response> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(SandboxStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(
-                code::INVALID_REQUEST,
-                format!("unknown status filter '{s}'"),
-            )
-            .into_response()
-        })?),
-    };
+    let status = q.status().map_err(IntoResponse::into_response)?;
     let known = c
         .catalog
         .sandboxes()
@@ -234,32 +217,7 @@ async fn list_sandboxes(c: &Control, q: ListQuery) -> Result<ListEnvelope<WireSa
         })
         .filter(|s| status.is_none_or(|st| s.status == st))
         .collect();
-    let start = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => 0,
-        Some(cur) => all
-            .iter()
-            .position(|s| s.id == cur)
-            .map(|i| i + 1)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    code::INVALID_REQUEST,
-                    "unknown cursor; start again without one",
-                )
-                .into_response()
-            })?,
-    };
-    let page: Vec<WireSandbox> = all.iter().skip(start).take(limit).cloned().collect();
-    let has_more = start + page.len() < all.len();
-    Ok(ListEnvelope {
-        object: "list".into(),
-        next_cursor: has_more
-            .then(|| page.last().map(|s| s.id.clone()))
-            .flatten(),
-        data: page,
-        has_more,
-        url: Some("/v1/sandboxes".into()),
-        request_id: Some(context::current().request_id),
-    })
+    q.page(all, |s| &s.id).map_err(IntoResponse::into_response)
 }
 
 fn lost_record(id: String, p: &Placement) -> WireSandbox {
