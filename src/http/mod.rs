@@ -129,25 +129,30 @@ impl Call {
         &'a self,
         signal: Option<&'a AbortSignal>,
     ) -> LocalBoxFuture<'a, Result<JsValue, SdkError>> {
-        Box::pin(async move {
-            let mut attempt = 1;
-            loop {
-                match self.send_once(signal).await {
-                    Err(e)
-                        if self.idempotent
-                            && attempt < config::MAX_ATTEMPTS
-                            && e.is_retryable() =>
-                    {
-                        let Some(wait) = config::backoff_ms(attempt, e.retry_after) else {
-                            return Err(e);
-                        };
-                        sleep(wait, signal).await?;
-                        attempt += 1;
-                    }
-                    other => return other,
+        Box::pin(self.retrying(signal, |call, signal| Box::pin(call.send_once(signal))))
+    }
+
+    /// Runs `once` until it succeeds or fails for good: an idempotent call that failed in a
+    /// transient way (network, 429, 502–504) is sent again after a backoff, at most
+    /// `MAX_ATTEMPTS` times in all.
+    async fn retrying<'a, T>(
+        &'a self,
+        signal: Option<&'a AbortSignal>,
+        once: impl Fn(&'a Self, Option<&'a AbortSignal>) -> LocalBoxFuture<'a, Result<T, SdkError>>,
+    ) -> Result<T, SdkError> {
+        let mut attempt = 1;
+        loop {
+            match once(self, signal).await {
+                Err(e) if self.idempotent && attempt < config::MAX_ATTEMPTS && e.is_retryable() => {
+                    let Some(wait) = config::backoff_ms(attempt, e.retry_after) else {
+                        return Err(e);
+                    };
+                    sleep(wait, signal).await?;
+                    attempt += 1;
                 }
+                other => return other,
             }
-        })
+        }
     }
 
     /// Sends the call and decodes the reply into `T`.
@@ -206,10 +211,19 @@ impl Call {
         })
     }
 
-    /// Sends the call once and resolves once the server has answered 2xx, with the response
-    /// (its body unread) and the guard that keeps the caller's signal wired to it. The time
-    /// budget covers the wait for the answer, not the body. Never retried.
+    /// Sends the call and resolves once the server has answered 2xx, with the response (its
+    /// body unread) and the guard that keeps the caller's signal wired to it. The time budget
+    /// of an attempt covers the wait for the answer, not the body. An idempotent call (a
+    /// stream of a known process, a download) is retried like [`Call::send`]: a connection
+    /// dropped before the answer is as transient there as anywhere.
     pub fn open<'a>(
+        &'a self,
+        signal: Option<&'a AbortSignal>,
+    ) -> LocalBoxFuture<'a, Result<(web_sys::Response, AbortGuard), SdkError>> {
+        Box::pin(self.retrying(signal, Self::open_once))
+    }
+
+    fn open_once<'a>(
         &'a self,
         signal: Option<&'a AbortSignal>,
     ) -> LocalBoxFuture<'a, Result<(web_sys::Response, AbortGuard), SdkError>> {

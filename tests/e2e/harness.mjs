@@ -103,6 +103,7 @@ export async function startServer(extraArgs = []) {
  * A proxy to `upstream` that fails chosen requests. `fail(rule)` queues a rule
  * `{ method?, path (RegExp), status, headers?, body?, times }`, or
  * `{ method?, path, cutAfterBytes, times }` to forward but drop the connection mid-body, or
+ * `{ method?, path, drop: true, times }` to close the connection before any answer, or
  * `{ method?, path, delayMs, times }` to forward it that much later; the first matching
  * request consumes one `times`. `hits(path RegExp)` counts requests seen, failed or forwarded.
  */
@@ -117,6 +118,11 @@ export async function startFaultProxy(upstream) {
       rule.times -= 1;
       req.pause(); // pipe() in forwardAll resumes it
       setTimeout(() => forwardAll(req, res), rule.delayMs);
+      return;
+    }
+    if (rule?.drop) {
+      rule.times -= 1;
+      req.socket.destroy();
       return;
     }
     if (rule?.cutAfterBytes !== undefined) {

@@ -161,6 +161,25 @@ await sandbox.killProcess(bg.processId);
       await proxy.close();
     }
   });
+
+  test('a connection dropped before the stream answers is retried: the stream opens and follows to the end', async () => {
+    const proxy = await startFaultProxy(server.url);
+    try {
+      const s = sandbox.getSession();
+      const viaProxy = await Sandbox.connect(
+        { ...s, agentUrl: s.agentUrl.replace(server.url, proxy.url) },
+        { baseURL: proxy.url, apiKey: server.apiKey },
+      );
+      const bg = await sandbox.runCodeBackground('print("a")\nprint("b")');
+      proxy.fail({ method: 'GET', path: /\/stream/, drop: true, times: 2 });
+      const events = await collect(await viaProxy.streamProcess(bg.processId, { lines: true }));
+      assert.deepEqual(events.filter((e) => e.type === 'stdout').map((e) => e.data), ['a\n', 'b\n']);
+      assert.equal(events.at(-1).type, 'exit');
+      assert.equal(proxy.hits(/\/stream/), 3, 'two dropped opens, then the one that answered');
+    } finally {
+      await proxy.close();
+    }
+  });
 });
 
 describe('stream calls you can iterate directly', () => {
