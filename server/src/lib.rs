@@ -26,7 +26,7 @@ pub mod token;
 mod webhook;
 
 use sandbox::isolation::{
-    self, EXEC_SUBCOMMAND, INIT_SUBCOMMAND, PTY_SUBCOMMAND, ZYGOTE_SUBCOMMAND,
+    self, EXEC_SUBCOMMAND, INIT_SUBCOMMAND, PTY_SUBCOMMAND, SPAWNER_SUBCOMMAND, ZYGOTE_SUBCOMMAND,
 };
 
 /// Runs sandlotd, or one of its isolation helpers, as the arguments say.
@@ -37,6 +37,7 @@ pub fn main() -> std::process::ExitCode {
         Some(EXEC_SUBCOMMAND) => isolation::exec::main(),
         Some(PTY_SUBCOMMAND) => isolation::pty::main(),
         Some(ZYGOTE_SUBCOMMAND) => isolation::zygote::main(),
+        Some(SPAWNER_SUBCOMMAND) => isolation::spawner::main(),
         _ => server::main(),
     }
 }

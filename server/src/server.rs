@@ -139,10 +139,10 @@ pub(crate) async fn run(mut cfg: Config, role: Option<NodeRole>) -> Result<(), S
         .map_err(|e| e.to_string())?,
     );
     {
-        // The python fork server starts beside recovery, so that the first python context
-        // (often a new sandbox's, started at create) finds it ready.
+        // The sandbox spawner and the python fork server start beside recovery, so that the
+        // first create and the first python context (often a new sandbox's) find them ready.
         let node = node.clone();
-        tokio::spawn(async move { node.prepare_contexts().await });
+        tokio::spawn(async move { node.prepare_helpers().await });
     }
     node.recover()
         .await

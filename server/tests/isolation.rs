@@ -417,5 +417,5 @@ async fn pid_1_names_no_host_path() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
     let cmdline = sb.sh("tr '\\0' ' ' < /proc/1/cmdline").await;
-    assert_eq!(cmdline.trim(), "sandlot-init __sandbox-init");
+    assert_eq!(cmdline.trim(), "sandlot-init __sandbox-spawner");
 }

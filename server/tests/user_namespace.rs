@@ -52,7 +52,7 @@ async fn root_inside_a_sandbox_is_an_unprivileged_host_id_of_its_own() {
     );
 
     // On the host, pid 1 of each sandbox runs as that root id, not as root.
-    let roots: Vec<Vec<u32>> = pids_with_cmdline("sandlot-init __sandbox-init")
+    let roots: Vec<Vec<u32>> = pids_with_cmdline("sandlot-init __sandbox-spawner")
         .into_iter()
         .map(host_uids)
         .filter(|uids| uids[0] != 0)

@@ -11,7 +11,7 @@
 //! fork's first process) says `spawned` with the driver's host pid before the driver says
 //! `ready`.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -25,22 +25,13 @@ use super::process::{ContextProcess, Lifeline};
 use super::replies::Replies;
 use super::zygote::Zygote;
 use crate::exec::launch::Launch;
+use crate::sandbox::isolation::fdpass::pipe_pair;
 use crate::sandbox::isolation::{
     exec_input, CodeDelivery, ExecConfig, DRIVER_REPLY_FD_HELPER, EXEC_SUBCOMMAND,
 };
 
 /// How long a driver may take to import its runtime and say `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two descriptors we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both are fresh descriptors owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
 
 /// The driver's four pipes: the driver's ends and ours.
 struct Pipes {

@@ -22,7 +22,7 @@
 //! the exec helper as before, only slower.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::driver;
-use crate::sandbox::isolation::fdpass::send_fds;
+use crate::sandbox::isolation::fdpass::{send_fds, seqpacket_pair};
 use crate::sandbox::isolation::zygote::ZygoteConfig;
 use crate::sandbox::isolation::{seccomp_programs, ZYGOTE_SUBCOMMAND};
 
@@ -355,28 +355,6 @@ async fn read_messages(
         .unwrap_or_else(|p| p.into_inner())
         .waiting
         .clear();
-}
-
-fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: socketpair fills two descriptors we then own. Ours is non-blocking (driven by
-    // readiness); both are close-on-exec (the spawn hands the zygote's over as its stdin).
-    unsafe {
-        if libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        let ours = OwnedFd::from_raw_fd(fds[0]);
-        let theirs = OwnedFd::from_raw_fd(fds[1]);
-        let flags = libc::fcntl(fds[0], libc::F_GETFL);
-        libc::fcntl(fds[0], libc::F_SETFL, flags | libc::O_NONBLOCK);
-        Ok((ours, theirs))
-    }
 }
 
 async fn log_lines(pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send>, what: &'static str) {

@@ -2,16 +2,15 @@
 //! `__sandbox-init` helper), freezing it, and destroying it. The [`LocalNode`] methods here
 //! are what `local.rs` (the node interface) and recovery call.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sandlot_protocol::SandboxStatus;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
 use tracing::warn;
 
-use super::isolation::{InitConfig, UserNamespace, INIT_SUBCOMMAND};
+use super::init_helper::InitHelper;
+use super::isolation::{InitConfig, UserNamespace};
 use super::layout;
 use super::local::{LocalNode, INIT_READY_TIMEOUT, PROCESS_STOP_WAIT};
 use super::template;
@@ -152,35 +151,32 @@ impl LocalNode {
         id: &str,
         init: &InitConfig,
     ) -> NodeResult<(i32, tokio::sync::oneshot::Receiver<()>)> {
-        let mut child = Command::new(&self.exe)
-            // The sandbox's pid 1 is this process: its command line is world-readable inside,
-            // so it names no host path.
-            .arg0("sandlot-init")
-            .arg(INIT_SUBCOMMAND)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let InitHelper {
+            mut stdin,
+            stdout,
+            mut stderr,
+            process,
+        } = self
+            .init_spawner
+            .start()
+            .await
             .map_err(|e| NodeError::Internal(format!("start sandbox init: {e}")))?;
         let json = serde_json::to_vec(init).expect("init config serialises");
-        let mut stdin = child.stdin.take().expect("piped");
         let _ = stdin.write_all(&json).await;
         drop(stdin);
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
         let ready = tokio::time::timeout(INIT_READY_TIMEOUT, stdout.read_line(&mut line)).await;
         let pid = line
             .trim()
             .strip_prefix("ready ")
             .and_then(|p| p.parse::<i32>().ok());
-        let mut stderr = child.stderr.take().expect("piped");
         let Some(pid) = pid.filter(|_| matches!(ready, Ok(Ok(_)))) else {
-            let _ = child.start_kill();
+            process.kill();
             let mut msg = String::new();
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), stderr.read_to_string(&mut msg)).await;
-            let _ = child.wait().await;
+            process.exited().await;
             return Err(NodeError::Internal(format!(
                 "sandbox {id} failed to start: {}",
                 if msg.trim().is_empty() {
@@ -190,10 +186,10 @@ impl LocalNode {
                 }
             )));
         };
-        // The helper lives as long as the sandbox; reap it and note an unexpected death.
+        // The helper lives as long as the sandbox; note its end and what it said.
         let id = id.to_string();
         // Its exit is what a kill waits for; what it said is logged on the side (a pipe's
-        // end can outlive the helper, so reading to EOF must not hold up the reaping).
+        // end can outlive the helper, so reading to EOF must not hold up the exit).
         let said = tokio::spawn(async move {
             let mut msg = String::new();
             let _ = stderr.read_to_string(&mut msg).await;
@@ -201,11 +197,11 @@ impl LocalNode {
         });
         let (exited, reaped) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let status = child.wait().await;
+            process.exited().await;
             let _ = exited.send(());
             if let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(1), said).await {
                 if !msg.trim().is_empty() {
-                    warn!(sandbox = %id, status = ?status, "sandbox init said: {}", msg.trim());
+                    warn!(sandbox = %id, "sandbox init said: {}", msg.trim());
                 }
             }
         });

@@ -11,6 +11,7 @@ use sandlot_protocol::{Language, ProcessInfo, RunSpec, SandboxStatus};
 use tracing::{info, warn};
 
 use super::cgroup::{Cgroups, Limits};
+use super::init_helper::InitSpawner;
 use super::layout::Layout;
 use super::template;
 use super::uid_range::{self, IdRange};
@@ -65,7 +66,8 @@ pub struct LocalNode {
     /// Outbound network of sandboxes with internet access; the way into their ports.
     pub(super) network: Arc<Network>,
     pub(super) terminals: TerminalManager,
-    pub(super) exe: std::path::PathBuf,
+    /// Starts each sandbox's `__sandbox-init`.
+    pub(super) init_spawner: InitSpawner,
     pub(super) sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
     /// uids of live sandboxes plus slots reserved by creations in flight.
     pub(super) uids: Mutex<HashSet<u32>>,
@@ -118,7 +120,7 @@ impl LocalNode {
             contexts,
             network,
             terminals,
-            exe,
+            init_spawner: InitSpawner::new(exe),
             sandboxes: RwLock::new(HashMap::new()),
             uids: Mutex::new(HashSet::new()),
             start_permits: tokio::sync::Semaphore::new(
@@ -209,6 +211,13 @@ impl LocalNode {
         }
     }
 
+    /// Starts the helpers that make sandboxes and contexts start fast: the sandbox spawner
+    /// and the python fork server.
+    pub async fn prepare_helpers(&self) {
+        self.init_spawner.prepare().await;
+        self.contexts.prepare().await;
+    }
+
     /// Server shutdown: stops every process (keeping its record), kills every sandbox
     /// (keeping its record and files, so a restart brings it back), flushes the store.
     pub async fn shutdown(&self, process_wait: Duration) {
@@ -222,6 +231,7 @@ impl LocalNode {
         .await;
         self.network.shutdown().await;
         self.contexts.stop().await;
+        self.init_spawner.stop().await;
         let cgroups = self.cgroups.clone();
         let _ = tokio::task::spawn_blocking(move || cgroups.remove_base()).await;
         if let Some(volume) = &self.volume {

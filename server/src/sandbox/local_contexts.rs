@@ -60,11 +60,6 @@ impl LocalNode {
         tokio::spawn(async move { contexts.warm(sandbox, Language::Python).await });
     }
 
-    /// Starts what makes contexts start fast (the python fork server).
-    pub async fn prepare_contexts(&self) {
-        self.contexts.prepare().await;
-    }
-
     /// Stops context interpreters that have been idle too long.
     pub async fn stop_idle_contexts(&self) {
         let all: Vec<_> = self.map().values().cloned().collect();

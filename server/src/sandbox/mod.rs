@@ -3,6 +3,7 @@
 //! restart, the on-disk layout, templates, cgroups and isolation.
 
 pub mod cgroup;
+mod init_helper;
 pub mod inspect;
 pub mod isolation;
 pub mod layout;

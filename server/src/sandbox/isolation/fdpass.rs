@@ -55,13 +55,26 @@ pub fn send_fds(sock: RawFd, fds: &[RawFd], text: &[u8], flags: libc::c_int) -> 
 /// Receives one descriptor (close-on-exec) and the text sent with it (blocking; the socket's
 /// receive timeout bounds the wait). `Ok(None)` when the peer closed without sending one.
 pub fn recv_fd(sock: &impl AsRawFd) -> io::Result<Option<(OwnedFd, Vec<u8>)>> {
+    Ok(match recv_fds(sock.as_raw_fd(), 1, 0)? {
+        Some((mut fds, text)) if !fds.is_empty() => Some((fds.swap_remove(0), text)),
+        _ => None,
+    })
+}
+
+/// Receives one message: its descriptors (close-on-exec; beyond `max`, closed) and its text.
+/// `Ok(None)` at the end of the stream (the peer closed); `flags` are `recvmsg`'s.
+pub fn recv_fds(
+    sock: RawFd,
+    max: usize,
+    flags: libc::c_int,
+) -> io::Result<Option<(Vec<OwnedFd>, Vec<u8>)>> {
     let mut control = [0u64; CMSG_BUF / 8];
     let mut text = vec![0u8; 4096];
     let mut iov = libc::iovec {
         iov_base: text.as_mut_ptr() as *mut libc::c_void,
         iov_len: text.len(),
     };
-    // SAFETY: as in `send_fd`; a received descriptor is owned by us from here on.
+    // SAFETY: as in `send_fds`; a received descriptor is owned by us from here on.
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
@@ -69,7 +82,7 @@ pub fn recv_fd(sock: &impl AsRawFd) -> io::Result<Option<(OwnedFd, Vec<u8>)>> {
         msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
         msg.msg_controllen = std::mem::size_of_val(&control) as _;
         let n = loop {
-            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | flags);
             if n >= 0 {
                 break n as usize;
             }
@@ -78,21 +91,62 @@ pub fn recv_fd(sock: &impl AsRawFd) -> io::Result<Option<(OwnedFd, Vec<u8>)>> {
                 return Err(err);
             }
         };
-        let mut received = None;
+        let mut received = Vec::new();
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
-                // More than one would be a broken helper; keep the first, close the rest.
-                match received {
-                    None => received = Some(OwnedFd::from_raw_fd(fd)),
-                    Some(_) => drop(OwnedFd::from_raw_fd(fd)),
+                let data = libc::CMSG_DATA(cmsg) as *const RawFd;
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    let fd = OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i)));
+                    // More than asked for would be a broken peer: those are closed.
+                    if received.len() < max {
+                        received.push(fd);
+                    }
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
+        if n == 0 && received.is_empty() {
+            return Ok(None);
+        }
         text.truncate(n);
-        Ok(received.map(|fd| (fd, text)))
+        Ok(Some((received, text)))
+    }
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both are fresh descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A `SOCK_SEQPACKET` pair to a helper: (ours, theirs). Ours is non-blocking (driven by
+/// readiness); both are close-on-exec (a spawn hands the helper's over as its stdin).
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills two descriptors we then own.
+    unsafe {
+        if libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        let ours = OwnedFd::from_raw_fd(fds[0]);
+        let theirs = OwnedFd::from_raw_fd(fds[1]);
+        let flags = libc::fcntl(fds[0], libc::F_GETFL);
+        libc::fcntl(fds[0], libc::F_SETFL, flags | libc::O_NONBLOCK);
+        Ok((ours, theirs))
     }
 }
 

@@ -12,6 +12,9 @@
 //!   execs ([`exec`]).
 //! * `sandlotd __sandbox-pty` starts a shell on a pseudo-terminal in an existing sandbox the
 //!   same way, and hands the terminal's master to the server over a Unix socket ([`pty`]).
+//! * `sandlotd __sandbox-spawner` is started once per server and forks each sandbox's
+//!   `__sandbox-init` from itself, which saves re-executing the binary per create
+//!   ([`spawner`]).
 //! * `sandlotd __sandbox-zygote` starts the python fork server that contexts are forked
 //!   from, in a mount namespace of its own ([`zygote`]); each fork confines itself with the
 //!   steps of `__sandbox-exec` and the same seccomp programs ([`seccomp_programs`]).
@@ -27,6 +30,7 @@ pub mod init;
 pub mod pty;
 mod rootfs;
 mod seccomp;
+pub mod spawner;
 mod sys;
 mod syscalls;
 pub mod zygote;
@@ -47,6 +51,7 @@ pub const INIT_SUBCOMMAND: &str = "__sandbox-init";
 pub const EXEC_SUBCOMMAND: &str = "__sandbox-exec";
 pub const PTY_SUBCOMMAND: &str = "__sandbox-pty";
 pub const ZYGOTE_SUBCOMMAND: &str = "__sandbox-zygote";
+pub const SPAWNER_SUBCOMMAND: &str = "__sandbox-spawner";
 
 /// One classic BPF instruction: `(code, jt, jf, k)`.
 pub type BpfInstruction = (u16, u8, u8, u32);
