@@ -97,6 +97,32 @@ async fn there_is_no_network() {
 }
 
 #[tokio::test]
+async fn each_sandbox_has_a_network_namespace_of_its_own_with_lo_up() {
+    // More at once than the server makes ahead: some sandboxes get a namespace made
+    // beforehand, the rest make their own; none may share one, with the host or each other.
+    let s = Server::start().await;
+    let sandboxes =
+        futures_util::future::join_all((0..8).map(|_| s.create("code-interpreter"))).await;
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for sb in &sandboxes {
+        let r = sb
+            .run(
+                "python",
+                "import os, socket\nl = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()\n\
+                 c = socket.create_connection(l.getsockname()); a, _ = l.accept(); c.send(b'x')\n\
+                 print(os.readlink('/proc/self/ns/net'), a.recv(1).decode())",
+            )
+            .await;
+        let out = r["stdout"].as_str().unwrap().trim().to_string();
+        let (ns, echoed) = out.split_once(' ').unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(echoed, "x", "lo is up: {r}");
+        assert_ne!(std::path::Path::new(ns), host, "not the host's");
+        assert!(seen.insert(ns.to_string()), "{ns} is shared");
+    }
+}
+
+#[tokio::test]
 async fn each_sandbox_has_its_own_workspace_and_tmp() {
     let s = Server::start().await;
     let a = s.create("code-interpreter").await;

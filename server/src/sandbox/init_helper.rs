@@ -6,6 +6,7 @@
 //! The spawner starts with the server (in the background) and again on demand if it dies.
 //! While it cannot serve, helpers are executed as before, only slower.
 
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -25,9 +26,13 @@ const FORK_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a failed start, helpers are executed for this long before trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
-/// A started `__sandbox-init`: its stdio and its process.
+/// The most configuration a helper's stdin pipe holds before anyone reads it (Linux's
+/// default pipe capacity): it is written before the helper starts, so the helper never
+/// waits for the server to write it.
+const MAX_CONFIG: usize = 64 * 1024;
+
+/// A started `__sandbox-init`: what it says and its process.
 pub struct InitHelper {
-    pub stdin: pipe::Sender,
     pub stdout: pipe::Receiver,
     pub stderr: pipe::Receiver,
     pub process: HelperProcess,
@@ -97,9 +102,20 @@ impl InitSpawner {
         inner.retry_at = Some(Instant::now() + Duration::from_secs(3600));
     }
 
-    /// Starts a `__sandbox-init` helper, forked when the spawner can, executed otherwise.
-    pub async fn start(&self) -> std::io::Result<InitHelper> {
+    /// Starts a `__sandbox-init` helper with `config` on its stdin, forked when the spawner
+    /// can, executed otherwise.
+    pub async fn start(&self, config: &[u8]) -> std::io::Result<InitHelper> {
+        if config.len() > MAX_CONFIG {
+            return Err(std::io::Error::other(
+                "the sandbox's init config is too large",
+            ));
+        }
         let (stdin_r, stdin_w) = pipe_pair()?;
+        // Fits in the pipe: written at once, and the helper finds it there from its start.
+        // Non-blocking, so that a pipe smaller than usual is an error rather than a hang.
+        // SAFETY: setting a flag on our own descriptor.
+        unsafe { libc::fcntl(stdin_w.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        std::fs::File::from(stdin_w).write_all(config)?;
         let (stdout_r, stdout_w) = pipe_pair()?;
         let (stderr_r, stderr_w) = pipe_pair()?;
         let theirs = [stdin_r, stdout_w, stderr_w];
@@ -113,7 +129,6 @@ impl InitSpawner {
             }
         };
         Ok(InitHelper {
-            stdin: pipe::Sender::from_owned_fd(stdin_w)?,
             stdout: pipe::Receiver::from_owned_fd(stdout_r)?,
             stderr: pipe::Receiver::from_owned_fd(stderr_r)?,
             // SAFETY: an `OwnedFd` keeps its descriptor open until it is dropped, which

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sandlot_protocol::SandboxStatus;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tracing::warn;
 
 use super::init_helper::InitHelper;
@@ -151,19 +151,16 @@ impl LocalNode {
         id: &str,
         init: &InitConfig,
     ) -> NodeResult<(i32, tokio::sync::oneshot::Receiver<()>)> {
+        let json = serde_json::to_vec(init).expect("init config serialises");
         let InitHelper {
-            mut stdin,
             stdout,
             mut stderr,
             process,
         } = self
             .init_spawner
-            .start()
+            .start(&json)
             .await
             .map_err(|e| NodeError::Internal(format!("start sandbox init: {e}")))?;
-        let json = serde_json::to_vec(init).expect("init config serialises");
-        let _ = stdin.write_all(&json).await;
-        drop(stdin);
         let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
         let ready = tokio::time::timeout(INIT_READY_TIMEOUT, stdout.read_line(&mut line)).await;

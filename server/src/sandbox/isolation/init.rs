@@ -12,6 +12,17 @@ use super::sys::{check, clone_into_cgroup, die, fork, wait_exit_code, write_file
 use super::{rootfs, InitConfig, NAMESPACES};
 
 pub fn main() -> ! {
+    run(false)
+}
+
+/// The helper, in a network namespace of its own already (`network_ready`: one the spawner
+/// made ahead, its `lo` up) or making one for the sandbox.
+pub fn run(network_ready: bool) -> ! {
+    let namespaces = if network_ready {
+        NAMESPACES & !libc::CLONE_NEWNET
+    } else {
+        NAMESPACES
+    };
     // Only stdin, stdout and stderr are meant for us: a descriptor the server had open
     // without close-on-exec stays out of the sandbox.
     close_fds_from(3);
@@ -35,16 +46,18 @@ pub fn main() -> ! {
     if let Some(userns) = cfg.user_namespace {
         // Returns only without clone3 (kernels before 5.3): the sandbox is then made
         // without a user namespace, below.
-        start_in_user_namespace(&cfg, userns, v2.as_ref());
+        start_in_user_namespace(&cfg, userns, v2.as_ref(), namespaces);
     }
     // The cgroup namespace is pid 1's alone, made as it is created (below).
     // SAFETY: plain syscall.
-    let unshared = unsafe { libc::unshare(NAMESPACES & !libc::CLONE_NEWCGROUP) };
+    let unshared = unsafe { libc::unshare(namespaces & !libc::CLONE_NEWCGROUP) };
     if let Err(e) = check(unshared, "unshare") {
         die("create namespaces", e);
     }
-    if let Err(e) = loopback_up() {
-        die("bring up lo", e);
+    if namespaces & libc::CLONE_NEWNET != 0 {
+        if let Err(e) = loopback_up() {
+            die("bring up lo", e);
+        }
     }
 
     let (ready_r, ready_w) = pipe().unwrap_or_else(|e| die("pipe", e));
@@ -69,6 +82,7 @@ fn start_in_user_namespace(
     cfg: &InitConfig,
     userns: super::UserNamespace,
     v2: Option<&std::fs::File>,
+    namespaces: libc::c_int,
 ) {
     // Pid 1 is the sandbox's root, not the host's: it cannot walk the data dir (0700) to
     // its own directories. It starts in the sandbox's directory instead (a new mount
@@ -77,7 +91,7 @@ fn start_in_user_namespace(
     let cfg = &cfg;
     let (ready_r, ready_w) = pipe().unwrap_or_else(|e| die("pipe", e));
     let (go_r, go_w) = pipe().unwrap_or_else(|e| die("pipe", e));
-    let child = match clone_into_cgroup(v2, NAMESPACES | libc::CLONE_NEWUSER) {
+    let child = match clone_into_cgroup(v2, namespaces | libc::CLONE_NEWUSER) {
         Ok(pid) => pid,
         // No clone3 (before 5.3) or no CLONE_INTO_CGROUP (before 5.7): made without a user
         // namespace, below.
@@ -122,8 +136,10 @@ fn start_in_user_namespace(
         if let Err(e) = super::sys::become_namespace_root() {
             die("become root in the user namespace", e);
         }
-        if let Err(e) = loopback_up() {
-            die("bring up lo", e);
+        if namespaces & libc::CLONE_NEWNET != 0 {
+            if let Err(e) = loopback_up() {
+                die("bring up lo", e);
+            }
         }
         run_pid1(cfg, ready_w);
     }
@@ -229,7 +245,7 @@ fn fork_pid1(cfg: &InitConfig, v2: Option<&std::fs::File>) -> libc::pid_t {
 
 /// Brings up the new network namespace's `lo`: programs in the sandbox talk to themselves
 /// over 127.0.0.1, and sandlotd's port proxy connects there (`network::ports`).
-fn loopback_up() -> std::io::Result<()> {
+pub(super) fn loopback_up() -> std::io::Result<()> {
     // SAFETY: an ioctl on a socket we own with a zeroed, NUL-terminated ifreq.
     unsafe {
         let fd = check(
