@@ -59,6 +59,7 @@ _PR_SET_SECCOMP = 22
 _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
 _SECCOMP_MODE_FILTER = 2
+_MADV_COLLAPSE = 25
 _CLONE_NEWPID = 0x20000000
 # Joined first (the kernel's order) where the sandbox has a user namespace of its own.
 _CLONE_NEWUSER = 0x10000000
@@ -294,6 +295,26 @@ def _note_kept_descriptors():
         _kept[fd] = fcntl.fcntl(fd, fcntl.F_GETFL) & (os.O_ACCMODE | os.O_APPEND)
 
 
+def _collapse_into_huge_pages():
+    # A fork copies the page table of every page the zygote wrote: ~9,000 entries for its
+    # ~37 MB of heap. Where the heap is in huge pages, one entry stands for 2 MiB, and the
+    # fork copies ~20x fewer (a fork's first write to one splits it and copies 4 KiB, as
+    # before). MADV_COLLAPSE (Linux 6.1) makes them now, whatever the system's THP setting
+    # short of "never"; elsewhere it fails and nothing changes.
+    _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    huge = 2 << 20
+    with open("/proc/self/maps") as maps:
+        regions = [line.split() for line in maps]
+    for fields in regions:
+        perms, inode, name = fields[1], fields[4], fields[5] if len(fields) > 5 else ""
+        if not perms.startswith("rw") or inode != "0" or name not in ("", "[heap]"):
+            continue  # only the anonymous, writable memory: the heap and the arenas
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        first, last = (start + huge - 1) & ~(huge - 1), end & ~(huge - 1)
+        if last - first >= huge:
+            _libc.madvise(first, last - first, _MADV_COLLAPSE)
+
+
 def _find_tid_field():
     # glibc's fork(2) writes the child's thread id into the thread's descriptor; clone3 does
     # the same when told where (CLONE_CHILD_SETTID). Found by value: the one int in the
@@ -381,6 +402,7 @@ def _zygote():
         del sys.path_importer_cache[path]
     gc.collect()
     gc.freeze()  # the collector leaves the shared objects alone: fewer pages copied per fork
+    _collapse_into_huge_pages()
     signal.signal(signal.SIGCHLD, _reap)
     _control.send(json.dumps({"type": "ready"}).encode())
     while True:
