@@ -250,6 +250,28 @@ async fn forked_contexts_get_their_own_random_state_and_the_sandbox_env() {
 }
 
 #[tokio::test]
+async fn a_forked_context_gets_an_environment_larger_than_a_pipe_holds() {
+    // The fork's configuration is in its command pipe before it is forked, as much as the
+    // pipe holds (64 KiB); an environment of 240 KB is the rest, written after the fork.
+    let s = Server::start().await;
+    let env: serde_json::Map<String, Value> = (0..4)
+        .map(|i| (format!("BIG{i}"), json!(i.to_string().repeat(60_000))))
+        .collect();
+    let sb = create_with_env(&s, Value::Object(env)).await;
+    let out = sb
+        .run(
+            "python",
+            "import os\nprint([len(os.environ[f'BIG{i}']) for i in range(4)], os.environ['BIG3'][:3])\n\
+             print('SANDLOT_ZYGOTE=1' in open('/proc/self/environ').read())",
+        )
+        .await;
+    assert_eq!(
+        out["stdout"], "[60000, 60000, 60000, 60000] 333\nTrue\n",
+        "{out}"
+    );
+}
+
+#[tokio::test]
 async fn the_fork_server_never_holds_a_sandbox_s_data() {
     let s = Server::start().await;
     let secret = "s3cr3t-value-4f1c9e";

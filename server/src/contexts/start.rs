@@ -206,6 +206,30 @@ async fn fork(
         ),
         None => None,
     };
+    // The fork reads what the exec helper would: the config, no program. It is in the
+    // command pipe before the fork is asked for (as much as the pipe holds; the rest
+    // follows), so the fork does not wait for it. Joining its v2 group by `cgroup.procs` is
+    // for a kernel that cannot clone into it; the fork skips it when it was made there.
+    let fork_cfg = ExecConfig {
+        cgroup_procs: groups
+            .v1_tasks
+            .iter()
+            .cloned()
+            .chain(groups.v2_procs())
+            .collect(),
+        program_len: Some(0),
+        argv: Vec::new(),
+        ..cfg.clone()
+    };
+    let input = exec_input(&fork_cfg, b"");
+    let mut written = 0;
+    while written < input.len() {
+        match pipes.cmd_w.try_write(&input[written..]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(io(e)),
+        }
+    }
     let mut fds = vec![
         pipes.cmd_r.as_raw_fd(),
         pipes.out_w.as_raw_fd(),
@@ -215,22 +239,7 @@ async fn fork(
     fds.extend(group_dir.as_ref().map(|d| d.as_raw_fd()));
     match zygote.fork(launch.init_pid, &fds).await {
         Ok(forked) => {
-            // The fork reads what the exec helper would: the config, no program.
-            let mut cgroup_procs = groups.v1_tasks.clone();
-            if !forked.in_cgroup {
-                cgroup_procs.extend(groups.v2_procs());
-            }
-            let fork_cfg = ExecConfig {
-                cgroup_procs,
-                program_len: Some(0),
-                argv: Vec::new(),
-                ..cfg.clone()
-            };
-            pipes
-                .cmd_w
-                .write_all(&exec_input(&fork_cfg, b""))
-                .await
-                .map_err(io)?;
+            pipes.cmd_w.write_all(&input[written..]).await.map_err(io)?;
             // The fork leads its own process group, as an exec'd driver does.
             Ok(Some((Lifeline::Forked(forked.exit), Some(forked.pid))))
         }

@@ -86,8 +86,6 @@ struct ExitBook {
 /// A forked context as the zygote reported it.
 pub struct Forked {
     pub pid: i32,
-    /// It was made in the cgroup whose directory came with the request.
-    pub in_cgroup: bool,
     /// Its exit status (128 + signal when killed); an error once the zygote is gone without
     /// saying (its forks die with it).
     pub exit: oneshot::Receiver<i32>,
@@ -271,12 +269,7 @@ impl Conn {
                 book.waiting.insert(pid, tx);
             }
         }
-        let in_cgroup = reply.get("in_cgroup").and_then(|v| v.as_bool()) == Some(true);
-        Ok(Forked {
-            pid,
-            in_cgroup,
-            exit,
-        })
+        Ok(Forked { pid, exit })
     }
 
     async fn send(&mut self, msg: &[u8], fds: &[RawFd]) -> Result<(), String> {

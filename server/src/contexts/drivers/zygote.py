@@ -10,10 +10,9 @@
 # {"type":"ready"}; then one message per context, {"n":N,"init_pid":P} (P: the host pid of
 # the sandbox's pid 1) with four descriptors (the context's command pipe, stdout, stderr and
 # reply pipe) and optionally a fifth (its tracking cgroup's directory, cgroup v2), answered
-# by {"n":N,"pid":C,"in_cgroup":B} (C: the fork's host pid; B: it was made in that cgroup)
-# or {"n":N,"error":...}; and, whenever a fork ends, {"type":"exited","pid":C,"status":S}
-# (S: its exit code, or 128 + the signal that killed it). The socket's end is the server's
-# end: the zygote exits.
+# by {"n":N,"pid":C} (C: the fork's host pid) or {"n":N,"error":...}; and, whenever a fork
+# ends, {"type":"exited","pid":C,"status":S} (S: its exit code, or 128 + the signal that
+# killed it). The socket's end is the server's end: the zygote exits.
 #
 # The zygote never learns anything about a sandbox but the pid of its pid 1 and where its
 # context's cgroup is. Each context's configuration (the cgroups it joins, uid, directory,
@@ -215,9 +214,9 @@ def _make_profile_dir():
         sys.stderr.write(f"[sandlot: could not make IPython's profile directory: {e}]\n")
 
 
-def _context(fds):
-    """The fork, in the sandbox's pid namespace: join the rest of the sandbox, confine
-    yourself, become the driver."""
+def _context(fds, in_cgroup):
+    """The fork, in the sandbox's pid namespace (and in its tracking cgroup if `in_cgroup`):
+    join the rest of the sandbox, confine yourself, become the driver."""
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         # Move the four out of the way first: any may sit on another's target.
@@ -228,8 +227,11 @@ def _context(fds):
         os.closerange(_reply_fd + 1, 1 << 20)  # the control socket and every other one
         cfg = _read_config(0)
         # "0" is the writer itself: for a v1 group's `tasks` the kernel then skips its global
-        # cgroup lock (any other pid, even our own, takes it).
+        # cgroup lock (any other pid, even our own, takes it). The v2 group's `cgroup.procs`
+        # is listed for a fork that could not be made in it.
         for procs in cfg["cgroup_procs"]:
+            if in_cgroup and procs.endswith("/cgroup.procs"):
+                continue
             with open(procs, "w") as f:
                 f.write("0")
         # Before joining: raising a hard limit takes the host's CAP_SYS_RESOURCE, which is
@@ -417,8 +419,8 @@ def _zygote():
                 raise ValueError(f"expected 4 or 5 descriptors, got {len(fds)}")
             pid, in_cgroup = _fork_into(int(req["init_pid"]), fds[4] if len(fds) == 5 else None)
             if pid == 0:
-                _context(fds[:4])
-            reply = {"n": n, "pid": pid, "in_cgroup": in_cgroup}
+                _context(fds[:4], in_cgroup)
+            reply = {"n": n, "pid": pid}
         except Exception as e:
             reply = {"n": n, "error": repr(e)}
         for fd in fds:
