@@ -1,8 +1,8 @@
 //! sandlotd: a self-hosted sandbox server that speaks the HopX sandbox API.
 //!
 //! The binary (`main.rs`) only dispatches: the same executable is the server and its own
-//! isolation helpers (`__sandbox-init`, `__sandbox-exec`, `__sandbox-pty`), which run before any thread
-//! exists so they stay single-threaded. The library's public surface is that entry point
+//! isolation helpers (`__sandbox-init`, `__sandbox-spawner`, `__sandbox-exec`, `__sandbox-pty`,
+//! `__sandbox-zygote`), which run before any thread exists so they stay single-threaded. The library's public surface is that entry point
 //! plus what the fuzz targets drive (token parsing, the router's input handling).
 
 mod api;

@@ -80,6 +80,7 @@ pub(super) async fn run_in(
             job.launch.clone(),
             job.result_cap,
             job.zygote.as_deref(),
+            None,
         )
         .await;
         let mut message = format!("{}: {}\n", error.name, error.value);
@@ -98,6 +99,7 @@ pub(super) async fn run_in(
             job.launch.clone(),
             job.result_cap,
             job.zygote.as_deref(),
+            None,
         )
         .await
         {

@@ -20,7 +20,9 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::cell::{run_in, CellOutcome, Job};
+use super::driver;
 use super::process::ContextProcess;
+use super::start::{discard, prefork, Preforked};
 use super::zygote::Zygote;
 use super::{default_id, Context, Slot};
 use crate::config::Config;
@@ -228,23 +230,74 @@ impl ContextManager {
         if slot.process.is_some() {
             return Ok(());
         }
+        self.start_with(sandbox, context, slot, None).await
+    }
+
+    async fn start_with(
+        &self,
+        sandbox: &Sandbox,
+        context: &Context,
+        slot: &mut Slot,
+        preforked: Option<Preforked>,
+    ) -> Result<(), String> {
         start(
             context,
             slot,
             self.launch(sandbox, &context.cwd),
             self.result_cap(),
             self.zygote.as_deref(),
+            preforked,
         )
         .await
     }
 
-    /// Starts a sandbox's default python context ahead of its first run (at create).
+    /// Forks a new sandbox's default python context as soon as its pid 1 exists, while the
+    /// rest of the sandbox is made (`None`: it cannot be forked; it starts the usual way).
+    pub fn prefork(
+        &self,
+        sandbox_id: &str,
+        init_pid: i32,
+        env: &[(String, String)],
+    ) -> Option<JoinHandle<Result<Preforked, String>>> {
+        let zygote = self.zygote.clone()?;
+        if !self.cfg.warm_python_context || !driver::forkable_env(env) {
+            return None;
+        }
+        let group = format!(
+            "context.{}.{}",
+            default_id(Language::Python),
+            ids::process_id()
+        );
+        let (cgroups, sid) = (self.cgroups.clone(), sandbox_id.to_string());
+        Some(tokio::spawn(async move {
+            prefork(&zygote, &cgroups, &sid, init_pid, group).await
+        }))
+    }
+
+    /// Starts a sandbox's default python context ahead of its first run (at create), from
+    /// its fork made ahead when there is one.
     pub async fn warm(&self, sandbox: Arc<Sandbox>, language: Language) {
         let Ok(context) = self.default_context(&sandbox, language) else {
             return;
         };
+        // The slot first: a run that comes meanwhile waits for this start.
         let mut slot = context.slot.lock().await;
-        if let Err(e) = self.ensure_started(&sandbox, &context, &mut slot).await {
+        let preforked = match sandbox.take_prefork() {
+            Some(handle) => handle.await.ok().and_then(Result::ok),
+            None => None,
+        };
+        let started = match (&slot.process, preforked) {
+            (Some(_), Some(p)) => {
+                discard(&self.cgroups, &sandbox.id, p.group()).await;
+                Ok(())
+            }
+            (Some(_), None) => Ok(()),
+            (None, preforked) => {
+                self.start_with(&sandbox, &context, &mut slot, preforked)
+                    .await
+            }
+        };
+        if let Err(e) = started {
             // A sandbox deleted right after its create takes its context down with it.
             if sandbox.status() != SandboxStatus::Deleted {
                 warn!(sandbox = %sandbox.id, "could not warm the {language} context: {e}");
@@ -313,10 +366,23 @@ pub(super) async fn start(
     launch: Launch,
     result_cap: usize,
     zygote: Option<&Zygote>,
+    preforked: Option<Preforked>,
 ) -> Result<(), String> {
     context.set_state(ContextState::Starting);
-    let group = format!("context.{}.{}", context.id, ids::process_id());
-    match ContextProcess::start(context.language, launch, group, result_cap, zygote).await {
+    let group = match &preforked {
+        Some(p) => p.group().to_string(),
+        None => format!("context.{}.{}", context.id, ids::process_id()),
+    };
+    match ContextProcess::start(
+        context.language,
+        launch,
+        group,
+        result_cap,
+        zygote,
+        preforked,
+    )
+    .await
+    {
         Ok(p) => {
             slot.process = Some(p);
             context.activity().starts += 1;

@@ -16,6 +16,7 @@ pub mod manager;
 mod process;
 mod replies;
 mod start;
+pub use start::Preforked;
 pub mod zygote;
 
 use std::sync::{Arc, Mutex, MutexGuard};

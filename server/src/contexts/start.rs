@@ -11,8 +11,9 @@
 //! fork's first process) says `spawned` with the driver's host pid before the driver says
 //! `ready`.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sandlot_protocol::Language;
@@ -23,8 +24,9 @@ use tokio::process::Command;
 use super::driver::{self, Reply};
 use super::process::{ContextProcess, Lifeline};
 use super::replies::Replies;
-use super::zygote::Zygote;
+use super::zygote::{Forked, Zygote};
 use crate::exec::launch::Launch;
+use crate::sandbox::cgroup::Cgroups;
 use crate::sandbox::isolation::fdpass::pipe_pair;
 use crate::sandbox::isolation::{
     exec_input, CodeDelivery, ExecConfig, DRIVER_REPLY_FD_HELPER, EXEC_SUBCOMMAND,
@@ -34,6 +36,7 @@ use crate::sandbox::isolation::{
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The driver's four pipes: the driver's ends and ours.
+#[derive(Debug)]
 struct Pipes {
     cmd_r: OwnedFd,
     out_w: OwnedFd,
@@ -72,6 +75,7 @@ impl ContextProcess {
         cgroup: String,
         result_cap: usize,
         zygote: Option<&Zygote>,
+        preforked: Option<Preforked>,
     ) -> Result<Self, String> {
         let (argv, program, delivery) = driver::launcher(language);
         let mut cfg = ExecConfig {
@@ -90,10 +94,30 @@ impl ContextProcess {
         let io = |e: std::io::Error| format!("could not start the context: {e}");
         let oom_kills_at_start = launch.cgroups.oom_kills(&launch.sandbox_id);
         let forkable = language == Language::Python && driver::forkable_env(&cfg.env);
-        let mut pipes = Pipes::new().map_err(io)?;
-        let lifeline = match zygote.filter(|_| forkable) {
-            Some(z) => fork(z, &launch, &cgroup, &cfg, &mut pipes).await?,
-            None => None,
+        let (mut pipes, lifeline) = match preforked {
+            Some(p) if forkable && p.group == cgroup => {
+                let Preforked {
+                    mut pipes,
+                    forked,
+                    cgroup_procs,
+                    ..
+                } = p;
+                let input = fork_input(&cfg, cgroup_procs);
+                pipes.cmd_w.write_all(&input).await.map_err(io)?;
+                (pipes, Some(forked.lifeline()))
+            }
+            other => {
+                if let Some(p) = other {
+                    // Forked for an environment the sandbox no longer has: it goes.
+                    discard(&launch.cgroups, &launch.sandbox_id, &p.group).await;
+                }
+                let mut pipes = Pipes::new().map_err(io)?;
+                let lifeline = match zygote.filter(|_| forkable) {
+                    Some(z) => fork(z, &launch, &cgroup, &cfg, &mut pipes).await?,
+                    None => None,
+                };
+                (pipes, lifeline)
+            }
         };
         if lifeline.is_none() {
             cfg.cgroup_procs = launch
@@ -182,6 +206,113 @@ impl ContextProcess {
     }
 }
 
+/// A python context forked before its sandbox was ready (at create, as soon as the sandbox's
+/// pid 1 exists, while its root is being built): the fork waits for its configuration,
+/// which [`ContextProcess::start`] writes once the sandbox is ready. Its cgroup and pipes
+/// are made, and the fork server's work done, off the path to the first run.
+#[derive(Debug)]
+pub struct Preforked {
+    group: String,
+    pipes: Pipes,
+    forked: Forked,
+    cgroup_procs: Vec<String>,
+}
+
+impl Preforked {
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+}
+
+impl Forked {
+    /// The fork leads its own process group, as an exec'd driver does.
+    fn lifeline(self) -> (Lifeline, Option<i32>) {
+        (Lifeline::Forked(self.exit), Some(self.pid))
+    }
+}
+
+/// Forks a python context into the sandbox whose pid 1 is `init_pid`, in the tracking group
+/// `group`, with no configuration yet (see [`Preforked`]).
+pub async fn prefork(
+    zygote: &Zygote,
+    cgroups: &Arc<Cgroups>,
+    sandbox_id: &str,
+    init_pid: i32,
+    group: String,
+) -> Result<Preforked, String> {
+    let io = |e: std::io::Error| format!("could not start the context: {e}");
+    let (cgroup_procs, dir) = fork_groups(cgroups, sandbox_id, &group)?;
+    let pipes = Pipes::new().map_err(io)?;
+    match zygote.fork(init_pid, &fork_fds(&pipes, dir.as_ref())).await {
+        Ok(forked) => Ok(Preforked {
+            group,
+            pipes,
+            forked,
+            cgroup_procs,
+        }),
+        Err(e) => {
+            discard(cgroups, sandbox_id, &group).await;
+            Err(e)
+        }
+    }
+}
+
+/// Kills a context process that is not wanted (forked ahead for nothing, or half-started),
+/// and removes its group.
+pub async fn discard(cgroups: &Arc<Cgroups>, sandbox_id: &str, group: &str) {
+    let (c, sid, g) = (cgroups.clone(), sandbox_id.to_string(), group.to_string());
+    let _ = tokio::task::spawn_blocking(move || c.kill_process(&sid, &g)).await;
+}
+
+/// The tracking group of a fork: the `tasks`/`cgroup.procs` files it joins itself (joining
+/// its v2 group by `cgroup.procs` is for a kernel that cannot clone into it; the fork skips
+/// it when it was made there) and the v2 directory to clone it into.
+fn fork_groups(
+    cgroups: &Cgroups,
+    sandbox_id: &str,
+    group: &str,
+) -> Result<(Vec<String>, Option<std::fs::File>), String> {
+    let groups = cgroups
+        .create_forked_process(sandbox_id, group)
+        .map_err(|e| format!("could not create the context's cgroup: {e}"))?;
+    let dir = match &groups.v2_dir {
+        Some(dir) => Some(
+            std::fs::File::open(dir)
+                .map_err(|e| format!("could not open the context's cgroup: {e}"))?,
+        ),
+        None => None,
+    };
+    let procs = groups
+        .v1_tasks
+        .iter()
+        .cloned()
+        .chain(groups.v2_procs())
+        .collect();
+    Ok((procs, dir))
+}
+
+fn fork_fds(pipes: &Pipes, group_dir: Option<&std::fs::File>) -> Vec<RawFd> {
+    let mut fds = vec![
+        pipes.cmd_r.as_raw_fd(),
+        pipes.out_w.as_raw_fd(),
+        pipes.err_w.as_raw_fd(),
+        pipes.rep_w.as_raw_fd(),
+    ];
+    fds.extend(group_dir.map(|d| d.as_raw_fd()));
+    fds
+}
+
+/// What a fork reads: the exec helper's input, the config with no program.
+fn fork_input(cfg: &ExecConfig, cgroup_procs: Vec<String>) -> Vec<u8> {
+    let fork_cfg = ExecConfig {
+        cgroup_procs,
+        program_len: Some(0),
+        argv: Vec::new(),
+        ..cfg.clone()
+    };
+    exec_input(&fork_cfg, b"")
+}
+
 /// Forks the driver from the fork server: straight into its tracking group where the kernel
 /// can clone into a cgroup (no `cgroup.procs` write, which takes the kernel's global cgroup
 /// lock and, after a quiet spell, waits for an RCU grace period); the fork then joins the v1
@@ -195,33 +326,10 @@ async fn fork(
     pipes: &mut Pipes,
 ) -> Result<Option<(Lifeline, Option<i32>)>, String> {
     let io = |e: std::io::Error| format!("could not start the context: {e}");
-    let groups = launch
-        .cgroups
-        .create_forked_process(&launch.sandbox_id, cgroup)
-        .map_err(|e| format!("could not create the context's cgroup: {e}"))?;
-    let group_dir = match &groups.v2_dir {
-        Some(dir) => Some(
-            std::fs::File::open(dir)
-                .map_err(|e| format!("could not open the context's cgroup: {e}"))?,
-        ),
-        None => None,
-    };
-    // The fork reads what the exec helper would: the config, no program. It is in the
-    // command pipe before the fork is asked for (as much as the pipe holds; the rest
-    // follows), so the fork does not wait for it. Joining its v2 group by `cgroup.procs` is
-    // for a kernel that cannot clone into it; the fork skips it when it was made there.
-    let fork_cfg = ExecConfig {
-        cgroup_procs: groups
-            .v1_tasks
-            .iter()
-            .cloned()
-            .chain(groups.v2_procs())
-            .collect(),
-        program_len: Some(0),
-        argv: Vec::new(),
-        ..cfg.clone()
-    };
-    let input = exec_input(&fork_cfg, b"");
+    let (cgroup_procs, dir) = fork_groups(&launch.cgroups, &launch.sandbox_id, cgroup)?;
+    // The configuration is in the command pipe before the fork is asked for (as much as the
+    // pipe holds; the rest follows), so the fork does not wait for it.
+    let input = fork_input(cfg, cgroup_procs);
     let mut written = 0;
     while written < input.len() {
         match pipes.cmd_w.try_write(&input[written..]) {
@@ -230,27 +338,17 @@ async fn fork(
             Err(e) => return Err(io(e)),
         }
     }
-    let mut fds = vec![
-        pipes.cmd_r.as_raw_fd(),
-        pipes.out_w.as_raw_fd(),
-        pipes.err_w.as_raw_fd(),
-        pipes.rep_w.as_raw_fd(),
-    ];
-    fds.extend(group_dir.as_ref().map(|d| d.as_raw_fd()));
-    match zygote.fork(launch.init_pid, &fds).await {
+    match zygote
+        .fork(launch.init_pid, &fork_fds(pipes, dir.as_ref()))
+        .await
+    {
         Ok(forked) => {
             pipes.cmd_w.write_all(&input[written..]).await.map_err(io)?;
-            // The fork leads its own process group, as an exec'd driver does.
-            Ok(Some((Lifeline::Forked(forked.exit), Some(forked.pid))))
+            Ok(Some(forked.lifeline()))
         }
         Err(_) => {
             // Whatever the fork server may have started goes.
-            let (c, sid, g) = (
-                launch.cgroups.clone(),
-                launch.sandbox_id.clone(),
-                cgroup.to_string(),
-            );
-            let _ = tokio::task::spawn_blocking(move || c.kill_process(&sid, &g)).await;
+            discard(&launch.cgroups, &launch.sandbox_id, cgroup).await;
             *pipes = Pipes::new().map_err(io)?;
             Ok(None)
         }

@@ -84,6 +84,7 @@ struct ExitBook {
 }
 
 /// A forked context as the zygote reported it.
+#[derive(Debug)]
 pub struct Forked {
     pub pid: i32,
     /// Its exit status (128 + signal when killed); an error once the zygote is gone without

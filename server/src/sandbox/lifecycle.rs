@@ -23,8 +23,14 @@ use crate::store::SandboxRecord;
 use crate::time::from_unix_millis;
 
 impl LocalNode {
-    /// Creates (or re-creates, after a restart) the live sandbox of a record.
-    pub(super) async fn start(&self, record: &SandboxRecord) -> NodeResult<Arc<Sandbox>> {
+    /// Creates (or re-creates, after a restart) the live sandbox of a record; with `warm`,
+    /// its default python context is forked as soon as its pid 1 exists (warmed up by
+    /// [`LocalNode::warm_contexts`]).
+    pub(super) async fn start(
+        &self,
+        record: &SandboxRecord,
+        warm: bool,
+    ) -> NodeResult<Arc<Sandbox>> {
         let _permit = self.start_permits.acquire().await.expect("never closed");
         let template = template::find(&record.template)
             .ok_or_else(|| NodeError::TemplateNotFound(record.template.clone()))?;
@@ -94,11 +100,23 @@ impl LocalNode {
                 user: record.uid,
             }),
         };
-        let (init_pid, init_helper) = match self.spawn_init(&record.id, &init).await {
+        let template_warms = warm && template.supports(sandlot_protocol::Language::Python);
+        let mut prefork = None;
+        let env: Vec<(String, String)> = record.env_vars.clone().into_iter().collect();
+        let on_pid = |pid| {
+            if template_warms {
+                prefork = self.contexts.prefork(&record.id, pid, &env);
+            }
+        };
+        let (init_pid, init_helper) = match self.spawn_init(&record.id, &init, on_pid).await {
             Ok(started) => started,
             Err(e) => {
                 if let Some(lease) = &lease {
                     self.network.release(lease);
+                }
+                // A context forked ahead is in the sandbox's groups once the fork is done.
+                if let Some(prefork) = prefork {
+                    let _ = prefork.await;
                 }
                 self.sweep_cgroups(&record.id).await;
                 return Err(e);
@@ -112,6 +130,9 @@ impl LocalNode {
                     // SAFETY: SIGKILL to our own sandbox's pid 1 takes its namespace down.
                     unsafe { libc::kill(init_pid, libc::SIGKILL) };
                     let _ = tokio::time::timeout(Duration::from_secs(1), init_helper).await;
+                    if let Some(prefork) = prefork {
+                        let _ = prefork.await;
+                    }
                     self.sweep_cgroups(&record.id).await;
                     return Err(NodeError::Internal(e));
                 }
@@ -139,17 +160,20 @@ impl LocalNode {
             watches: Default::default(),
             gone: Default::default(),
             init_helper: Mutex::new(Some(init_helper)),
+            prefork: Mutex::new(prefork),
         });
         self.map_mut().insert(record.id.clone(), sandbox.clone());
         Ok(sandbox)
     }
 
-    /// Starts `__sandbox-init` and waits for its `ready <pid>` line. Returns the sandbox's
-    /// pid 1 and the task that reaps the helper once the sandbox is gone.
+    /// Starts `__sandbox-init` and waits for its `ready <pid>` line; `on_pid` learns pid 1's
+    /// host pid as soon as it exists. Returns the sandbox's pid 1 and the task that reaps the
+    /// helper once the sandbox is gone.
     pub(super) async fn spawn_init(
         &self,
         id: &str,
         init: &InitConfig,
+        on_pid: impl FnOnce(i32),
     ) -> NodeResult<(i32, tokio::sync::oneshot::Receiver<()>)> {
         let json = serde_json::to_vec(init).expect("init config serialises");
         let InitHelper {
@@ -162,13 +186,29 @@ impl LocalNode {
             .await
             .map_err(|e| NodeError::Internal(format!("start sandbox init: {e}")))?;
         let mut stdout = BufReader::new(stdout);
-        let mut line = String::new();
-        let ready = tokio::time::timeout(INIT_READY_TIMEOUT, stdout.read_line(&mut line)).await;
-        let pid = line
-            .trim()
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse::<i32>().ok());
-        let Some(pid) = pid.filter(|_| matches!(ready, Ok(Ok(_)))) else {
+        // `pid <pid>` as soon as pid 1 exists, then `ready <pid>`.
+        let mut on_pid = Some(on_pid);
+        let lines = async {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if stdout.read_line(&mut line).await.ok()? == 0 {
+                    return None;
+                }
+                let (word, pid) = line.trim().split_once(' ')?;
+                let pid = pid.parse::<i32>().ok()?;
+                match word {
+                    "pid" => on_pid.take().into_iter().for_each(|f| f(pid)),
+                    "ready" => return Some(pid),
+                    _ => return None,
+                }
+            }
+        };
+        let pid = tokio::time::timeout(INIT_READY_TIMEOUT, lines)
+            .await
+            .ok()
+            .flatten();
+        let Some(pid) = pid else {
             process.kill();
             let mut msg = String::new();
             let _ =
@@ -244,6 +284,10 @@ impl LocalNode {
             .take();
         if let (Some(helper), true) = (helper, keep_files) {
             let _ = tokio::time::timeout(Duration::from_secs(1), helper).await;
+        }
+        // A context still being forked ahead lands in the groups swept next.
+        if let Some(prefork) = sandbox.take_prefork() {
+            let _ = prefork.await;
         }
         self.sweep_cgroups(&sandbox.id).await;
         if let Some(attachment) = &sandbox.network {

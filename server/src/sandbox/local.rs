@@ -289,7 +289,7 @@ impl Node for LocalNode {
             token_generation: 0,
             previous_token_until_ms: None,
         };
-        let sandbox = match self.start(&record).await {
+        let sandbox = match self.start(&record, self.cfg.warm_python_context).await {
             Ok(sandbox) => sandbox,
             Err(e) => {
                 // `start` sweeps what it made in the kernel; its directories and the uid

@@ -53,7 +53,12 @@ pub struct Sandbox {
     pub gone: tokio_util::sync::CancellationToken,
     /// Resolves once the `__sandbox-init` helper that waits for the sandbox's pid 1 is reaped.
     init_helper: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    /// Its default python context, forked while the sandbox was made (taken by the warm-up).
+    prefork: Mutex<Option<Prefork>>,
 }
+
+/// A default python context being forked ahead (`crate::contexts::manager::prefork`).
+pub type Prefork = tokio::task::JoinHandle<Result<crate::contexts::Preforked, String>>;
 
 #[derive(Debug, Clone)]
 struct SandboxState {
@@ -66,6 +71,14 @@ struct SandboxState {
 }
 
 impl Sandbox {
+    /// The default python context forked ahead, once.
+    pub fn take_prefork(&self) -> Option<Prefork> {
+        self.prefork
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
     fn state(&self) -> MutexGuard<'_, SandboxState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -52,7 +52,7 @@ impl LocalNode {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(record.uid);
-            match self.start(&record).await {
+            match self.start(&record, false).await {
                 Ok(_) => {
                     let _ = self
                         .catalog

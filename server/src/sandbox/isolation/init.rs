@@ -1,7 +1,8 @@
 //! `sandlotd __sandbox-init`: create a sandbox and keep it alive.
 //!
-//! Protocol with the server: the helper reads an [`InitConfig`] as JSON on stdin, and once the
-//! sandbox is ready prints `ready <host pid of the sandbox's pid 1>` on stdout. It then waits
+//! Protocol with the server: the helper reads an [`InitConfig`] as JSON on stdin, prints
+//! `pid <host pid of the sandbox's pid 1>` on stdout as soon as pid 1 exists, and
+//! `ready <the same pid>` once the sandbox is ready. It then waits
 //! for pid 1 and exits when the sandbox dies (the server kills pid 1 to kill the sandbox).
 //! Any failure is printed on stderr and the helper exits non-zero.
 
@@ -191,9 +192,13 @@ fn enter_sandbox_dir(
     Ok(cfg)
 }
 
-/// Says `ready <pid>` once pid 1 reported its root built, then waits for pid 1 and exits
-/// with its status (the sandbox's end).
+/// Says `pid <pid>` at once (the server may start forking into the sandbox's pid namespace
+/// meanwhile), `ready <pid>` once pid 1 reported its root built, then waits for pid 1 and
+/// exits with its status (the sandbox's end).
 fn report_and_wait(child: libc::pid_t, ready_r: libc::c_int) -> ! {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "pid {child}");
+    let _ = out.flush();
     let mut status = [0u8; 64];
     // SAFETY: reading into a valid buffer.
     let n = unsafe {
@@ -207,7 +212,6 @@ fn report_and_wait(child: libc::pid_t, ready_r: libc::c_int) -> ! {
         // pid 1 printed its own reason on stderr.
         std::process::exit(wait_exit_code(child).max(1));
     }
-    let mut out = std::io::stdout();
     let _ = writeln!(out, "ready {child}");
     let _ = out.flush();
     std::process::exit(wait_exit_code(child));
