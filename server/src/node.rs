@@ -204,6 +204,8 @@ pub trait Node: TerminalNode + ContextNode + Send + Sync + 'static {
     fn sandbox(&self, id: &str) -> NodeResult<SandboxInfo>;
     /// Every sandbox, oldest first.
     fn sandboxes(&self) -> Vec<SandboxInfo>;
+    /// Sandboxes made ahead and ready for a create to take (the warm pool).
+    fn warm_pool_ready(&self) -> usize;
     /// Kills a sandbox and everything in it, and forgets it.
     async fn kill_sandbox(&self, id: &str) -> NodeResult<()>;
     async fn pause_sandbox(&self, id: &str) -> NodeResult<()>;

@@ -162,6 +162,10 @@ pub(crate) async fn run(mut cfg: Config, role: Option<NodeRole>) -> Result<(), S
     webhooks.recover();
     let deliveries = tokio::spawn(webhooks.clone().run(shutdown.clone()));
 
+    let pool_filler = {
+        let (node, shutdown) = (node.clone(), shutdown.clone());
+        tokio::spawn(async move { node.keep_pool_filled(shutdown).await })
+    };
     let reaper = {
         let (node, shutdown) = (node.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -220,7 +224,9 @@ pub(crate) async fn run(mut cfg: Config, role: Option<NodeRole>) -> Result<(), S
     });
     let serve = tokio::spawn(async move { serve.await });
     shutdown.requested().await;
-    // Stop the sandboxes while connections drain: runs end, streams see their exits.
+    // Stop the sandboxes while connections drain: runs end, streams see their exits. A
+    // pooled sandbox being made is finished first, then drained with the pool.
+    let _ = pool_filler.await;
     node.shutdown(PROCESS_STOP_WAIT).await;
     match tokio::time::timeout(DRAIN, serve).await {
         Ok(Ok(Ok(()))) => {}

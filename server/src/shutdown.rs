@@ -20,6 +20,11 @@ impl Shutdown {
         self.token.cancel();
     }
 
+    /// Whether shutdown has been triggered.
+    pub fn is_requested(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
     /// Resolves once shutdown has been triggered (at once if it already was).
     pub async fn requested(&self) {
         self.token.cancelled().await

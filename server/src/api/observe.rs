@@ -246,6 +246,16 @@ pub async fn server_prometheus(State(state): State<AppState>, _: ApiKey) -> Resp
     );
     let _ = writeln!(page, "# TYPE sandlot_sandboxes_max gauge");
     let _ = writeln!(page, "sandlot_sandboxes_max {}", state.cfg.max_sandboxes);
+    let _ = writeln!(
+        page,
+        "# HELP sandlot_warm_pool_ready Sandboxes made ahead, ready for a create to take."
+    );
+    let _ = writeln!(page, "# TYPE sandlot_warm_pool_ready gauge");
+    let _ = writeln!(
+        page,
+        "sandlot_warm_pool_ready {}",
+        state.node.warm_pool_ready()
+    );
     write_families(&mut page, &sandboxes);
     let requests = {
         let map = state

@@ -337,6 +337,31 @@ impl ContextManager {
 
     /// Stops interpreters idle for longer than `--context-idle-secs` (the next run starts
     /// one again, transparently).
+    /// Whether the sandbox's default context of `language` has a live interpreter.
+    pub fn default_is_running(&self, sandbox: &Sandbox, language: Language) -> bool {
+        let Some(context) = sandbox.contexts.get(&default_id(language)) else {
+            return false;
+        };
+        let Ok(mut slot) = context.slot.try_lock() else {
+            return true; // running a cell
+        };
+        slot.process
+            .as_mut()
+            .is_some_and(|p| p.has_exited().is_none())
+    }
+
+    /// Starts the idle time of every context of a sandbox now (one made ahead in the warm
+    /// pool, just handed out).
+    pub fn touch(&self, sandbox: &Sandbox) {
+        for context in sandbox.contexts.all() {
+            if let Ok(mut slot) = context.slot.try_lock() {
+                if let Some(p) = slot.process.as_mut() {
+                    p.last_used = std::time::Instant::now();
+                }
+            }
+        }
+    }
+
     pub async fn stop_idle(&self, sandbox: &Sandbox) {
         let idle = Duration::from_secs(self.cfg.context_idle_secs);
         if idle.is_zero() {

@@ -23,7 +23,8 @@ use crate::store::SandboxRecord;
 use crate::time::from_unix_millis;
 
 impl LocalNode {
-    /// Creates (or re-creates, after a restart) the live sandbox of a record; with `warm`,
+    /// Creates (or re-creates, after a restart) the sandbox of a record (the caller makes it
+    /// live: puts it in the map); with `warm`,
     /// its default python context is forked as soon as its pid 1 exists (warmed up by
     /// [`LocalNode::warm_contexts`]).
     pub(super) async fn start(
@@ -145,7 +146,7 @@ impl LocalNode {
             internet_access: record.internet_access,
             network,
             env_vars: Mutex::new(record.env_vars.clone()),
-            created_at: from_unix_millis(record.created_at_ms),
+            created_at: Mutex::new(from_unix_millis(record.created_at_ms)),
             state: Mutex::new(SandboxState {
                 status: SandboxStatus::Running,
                 timeout_seconds: record.timeout_seconds,
@@ -162,7 +163,6 @@ impl LocalNode {
             init_helper: Mutex::new(Some(init_helper)),
             prefork: Mutex::new(prefork),
         });
-        self.map_mut().insert(record.id.clone(), sandbox.clone());
         Ok(sandbox)
     }
 

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use super::cgroup::{Cgroups, Limits};
 use super::init_helper::InitSpawner;
 use super::layout::Layout;
+use super::pool::WarmPool;
 use super::template;
 use super::uid_range::{self, IdRange};
 use super::volume::Volume;
@@ -68,6 +69,8 @@ pub struct LocalNode {
     pub(super) terminals: TerminalManager,
     /// Starts each sandbox's `__sandbox-init`.
     pub(super) init_spawner: InitSpawner,
+    /// Sandboxes made ahead for creates to take.
+    pub(super) pool: WarmPool,
     pub(super) sandboxes: RwLock<HashMap<String, Arc<Sandbox>>>,
     /// uids of live sandboxes plus slots reserved by creations in flight.
     pub(super) uids: Mutex<HashSet<u32>>,
@@ -121,6 +124,7 @@ impl LocalNode {
             network,
             terminals,
             init_spawner: InitSpawner::new(exe),
+            pool: WarmPool::default(),
             sandboxes: RwLock::new(HashMap::new()),
             uids: Mutex::new(HashSet::new()),
             start_permits: tokio::sync::Semaphore::new(
@@ -148,7 +152,7 @@ impl LocalNode {
         self.map().len()
     }
 
-    fn info_of(&self, s: &Sandbox) -> SandboxInfo {
+    pub(super) fn info_of(&self, s: &Sandbox) -> SandboxInfo {
         let st = s.state();
         SandboxInfo {
             id: s.id.clone(),
@@ -158,7 +162,7 @@ impl LocalNode {
             network: s.network.as_ref().map(|n| n.rules().wire),
             timeout_seconds: st.timeout_seconds,
             expires_at: st.expires_at,
-            created_at: s.created_at,
+            created_at: s.created_at(),
             public_host: format!("{}/sandboxes/{}/agent", self.cfg.public_base_url(), s.id),
             node_id: self.cfg.node_name.as_deref().unwrap_or("local").into(),
             token_generation: st.token_generation,
@@ -174,7 +178,7 @@ impl LocalNode {
         }
     }
 
-    fn reserve_uid(&self) -> NodeResult<u32> {
+    pub(super) fn reserve_uid(&self) -> NodeResult<u32> {
         let mut uids = self.uids.lock().unwrap_or_else(|p| p.into_inner());
         if uids.len() >= self.cfg.max_sandboxes {
             return Err(NodeError::LimitReached(format!(
@@ -221,6 +225,7 @@ impl LocalNode {
     /// Server shutdown: stops every process (keeping its record), kills every sandbox
     /// (keeping its record and files, so a restart brings it back), flushes the store.
     pub async fn shutdown(&self, process_wait: Duration) {
+        self.drain_pool().await;
         let all: Vec<_> = self.map().values().cloned().collect();
         futures_util::future::join_all(all.iter().map(|sandbox| async move {
             self.processes
@@ -250,6 +255,7 @@ fn expiry(now: SystemTime, seconds: u64) -> NodeResult<SystemTime> {
 #[async_trait]
 impl Node for LocalNode {
     async fn create_sandbox(&self, spec: SandboxSpec) -> NodeResult<SandboxInfo> {
+        let _creating = self.creating();
         let template = template::find(&spec.template)
             .ok_or_else(|| NodeError::TemplateNotFound(spec.template.clone()))?;
         check_env(&spec.env_vars)?;
@@ -266,8 +272,21 @@ impl Node for LocalNode {
             None => None,
             Some(t) => Some(unix_millis(expiry(now, t)?)),
         };
+        if let Some(sandbox) = self.claim(&spec).await {
+            let record = self.adopt(&sandbox, spec.timeout_seconds, expires_at_ms);
+            if let Err(e) = self.catalog.insert_sandbox(&record) {
+                self.destroy(&sandbox, false).await;
+                return Err(e.into());
+            }
+            return Ok(self.info_of(&sandbox));
+        }
         // Nothing may fail between here and `start` without releasing the uid.
-        let uid = self.reserve_uid()?;
+        let uid = match self.reserve_uid() {
+            Ok(uid) => uid,
+            // A pooled sandbox gives its slot to a create that needs one.
+            Err(e) if self.evict_one().await => self.reserve_uid().map_err(|_| e)?,
+            Err(e) => return Err(e),
+        };
         let record = SandboxRecord {
             id: spec.id.unwrap_or_else(ids::sandbox_id),
             template: template.name.into(),
@@ -290,7 +309,10 @@ impl Node for LocalNode {
             previous_token_until_ms: None,
         };
         let sandbox = match self.start(&record, self.cfg.warm_python_context).await {
-            Ok(sandbox) => sandbox,
+            Ok(sandbox) => {
+                self.map_mut().insert(record.id.clone(), sandbox.clone());
+                sandbox
+            }
             Err(e) => {
                 // `start` sweeps what it made in the kernel; its directories and the uid
                 // are released here.
@@ -306,6 +328,10 @@ impl Node for LocalNode {
             return Err(e.into());
         }
         Ok(self.info_of(&sandbox))
+    }
+
+    fn warm_pool_ready(&self) -> usize {
+        self.pool.len()
     }
 
     fn sandbox(&self, id: &str) -> NodeResult<SandboxInfo> {

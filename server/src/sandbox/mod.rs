@@ -10,6 +10,7 @@ pub mod layout;
 mod lifecycle;
 mod local;
 mod local_contexts;
+mod pool;
 mod recovery;
 pub mod template;
 mod terminals;
@@ -37,7 +38,8 @@ pub struct Sandbox {
     pub internet_access: bool,
     /// Its network when it has internet access (veth, addresses, egress rules).
     pub network: Option<Arc<crate::network::Attachment>>,
-    pub created_at: SystemTime,
+    /// When it was created (for one made ahead in the pool: when it was handed out).
+    created_at: Mutex<SystemTime>,
     /// The sandbox's global environment (`env_vars` at create, `/env` later).
     env_vars: Mutex<BTreeMap<String, String>>,
     state: Mutex<SandboxState>,
@@ -71,6 +73,10 @@ struct SandboxState {
 }
 
 impl Sandbox {
+    pub fn created_at(&self) -> SystemTime {
+        *self.created_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The default python context forked ahead, once.
     pub fn take_prefork(&self) -> Option<Prefork> {
         self.prefork

@@ -53,7 +53,8 @@ impl LocalNode {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(record.uid);
             match self.start(&record, false).await {
-                Ok(_) => {
+                Ok(sandbox) => {
+                    self.map_mut().insert(record.id.clone(), sandbox);
                     let _ = self
                         .catalog
                         .set_sandbox_status(&record.id, SandboxStatus::Running);

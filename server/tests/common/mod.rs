@@ -158,7 +158,7 @@ impl Server {
         }
     }
 
-    fn control(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub fn control(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.api_key {
             Some(k) => rb.header("X-API-Key", k),
             None => rb,

@@ -1,0 +1,170 @@
+//! The warm pool against the real server: sandboxes made ahead, each with its python context
+//! ready, that a create takes; the pool gives way to creates and leaves nothing behind.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::Server;
+use reqwest::Method;
+use serde_json::json;
+
+/// Sandboxes whose directories exist: live or pooled.
+fn on_disk(s: &Server) -> BTreeSet<String> {
+    std::fs::read_dir(s.sandboxes_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn listed(s: &Server) -> BTreeSet<String> {
+    let (status, list) = s.cp(Method::GET, "/v1/sandboxes", None).await;
+    assert_eq!(status, 200, "{list}");
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Waits until the pool holds `n` ready sandboxes (its gauge in `/metrics`) and returns
+/// their ids (on disk, not listed).
+async fn pooled(s: &Server, n: usize) -> BTreeSet<String> {
+    let wanted = format!("sandlot_warm_pool_ready {n}\n");
+    for _ in 0..400 {
+        let page = s
+            .control(s.http.get(format!("{}/metrics", s.url)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if page.contains(&wanted) {
+            let live = listed(s).await;
+            let ahead: BTreeSet<String> = on_disk(s).difference(&live).cloned().collect();
+            assert_eq!(ahead.len(), n, "{ahead:?}");
+            return ahead;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the pool did not fill to {n}");
+}
+
+#[tokio::test]
+async fn a_create_takes_a_sandbox_made_ahead_with_its_python_context_ready() {
+    let s = Server::start_with(Some("test-key"), &["--warm-pool", "1"]).await;
+    let ahead = pooled(&s, 1).await;
+    assert!(
+        listed(&s).await.is_empty(),
+        "a pooled sandbox is not listed"
+    );
+
+    let before = std::time::SystemTime::now();
+    let sb = s.create("code-interpreter").await;
+    assert!(ahead.contains(&sb.id), "the create took the pooled one");
+    let (_, info) = s
+        .cp(Method::GET, &format!("/v1/sandboxes/{}", sb.id), None)
+        .await;
+    let created = humantime::parse_rfc3339_weak(info["created_at"].as_str().unwrap()).unwrap();
+    assert!(
+        created + Duration::from_secs(1) >= before,
+        "created when taken, not when made: {info}"
+    );
+    // Its default context was running before the create and has run nothing yet.
+    let (_, contexts) = sb.call(Method::GET, "/contexts", None).await;
+    let default = &contexts["contexts"][0];
+    assert_eq!(default["state"], "idle", "{contexts}");
+    assert_eq!(default["starts"], 1, "{contexts}");
+    assert_eq!(default["execution_count"], 0, "{contexts}");
+    let out = sb.run("python", "x = 41\nx + 1").await;
+    assert_eq!(out["execution_count"], 1, "{out}");
+    assert_eq!(out["results"][0]["text"], "42", "{out}");
+
+    // The pool fills again; a create that asks for an environment gets a new sandbox.
+    let next = pooled(&s, 1).await;
+    assert!(next.is_disjoint(&ahead));
+    let (status, body) = s
+        .cp(
+            Method::POST,
+            "/v1/sandboxes",
+            Some(json!({"template_name": "code-interpreter", "env_vars": {"A": "b"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!next.contains(body["id"].as_str().unwrap()));
+    // So does one of another template.
+    let base = s.create("base").await;
+    assert!(!next.contains(&base.id));
+}
+
+/// Host processes in a sandbox's cgroups.
+fn processes_of(id: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(id)))
+        .count()
+}
+
+/// Whether a sandbox's processes are all gone within 3 s (a killed process is reaped by
+/// its parent a moment later).
+async fn gone(id: &str) -> bool {
+    for _ in 0..60 {
+        if processes_of(id) == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_pool_gives_its_slots_to_creates_and_never_outlives_the_server() {
+    let mut s = Server::start_with(
+        Some("test-key"),
+        &["--max-sandboxes", "3", "--warm-pool", "2"],
+    )
+    .await;
+    // With 3 slots the pool takes at most 2, so one is always free.
+    let ahead = pooled(&s, 2).await;
+    // `base` never takes a pooled sandbox: each create needs a slot, the last two by
+    // evicting one made ahead.
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        made.push(s.create("base").await.id);
+    }
+    let (status, b) = s
+        .cp(
+            Method::POST,
+            "/v1/sandboxes",
+            Some(json!({"template_name": "base"})),
+        )
+        .await;
+    assert_eq!(status, 429, "{b}");
+    for id in &ahead {
+        assert!(!s.sandboxes_dir().join(id).exists(), "{id} was evicted");
+        assert!(gone(id).await, "{id}'s processes were evicted with it");
+    }
+
+    // Once two slots are free again, it fills; and it is gone with the server.
+    for id in &made[..2] {
+        s.cp(Method::DELETE, &format!("/v1/sandboxes/{id}"), None)
+            .await;
+    }
+    let refilled = pooled(&s, 1).await;
+    let id = refilled.iter().next().unwrap().clone();
+    assert!(processes_of(&id) >= 2, "its pid 1 and its context run");
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(gone(&id).await, "a pooled sandbox outlived the server");
+    assert!(
+        !s.sandboxes_dir().join(&id).exists(),
+        "{id} was left on disk"
+    );
+}
