@@ -366,7 +366,8 @@ function markdown(r, v, notesFile) {
         table(
           ['first run in', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'],
           [
-            row('the default python context, forked (started at create)', c.tti.forked),
+            row('the default python context, from the warm pool when it has a sandbox ready (the default)', c.tti.forked),
+            ...(c.tti.forkedNoPool ? [row('the default python context, forked at create (`--warm-pool 0`)', c.tti.forkedNoPool)] : []),
             row('the default python context, exec\'d (`--context-zygote false`)', c.tti.execd),
             row('a fresh process (`fresh: true`)', c.tti.fresh),
             row('— create alone (no run)', c.tti.create),
@@ -374,14 +375,19 @@ function markdown(r, v, notesFile) {
         ),
         '',
       );
-      out.push(`Forked ÷ fresh: ${ratio(c.tti.forked.median / c.tti.fresh.median)}${ci(c.ttiRatios.forkedVsFresh)} (95 % interval of the ratio of medians); forked ÷ exec'd: ${ratio(c.tti.forked.median / c.tti.execd.median)}${ci(c.ttiRatios.forkedVsExecd)}. TTI − create, per round: median ${ms(c.ttiOverCreate.median)} ms.`, '');
+      out.push(`Default ÷ fresh: ${ratio(c.tti.forked.median / c.tti.fresh.median)}${ci(c.ttiRatios.forkedVsFresh)} (95 % interval of the ratio of medians); default ÷ exec'd: ${ratio(c.tti.forked.median / c.tti.execd.median)}${ci(c.ttiRatios.forkedVsExecd)}${c.ttiRatios.poolVsNoPool ? `; default ÷ no pool: ${ratio(c.tti.forked.median / c.tti.forkedNoPool.median)}${ci(c.ttiRatios.poolVsNoPool)}` : ''}. TTI − create, per round: median ${ms(c.ttiOverCreate.median)} ms. The rounds run back to back, so the pool (2 sandboxes) is refilled while the next rounds run: some creates find it empty.`, '');
     }
     out.push('Burst of 100 creates + first runs at once:', '');
     const brow = (name, b) => (b ? [name, ms(b.median), ms(b.p99), ms(b.wall), pct(b.successRate)] : [name, '—', '—', '—', '—']);
     out.push(
       table(
         ['first run in', 'median ms', 'p99 ms', 'wall ms', 'success'],
-        [brow('the default python context, forked', c.burstWarm), brow("the default python context, exec'd", c.burstExecd), brow('a fresh process (`fresh: true`)', c.burstFresh)],
+        [
+          brow('the default python context (the default: the warm pool, then forked at create)', c.burstWarm),
+          ...(c.burstNoPool ? [brow('the default python context, forked at create (`--warm-pool 0`)', c.burstNoPool)] : []),
+          brow("the default python context, exec'd", c.burstExecd),
+          brow('a fresh process (`fresh: true`)', c.burstFresh),
+        ],
       ),
       '',
     );

@@ -3,7 +3,8 @@
 // sandbox holding a warm context, and 1,000 such sandboxes on one host. Raw HTTP throughout
 // (the SDK's own cost is §1).
 //
-// Python contexts are forked from the fork server (the default). The same measurements on a
+// Python contexts are forked from the fork server (the default), and creates take sandboxes
+// from the warm pool when it has one (also the default). The same measurements on a
 // server started with `--context-zygote false` (every context a new interpreter through the
 // exec helper, as before the fork server) and with `fresh: true` (a new process per run, no
 // context) are the baselines, interleaved with it round by round.
@@ -243,6 +244,9 @@ async function thousand(ctx, n) {
 export async function contexts(ctx) {
   const server = await startServer({ 'max-sandboxes': 400 });
   const execd = await startServer({ 'max-sandboxes': 400, 'context-zygote': 'false' });
+  // The default server takes sandboxes from its warm pool; this one forks every sandbox's
+  // context at create (the path a create takes when the pool is empty or not eligible).
+  const nopool = await startServer({ 'max-sandboxes': 400, 'warm-pool': 0 });
   try {
     const raw = rawClient(server);
     // 1. A warm context: print(1) against the agent's HTTP floor, interleaved.
@@ -270,6 +274,7 @@ export async function contexts(ctx) {
     await settle();
     const ttiVariants = {
       forked: () => ttiOnce(server, {}),
+      forkedNoPool: () => ttiOnce(nopool, {}),
       fresh: () => ttiOnce(server, { fresh: true }),
       create: () => createOnce(server),
     };
@@ -280,6 +285,7 @@ export async function contexts(ctx) {
     const ttiRatios = {
       forkedVsFresh: ratioCI(ttiRes.forked.samples, ttiRes.fresh.samples),
       forkedVsExecd: ratioCI(ttiRes.forked.samples, ttiRes.execd.samples),
+      poolVsNoPool: ratioCI(ttiRes.forked.samples, ttiRes.forkedNoPool.samples),
     };
     const ttiOverCreate = pairedDiff(ttiRes.forked.byRound, ttiRes.create.byRound);
 
@@ -288,6 +294,8 @@ export async function contexts(ctx) {
     const burstWarm = await burst(server, 100, {});
     const burstFresh = await burst(server, 100, { fresh: true });
     const burstExecd = ctx.quick ? null : await burst(execd, 100, {});
+    const burstNoPool = await burst(nopool, 100, {});
+    await nopool.stop();
 
     // 4. Memory of idle sandboxes: with a forked context, with an exec'd one, without one.
     ctx.log('  memory per idle sandbox');
@@ -324,6 +332,7 @@ export async function contexts(ctx) {
       burstWarm,
       burstFresh,
       burstExecd,
+      burstNoPool,
       memForked,
       memExecd,
       memCold,
@@ -331,6 +340,7 @@ export async function contexts(ctx) {
     };
   } finally {
     await execd.stop().catch(() => {});
+    await nopool.stop().catch(() => {});
     await server.stop().catch(() => {});
   }
 }

@@ -135,11 +135,14 @@ export async function startFaultProxy(upstream) {
           let sent = 0;
           up.on('data', (chunk) => {
             sent += chunk.length;
-            res.write(chunk);
-            if (sent >= rule.cutAfterBytes) {
-              up.destroy();
-              res.socket?.destroy();
+            if (sent < rule.cutAfterBytes) {
+              res.write(chunk);
+              return;
             }
+            // The bytes reach the client first (the response's first write is corked
+            // until the next tick: destroying at once would drop it, headers and all).
+            up.destroy();
+            res.write(chunk, () => res.socket?.destroy());
           });
           up.on('end', () => res.end());
         },
