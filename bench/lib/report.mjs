@@ -360,7 +360,7 @@ function markdown(r, v, notesFile) {
     out.push(table(['call', 'median', 'p99'], c.rows.map((x) => [x.op, `${ms(x.median)} ms`, `${ms(x.p99)} ms`])), '');
     out.push(`Warm context − HTTP floor, per round: median **${ms(c.warmOverHttp.median)} ms**, p99 ${ms(c.warmOverHttp.p99)} ms.`, '');
     if (c.tti) {
-      out.push(`Time to interactive (create → first successful \`print(1)\`), one sandbox after another: ${c.ttiRounds} rounds with the forked context, a fresh process and a create alone interleaved round by round; the exec'd context in a block of ${c.tti.execd.n} of its own:`, '');
+      out.push(`Time to interactive (create → first successful \`print(1)\`), one sandbox after another: ${c.ttiRounds} rounds with the default server (its warm pool, then contexts forked at create), one without a pool, a fresh process and a create alone interleaved round by round; the exec'd context (no pool) in a block of ${c.tti.execd.n} of its own:`, '');
       const row = (name, x) => [name, ms(x.median), ms(x.p95), ms(x.p99), x.errors ? String(x.errors) : '0'];
       out.push(
         table(
@@ -368,7 +368,7 @@ function markdown(r, v, notesFile) {
           [
             row('the default python context, from the warm pool when it has a sandbox ready (the default)', c.tti.forked),
             ...(c.tti.forkedNoPool ? [row('the default python context, forked at create (`--warm-pool 0`)', c.tti.forkedNoPool)] : []),
-            row('the default python context, exec\'d (`--context-zygote false`)', c.tti.execd),
+            row('the default python context, exec\'d (`--context-zygote false --warm-pool 0`)', c.tti.execd),
             row('a fresh process (`fresh: true`)', c.tti.fresh),
             row('— create alone (no run)', c.tti.create),
           ],

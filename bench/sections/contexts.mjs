@@ -243,7 +243,7 @@ async function thousand(ctx, n) {
 
 export async function contexts(ctx) {
   const server = await startServer({ 'max-sandboxes': 400 });
-  const execd = await startServer({ 'max-sandboxes': 400, 'context-zygote': 'false' });
+  const execd = await startServer({ 'max-sandboxes': 400, 'context-zygote': 'false', 'warm-pool': 0 });
   // The default server takes sandboxes from its warm pool; this one forks every sandbox's
   // context at create (the path a create takes when the pool is empty or not eligible).
   const nopool = await startServer({ 'max-sandboxes': 400, 'warm-pool': 0 });
