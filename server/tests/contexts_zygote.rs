@@ -81,26 +81,6 @@ async fn create_with_env(s: &Server, env: Value) -> Sandbox {
     }
 }
 
-/// The fork server: the server's child that started with `SANDLOT_ZYGOTE=1`.
-fn zygote_pid(server_pid: u32) -> Option<i32> {
-    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let ppid: u32 = stat
-            .rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        (ppid == server_pid
-            && String::from_utf8_lossy(&environ).contains("SANDLOT_ZYGOTE=1")
-            && common::pid_alive(pid))
-        .then_some(pid)
-    })
-}
-
 #[tokio::test]
 async fn a_forked_python_context_is_confined_exactly_like_an_exec_d_one() {
     let s = Server::start().await;
@@ -283,7 +263,7 @@ async fn the_fork_server_never_holds_a_sandbox_s_data() {
     let probe = probe(&sb, json!({})).await;
     assert_eq!(probe["forked"], true, "the context was forked");
     // Every readable page of the fork server: the sandbox's environment is not there.
-    let pid = zygote_pid(s.pid()).expect("the fork server runs");
+    let pid = common::zygote_pid(s.pid()).expect("the fork server runs");
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
     let mut scanned = 0usize;
@@ -320,7 +300,7 @@ async fn without_the_fork_server_python_contexts_start_as_new_interpreters() {
     let out = probe(&sb, json!({})).await;
     assert_eq!(out["forked"], false, "{out}");
     assert_eq!(sb.run("python", "x = 1\nx + 1").await["result"], "2");
-    assert!(zygote_pid(s.pid()).is_none(), "no fork server runs");
+    assert!(common::zygote_pid(s.pid()).is_none(), "no fork server runs");
     drop(s);
 
     // On: an environment an interpreter reads only as it starts goes to the exec helper,
@@ -341,7 +321,7 @@ async fn contexts_restart_when_the_fork_server_dies_and_it_starts_again() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
     assert_eq!(sb.run("python", "x = 5\nx").await["result"], "5");
-    let pid = zygote_pid(s.pid()).expect("the fork server runs");
+    let pid = common::zygote_pid(s.pid()).expect("the fork server runs");
     // SAFETY: SIGKILL to the fork server this test's server started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     // Its forks die with it (as an exec'd driver dies with its helper): the next run says
@@ -363,7 +343,7 @@ async fn contexts_restart_when_the_fork_server_dies_and_it_starts_again() {
         again["forked"], true,
         "forked from a new fork server: {again}"
     );
-    let new_pid = zygote_pid(s.pid()).expect("the fork server runs again");
+    let new_pid = common::zygote_pid(s.pid()).expect("the fork server runs again");
     assert_ne!(new_pid, pid);
 }
 

@@ -168,3 +168,36 @@ async fn the_pool_gives_its_slots_to_creates_and_never_outlives_the_server() {
         "{id} was left on disk"
     );
 }
+
+#[tokio::test]
+async fn a_pooled_sandbox_whose_interpreter_died_is_not_handed_out() {
+    let s = Server::start_with(Some("test-key"), &["--warm-pool", "1"]).await;
+    let ahead = pooled(&s, 1).await;
+    let id = ahead.iter().next().unwrap().clone();
+    // The fork server's death takes its forks with it, the pooled context among them.
+    let before = processes_of(&id);
+    let zygote = common::zygote_pid(s.pid()).expect("the fork server runs");
+    // SAFETY: killing a process of this test's server.
+    unsafe { libc::kill(zygote, libc::SIGKILL) };
+    let mut alone = false;
+    for _ in 0..60 {
+        if processes_of(&id) < before {
+            alone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(alone, "the pooled context died with the fork server");
+    let sb = s.create("code-interpreter").await;
+    assert_ne!(
+        sb.id, id,
+        "a sandbox without its interpreter is not handed out"
+    );
+    let out = sb.run("python", "print(1)").await;
+    assert_eq!(out["stdout"], "1\n", "{out}");
+    assert!(
+        out["execution_error"].is_null(),
+        "no restart to report: {out}"
+    );
+    assert!(!s.sandboxes_dir().join(&id).exists(), "{id} was discarded");
+}

@@ -436,3 +436,23 @@ impl Sandbox {
         ws
     }
 }
+
+/// The fork server: the server's child that started with `SANDLOT_ZYGOTE=1`.
+pub fn zygote_pid(server_pid: u32) -> Option<i32> {
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: u32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        (ppid == server_pid
+            && String::from_utf8_lossy(&environ).contains("SANDLOT_ZYGOTE=1")
+            && pid_alive(pid))
+        .then_some(pid)
+    })
+}
