@@ -54,7 +54,7 @@ fi
 say "JS end-to-end suites (node:test) against a real sandlotd"
 node tests/e2e/run.mjs
 say "the sandlot command line (npx sandlot from the packed tarball) against a real sandlotd"
-SANDLOT_REPO="$PWD" node --test tests/e2e/cli.test.mjs
+SANDLOT_REPO="$PWD" node --test --test-concurrency=1 tests/e2e/cli.test.mjs tests/e2e/cli-files.test.mjs
 say "the smoke scenario in every runtime: Node ESM and CJS, Deno, Bun, headless Chromium, workerd"
 SANDLOT_REPO="$PWD" node --test tests/e2e/runtimes.test.mjs
 say "SDK suites passed"

@@ -1,112 +1,18 @@
-// End-to-end tests of the `sandlot` command line against a real sandlotd (with an API key):
-// pkg/ is packed with `npm pack` and the tarball installed into a fresh project (as run.mjs
-// does for the SDK suites), and every command is run as a user would, `npx sandlot ...`.
+// End-to-end tests of the `sandlot` command line against a real sandlotd: help and usage,
+// create and run, background processes, sandboxes, errors and exit codes, exec
+// (`cli-files.test.mjs`: files, network, rich results; the setup is `cli-common.mjs`).
 // Run it alone with `node --test tests/e2e/cli.test.mjs` (needs a built pkg/ and sandlotd).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { eventually, startServer } from './harness.mjs';
+import { api, cli, cliEnv, cliJson, createSandbox, expectCode, processStatus, project, sandboxIds, server, start, useCli, version } from './cli-common.mjs';
+import { eventually } from './harness.mjs';
 
-const here = path.dirname(new URL(import.meta.url).pathname);
-const repo = path.resolve(here, '../..');
-process.env.SANDLOT_REPO ??= repo; // where harness.mjs finds sandlotd
-
-let server;
-let project; // the temporary project the tarball is installed in
-let version;
-
-before(async () => {
-  const pkgDir = path.join(repo, 'pkg');
-  if (!fs.existsSync(path.join(pkgDir, 'package.json'))) throw new Error('pkg/ is missing: run scripts/build-sdk.sh');
-  version = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version;
-  project = fs.mkdtempSync(path.join(os.tmpdir(), 'sandlot-cli-e2e-'));
-  const sh = (cmd, args) => execFileSync(cmd, args, { cwd: project, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  const tarball = path.join(project, sh('npm', ['pack', '--silent', '--pack-destination', project, pkgDir]).trim().split('\n').pop());
-  fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'sandlot-cli-e2e', private: true, type: 'module' }));
-  sh('npm', ['install', '--silent', '--no-audit', '--no-fund', '--no-package-lock', tarball]);
-  server = await startServer();
-});
-
-after(async () => {
-  // Whatever a failed test left running.
-  if (server) for (const id of await sandboxIds().catch(() => [])) await api('DELETE', `/v1/sandboxes/${id}`).catch(() => {});
-  await server?.stop();
-  if (project) fs.rmSync(project, { recursive: true, force: true });
-});
-
-/** The environment of a CLI run: the test server's URL and key, nothing inherited that matters. */
-function cliEnv(extra = {}) {
-  const env = { ...process.env, SANDLOT_URL: server.url, SANDLOT_API_KEY: server.apiKey, npm_config_update_notifier: 'false' };
-  for (const key of ['HOPX_API_KEY', 'NO_COLOR', 'FORCE_COLOR', 'SANDLOT_DEBUG']) delete env[key];
-  for (const [k, v] of Object.entries(extra)) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  return env;
-}
-
-/**
- * Starts `npx sandlot ...args` in the project (its own process group, like a shell job), or
- * with `direct` the installed bin itself (npx re-raises a signal its child died of, where a
- * shell would see the child's 128+n exit code).
- */
-function start(args, { input = '', env, direct = false } = {}) {
-  const [cmd, pre] = direct ? [path.join(project, 'node_modules/.bin/sandlot'), []] : ['npx', ['--no', '--', 'sandlot']];
-  const child = spawn(cmd, [...pre, ...args], { cwd: project, env: cliEnv(env), detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-  const run = { child, stdout: '', stderr: '' };
-  child.stdout.on('data', (d) => (run.stdout += d));
-  child.stderr.on('data', (d) => (run.stderr += d));
-  child.stdin.on('error', () => {});
-  child.stdin.end(input);
-  run.done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout: run.stdout, stderr: run.stderr })));
-  return run;
-}
-
-/** Runs `npx sandlot ...args` to its end. Output is never coloured here (pipes, not TTYs). */
-async function cli(args, options) {
-  const r = await start(args, options).done;
-  assert.doesNotMatch(r.stdout + r.stderr, /\x1b/, `escape codes without a TTY: ${JSON.stringify(r)}`);
-  return r;
-}
-
-/** Runs with --json: stdout must be exactly one JSON document. */
-async function cliJson(args, options) {
-  const r = await cli([...args, '--json'], options);
-  let doc;
-  assert.doesNotThrow(() => (doc = JSON.parse(r.stdout)), `stdout is not one JSON document: ${JSON.stringify(r)}`);
-  return { ...r, doc };
-}
-
-function expectCode(r, code) {
-  assert.equal(r.code, code, `exit ${r.code} (signal ${r.signal}), expected ${code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
-
-/** The HTTP API itself, to check what the CLI did without trusting the CLI. */
-async function api(method, route) {
-  const res = await fetch(`${server.url}${route}`, { method, headers: { 'X-API-Key': server.apiKey } });
-  if (!res.ok) throw new Error(`${method} ${route}: ${res.status}`);
-  return res.status === 204 ? null : res.json();
-}
-
-async function sandboxIds() {
-  return (await api('GET', '/v1/sandboxes?limit=100')).data.filter((s) => s.status !== 'deleted').map((s) => s.id);
-}
-
-async function processStatus(sandboxId, processId) {
-  const r = await cliJson(['logs', '--sandbox', sandboxId, processId]);
-  expectCode(r, 0);
-  return r.doc.status;
-}
-
-async function createSandbox(...args) {
-  const r = await cli(['create', ...args]);
-  expectCode(r, 0);
-  return r.stdout.trim();
-}
+useCli();
 
 describe('help, version, usage errors', () => {
   test('the installed package has the bin, executable', () => {
@@ -589,123 +495,5 @@ describe('exec', () => {
     expectCode(usage, 2);
     assert.match(usage.stderr, /missing COMMAND/);
     await cli(['sandboxes', 'kill', sb]);
-  });
-});
-
-describe('files', () => {
-  let sb;
-  before(async () => {
-    sb = await createSandbox();
-  });
-  after(async () => {
-    await cli(['sandboxes', 'kill', sb]);
-  });
-
-  test('cp copies a local file in and back out, byte for byte', async () => {
-    const local = path.join(project, 'blob.bin');
-    const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 256));
-    fs.writeFileSync(local, bytes);
-    const up = await cliJson(['files', 'cp', local, `sandbox:${sb}:/workspace/in/blob.bin`]);
-    expectCode(up, 0);
-    assert.deepEqual(up.doc, { sandboxId: sb, source: local, destination: `sandbox:${sb}:/workspace/in/blob.bin`, bytes: bytes.length });
-    const back = path.join(project, 'back.bin');
-    expectCode(await cli(['files', 'cp', '--sandbox', sb, 'sandbox:/workspace/in/blob.bin', back]), 0);
-    assert.deepEqual(fs.readFileSync(back), bytes);
-    // Into a directory: the file keeps its name.
-    const dir = fs.mkdtempSync(path.join(project, 'dl-'));
-    expectCode(await cli(['files', 'cp', `sandbox:${sb}:/workspace/in/blob.bin`, dir]), 0);
-    assert.deepEqual(fs.readFileSync(path.join(dir, 'blob.bin')), bytes);
-  });
-
-  test('cp reads stdin and writes stdout with -', async () => {
-    expectCode(await cli(['files', 'cp', '-s', sb, '-', 'sandbox:/workspace/piped.txt'], { input: 'through a pipe\n' }), 0);
-    const r = await cli(['files', 'cp', '-s', sb, 'sandbox:/workspace/piped.txt', '-']);
-    expectCode(r, 0);
-    assert.equal(r.stdout, 'through a pipe\n');
-  });
-
-  test('ls prints a table (--json: the entries); rm removes files and directories', async () => {
-    await cli(['exec', '-s', sb, '--', 'mkdir -p /workspace/ls/dir && echo abc > /workspace/ls/f.txt']);
-    const table = await cli(['files', 'ls', '-s', sb, '/workspace/ls']);
-    expectCode(table, 0);
-    assert.match(table.stdout, /^MODE +SIZE +MODIFIED +NAME\n/);
-    assert.match(table.stdout, /^drwx.*dir\/$/m);
-    assert.match(table.stdout, /^-rw-r--r-- +4 +\S+Z +f\.txt$/m);
-    const json = await cliJson(['files', 'ls', `sandbox:${sb}:/workspace/ls`]);
-    assert.deepEqual(json.doc.map((e) => [e.name, e.isDir, e.size]), [['dir', true, json.doc[0].size], ['f.txt', false, 4]]);
-    const rm = await cliJson(['files', 'rm', '-s', sb, '/workspace/ls/f.txt', 'sandbox:/workspace/ls/dir']);
-    expectCode(rm, 0);
-    assert.deepEqual(rm.doc, { sandboxId: sb, removed: ['/workspace/ls/f.txt', '/workspace/ls/dir'] });
-    assert.deepEqual((await cliJson(['files', 'ls', '-s', sb, '/workspace/ls'])).doc, []);
-  });
-
-  test('missing paths exit 3, paths outside the sandbox 1, bad invocations 2', async () => {
-    const missing = await cliJson(['files', 'ls', '-s', sb, '/workspace/nope']);
-    expectCode(missing, 3);
-    assert.equal(missing.doc.error.code, 'FILE_NOT_FOUND');
-    assert.equal(missing.doc.error.type, 'FileNotFoundError');
-    const outside = await cliJson(['files', 'cp', `sandbox:${sb}:/etc/passwd`, '-']);
-    expectCode(outside, 1);
-    assert.deepEqual([outside.doc.error.type, outside.doc.error.code], ['PermissionError', 'PATH_NOT_ALLOWED']);
-    expectCode(await cli(['files', 'cp', 'a', 'b']), 2);
-    expectCode(await cli(['files', 'ls', '/workspace']), 2); // which sandbox?
-    expectCode(await cli(['files', 'mv', 'x']), 2);
-    expectCode(await cli(['files', 'cp', path.join(project, 'no-such-file'), `sandbox:${sb}:/workspace/x`]), 2);
-  });
-});
-
-describe('network and preview', () => {
-  test('create --internet with rules; preview prints a URL that opens a server in the sandbox', async () => {
-    const created = await cliJson(['create', '--internet', '--allow-out', '203.0.113.0/24', '--deny-out', '0.0.0.0/0']);
-    expectCode(created, 0);
-    const sb = created.doc.sandboxId;
-    try {
-      assert.equal(created.doc.internetAccess, true);
-      assert.deepEqual((await api('GET', `/v1/sandboxes/${sb}/network`)).network, { allow_out: ['203.0.113.0/24'], deny_out: ['0.0.0.0/0'] });
-      expectCode(await cli(['create', '--allow-out', 'pypi.org']), 2); // rules need --internet
-
-      const started = await cli(['run', '--sandbox', sb, '--background', '-l', 'bash', '-'], { input: 'mkdir -p /tmp/site && cd /tmp/site && echo previewed > index.html && exec python3 -m http.server 8000 --bind 127.0.0.1\n' });
-      expectCode(started, 0);
-      const url = (await cli(['preview', '--sandbox', sb, '--ttl', '60', '8000'])).stdout.trim();
-      assert.match(url, new RegExp(`^${server.url}/sandboxes/${sb}/ports/8000/\\?preview_token=`));
-      const body = await eventually(async () => {
-        const r = await fetch(url);
-        return r.status === 200 ? r.text() : null; // 502 until the server listens
-      });
-      assert.equal(body, 'previewed\n');
-      const doc = (await cliJson(['preview', '-s', sb, '8000'])).doc;
-      assert.equal(doc.host, `${server.url}/sandboxes/${sb}/ports/8000/`);
-      assert.ok(Date.parse(doc.expiresAt) > Date.now());
-      expectCode(await cli(['preview', '-s', sb, '70000']), 2);
-      expectCode(await cli(['preview', '-s', sb]), 2);
-    } finally {
-      await cli(['sandboxes', 'kill', sb]);
-    }
-  });
-});
-
-describe('rich results', () => {
-  test('run --save-results writes a figure and a table to files; not with --background', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandlot-results-'));
-    try {
-      const code = 'import matplotlib.pyplot as plt, pandas as pd\nprint("plotting")\nplt.plot([1, 2, 3]); plt.show()\npd.DataFrame({"n": [1, 2]})\n';
-      const r = await cli(['run', '--save-results', dir, '-l', 'python', '-'], { input: code });
-      expectCode(r, 0);
-      assert.equal(r.stdout, 'plotting\n');
-      const files = fs.readdirSync(dir).sort();
-      assert.equal(files.length, 2, files.join());
-      const png = files.find((f) => f.endsWith('.png'));
-      const html = files.find((f) => f.endsWith('.html'));
-      assert.equal(fs.readFileSync(path.join(dir, png)).subarray(1, 4).toString(), 'PNG');
-      assert.match(fs.readFileSync(path.join(dir, html), 'utf8'), /<table/);
-      assert.match(r.stderr, new RegExp(`saved .*${png}`));
-      for (const f of files) fs.rmSync(path.join(dir, f));
-      const doc = await cliJson(['run', '--save-results', dir, '-l', 'python', '-'], { input: 'import matplotlib.pyplot as plt\nplt.plot([0, 1]); plt.show()\n' });
-      expectCode(doc, 0);
-      assert.deepEqual(doc.doc.savedResults, [path.join(dir, 'result-1.png')]);
-      expectCode(await cli(['run', '--background', '--save-results', dir, '-'], { input: '1' }), 2);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
