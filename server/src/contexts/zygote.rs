@@ -35,26 +35,24 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::driver;
-use crate::sandbox::isolation::fdpass::{send_fds, seqpacket_pair};
+use crate::sandbox::isolation::fdpass::seqpacket_pair;
 use crate::sandbox::isolation::zygote::ZygoteConfig;
 use crate::sandbox::isolation::{seccomp_programs, ZYGOTE_SUBCOMMAND};
+use crate::sandbox::supervised::{send_message, Connection, Supervised};
 
 /// How long the zygote may take to import IPython and say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one fork may take before the zygote counts as stuck.
 const FORK_TIMEOUT: Duration = Duration::from_secs(5);
-/// After a failed start, contexts use the exec helper for this long before trying again.
-const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 pub struct Zygote {
     exe: PathBuf,
     inner: tokio::sync::Mutex<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
-    conn: Option<Conn>,
-    retry_at: Option<Instant>,
+    zygote: Supervised<Conn>,
+    /// The last fork request's number.
     next: u64,
 }
 
@@ -66,6 +64,12 @@ struct Conn {
     answers: mpsc::UnboundedReceiver<serde_json::Value>,
     exits: Arc<Mutex<ExitBook>>,
     reader: tokio::task::JoinHandle<()>,
+}
+
+impl Connection for Conn {
+    fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
 }
 
 impl Drop for Conn {
@@ -96,7 +100,10 @@ impl Zygote {
     pub fn new(exe: PathBuf) -> Self {
         Self {
             exe,
-            inner: tokio::sync::Mutex::new(Inner::default()),
+            inner: tokio::sync::Mutex::new(Inner {
+                zygote: Supervised::new("python fork server"),
+                next: 0,
+            }),
         }
     }
 
@@ -125,7 +132,7 @@ impl Zygote {
                 // A refusal (the sandbox just went) is an answer; anything else is a fault.
                 if !why.starts_with("refused") {
                     warn!("python fork server failed ({why}); restarting it");
-                    inner.conn = None;
+                    inner.zygote.forget();
                 }
                 Err(why)
             }
@@ -135,26 +142,15 @@ impl Zygote {
     /// Stops the zygote (server shutdown). Contexts forked from it live on until their
     /// sandboxes go.
     pub async fn stop(&self) {
-        let mut inner = self.inner.lock().await;
-        if let Some(mut c) = inner.conn.take() {
-            let _ = c.child.start_kill();
-            let _ = c.child.wait().await;
-        }
-        inner.retry_at = Some(Instant::now() + Duration::from_secs(3600));
+        self.inner.lock().await.zygote.stop().await;
     }
 
     async fn ensure<'a>(&self, inner: &'a mut Inner) -> Result<&'a mut Conn, String> {
-        let alive = inner
-            .conn
-            .as_mut()
-            .is_some_and(|c| matches!(c.child.try_wait(), Ok(None)));
-        if alive {
-            return Ok(inner.conn.as_mut().expect("checked"));
+        let zygote = &mut inner.zygote;
+        if zygote.alive() {
+            return Ok(zygote.conn());
         }
-        if inner.conn.take().is_some() {
-            warn!("python fork server exited; starting it again");
-        }
-        if inner.retry_at.is_some_and(|at| Instant::now() < at) {
+        if !zygote.may_start() {
             return Err("the python fork server is not available".into());
         }
         let started = Instant::now();
@@ -164,8 +160,7 @@ impl Zygote {
                     "python fork server ready in {} ms",
                     started.elapsed().as_millis()
                 );
-                inner.retry_at = None;
-                Ok(inner.conn.insert(conn))
+                Ok(zygote.started(conn))
             }
             failed => {
                 let why = match failed {
@@ -173,7 +168,7 @@ impl Zygote {
                     _ => format!("not ready within {} s", START_TIMEOUT.as_secs()),
                 };
                 warn!("python fork server did not start ({why}); python contexts start without it");
-                inner.retry_at = Some(Instant::now() + RETRY_AFTER);
+                zygote.start_failed();
                 Err(why)
             }
         }
@@ -274,13 +269,7 @@ impl Conn {
     }
 
     async fn send(&mut self, msg: &[u8], fds: &[RawFd]) -> Result<(), String> {
-        loop {
-            let mut guard = self.sock.writable().await.map_err(|e| e.to_string())?;
-            match guard.try_io(|s| send_fds(s.as_raw_fd(), fds, msg, libc::MSG_DONTWAIT)) {
-                Ok(r) => return r.map_err(|e| format!("send: {e}")),
-                Err(_would_block) => continue,
-            }
-        }
+        send_message(&self.sock, msg, fds).await
     }
 
     async fn answer(&mut self) -> Result<serde_json::Value, String> {

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -18,13 +18,12 @@ use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
-use super::isolation::fdpass::{pipe_pair, recv_fds, send_fds, seqpacket_pair};
+use super::isolation::fdpass::{pipe_pair, recv_fds, seqpacket_pair};
 use super::isolation::{INIT_SUBCOMMAND, SPAWNER_SUBCOMMAND};
+use super::supervised::{send_message, Connection, Supervised};
 
 /// How long one fork may take before the spawner counts as stuck.
 const FORK_TIMEOUT: Duration = Duration::from_secs(5);
-/// After a failed start, helpers are executed for this long before trying again.
-const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// The most configuration a helper's stdin pipe holds before anyone reads it (Linux's
 /// default pipe capacity): it is written before the helper starts, so the helper never
@@ -63,13 +62,7 @@ impl HelperProcess {
 
 pub struct InitSpawner {
     exe: PathBuf,
-    inner: tokio::sync::Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    conn: Option<Conn>,
-    retry_at: Option<Instant>,
+    spawner: tokio::sync::Mutex<Supervised<Conn>>,
 }
 
 /// A running spawner.
@@ -78,28 +71,29 @@ struct Conn {
     child: Child,
 }
 
+impl Connection for Conn {
+    fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
 impl InitSpawner {
     pub fn new(exe: PathBuf) -> Self {
         Self {
             exe,
-            inner: tokio::sync::Mutex::new(Inner::default()),
+            spawner: tokio::sync::Mutex::new(Supervised::new("sandbox spawner")),
         }
     }
 
     /// Starts the spawner unless it runs (at server start, so the first create need not wait).
     pub async fn prepare(&self) {
-        let mut inner = self.inner.lock().await;
-        let _ = self.ensure(&mut inner);
+        let mut spawner = self.spawner.lock().await;
+        let _ = self.ensure(&mut spawner);
     }
 
     /// Stops the spawner (server shutdown). The helpers it forked live on with their sandboxes.
     pub async fn stop(&self) {
-        let mut inner = self.inner.lock().await;
-        if let Some(mut c) = inner.conn.take() {
-            let _ = c.child.start_kill();
-            let _ = c.child.wait().await;
-        }
-        inner.retry_at = Some(Instant::now() + Duration::from_secs(3600));
+        self.spawner.lock().await.stop().await;
     }
 
     /// Starts a `__sandbox-init` helper with `config` on its stdin, forked when the spawner
@@ -140,8 +134,8 @@ impl InitSpawner {
     /// The helper's pidfd from the spawner; an error (empty: the spawner is not available)
     /// means: execute it.
     async fn fork(&self, fds: &[OwnedFd; 3]) -> Result<OwnedFd, String> {
-        let mut inner = self.inner.lock().await;
-        let conn = self.ensure(&mut inner).map_err(|_| String::new())?;
+        let mut spawner = self.spawner.lock().await;
+        let conn = self.ensure(&mut spawner).map_err(|_| String::new())?;
         let raw = fds.each_ref().map(|fd| fd.as_raw_fd());
         match tokio::time::timeout(FORK_TIMEOUT, conn.fork(&raw)).await {
             Ok(Ok(pidfd)) => Ok(pidfd),
@@ -150,7 +144,7 @@ impl InitSpawner {
                     Ok(Err(e)) => e,
                     _ => "no answer within 5 s".into(),
                 };
-                inner.conn = None;
+                spawner.forget();
                 Err(why)
             }
         }
@@ -177,29 +171,21 @@ impl InitSpawner {
         pidfd
     }
 
-    fn ensure<'a>(&self, inner: &'a mut Inner) -> Result<&'a mut Conn, ()> {
-        let alive = inner
-            .conn
-            .as_mut()
-            .is_some_and(|c| matches!(c.child.try_wait(), Ok(None)));
-        if alive {
-            return Ok(inner.conn.as_mut().expect("checked"));
+    fn ensure<'a>(&self, spawner: &'a mut Supervised<Conn>) -> Result<&'a mut Conn, ()> {
+        if spawner.alive() {
+            return Ok(spawner.conn());
         }
-        if inner.conn.take().is_some() {
-            warn!("sandbox spawner exited; starting it again");
-        }
-        if inner.retry_at.is_some_and(|at| Instant::now() < at) {
+        if !spawner.may_start() {
             return Err(());
         }
         match self.spawn() {
             Ok(conn) => {
                 info!("sandbox spawner started");
-                inner.retry_at = None;
-                Ok(inner.conn.insert(conn))
+                Ok(spawner.started(conn))
             }
             Err(e) => {
                 warn!("sandbox spawner did not start ({e}); sandboxes start without it");
-                inner.retry_at = Some(Instant::now() + RETRY_AFTER);
+                spawner.start_failed();
                 Err(())
             }
         }
@@ -235,13 +221,7 @@ impl InitSpawner {
 
 impl Conn {
     async fn fork(&mut self, fds: &[libc::c_int]) -> Result<OwnedFd, String> {
-        loop {
-            let mut guard = self.sock.writable().await.map_err(|e| e.to_string())?;
-            match guard.try_io(|s| send_fds(s.as_raw_fd(), fds, b"init", libc::MSG_DONTWAIT)) {
-                Ok(sent) => break sent.map_err(|e| format!("send: {e}"))?,
-                Err(_would_block) => continue,
-            }
-        }
+        send_message(&self.sock, b"init", fds).await?;
         let (mut got, text) = loop {
             let mut guard = self.sock.readable().await.map_err(|e| e.to_string())?;
             match guard.try_io(|s| recv_fds(s.as_raw_fd(), 1, libc::MSG_DONTWAIT)) {

@@ -12,6 +12,7 @@ mod local;
 mod local_contexts;
 mod pool;
 mod recovery;
+pub mod supervised;
 pub mod template;
 mod terminals;
 mod uid_range;
