@@ -227,35 +227,32 @@ pub async fn server_prometheus(State(state): State<AppState>, _: ApiKey) -> Resp
         }
     }
     let mut page = String::new();
-    let _ = writeln!(
-        page,
-        "# HELP sandlot_up_seconds Seconds since sandlotd started."
+    let started = state.started.elapsed().as_secs();
+    metric(
+        &mut page,
+        "gauge",
+        "sandlot_up_seconds",
+        "Seconds since sandlotd started.",
+        started,
     );
-    let _ = writeln!(page, "# TYPE sandlot_up_seconds gauge");
-    let _ = writeln!(
-        page,
-        "sandlot_up_seconds {}",
-        state.started.elapsed().as_secs()
+    metric(
+        &mut page,
+        "gauge",
+        "sandlot_sandboxes",
+        "Live sandboxes.",
+        sandboxes.len(),
     );
-    let _ = writeln!(page, "# HELP sandlot_sandboxes Live sandboxes.");
-    let _ = writeln!(page, "# TYPE sandlot_sandboxes gauge");
-    let _ = writeln!(page, "sandlot_sandboxes {}", sandboxes.len());
-    let _ = writeln!(
-        page,
-        "# HELP sandlot_sandboxes_max Sandboxes this server holds at most."
+    let max = state.cfg.max_sandboxes;
+    metric(
+        &mut page,
+        "gauge",
+        "sandlot_sandboxes_max",
+        "Sandboxes this server holds at most.",
+        max,
     );
-    let _ = writeln!(page, "# TYPE sandlot_sandboxes_max gauge");
-    let _ = writeln!(page, "sandlot_sandboxes_max {}", state.cfg.max_sandboxes);
-    let _ = writeln!(
-        page,
-        "# HELP sandlot_warm_pool_ready Sandboxes made ahead, ready for a create to take."
-    );
-    let _ = writeln!(page, "# TYPE sandlot_warm_pool_ready gauge");
-    let _ = writeln!(
-        page,
-        "sandlot_warm_pool_ready {}",
-        state.node.warm_pool_ready()
-    );
+    let ready = state.node.warm_pool_ready();
+    let help = "Sandboxes made ahead, ready for a create to take.";
+    metric(&mut page, "gauge", "sandlot_warm_pool_ready", help, ready);
     write_families(&mut page, &sandboxes);
     let requests = {
         let map = state
@@ -266,19 +263,24 @@ pub async fn server_prometheus(State(state): State<AppState>, _: ApiKey) -> Resp
         map.values()
             .fold((0, 0), |(t, e), s| (t + s.total, e + s.errors))
     };
-    let _ = writeln!(
-        page,
-        "# HELP sandlot_agent_requests_total Agent requests served (live sandboxes)."
+    let (name, help) = (
+        "sandlot_agent_requests_total",
+        "Agent requests served (live sandboxes).",
     );
-    let _ = writeln!(page, "# TYPE sandlot_agent_requests_total counter");
-    let _ = writeln!(page, "sandlot_agent_requests_total {}", requests.0);
-    let _ = writeln!(
-        page,
-        "# HELP sandlot_agent_request_errors_total Agent requests answered 4xx/5xx."
+    metric(&mut page, "counter", name, help, requests.0);
+    let (name, help) = (
+        "sandlot_agent_request_errors_total",
+        "Agent requests answered 4xx/5xx.",
     );
-    let _ = writeln!(page, "# TYPE sandlot_agent_request_errors_total counter");
-    let _ = writeln!(page, "sandlot_agent_request_errors_total {}", requests.1);
+    metric(&mut page, "counter", name, help, requests.1);
     prometheus(page)
+}
+
+/// One unlabelled metric of `kind` (gauge, counter) with its HELP and TYPE lines.
+fn metric(page: &mut String, kind: &str, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(page, "# HELP {name} {help}");
+    let _ = writeln!(page, "# TYPE {name} {kind}");
+    let _ = writeln!(page, "{name} {value}");
 }
 
 /// The per-sandbox families, each with its HELP and TYPE once.

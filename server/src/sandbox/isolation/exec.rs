@@ -11,7 +11,9 @@
 use std::io::Write;
 use std::os::fd::FromRawFd;
 
-use super::sys::{check, clone_into_cgroup, die, fork, wait_exit_code, write_file};
+use super::sys::{
+    check, clone3_unsupported, clone_into_cgroup, die, fork, wait_exit_code, write_file,
+};
 use super::{
     read_exec_input, seccomp, CodeDelivery, ExecConfig, Rlimits, DRIVER_REPLY_FD,
     DRIVER_REPLY_FD_HELPER, NAMESPACES,
@@ -152,12 +154,7 @@ impl Joined {
     pub(super) fn fork(self) -> std::io::Result<libc::pid_t> {
         let child = match clone_into_cgroup(self.v2.as_ref().map(|(dir, _)| dir), 0) {
             Ok(pid) => pid,
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
-                ) =>
-            {
+            Err(e) if clone3_unsupported(&e) => {
                 if let Some((_, procs)) = &self.v2 {
                     write_file(procs, &std::process::id().to_string())?;
                 }

@@ -9,7 +9,9 @@
 use std::io::{Read, Write};
 
 use super::exec::close_fds_from;
-use super::sys::{check, clone_into_cgroup, die, fork, wait_exit_code, write_file};
+use super::sys::{
+    check, clone3_unsupported, clone_into_cgroup, die, fork, wait_exit_code, write_file,
+};
 use super::{rootfs, InitConfig, NAMESPACES};
 
 pub fn main() -> ! {
@@ -96,12 +98,7 @@ fn start_in_user_namespace(
         Ok(pid) => pid,
         // No clone3 (before 5.3) or no CLONE_INTO_CGROUP (before 5.7): made without a user
         // namespace, below.
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
-            ) =>
-        {
+        Err(e) if clone3_unsupported(&e) => {
             // SAFETY: closing the pipes we made.
             unsafe {
                 for fd in [ready_r, ready_w, go_r, go_w] {
@@ -224,12 +221,7 @@ fn fork_pid1(cfg: &InitConfig, v2: Option<&std::fs::File>) -> libc::pid_t {
         Ok(pid) => pid,
         // No clone3 or no CLONE_INTO_CGROUP (kernels before 5.7): join the v2 group as a
         // whole process, the slow way, then fork.
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
-            ) =>
-        {
+        Err(e) if clone3_unsupported(&e) => {
             if let Some(dir) = &cfg.cgroup_v2 {
                 let procs = format!("{dir}/cgroup.procs");
                 if let Err(e) = write_file(&procs, &std::process::id().to_string()) {

@@ -53,6 +53,15 @@ pub fn fork() -> io::Result<libc::pid_t> {
     check(pid, "fork")
 }
 
+/// Whether [`clone_into_cgroup`] failed because the kernel has no clone3 (before 5.3) or no
+/// `CLONE_INTO_CGROUP` (before 5.7): the caller then takes the older way.
+pub fn clone3_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+    )
+}
+
 /// `struct clone_args` of clone3(2), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
 #[repr(C)]
 #[derive(Default)]
