@@ -33,6 +33,13 @@ export async function fresh(extra = {}) {
   return sandbox;
 }
 
+/** `sandbox` reached through `proxy` (a fault proxy in front of the file's server), for its
+ * agent calls and its control-plane calls alike. */
+export function throughProxy(sandbox, proxy) {
+  const s = sandbox.getSession();
+  return Sandbox.connect({ ...s, agentUrl: s.agentUrl.replace(server.url, proxy.url) }, { baseURL: proxy.url, apiKey: server.apiKey });
+}
+
 /** Asserts that `promise` rejects with exactly the error class `cls`; returns the error. */
 export async function rejects(promise, cls, check = () => {}) {
   let error;

@@ -17,7 +17,7 @@ import {
   verifyWebhookSignature,
 } from 'sandlot';
 import { callbackHost, eventually, startFaultProxy } from './harness.mjs';
-import { fresh, rejects, server, useServer } from './sdk-common.mjs';
+import { fresh, rejects, server, throughProxy, useServer } from './sdk-common.mjs';
 
 useServer();
 
@@ -412,11 +412,7 @@ process.on('exit', () => console.log('exiting ' + run.processId));
   test('a dropped connection is resumed: every line once, in order', async () => {
     const proxy = await startFaultProxy(server.url);
     try {
-      const s = sandbox.getSession();
-      const viaProxy = await Sandbox.connect(
-        { ...s, agentUrl: s.agentUrl.replace(server.url, proxy.url) },
-        { baseURL: proxy.url, apiKey: server.apiKey },
-      );
+      const viaProxy = await throughProxy(sandbox, proxy);
       proxy.fail({ method: 'GET', path: /\/stream/, cutAfterBytes: 400, times: 2 });
       const lines = [];
       let exited;

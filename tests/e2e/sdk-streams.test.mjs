@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { AbortError, ProcessNotFoundError, Sandbox, ValidationError } from 'sandlot';
+import { AbortError, ProcessNotFoundError, ValidationError } from 'sandlot';
 import { startFaultProxy } from './harness.mjs';
-import { fresh, rejects, server, useServer } from './sdk-common.mjs';
+import { fresh, rejects, server, throughProxy, useServer } from './sdk-common.mjs';
 
 useServer();
 
@@ -142,11 +142,7 @@ await sandbox.killProcess(bg.processId);
   test('a dropped connection is resumed after the last event: nothing lost, nothing twice', async () => {
     const proxy = await startFaultProxy(server.url);
     try {
-      const s = sandbox.getSession();
-      const viaProxy = await Sandbox.connect(
-        { ...s, agentUrl: s.agentUrl.replace(server.url, proxy.url) },
-        { baseURL: proxy.url, apiKey: server.apiKey },
-      );
+      const viaProxy = await throughProxy(sandbox, proxy);
       const bg = await sandbox.runCodeBackground('import time\nfor i in range(40):\n    print(f"line {i:02d}", flush=True)\n    time.sleep(0.02)');
       proxy.fail({ method: 'GET', path: /\/stream/, cutAfterBytes: 400, times: 2 });
       const events = await collect(await viaProxy.streamProcess(bg.processId, { lines: true }));
@@ -165,11 +161,7 @@ await sandbox.killProcess(bg.processId);
   test('a connection dropped before the stream answers is retried: the stream opens and follows to the end', async () => {
     const proxy = await startFaultProxy(server.url);
     try {
-      const s = sandbox.getSession();
-      const viaProxy = await Sandbox.connect(
-        { ...s, agentUrl: s.agentUrl.replace(server.url, proxy.url) },
-        { baseURL: proxy.url, apiKey: server.apiKey },
-      );
+      const viaProxy = await throughProxy(sandbox, proxy);
       const bg = await sandbox.runCodeBackground('print("a")\nprint("b")');
       proxy.fail({ method: 'GET', path: /\/stream/, drop: true, times: 2 });
       const events = await collect(await viaProxy.streamProcess(bg.processId, { lines: true }));
