@@ -33,13 +33,13 @@ pub fn main() -> ! {
     let joined = join_sandbox(&cfg.cgroup_procs, cfg.init_pid, cfg.user_ns, Entry::Clone)
         .unwrap_or_else(|e| die("join sandbox", e));
     let program = memfd_with(code).unwrap_or_else(|e| die("stage program", e));
-    let filters = seccomp::filters().unwrap_or_else(|e| die("seccomp", e));
+    let filter = seccomp::filter().unwrap_or_else(|e| die("seccomp", e));
 
     let child = joined
         .fork()
         .unwrap_or_else(|e| die("start the process", e));
     if child == 0 {
-        exec_child(&cfg, program, &filters);
+        exec_child(&cfg, program, &filter);
     }
     // SAFETY: our copy of the program fd is no longer needed.
     unsafe { libc::close(program) };
@@ -205,7 +205,7 @@ pub(super) fn memfd_with(code: &[u8]) -> std::io::Result<libc::c_int> {
 }
 
 /// In the forked child, now pid N of the sandbox: drop everything and exec.
-fn exec_child(cfg: &ExecConfig, program: libc::c_int, filters: &[seccompiler::BpfProgram]) -> ! {
+fn exec_child(cfg: &ExecConfig, program: libc::c_int, filter: &seccomp::Program) -> ! {
     // SAFETY: syscalls on our own process; all strings are built before exec and outlive it.
     unsafe {
         // A new session makes the process a group leader; the helper's death kills it.
@@ -243,7 +243,7 @@ fn exec_child(cfg: &ExecConfig, program: libc::c_int, filters: &[seccompiler::Bp
             CodeDelivery::Driver => DRIVER_REPLY_FD + 1,
         });
     }
-    drop_privileges_and_exec(cfg.uid, cfg.gid, &cfg.cwd, &cfg.argv, &cfg.env, filters)
+    drop_privileges_and_exec(cfg.uid, cfg.gid, &cfg.cwd, &cfg.argv, &cfg.env, filter)
 }
 
 /// The last steps of every sandboxed process, in the forked child: enter the working
@@ -255,7 +255,7 @@ pub(super) fn drop_privileges_and_exec(
     cwd: &str,
     argv: &[String],
     env: &[(String, String)],
-    filters: &[seccompiler::BpfProgram],
+    filter: &seccomp::Program,
 ) -> ! {
     // SAFETY: syscalls on our own process; all strings are built before exec and outlive it.
     unsafe {
@@ -284,7 +284,7 @@ pub(super) fn drop_privileges_and_exec(
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             die("no_new_privs", std::io::Error::last_os_error());
         }
-        if let Err(e) = seccomp::apply(filters) {
+        if let Err(e) = seccomp::apply(filter) {
             die("seccomp", e);
         }
 

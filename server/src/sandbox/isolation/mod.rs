@@ -60,10 +60,7 @@ pub type BpfInstruction = (u16, u8, u8, u32);
 /// order, as raw BPF instructions `(code, jt, jf, k)`: the python fork server installs them
 /// in the contexts it forks, so a forked context is filtered exactly as an exec'd one.
 pub fn seccomp_programs() -> std::io::Result<Vec<Vec<BpfInstruction>>> {
-    Ok(seccomp::filters()?
-        .iter()
-        .map(|p| p.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect())
-        .collect())
+    Ok(vec![seccomp::filter()?.instructions().collect()])
 }
 
 /// What `__sandbox-init` needs, sent as JSON on its stdin.

@@ -44,11 +44,11 @@ pub fn main() -> ! {
         Err(e) => die(&format!("workdir {}", cfg.cwd), e),
     }
     let (master, slave) = open_pty(&cfg).unwrap_or_else(|e| die("open a terminal", e));
-    let filters = seccomp::filters().unwrap_or_else(|e| die("seccomp", e));
+    let filter = seccomp::filter().unwrap_or_else(|e| die("seccomp", e));
 
     let child = joined.fork().unwrap_or_else(|e| die("start the shell", e));
     if child == 0 {
-        shell_child(&cfg, &shell, slave, &filters);
+        shell_child(&cfg, &shell, slave, &filter);
     }
     // The master goes to the server only once the shell exists, so the server never holds
     // a terminal without a process behind it.
@@ -128,12 +128,7 @@ fn open_pty(cfg: &PtyConfig) -> std::io::Result<(libc::c_int, libc::c_int)> {
 }
 
 /// In the forked child: a new session on the slave, then the common privilege drop.
-fn shell_child(
-    cfg: &PtyConfig,
-    shell: &str,
-    slave: libc::c_int,
-    filters: &[seccompiler::BpfProgram],
-) -> ! {
+fn shell_child(cfg: &PtyConfig, shell: &str, slave: libc::c_int, filter: &seccomp::Program) -> ! {
     // SAFETY: syscalls on our own process and descriptors.
     unsafe {
         libc::setsid();
@@ -162,6 +157,6 @@ fn shell_child(
         &cfg.cwd,
         &[shell.to_string()],
         &env,
-        filters,
+        filter,
     )
 }
