@@ -230,6 +230,57 @@ async fn forked_contexts_get_their_own_random_state_and_the_sandbox_env() {
 }
 
 #[tokio::test]
+async fn a_forked_context_is_a_whole_interpreter_fork_handlers_profile_and_user_site() {
+    let s = Server::start().await;
+    let sb = create_with_env(&s, json!({})).await;
+    // The zygote's forks skip threading's fork handler; the context's own forks run it: a
+    // fork made while another thread lives has only its main thread.
+    let code = r#"
+import os, threading
+ev = threading.Event()
+t = threading.Thread(target=ev.wait, daemon=True)
+t.start()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(w, f"{threading.active_count()} {threading.current_thread() is threading.main_thread()}".encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+ev.set()
+print(os.read(r, 100).decode(), threading.active_count())
+"#;
+    let out = sb.run("python", code).await;
+    assert_eq!(out["stdout"], "1 True 2\n", "{out}");
+    // The shell's profile directory, made after the first run, as IPython makes it.
+    let code = r#"
+import os, stat
+pd = get_ipython().profile_dir
+print(sorted(os.listdir(pd.location)), oct(stat.S_IMODE(os.stat(pd.security_dir).st_mode)),
+      os.path.getsize(os.path.join(pd.startup_dir, "README")) > 0)
+"#;
+    let out = sb.run("python", code).await;
+    assert_eq!(
+        out["stdout"], "['log', 'pid', 'security', 'startup'] 0o700 True\n",
+        "{out}"
+    );
+    // The user's site directory under the sandbox's HOME is on sys.path, as at an
+    // interpreter's start.
+    sb.sh("d=$(python3 -c 'import site; print(site.getusersitepackages())') && mkdir -p $d && echo 'Y = 5' > $d/usermod.py")
+        .await;
+    let (_, restarted) = sb
+        .call(
+            Method::POST,
+            "/contexts/default-python/restart",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(restarted["state"], "idle", "{restarted}");
+    let code = "import usermod, site\nprint(usermod.Y, site.getusersitepackages() == usermod.__file__.rsplit('/', 1)[0])";
+    let out = sb.run("python", code).await;
+    assert_eq!(out["stdout"], "5 True\n", "{out}");
+}
+
+#[tokio::test]
 async fn a_forked_context_gets_an_environment_larger_than_a_pipe_holds() {
     // The fork's configuration is in its command pipe before it is forked, as much as the
     // pipe holds (64 KiB); an environment of 240 KB is the rest, written after the fork.
