@@ -216,7 +216,11 @@ pkg.version = version;
 write(path.join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
 copy(path.join(template, 'README.md'), path.join(out, 'README.md'));
 
-// The command line (the package's `bin`): one file, executable.
+// The command line (the package's `bin`): its entry, executable, and its modules (package.json's
+// `files` lists bin/: npm packs the entry of a `bin` whatever `files` says, but not its neighbours).
 copy(path.join(template, 'bin/sandlot.mjs'), path.join(out, 'bin/sandlot.mjs'));
 fs.chmodSync(path.join(out, 'bin/sandlot.mjs'), 0o755);
+for (const name of fs.readdirSync(path.join(template, 'bin/cli'))) {
+  copy(path.join(template, 'bin/cli', name), path.join(out, 'bin/cli', name));
+}
 console.log(`assembled sandlot@${version} in ${out} (error classes: ${classNames.length})`);

@@ -23,6 +23,15 @@ describe('help, version, usage errors', () => {
     assert.equal(pkg.dependencies, undefined, 'the CLI needs no dependency');
   });
 
+  test('the packed package carries the command line with its modules', () => {
+    const installed = path.join(project, 'node_modules/sandlot');
+    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: installed, encoding: 'utf8' }));
+    const files = packed.files.map((f) => f.path);
+    const modules = fs.readdirSync(path.join(installed, 'bin/cli'));
+    assert.ok(modules.length >= 2, `${modules}`);
+    for (const f of ['bin/sandlot.mjs', ...modules.map((m) => `bin/cli/${m}`)]) assert.ok(files.includes(f), `${f} is not packed`);
+  });
+
   test('--version, and --version --json', async () => {
     const r = await cli(['--version']);
     expectCode(r, 0);
