@@ -57,7 +57,27 @@ function fill(text, marker, replacement) {
   return text.replace(marker, () => replacement);
 }
 
-// ESM → CommonJS for the façade's own modules (errors.js, surface.js): top-level
+// The JS surface is written as modules (src/surface/) and shipped as one file: concatenated
+// in dependency order into one scope, the imports between them dropped, and only what
+// index.js exports left exported. The result is plain ESM that toCommonJs can convert.
+function surfaceBundle(dir) {
+  const order = ['core', 'processes', 'commands', 'files', 'terminals', 'index'];
+  const found = fs.readdirSync(dir).filter((f) => f.endsWith('.js')).map((f) => f.slice(0, -3));
+  if (found.sort().join() !== [...order].sort().join()) throw new Error(`${dir}: expected the modules ${order.join(', ')}, found ${found.join(', ')}`);
+  const imports = /^import \{[^}]*\} from '\.\/\w+\.js';\n/gm;
+  const reexports = /^export \{([^}]*)\} from '\.\/\w+\.js';\n/gm;
+  const index = read(path.join(dir, 'index.js'));
+  const publicNames = new Set([...index.matchAll(reexports)].flatMap((m) => m[1].split(',').map((n) => n.trim())));
+  for (const m of index.matchAll(/^export (?:class|function|async function|const) (\w+)/gm)) publicNames.add(m[1]);
+  const text = order
+    .map((m) => read(path.join(dir, `${m}.js`)).replace(imports, '').replace(reexports, ''))
+    .join('\n')
+    .replace(/^export (class|function|async function|const) (\w+)/gm, (_, kind, name) => `${publicNames.has(name) ? 'export ' : ''}${kind} ${name}`);
+  if (/^(import|export \{)/m.test(text)) throw new Error(`${dir}: an import or export list is left after concatenation`);
+  return text;
+}
+
+// ESM → CommonJS for the façade's own modules (errors.js, the surface): top-level
 // `export class|function|const X` only, no imports.
 function toCommonJs(esm, file) {
   if (/^import\b|^export (?!class |function |async function |const )/m.test(esm)) {
@@ -99,7 +119,7 @@ function recordMapper(type, fields) {
 }
 const mappings = createRequire(import.meta.url)(path.resolve(built, 'node/sandlot.js')).__recordMappings();
 const surfaceSource = fill(
-  read(path.join(template, 'src/surface.js')),
+  surfaceBundle(path.join(template, 'src/surface')),
   'const records = undefined; // @generated records',
   `const records = {\n${Object.entries(mappings).map(([type, fields]) => recordMapper(type, fields)).join('\n')}\n};`,
 );
