@@ -42,6 +42,7 @@ out["node"] = [platform.node(), socket.gethostname()]
 out["path"] = sys.path
 out["random"] = random.random()
 out["home"] = os.environ.get("HOME")
+out["env_keys"] = sorted(os.environ)
 # libc's record of the main thread's id is right (a fork made with clone3 must set it):
 # signalling the main thread from another one reaches it.
 import signal, threading
@@ -135,6 +136,12 @@ async fn a_forked_python_context_is_confined_exactly_like_an_exec_d_one() {
     assert_eq!(forked["dumpable"], 1);
     assert_eq!(forked["pthread_kill_main"], true, "{forked}");
     assert_eq!(forked["host_paths"], json!([]), "{forked}");
+    // The environment is the sandbox's, nothing of the fork server's (the exec'd context's
+    // sandbox has LC_ALL besides).
+    let mut forked_env: Vec<Value> = forked["env_keys"].as_array().unwrap().clone();
+    forked_env.push(json!("LC_ALL"));
+    forked_env.sort_by_key(|v| v.as_str().unwrap().to_string());
+    assert_eq!(json!(forked_env), execd["env_keys"], "{forked}\n{execd}");
     // The sandbox's uid, as its fresh processes have it; /proc/self is its own.
     assert_eq!(forked["uid"], fresh["uid"]);
     assert_eq!(forked["environ_owner"], fresh["uid"]);

@@ -174,10 +174,13 @@ def _confine(cfg):
 def _become_the_program(cfg):
     """What a new interpreter would have picked up from its environment at start."""
     env = dict(cfg["env"])
-    os.environ.clear()
-    os.environ.update(env)
-    os.environ.setdefault("MPLBACKEND", f"module://{_MPL_BACKEND}")
-    os.environ.setdefault("IPYTHONDIR", "/tmp/.ipython")
+    wanted = {"MPLBACKEND": f"module://{_MPL_BACKEND}", "IPYTHONDIR": "/tmp/.ipython", **env}
+    # Only what differs from the zygote's own: every change is a putenv or unsetenv.
+    for key in [k for k in os.environ if k not in wanted]:
+        del os.environ[key]
+    for key, value in wanted.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
     sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
     # sys.path: "" first (the driver's), then PYTHONPATH, then the rest; the user's site
     # directory under the new HOME if it exists (site.py's rule at start).
