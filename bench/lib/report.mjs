@@ -377,7 +377,7 @@ function markdown(r, v, notesFile) {
       );
       out.push(`Default ÷ fresh: ${ratio(c.tti.forked.median / c.tti.fresh.median)}${ci(c.ttiRatios.forkedVsFresh)} (95 % interval of the ratio of medians); default ÷ exec'd: ${ratio(c.tti.forked.median / c.tti.execd.median)}${ci(c.ttiRatios.forkedVsExecd)}${c.ttiRatios.poolVsNoPool ? `; default ÷ no pool: ${ratio(c.tti.forked.median / c.tti.forkedNoPool.median)}${ci(c.ttiRatios.poolVsNoPool)}` : ''}. TTI − create, per round: median ${ms(c.ttiOverCreate.median)} ms. The rounds run back to back, so the pool (2 sandboxes) is refilled while the next rounds run: some creates find it empty.`, '');
     }
-    out.push('Burst of 100 creates + first runs at once:', '');
+    out.push('Burst of 100 creates + first runs at once (the default and `--warm-pool 0` servers burst in turn, A B then B A, and each pools its samples; each time runs from the burst\'s start to that sandbox\'s first successful run):', '');
     const brow = (name, b) =>
       b ? [name, b.bursts ?? 1, ms(b.median), ms(b.p99), (b.medians ?? [b.median]).map(ms).join(', '), ms(b.wall), pct(b.successRate)] : [name, '—', '—', '—', '—', '—', '—'];
     out.push(

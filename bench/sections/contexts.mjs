@@ -53,49 +53,58 @@ async function createOnce(server) {
   return ms;
 }
 
-/**
- * `times` bursts of `n` creates, each followed by its first run, all at once; the samples
- * of the bursts are pooled (one burst's median moves by ±20 ms on this shared machine).
- */
-async function burst(server, n, body, times = 1) {
+/** One burst: `n` creates, each followed by its first run, all at once. */
+async function burstOnce(server, n, body) {
   const raw = rawClient(server);
-  const ok = [];
-  const errors = [];
-  const walls = [];
-  const medians = [];
-  for (let i = 0; i < times; i++) {
-    await settle();
-    const handles = [];
-    const t0 = now();
-    const results = await Promise.all(
-      Array.from({ length: n }, async () => {
-        const s0 = now();
-        try {
-          const h = await raw.create();
-          handles.push(h);
-          await post(h, '/execute', { ...PRINT, ...body });
-          return { ok: true, ms: now() - s0 };
-        } catch (e) {
-          return { ok: false, ms: now() - s0, error: errorText(e) };
-        }
-      }),
-    );
-    walls.push(now() - t0);
-    await Promise.all(handles.map((h) => raw.kill(h).catch(() => {})));
-    const good = results.filter((x) => x.ok).map((x) => x.ms);
-    ok.push(...good);
-    medians.push(summarize(good).median);
-    errors.push(...results.filter((x) => !x.ok).map((x) => x.error));
+  await settle();
+  const handles = [];
+  const t0 = now();
+  const results = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const s0 = now();
+      try {
+        const h = await raw.create();
+        handles.push(h);
+        await post(h, '/execute', { ...PRINT, ...body });
+        return { ok: true, ms: now() - s0 };
+      } catch (e) {
+        return { ok: false, ms: now() - s0, error: errorText(e) };
+      }
+    }),
+  );
+  const wall = now() - t0;
+  await Promise.all(handles.map((h) => raw.kill(h).catch(() => {})));
+  return { wall, results };
+}
+
+/**
+ * `times` bursts against each server, alternating between them (A B, B A, ...) so that
+ * they share the machine's moods; each server's samples are pooled (one burst's median
+ * moves by ±20 ms on this shared machine).
+ */
+async function bursts(servers, n, body, times = 1) {
+  const pooled = servers.map(() => ({ ok: [], errors: [], walls: [], medians: [] }));
+  for (let r = 0; r < times; r++) {
+    for (let i = 0; i < servers.length; i++) {
+      const j = r % 2 ? servers.length - 1 - i : i;
+      const { wall, results } = await burstOnce(servers[j], n, body);
+      const p = pooled[j];
+      const good = results.filter((x) => x.ok).map((x) => x.ms);
+      p.ok.push(...good);
+      p.walls.push(wall);
+      p.medians.push(summarize(good).median);
+      p.errors.push(...results.filter((x) => !x.ok).map((x) => x.error));
+    }
   }
-  return {
-    ...summarize(ok),
-    wall: summarize(walls).median,
+  return pooled.map((p) => ({
+    ...summarize(p.ok),
+    wall: summarize(p.walls).median,
     bursts: times,
-    medians,
-    successRate: ok.length / (n * times),
-    errors: errors.length,
-    firstError: errors[0],
-  };
+    medians: p.medians,
+    successRate: p.ok.length / (n * times),
+    errors: p.errors.length,
+    firstError: p.errors[0],
+  }));
 }
 
 /**
@@ -311,11 +320,9 @@ export async function contexts(ctx) {
 
     // 3. Burst of 100 creates and first runs at once.
     ctx.log('  burst of 100');
-    const bursts = ctx.quick ? 1 : 3;
-    const burstWarm = await burst(server, 100, {}, bursts);
-    const burstFresh = await burst(server, 100, { fresh: true });
-    const burstExecd = ctx.quick ? null : await burst(execd, 100, {});
-    const burstNoPool = await burst(nopool, 100, {}, bursts);
+    const [burstWarm, burstNoPool] = await bursts([server, nopool], 100, {}, ctx.quick ? 1 : 4);
+    const [burstFresh] = await bursts([server], 100, { fresh: true });
+    const [burstExecd] = ctx.quick ? [null] : await bursts([execd], 100, {});
     await nopool.stop();
 
     // 4. Memory of idle sandboxes: with a forked context, with an exec'd one, without one.
