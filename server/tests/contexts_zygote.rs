@@ -248,13 +248,14 @@ ev = threading.Event()
 t = threading.Thread(target=ev.wait, daemon=True)
 t.start()
 r, w = os.pipe()
+threads = threading.active_count()
 pid = os.fork()
 if pid == 0:
     os.write(w, f"{threading.active_count()} {threading.current_thread() is threading.main_thread()}".encode())
     os._exit(0)
 os.waitpid(pid, 0)
 ev.set()
-print(os.read(r, 100).decode(), threading.active_count())
+print(os.read(r, 100).decode(), threads)
 "#;
     let out = sb.run("python", code).await;
     assert_eq!(out["stdout"], "1 True 2\n", "{out}");

@@ -16,6 +16,10 @@ import os
 import sys
 import json
 import signal
+# signal.signal converts its arguments and its answer through enums (and, for a function
+# handler, tries and fails a lookup): 10x the cost of the C call, and in a fresh fork ~60
+# copied pages. The calls on a run's path use the C module directly.
+import _signal
 import warnings
 
 # The script is a memfd (/proc/self/fd/3): imports resolve from the working directory, as
@@ -197,11 +201,11 @@ def _run(cmd):
     try:
         if cwd:
             os.chdir(cwd)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
         try:
             result = shell.run_cell(cmd.get("code", ""), store_history=True)
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
         try:
             _flush_figures()
         except KeyboardInterrupt:
