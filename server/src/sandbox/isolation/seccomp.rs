@@ -136,11 +136,12 @@ pub fn apply(program: &Program) -> io::Result<()> {
         filter: program.0.as_ptr() as *mut sock_filter,
     };
     // SAFETY: `prog` points at instructions that outlive the call; the kernel copies them.
+    // prctl is variadic and reads its arguments as unsigned longs: pass them at that width.
     let ret = unsafe {
         libc::prctl(
             libc::PR_SET_SECCOMP,
-            libc::SECCOMP_MODE_FILTER,
-            &prog as *const libc::sock_fprog,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &prog as *const libc::sock_fprog as libc::c_ulong,
         )
     };
     if ret != 0 {
