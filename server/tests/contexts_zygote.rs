@@ -82,6 +82,18 @@ async fn create_with_env(s: &Server, env: Value) -> Sandbox {
     }
 }
 
+/// Restarts the sandbox's default python context: a new interpreter, forked again.
+async fn restart_default_python(sb: &Sandbox) {
+    let (_, restarted) = sb
+        .call(
+            Method::POST,
+            "/contexts/default-python/restart",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(restarted["state"], "idle", "{restarted}");
+}
+
 #[tokio::test]
 async fn a_forked_python_context_is_confined_exactly_like_an_exec_d_one() {
     let s = Server::start().await;
@@ -222,14 +234,7 @@ async fn forked_contexts_get_their_own_random_state_and_the_sandbox_env() {
     let c = create_with_env(&s, json!({"PYTHONPATH": "/workspace/lib"})).await;
     c.sh("mkdir -p /workspace/lib && echo 'X = 7' > /workspace/lib/mymod.py")
         .await;
-    let (_, restarted) = c
-        .call(
-            Method::POST,
-            "/contexts/default-python/restart",
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(restarted["state"], "idle", "{restarted}");
+    restart_default_python(&c).await;
     let out = c
         .run("python", "import mymod, sys\nprint(mymod.X, sys.path[1])")
         .await;
@@ -275,14 +280,7 @@ print(sorted(os.listdir(pd.location)), oct(stat.S_IMODE(os.stat(pd.security_dir)
     // interpreter's start.
     sb.sh("d=$(python3 -c 'import site; print(site.getusersitepackages())') && mkdir -p $d && echo 'Y = 5' > $d/usermod.py")
         .await;
-    let (_, restarted) = sb
-        .call(
-            Method::POST,
-            "/contexts/default-python/restart",
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(restarted["state"], "idle", "{restarted}");
+    restart_default_python(&sb).await;
     let code = "import usermod, site\nprint(usermod.Y, site.getusersitepackages() == usermod.__file__.rsplit('/', 1)[0])";
     let out = sb.run("python", code).await;
     assert_eq!(out["stdout"], "5 True\n", "{out}");
