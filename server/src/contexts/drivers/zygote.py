@@ -224,6 +224,7 @@ def _become_the_program(cfg):
     platform._uname_cache = None
     platform._os_release_cache = None
     platform._platform_cache.clear()
+    # The shell's own record of where it started and whose home it is.
     cwd = os.getcwd()
     shell.starting_dir = cwd
     shell.home_dir = os.path.realpath(os.path.expanduser("~"))  # IPython's get_home_dir()
