@@ -9,6 +9,7 @@
 // exec helper, as before the fork server) and with `fresh: true` (a new process per run, no
 // context) are the baselines, interleaved with it round by round.
 import fs from 'node:fs';
+import { burstOnce, PooledBursts } from '../lib/bursts.mjs';
 import { rawClient } from '../lib/clients.mjs';
 import { memAvailableKiB, readNumber, rssKiB, sandboxMemCgroup, smapsRollup, startServer } from '../lib/server.mjs';
 import { errorText, interleave, now, pairedDiff, ratioCI, settle, sleep, summarize } from '../lib/stats.mjs';
@@ -53,61 +54,27 @@ async function createOnce(server) {
   return ms;
 }
 
-/** One burst: `n` creates, each followed by its first run, all at once. */
-async function burstOnce(server, n, body) {
-  const raw = rawClient(server);
-  await settle();
-  const handles = [];
-  const t0 = now();
-  const results = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const s0 = now();
-      try {
-        const h = await raw.create();
-        handles.push(h);
-        await post(h, '/execute', { ...PRINT, ...body });
-        return { ok: true, ms: now() - s0 };
-      } catch (e) {
-        return { ok: false, ms: now() - s0, error: errorText(e) };
-      }
-    }),
-  );
-  const wall = now() - t0;
-  await Promise.all(handles.map((h) => raw.kill(h).catch(() => {})));
-  return { wall, results };
-}
-
 /**
- * `times` bursts against each server, alternating between them (A B, B A, ...) so that
- * they share the machine's moods; each server's samples are pooled (one burst's median
- * moves by ±20 ms on this shared machine).
+ * `times` bursts of `n` creates, each followed by its first `body` run, against each server,
+ * alternating between them (A B, B A, ...) so that they share the machine's moods; each
+ * server's samples are pooled (one burst's median moves by ±20 ms on this shared machine).
  */
 async function bursts(servers, n, body, times = 1) {
-  const pooled = servers.map(() => ({ ok: [], errors: [], walls: [], medians: [] }));
+  const once = (server, size) => {
+    const raw = rawClient(server);
+    return burstOnce(size, { create: () => raw.create(), run: (h) => post(h, '/execute', { ...PRINT, ...body }), kill: (h) => raw.kill(h) });
+  };
+  const pooled = servers.map(() => new PooledBursts());
   // A first, smaller burst each, not counted: the first burst after a quiet spell pays for
   // kernel caches (namespaces, cgroups, slabs) the later ones find ready.
-  for (const server of servers) await burstOnce(server, 30, body);
+  for (const server of servers) await once(server, 30);
   for (let r = 0; r < times; r++) {
     for (let i = 0; i < servers.length; i++) {
       const j = r % 2 ? servers.length - 1 - i : i;
-      const { wall, results } = await burstOnce(servers[j], n, body);
-      const p = pooled[j];
-      const good = results.filter((x) => x.ok).map((x) => x.ms);
-      p.ok.push(...good);
-      p.walls.push(wall);
-      p.medians.push(summarize(good).median);
-      p.errors.push(...results.filter((x) => !x.ok).map((x) => x.error));
+      pooled[j].add(await once(servers[j], n));
     }
   }
-  return pooled.map((p) => ({
-    ...summarize(p.ok),
-    wall: summarize(p.walls).median,
-    bursts: times,
-    medians: p.medians,
-    successRate: p.ok.length / (n * times),
-    errors: p.errors.length,
-    firstError: p.errors[0],
-  }));
+  return pooled.map((p) => p.summary());
 }
 
 /**

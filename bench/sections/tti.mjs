@@ -3,7 +3,8 @@
 // burst of 100 creates at once per client.
 import { loadOfficial, loadSandlot, officialClient, rawClient, sandlotClient } from '../lib/clients.mjs';
 import { startServer } from '../lib/server.mjs';
-import { errorText, now, settle, summarize } from '../lib/stats.mjs';
+import { burstOnce, PooledBursts } from '../lib/bursts.mjs';
+import { errorText, now, summarize } from '../lib/stats.mjs';
 import { VARIANTS } from './sdk.mjs';
 
 export async function timeToInteractive(ctx) {
@@ -45,47 +46,17 @@ export async function timeToInteractive(ctx) {
     const n = 100;
     const clientsInBurst = ctx.quick ? ['sandlot', 'raw'] : ['sandlot', 'official', 'raw'];
     const order = ctx.quick ? clientsInBurst : [...clientsInBurst, ...[...clientsInBurst].reverse()];
-    const pooled = Object.fromEntries(clientsInBurst.map((v) => [v, { ok: [], errors: [], walls: [], medians: [] }]));
+    const pooled = Object.fromEntries(clientsInBurst.map((v) => [v, new PooledBursts()]));
     for (const v of order) {
-      await settle();
-      const handles = [];
-      const t0 = now();
-      const results = await Promise.all(
-        Array.from({ length: n }, async () => {
-          const s0 = now();
-          try {
-            const h = await clients[v].create();
-            handles.push(h);
-            await clients[v].runCode(h, 'print(1)', 'python');
-            return { ok: true, ms: now() - s0 };
-          } catch (e) {
-            return { ok: false, ms: now() - s0, error: errorText(e) };
-          }
+      pooled[v].add(
+        await burstOnce(n, {
+          create: () => clients[v].create(),
+          run: (h) => clients[v].runCode(h, 'print(1)', 'python'),
+          kill: (h) => raw.kill({ id: idOf(h) }),
         }),
       );
-      const p = pooled[v];
-      p.walls.push(now() - t0);
-      const ok = results.filter((x) => x.ok).map((x) => x.ms);
-      p.ok.push(...ok);
-      p.medians.push(summarize(ok).median);
-      p.errors.push(...results.filter((x) => !x.ok).map((x) => x.error));
-      await Promise.all(handles.map((h) => raw.kill({ id: idOf(h) }).catch(() => {})));
     }
-    const burst = {};
-    for (const v of clientsInBurst) {
-      const p = pooled[v];
-      const attempts = p.ok.length + p.errors.length;
-      burst[v] = {
-        ...summarize(p.ok),
-        bursts: p.walls.length,
-        attempts,
-        successRate: p.ok.length / attempts,
-        wall: summarize(p.walls).median,
-        medians: p.medians,
-        errors: p.errors.length,
-        firstError: p.errors[0],
-      };
-    }
+    const burst = Object.fromEntries(clientsInBurst.map((v) => [v, pooled[v].summary()]));
     for (const v of Object.keys(burst)) burst[v].ratio = burst[v].median / burst.raw.median;
     return { rounds, sequential, burst, burstSize: n };
   } finally {
