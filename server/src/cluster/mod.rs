@@ -203,10 +203,12 @@ pub async fn run_control(args: ControlArgs) -> Result<(), String> {
     let serving: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
-            let serve = axum::serve(listener, app.clone()).with_graceful_shutdown({
-                let shutdown = shutdown.clone();
-                async move { shutdown.requested().await }
-            });
+            // A handle per connection, not a rebuilt router (see `server::run`).
+            let serve = axum::serve(listener, app.clone().into_make_service())
+                .with_graceful_shutdown({
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.requested().await }
+                });
             tokio::spawn(async move { serve.await })
         })
         .collect();
