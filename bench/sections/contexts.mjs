@@ -55,23 +55,33 @@ async function createOnce(server) {
 }
 
 /**
- * `times` bursts of `n` creates, each followed by its first `body` run, against each server,
- * alternating between them (A B, B A, ...) so that they share the machine's moods; each
- * server's samples are pooled (one burst's median moves by ±20 ms on this shared machine).
+ * `times` bursts of `n` creates, each followed by its first `body` run, for each variant (a
+ * server, or `{ server, transport }`), alternating between them (A B, B A, ...) so that they
+ * share the machine's moods; each variant's samples are pooled (one burst's median moves by
+ * ±20 ms on this shared machine). The load generator is node:http unless `transport` says
+ * 'fetch': it shares the server's two cores, and fetch costs 2.5× its CPU.
  */
-async function bursts(servers, n, body, times = 1) {
-  const once = (server, size) => {
-    const raw = rawClient(server);
-    return burstOnce(size, { create: () => raw.create(), run: (h) => post(h, '/execute', { ...PRINT, ...body }), kill: (h) => raw.kill(h) });
+async function bursts(variants, n, body, times = 1) {
+  const once = (variant, size) => {
+    const { server, transport = 'http' } = variant.server ? variant : { server: variant };
+    const raw = rawClient(server, { transport });
+    return burstOnce(size, {
+      create: () => raw.create(),
+      run: async (h) => {
+        const r = await raw.runCode(h, PRINT.code, PRINT.language, body);
+        if (r.stdout !== '1\n') throw new Error(`unexpected output ${JSON.stringify(r.stdout)}`);
+      },
+      kill: (h) => raw.kill(h),
+    });
   };
-  const pooled = servers.map(() => new PooledBursts());
+  const pooled = variants.map(() => new PooledBursts());
   // A first, smaller burst each, not counted: the first burst after a quiet spell pays for
   // kernel caches (namespaces, cgroups, slabs) the later ones find ready.
-  for (const server of servers) await once(server, 30);
+  for (const variant of variants) await once(variant, 30);
   for (let r = 0; r < times; r++) {
-    for (let i = 0; i < servers.length; i++) {
-      const j = r % 2 ? servers.length - 1 - i : i;
-      pooled[j].add(await once(servers[j], n));
+    for (let i = 0; i < variants.length; i++) {
+      const j = r % 2 ? variants.length - 1 - i : i;
+      pooled[j].add(await once(variants[j], n));
     }
   }
   return pooled.map((p) => p.summary());
@@ -290,7 +300,12 @@ export async function contexts(ctx) {
 
     // 3. Burst of 100 creates and first runs at once.
     ctx.log('  burst of 100');
-    const [burstWarm, burstNoPool] = await bursts([server, nopool], 100, {}, ctx.quick ? 1 : 4);
+    const [burstWarm, burstNoPool, burstFetch] = await bursts(
+      [server, nopool, ...(ctx.quick ? [] : [{ server, transport: 'fetch' }])],
+      100,
+      {},
+      ctx.quick ? 1 : 4,
+    );
     const [burstFresh] = await bursts([server], 100, { fresh: true });
     const [burstExecd] = ctx.quick ? [null] : await bursts([execd], 100, {});
     await nopool.stop();
@@ -331,6 +346,7 @@ export async function contexts(ctx) {
       burstFresh,
       burstExecd,
       burstNoPool,
+      burstFetch,
       memForked,
       memExecd,
       memCold,
