@@ -1,9 +1,10 @@
-//! A sandbox's life on this host: starting it (directories, cgroups, network, the
-//! `__sandbox-init` helper), freezing it, and destroying it. The [`LocalNode`] methods here
+//! A sandbox's life on this host: creating it (from the warm pool or anew), starting it
+//! (directories, cgroups, network, the `__sandbox-init` helper), freezing it, and
+//! destroying it. The [`LocalNode`] methods here
 //! are what `local.rs` (the node interface) and recovery call.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sandlot_protocol::SandboxStatus;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -12,17 +13,97 @@ use tracing::warn;
 use super::init_helper::InitHelper;
 use super::isolation::{InitConfig, UserNamespace};
 use super::layout;
-use super::local::{LocalNode, INIT_READY_TIMEOUT, PROCESS_STOP_WAIT};
+use super::local::{expiry, LocalNode, INIT_READY_TIMEOUT, PROCESS_STOP_WAIT};
 use super::template;
 use super::{Sandbox, SandboxState};
+use crate::exec::launch::check_env;
 use crate::exec::{ProcessTable, StopReason};
+use crate::ids;
 use crate::network;
 use crate::network::rules::EgressRules;
-use crate::node::{NodeError, NodeResult};
+use crate::node::{NodeError, NodeResult, SandboxInfo, SandboxSpec};
 use crate::store::SandboxRecord;
-use crate::time::from_unix_millis;
+use crate::time::{from_unix_millis, unix_millis};
 
 impl LocalNode {
+    /// A new sandbox for `spec`: one from the warm pool when it holds one that fits, else
+    /// one started here, its default python context warming beside the reply.
+    pub(super) async fn create(&self, spec: SandboxSpec) -> NodeResult<SandboxInfo> {
+        let _creating = self.creating();
+        let template = template::find(&spec.template)
+            .ok_or_else(|| NodeError::TemplateNotFound(spec.template.clone()))?;
+        check_env(&spec.env_vars)?;
+        if let Some(rules) = &spec.network {
+            if !spec.internet_access {
+                return Err(NodeError::Invalid(
+                    "network rules need internet_access: true".into(),
+                ));
+            }
+            EgressRules::parse(rules).map_err(NodeError::Invalid)?;
+        }
+        let now = SystemTime::now();
+        let expires_at_ms = match spec.timeout_seconds {
+            None => None,
+            Some(t) => Some(unix_millis(expiry(now, t)?)),
+        };
+        if let Some(sandbox) = self.claim(&spec).await {
+            let record = self.adopt(&sandbox, spec.timeout_seconds, expires_at_ms);
+            if let Err(e) = self.catalog.insert_sandbox(&record) {
+                self.destroy(&sandbox, false).await;
+                return Err(e.into());
+            }
+            return Ok(self.info_of(&sandbox));
+        }
+        // Nothing may fail between here and `start` without releasing the uid.
+        let uid = match self.reserve_uid() {
+            Ok(uid) => uid,
+            // A pooled sandbox gives its slot to a create that needs one.
+            Err(e) if self.evict_one().await => self.reserve_uid().map_err(|_| e)?,
+            Err(e) => return Err(e),
+        };
+        let record = SandboxRecord {
+            id: spec.id.unwrap_or_else(ids::sandbox_id),
+            template: template.name.into(),
+            status: SandboxStatus::Running,
+            uid,
+            internet_access: spec.internet_access,
+            network: match spec.internet_access {
+                true => Some(
+                    EgressRules::parse(&spec.network.unwrap_or_default())
+                        .map_err(NodeError::Invalid)?
+                        .wire,
+                ),
+                false => None,
+            },
+            env_vars: spec.env_vars,
+            timeout_seconds: spec.timeout_seconds,
+            expires_at_ms,
+            created_at_ms: unix_millis(now),
+            token_generation: 0,
+            previous_token_until_ms: None,
+        };
+        let sandbox = match self.start(&record, self.cfg.warm_python_context).await {
+            Ok(sandbox) => {
+                self.map_mut().insert(record.id.clone(), sandbox.clone());
+                sandbox
+            }
+            Err(e) => {
+                // `start` sweeps what it made in the kernel; its directories and the uid
+                // are released here.
+                self.layout.remove(&record.id);
+                self.release_uid(uid);
+                return Err(e);
+            }
+        };
+        // The default python context starts now, beside the store's write and the reply.
+        self.warm_contexts(&sandbox);
+        if let Err(e) = self.catalog.insert_sandbox(&record) {
+            self.destroy(&sandbox, false).await;
+            return Err(e.into());
+        }
+        Ok(self.info_of(&sandbox))
+    }
+
     /// Creates (or re-creates, after a restart) the sandbox of a record (the caller makes it
     /// live: puts it in the map); with `warm`,
     /// its default python context is forked as soon as its pid 1 exists (warmed up by

@@ -1,6 +1,6 @@
 //! The local node: this host's sandboxes, created, paused, timed out and killed here, with
 //! their processes run by the [`ProcessManager`]. It implements [`Node`], the interface the
-//! HTTP layer uses. Starting and destroying one sandbox is in `lifecycle.rs`.
+//! HTTP layer uses. Creating, starting and destroying one sandbox is in `lifecycle.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,7 +14,6 @@ use super::cgroup::{Cgroups, Limits};
 use super::init_helper::InitSpawner;
 use super::layout::Layout;
 use super::pool::WarmPool;
-use super::template;
 use super::uid_range::{self, IdRange};
 use super::volume::Volume;
 use super::Sandbox;
@@ -24,7 +23,6 @@ use crate::exec::launch::check_env;
 use crate::exec::manager::ProcessManager;
 use crate::exec::StopReason;
 use crate::files::SandboxFs;
-use crate::ids;
 use crate::network::rules::EgressRules;
 use crate::network::{self, Network};
 use crate::node::{
@@ -32,7 +30,7 @@ use crate::node::{
     SandboxUsage,
 };
 use crate::shutdown::Shutdown;
-use crate::store::{SandboxCatalog, SandboxRecord, SqliteStore};
+use crate::store::{SandboxCatalog, SqliteStore};
 use crate::terminal::manager::TerminalManager;
 use crate::time::unix_millis;
 
@@ -247,7 +245,7 @@ impl LocalNode {
 }
 
 /// `now + seconds`, refused when it cannot be represented (the API bounds it far lower).
-fn expiry(now: SystemTime, seconds: u64) -> NodeResult<SystemTime> {
+pub(super) fn expiry(now: SystemTime, seconds: u64) -> NodeResult<SystemTime> {
     now.checked_add(Duration::from_secs(seconds))
         .ok_or_else(|| NodeError::Invalid("timeout_seconds is out of range".into()))
 }
@@ -255,79 +253,7 @@ fn expiry(now: SystemTime, seconds: u64) -> NodeResult<SystemTime> {
 #[async_trait]
 impl Node for LocalNode {
     async fn create_sandbox(&self, spec: SandboxSpec) -> NodeResult<SandboxInfo> {
-        let _creating = self.creating();
-        let template = template::find(&spec.template)
-            .ok_or_else(|| NodeError::TemplateNotFound(spec.template.clone()))?;
-        check_env(&spec.env_vars)?;
-        if let Some(rules) = &spec.network {
-            if !spec.internet_access {
-                return Err(NodeError::Invalid(
-                    "network rules need internet_access: true".into(),
-                ));
-            }
-            EgressRules::parse(rules).map_err(NodeError::Invalid)?;
-        }
-        let now = SystemTime::now();
-        let expires_at_ms = match spec.timeout_seconds {
-            None => None,
-            Some(t) => Some(unix_millis(expiry(now, t)?)),
-        };
-        if let Some(sandbox) = self.claim(&spec).await {
-            let record = self.adopt(&sandbox, spec.timeout_seconds, expires_at_ms);
-            if let Err(e) = self.catalog.insert_sandbox(&record) {
-                self.destroy(&sandbox, false).await;
-                return Err(e.into());
-            }
-            return Ok(self.info_of(&sandbox));
-        }
-        // Nothing may fail between here and `start` without releasing the uid.
-        let uid = match self.reserve_uid() {
-            Ok(uid) => uid,
-            // A pooled sandbox gives its slot to a create that needs one.
-            Err(e) if self.evict_one().await => self.reserve_uid().map_err(|_| e)?,
-            Err(e) => return Err(e),
-        };
-        let record = SandboxRecord {
-            id: spec.id.unwrap_or_else(ids::sandbox_id),
-            template: template.name.into(),
-            status: SandboxStatus::Running,
-            uid,
-            internet_access: spec.internet_access,
-            network: match spec.internet_access {
-                true => Some(
-                    EgressRules::parse(&spec.network.unwrap_or_default())
-                        .map_err(NodeError::Invalid)?
-                        .wire,
-                ),
-                false => None,
-            },
-            env_vars: spec.env_vars,
-            timeout_seconds: spec.timeout_seconds,
-            expires_at_ms,
-            created_at_ms: unix_millis(now),
-            token_generation: 0,
-            previous_token_until_ms: None,
-        };
-        let sandbox = match self.start(&record, self.cfg.warm_python_context).await {
-            Ok(sandbox) => {
-                self.map_mut().insert(record.id.clone(), sandbox.clone());
-                sandbox
-            }
-            Err(e) => {
-                // `start` sweeps what it made in the kernel; its directories and the uid
-                // are released here.
-                self.layout.remove(&record.id);
-                self.release_uid(uid);
-                return Err(e);
-            }
-        };
-        // The default python context starts now, beside the store's write and the reply.
-        self.warm_contexts(&sandbox);
-        if let Err(e) = self.catalog.insert_sandbox(&record) {
-            self.destroy(&sandbox, false).await;
-            return Err(e.into());
-        }
-        Ok(self.info_of(&sandbox))
+        self.create(spec).await
     }
 
     fn warm_pool_ready(&self) -> usize {
