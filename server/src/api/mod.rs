@@ -17,6 +17,7 @@ pub(crate) mod network;
 pub mod observe;
 mod openapi;
 mod openapi_contexts;
+mod openapi_files;
 mod openapi_network;
 mod openapi_observe;
 mod ports;
