@@ -11,6 +11,7 @@
 //! sandbox are in flight at once, and `--webhook-concurrency` in all, so a tenant whose
 //! receiver is slow (or never answers) waits behind its own callbacks only.
 
+mod address;
 pub mod target;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
