@@ -15,7 +15,7 @@ trap 'bash scripts/cluster.sh down' EXIT
 eval "$(bash scripts/cluster.sh up)"
 say "SDK e2e suites and examples against the cluster's control plane ($SANDLOT_URL)"
 SANDLOT_E2E_URL=$SANDLOT_URL SANDLOT_E2E_API_KEY=$SANDLOT_API_KEY SANDLOT_E2E_CALLBACK_HOST=$SANDLOT_CLUSTER_SUBNET.1 \
-  node tests/e2e/run.mjs esm/sdk.test.mjs esm/sdk-streams.test.mjs esm/sdk-processes.test.mjs \
+  node tests/e2e/run.mjs esm/sdk.test.mjs esm/sdk-resilience.test.mjs esm/sdk-streams.test.mjs esm/sdk-processes.test.mjs \
   esm/commands.test.mjs esm/files.test.mjs esm/terminal.test.mjs esm/hopx-js-compat.test.mjs \
   esm/network.test.mjs esm/contexts.test.mjs esm/web.test.mjs cjs/cjs.test.cjs esm/examples.test.mjs
 say "the official HopX Python SDK against the cluster's control plane"

@@ -26,7 +26,7 @@ for (const [dir, type] of [['esm', 'module'], ['cjs', 'commonjs']]) {
   fs.copyFileSync(path.join(here, 'harness.mjs'), path.join(project, 'harness.mjs'));
 }
 const esm = path.join(tmp, 'esm');
-for (const f of ['sdk-common.mjs', 'sdk.test.mjs', 'sdk-streams.test.mjs', 'sdk-processes.test.mjs', 'commands.test.mjs', 'files.test.mjs', 'terminal.test.mjs', 'hopx-js-compat.test.mjs', 'network.test.mjs', 'contexts.test.mjs', 'examples.test.mjs', 'web.test.mjs', 'browser.test.mjs', 'browser-playground.test.mjs', 'cluster.test.mjs', 'types-check.ts']) fs.copyFileSync(path.join(here, f), path.join(esm, f));
+for (const f of ['sdk-common.mjs', 'sdk.test.mjs', 'sdk-resilience.test.mjs', 'sdk-streams.test.mjs', 'sdk-processes.test.mjs', 'commands.test.mjs', 'files.test.mjs', 'terminal.test.mjs', 'hopx-js-compat.test.mjs', 'network.test.mjs', 'contexts.test.mjs', 'examples.test.mjs', 'web.test.mjs', 'browser.test.mjs', 'browser-playground.test.mjs', 'cluster.test.mjs', 'types-check.ts']) fs.copyFileSync(path.join(here, f), path.join(esm, f));
 fs.copyFileSync(path.join(here, 'cjs.test.cjs'), path.join(tmp, 'cjs', 'cjs.test.cjs'));
 fs.cpSync(path.join(repo, 'examples'), path.join(esm, 'examples'), {
   recursive: true,
@@ -35,7 +35,7 @@ fs.cpSync(path.join(repo, 'examples'), path.join(esm, 'examples'), {
 
 const files = process.argv.slice(2).length
   ? process.argv.slice(2)
-  : ['esm/sdk.test.mjs', 'esm/sdk-streams.test.mjs', 'esm/sdk-processes.test.mjs', 'esm/commands.test.mjs', 'esm/files.test.mjs', 'esm/terminal.test.mjs', 'esm/hopx-js-compat.test.mjs', 'esm/network.test.mjs', 'esm/contexts.test.mjs', 'esm/web.test.mjs', 'esm/browser.test.mjs', 'esm/browser-playground.test.mjs', 'cjs/cjs.test.cjs', 'esm/examples.test.mjs'];
+  : ['esm/sdk.test.mjs', 'esm/sdk-resilience.test.mjs', 'esm/sdk-streams.test.mjs', 'esm/sdk-processes.test.mjs', 'esm/commands.test.mjs', 'esm/files.test.mjs', 'esm/terminal.test.mjs', 'esm/hopx-js-compat.test.mjs', 'esm/network.test.mjs', 'esm/contexts.test.mjs', 'esm/web.test.mjs', 'esm/browser.test.mjs', 'esm/browser-playground.test.mjs', 'cjs/cjs.test.cjs', 'esm/examples.test.mjs'];
 const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], {
   cwd: tmp,
   stdio: 'inherit',
