@@ -5,6 +5,7 @@
 pub mod fake_internet;
 pub mod files;
 pub mod network;
+pub mod terminal;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
