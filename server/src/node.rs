@@ -45,6 +45,8 @@ pub enum NodeError {
     StorageFull(String),
     /// Briefly unable to serve (the store stayed locked through its retries); try again.
     Unavailable(String),
+    /// The server is stopping: it starts nothing more.
+    ShuttingDown,
     /// A fault of ours; the message goes to the log, never to the client.
     Internal(String),
 }

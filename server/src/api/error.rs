@@ -141,6 +141,14 @@ impl From<NodeError> for ApiError {
                     "The server's storage is full; nothing was written. Retry once space is freed",
                 )
             }
+            NodeError::ShuttingDown => Self {
+                retry_after: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code::SERVICE_UNAVAILABLE,
+                    "The server is shutting down; retry once it is back",
+                )
+            },
             NodeError::Unavailable(detail) => {
                 let request_id = context::current().request_id;
                 tracing::warn!(request_id = %request_id, "unavailable: {detail}");

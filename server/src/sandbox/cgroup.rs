@@ -170,7 +170,7 @@ impl Cgroups {
             .collect();
         if let Some(base) = &self.v2 {
             let dir = base.join(sandbox).join(process);
-            fs::create_dir_all(&dir)?;
+            create_in_sandbox(&dir)?;
             procs.push(dir.join("cgroup.procs").to_string_lossy().into_owned());
         }
         Ok(procs)
@@ -195,7 +195,7 @@ impl Cgroups {
         let v2_dir = match &self.v2 {
             Some(base) => {
                 let dir = base.join(sandbox).join(process);
-                fs::create_dir_all(&dir)?;
+                create_in_sandbox(&dir)?;
                 Some(dir)
             }
             None => None,
@@ -475,6 +475,16 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out.push(dir.to_path_buf());
     out
+}
+
+/// Makes a process's group inside its sandbox's, which must exist: a start that comes
+/// after the sandbox was destroyed fails instead of making the sandbox's group again,
+/// where nothing would remove it.
+fn create_in_sandbox(dir: &Path) -> io::Result<()> {
+    fs::create_dir(dir).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => io::Error::new(e.kind(), "the sandbox is gone"),
+        _ => e,
+    })
 }
 
 fn remove_tree(dir: &Path) {

@@ -3,6 +3,7 @@
 //! destroying it. The [`LocalNode`] methods here
 //! are what `local.rs` (the node interface) and recovery call.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -30,6 +31,10 @@ impl LocalNode {
     /// one started here, its default python context warming beside the reply.
     pub(super) async fn create(&self, spec: SandboxSpec) -> NodeResult<SandboxInfo> {
         let _creating = self.creating();
+        // After the count: a shutdown either sees this create or is seen by it.
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(NodeError::ShuttingDown);
+        }
         let template = template::find(&spec.template)
             .ok_or_else(|| NodeError::TemplateNotFound(spec.template.clone()))?;
         check_env(&spec.env_vars)?;
@@ -114,6 +119,9 @@ impl LocalNode {
         warm: bool,
     ) -> NodeResult<Arc<Sandbox>> {
         let _permit = self.start_permits.acquire().await.expect("never closed");
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(NodeError::ShuttingDown);
+        }
         let template = template::find(&record.template)
             .ok_or_else(|| NodeError::TemplateNotFound(record.template.clone()))?;
         self.layout
@@ -339,6 +347,7 @@ impl LocalNode {
     /// Kills a live sandbox's processes and its pid namespace, and removes its cgroups;
     /// its directory goes too unless the sandbox is to come back after a restart.
     pub(super) async fn destroy(&self, sandbox: &Arc<Sandbox>, keep_files: bool) {
+        let _destroying = self.destroying.enter();
         self.map_mut().remove(&sandbox.id);
         let init_pid = {
             let mut st = sandbox.state();
@@ -398,5 +407,33 @@ impl LocalNode {
         sandbox.state().status = status;
         self.catalog.set_sandbox_status(id, status)?;
         Ok(())
+    }
+}
+
+/// Counts operations under way that a shutdown must let finish (destroys: a sandbox out of
+/// the map, its groups and files not yet removed).
+#[derive(Default)]
+pub(super) struct InFlight(AtomicUsize);
+
+pub(super) struct InFlightGuard<'a>(&'a AtomicUsize);
+
+impl InFlight {
+    pub fn enter(&self) -> InFlightGuard<'_> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(&self.0)
+    }
+
+    /// Waits (up to `within`) until none is under way.
+    pub async fn drained(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.0.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

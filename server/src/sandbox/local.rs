@@ -3,6 +3,7 @@
 //! HTTP layer uses. Creating, starting and destroying one sandbox is in `lifecycle.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 use super::cgroup::{Cgroups, Limits};
 use super::init_helper::InitSpawner;
 use super::layout::Layout;
+use super::lifecycle::InFlight;
 use super::pool::WarmPool;
 use super::uid_range::{self, IdRange};
 use super::volume::Volume;
@@ -75,6 +77,9 @@ pub struct LocalNode {
     /// Bounds sandbox starts in flight. Starting one is CPU work; with a burst of creates,
     /// first come first served finishes the early ones early instead of all of them late.
     pub(super) start_permits: tokio::sync::Semaphore,
+    /// Set when the server begins to stop: nothing more is started.
+    pub(super) closing: AtomicBool,
+    pub(super) destroying: InFlight,
 }
 
 impl LocalNode {
@@ -128,6 +133,8 @@ impl LocalNode {
             start_permits: tokio::sync::Semaphore::new(
                 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            closing: AtomicBool::new(false),
+            destroying: InFlight::default(),
         })
     }
 
@@ -223,6 +230,12 @@ impl LocalNode {
     /// Server shutdown: stops every process (keeping its record), kills every sandbox
     /// (keeping its record and files, so a restart brings it back), flushes the store.
     pub async fn shutdown(&self, process_wait: Duration) {
+        // Creates that come now are refused; those under way end (queued ones refused at
+        // their start, started ones made live), and so do deletes under way, before the
+        // sandboxes are listed and killed.
+        self.closing.store(true, Ordering::SeqCst);
+        self.creates_done(INIT_READY_TIMEOUT).await;
+        self.destroying.drained(INIT_READY_TIMEOUT).await;
         self.drain_pool().await;
         let all: Vec<_> = self.map().values().cloned().collect();
         futures_util::future::join_all(all.iter().map(|sandbox| async move {
@@ -232,6 +245,8 @@ impl LocalNode {
             self.destroy(sandbox, true).await;
         }))
         .await;
+        // Deletes asked for meanwhile finish before their groups' parent is removed.
+        self.destroying.drained(INIT_READY_TIMEOUT).await;
         self.network.shutdown().await;
         self.contexts.stop().await;
         self.init_spawner.stop().await;
@@ -276,6 +291,8 @@ impl Node for LocalNode {
     }
 
     async fn kill_sandbox(&self, id: &str) -> NodeResult<()> {
+        // Counted before it leaves the map, so a shutdown that no longer lists it waits.
+        let _destroying = self.destroying.enter();
         let sandbox = self
             .map_mut()
             .remove(id)

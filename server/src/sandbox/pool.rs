@@ -24,7 +24,7 @@ use tracing::warn;
 use super::local::LocalNode;
 use super::{template, Sandbox};
 use crate::ids;
-use crate::node::SandboxSpec;
+use crate::node::{NodeError, SandboxSpec};
 use crate::shutdown::Shutdown;
 use crate::store::SandboxRecord;
 use crate::time::unix_millis;
@@ -70,6 +70,16 @@ impl LocalNode {
         match self.cfg.node_name {
             Some(_) => 0, // a node's creates come with the control plane's ids
             None => usize::from(self.cfg.warm_pool),
+        }
+    }
+
+    /// Waits (up to `within`) until no create is in flight.
+    pub(super) async fn creates_done(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.pool.creating.load(Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -201,7 +211,9 @@ impl LocalNode {
         let sandbox = match self.start(&record, true).await {
             Ok(sandbox) => sandbox,
             Err(e) => {
-                warn!("could not make a pooled sandbox: {e:?}");
+                if !matches!(e, NodeError::ShuttingDown) {
+                    warn!("could not make a pooled sandbox: {e:?}");
+                }
                 self.layout.remove(&record.id);
                 self.release_uid(uid);
                 return false;

@@ -1,0 +1,182 @@
+//! What a sandbox's create or delete leaves when it is cut short: its client goes away, or
+//! the server stops while it is under way. Nothing of the sandbox may outlive either.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::host_procs::{assert_no_process_of, descendants, instance_groups, instance_of};
+use common::Server;
+use serde_json::json;
+
+/// SIGTERM, and a zero exit within 3 s.
+async fn stop(s: &mut Server) {
+    s.signal(libc::SIGTERM);
+    let status = s
+        .wait_exit(Duration::from_secs(3))
+        .await
+        .expect("sandlotd exits within 3 s of SIGTERM");
+    assert!(
+        status.success(),
+        "sandlotd exits 0 on SIGTERM, got {status}"
+    );
+}
+
+/// 100 creates at once, and SIGTERM once `running` sandboxes run (their groups name the
+/// server's sub-tree, returned): the others are then queued for a start, starting, or being
+/// answered, while the stop kills those that run.
+async fn stop_amid_creates(running: usize) -> String {
+    let mut s = Server::start().await;
+    let creates: Vec<_> = (0..100)
+        .map(|_| {
+            let rb = s.control(s.http.post(format!("{}/v1/sandboxes", s.url)));
+            tokio::spawn(async move {
+                rb.json(&json!({"template_name": "code-interpreter"}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    let server_pid = s.pid() as i32;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let instance = loop {
+        let inits = sandbox_inits(server_pid);
+        if inits.len() >= running {
+            if let Some(instance) = inits.iter().find_map(|&pid| instance_of(pid)) {
+                break instance;
+            }
+        }
+        assert!(Instant::now() < deadline, "no sandbox started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    stop(&mut s).await;
+    for c in creates {
+        let _ = tokio::time::timeout(Duration::from_secs(5), c)
+            .await
+            .expect("every create ends with the server");
+    }
+    instance
+}
+
+#[tokio::test]
+async fn creates_in_flight_at_sigterm_leave_no_sandbox_behind() {
+    // The stop lands at a different point of the creates each time.
+    for running in [1, 10, 30] {
+        let instance = stop_amid_creates(running).await;
+        assert_no_process_of(&instance).await;
+    }
+}
+
+#[tokio::test]
+async fn deletes_in_flight_at_sigterm_leave_no_sandbox_behind() {
+    let mut s = Server::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(s.create("code-interpreter").await.id);
+    }
+    let server_pid = s.pid() as i32;
+    let instance = descendants(server_pid)
+        .iter()
+        .find_map(|p| instance_of(p.pid))
+        .expect("the sandboxes' processes are in the server's groups");
+    let deletes: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let rb = s.control(s.http.delete(format!("{}/v1/sandboxes/{id}", s.url)));
+            tokio::spawn(async move { rb.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    stop(&mut s).await;
+    for d in deletes {
+        let _ = tokio::time::timeout(Duration::from_secs(5), d)
+            .await
+            .expect("every delete ends with the server");
+    }
+    assert_no_process_of(&instance).await;
+    // And every group is gone: the deletes finished their cleanup before the server exited.
+    assert_eq!(instance_groups(&instance), Vec::<std::path::PathBuf>::new());
+}
+
+/// Host pids of the sandboxes' pid 1s under `server_pid` (a pid 1 has two pids: the host's
+/// and 1 in its own namespace).
+fn sandbox_inits(server_pid: i32) -> Vec<i32> {
+    descendants(server_pid)
+        .iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{}/status", p.pid))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with("NSpid:") && l.split_whitespace().nth(2) == Some("1"))
+        })
+        .map(|p| p.pid)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_create_whose_client_goes_away_leaves_a_listed_sandbox_or_nothing() {
+    let s = Server::start_with(Some("test-key"), &["--warm-pool", "0"]).await;
+    // Clients that give up after 1..8 ms, in the middle of their create.
+    for ms in 1..=8u64 {
+        let rb = s
+            .control(s.http.post(format!("{}/v1/sandboxes", s.url)))
+            .timeout(Duration::from_millis(ms))
+            .json(&json!({"template_name": "code-interpreter"}));
+        let _ = rb.send().await;
+    }
+    // Every sandbox that runs is one the server lists (and can delete): none is lost.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, list) = s.cp(reqwest::Method::GET, "/v1/sandboxes", None).await;
+        assert_eq!(status, 200);
+        for sb in list["data"].as_array().unwrap() {
+            let id = sb["id"].as_str().unwrap();
+            s.cp(
+                reqwest::Method::DELETE,
+                &format!("/v1/sandboxes/{id}"),
+                None,
+            )
+            .await;
+        }
+        let left = sandbox_inits(s.pid() as i32);
+        if left.is_empty() && list["data"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sandboxes run that the server does not list: pid 1s {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn sandboxes_deleted_before_their_context_warmed_leave_no_group() {
+    let s = Server::start_with(Some("test-key"), &["--warm-pool", "0"]).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(s.create("code-interpreter").await.id);
+    }
+    let instance = sandbox_inits(s.pid() as i32)
+        .iter()
+        .find_map(|&pid| instance_of(pid))
+        .expect("the sandboxes' processes are in the server's groups");
+    // Deleted at once: their default python contexts are still being started.
+    let paths: Vec<String> = ids.iter().map(|id| format!("/v1/sandboxes/{id}")).collect();
+    let deletes = paths
+        .iter()
+        .map(|path| s.cp(reqwest::Method::DELETE, path, None));
+    for (status, body) in futures_util::future::join_all(deletes).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    // What was still starting then has given up by now; no sandbox's group is made again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let left: Vec<_> = instance_groups(&instance)
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap().flatten())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "groups of deleted sandboxes: {left:?}");
+}
