@@ -90,18 +90,39 @@ export async function stopAll() {
   for (const s of [...live]) await s.stop().catch(() => {});
 }
 
+/**
+ * On the way out without `stopAll` (an uncaught error, `process.exit`): SIGTERM, so each
+ * server takes its own shutdown path and removes what it made in the kernel (a SIGKILLed
+ * one leaves its cgroups behind, named after a data dir that is then gone); SIGKILL for any
+ * still running after 10 s. Synchronous, as an exit handler must be.
+ */
 function killAllSync() {
-  for (const s of live) {
+  const signal = (s, sig) => {
     try {
-      s.child.kill('SIGKILL');
+      s.child.kill(sig);
     } catch {
       /* gone */
     }
+  };
+  const running = (s) => s.child.exitCode === null && s.child.signalCode === null && fs.existsSync(`/proc/${s.pid}`) && !/\) Z /.test(readStat(s.pid));
+  for (const s of live) signal(s, 'SIGTERM');
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; waited < 10000 && [...live].some(running); waited += 20) Atomics.wait(nap, 0, 0, 20);
+  for (const s of live) {
+    if (running(s)) signal(s, 'SIGKILL');
     try {
       removeDataDir(s.dataDir);
     } catch {
       /* best effort */
     }
+  }
+}
+
+function readStat(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return ') Z ';
   }
 }
 process.on('exit', killAllSync);
