@@ -55,3 +55,16 @@ export async function rejects(promise, cls, check = () => {}) {
   check(error);
   return error;
 }
+
+/** Runs `fn` with no API key in the environment (a run against a cluster exports one, which
+ * the SDK would otherwise pick up), then puts back what was there. */
+export async function withoutKeyInEnv(fn) {
+  const saved = { SANDLOT_API_KEY: process.env.SANDLOT_API_KEY, HOPX_API_KEY: process.env.HOPX_API_KEY };
+  delete process.env.SANDLOT_API_KEY;
+  delete process.env.HOPX_API_KEY;
+  try {
+    return await fn();
+  } finally {
+    for (const [name, value] of Object.entries(saved)) if (value !== undefined) process.env[name] = value;
+  }
+}

@@ -12,7 +12,7 @@ import {
   TimeoutError,
 } from 'sandlot';
 import { startFaultProxy } from './harness.mjs';
-import { fresh, rejects, server, useServer } from './sdk-common.mjs';
+import { fresh, rejects, server, useServer, withoutKeyInEnv } from './sdk-common.mjs';
 
 useServer();
 
@@ -167,8 +167,10 @@ describe('token refresh', () => {
 
   test('a token-only session without a key never calls the control plane', async () => {
     proxy.reset();
-    const client = await Sandbox.connect(session({ token: 'bad' }));
-    await rejects(client.runCode('print(1)'), AuthenticationError, (e) => assert.equal(e.status, 401));
+    await withoutKeyInEnv(async () => {
+      const client = await Sandbox.connect(session({ token: 'bad' }));
+      await rejects(client.runCode('print(1)'), AuthenticationError, (e) => assert.equal(e.status, 401));
+    });
     assert.equal(proxy.hits(/\/token\/refresh$/), 0);
   });
 

@@ -19,7 +19,7 @@ import {
   ValidationError,
 } from 'sandlot';
 import { eventually, freePort, startServer } from './harness.mjs';
-import { cleanup, fresh, opts, rejects, server, useServer } from './sdk-common.mjs';
+import { cleanup, fresh, opts, rejects, server, useServer, withoutKeyInEnv } from './sdk-common.mjs';
 
 useServer();
 
@@ -157,12 +157,14 @@ describe('sandbox lifecycle', () => {
     const sandbox = await fresh();
     const session = sandbox.getSession();
     assert.deepEqual(Object.keys(session).sort(), ['agentUrl', 'sandboxId', 'token', 'tokenExpiresAt']);
-    const client = await Sandbox.connect({ sandboxId: session.sandboxId, token: session.token, agentUrl: session.agentUrl });
+    const client = await withoutKeyInEnv(() => Sandbox.connect({ sandboxId: session.sandboxId, token: session.token, agentUrl: session.agentUrl }));
     const r = await client.runCode('echo hi', { language: 'bash' });
     assert.equal(r.stdout, 'hi\n');
     // Control-plane calls need the key, which this client does not have.
-    await rejects(client.getInfo(), AuthenticationError, (e) => assert.equal(e.code, 'NO_API_KEY'));
-    await rejects(client.kill(), AuthenticationError);
+    await withoutKeyInEnv(async () => {
+      await rejects(client.getInfo(), AuthenticationError, (e) => assert.equal(e.code, 'NO_API_KEY'));
+      await rejects(client.kill(), AuthenticationError);
+    });
     // Disposing a session handle leaves the sandbox to its owner.
     await client[Symbol.asyncDispose]();
     assert.equal((await sandbox.getInfo()).status, 'running');
