@@ -364,16 +364,10 @@ async fn next_change(ws: &mut common::WebSocket) -> Value {
 
 #[tokio::test]
 async fn watches_report_created_modified_and_deleted_over_websocket_and_sse() {
-    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    use tokio_tungstenite::tungstenite::Message;
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
-    let url = format!("{}/files/watch", sb.agent.replacen("http://", "ws://", 1));
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert(
-        "Authorization",
-        format!("Bearer {}", sb.token).parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut ws = sb.ws_connect_at("/files/watch").await;
     ws.send(Message::Text(
         json!({"action": "watch", "path": "/workspace"})
             .to_string()

@@ -422,11 +422,13 @@ pub type WebSocket =
 impl Sandbox {
     /// Opens the agent's WebSocket `/execute/stream` with the sandbox token.
     pub async fn ws_connect(&self) -> WebSocket {
+        self.ws_connect_at("/execute/stream").await
+    }
+
+    /// Opens the agent's WebSocket at `path` (and query) with the sandbox token.
+    pub async fn ws_connect_at(&self, path: &str) -> WebSocket {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let url = format!(
-            "{}/execute/stream",
-            self.agent.replacen("http://", "ws://", 1)
-        );
+        let url = format!("{}{path}", self.agent.replacen("http://", "ws://", 1));
         let mut req = url.into_client_request().unwrap();
         req.headers_mut().insert(
             "Authorization",

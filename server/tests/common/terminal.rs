@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Sandbox, SseParser};
@@ -20,18 +19,7 @@ pub struct Ws {
 
 impl Ws {
     pub async fn open(sb: &Sandbox, query: &str) -> Self {
-        let url = format!(
-            "{}/terminal{query}",
-            sb.agent.replacen("http://", "ws://", 1)
-        );
-        let mut req = url.into_client_request().unwrap();
-        req.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {}", sb.token).parse().unwrap(),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("terminal websocket upgrade");
+        let ws = sb.ws_connect_at(&format!("/terminal{query}")).await;
         Ws {
             ws,
             output: String::new(),
