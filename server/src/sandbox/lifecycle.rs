@@ -425,10 +425,15 @@ impl InFlight {
 
     /// Waits (up to `within`) until none is under way.
     pub async fn drained(&self, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        while self.0.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until_none(&self.0, within).await
+    }
+}
+
+/// Waits (up to `within`) until `count` is zero.
+pub(super) async fn until_none(count: &AtomicUsize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while count.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

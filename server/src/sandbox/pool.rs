@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use sandlot_protocol::{Language, SandboxStatus};
 use tracing::warn;
 
+use super::lifecycle::until_none;
 use super::local::LocalNode;
 use super::{template, Sandbox};
 use crate::ids;
@@ -75,12 +76,7 @@ impl LocalNode {
 
     /// Waits (up to `within`) until no create is in flight.
     pub(super) async fn creates_done(&self, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        while self.pool.creating.load(Ordering::SeqCst) > 0
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until_none(&self.pool.creating, within).await
     }
 
     /// Notes a create in flight until the returned guard drops.
