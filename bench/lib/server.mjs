@@ -104,7 +104,8 @@ function killAllSync() {
       /* gone */
     }
   };
-  const running = (s) => s.child.exitCode === null && s.child.signalCode === null && fs.existsSync(`/proc/${s.pid}`) && !/\) Z /.test(readStat(s.pid));
+  // Node reaps nothing in an exit handler: an exited server is a zombie (or gone).
+  const running = (s) => s.child.exitCode === null && s.child.signalCode === null && !/\) Z /.test(readStat(s.pid));
   for (const s of live) signal(s, 'SIGTERM');
   const nap = new Int32Array(new SharedArrayBuffer(4));
   for (let waited = 0; waited < 10000 && [...live].some(running); waited += 20) Atomics.wait(nap, 0, 0, 20);
@@ -118,6 +119,7 @@ function killAllSync() {
   }
 }
 
+/** `/proc/<pid>/stat`, or a zombie's when the process is gone. */
 function readStat(pid) {
   try {
     return fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
