@@ -43,6 +43,9 @@ out["path"] = sys.path
 out["random"] = random.random()
 out["home"] = os.environ.get("HOME")
 out["env_keys"] = sorted(os.environ)
+out["env"] = dict(os.environ)
+# IPython's directory history (none in a fresh process): where the shell started.
+out["dh"] = [str(p) for p in globals().get("_dh", [])]
 # libc's record of the main thread's id is right (a fork made with clone3 must set it):
 # signalling the main thread from another one reaches it.
 import signal, threading
@@ -154,6 +157,12 @@ async fn a_forked_python_context_is_confined_exactly_like_an_exec_d_one() {
     forked_env.push(json!("LC_ALL"));
     forked_env.sort_by_key(|v| v.as_str().unwrap().to_string());
     assert_eq!(json!(forked_env), execd["env_keys"], "{forked}\n{execd}");
+    // And so are the values (the fork server took the usual ones on before forking).
+    let mut execd_env = execd["env"].as_object().unwrap().clone();
+    execd_env.remove("LC_ALL");
+    assert_eq!(forked["env"], Value::Object(execd_env), "{forked}\n{execd}");
+    assert_eq!(forked["dh"], json!(["/workspace"]), "{forked}");
+    assert_eq!(forked["dh"], execd["dh"]);
     // The sandbox's uid, as its fresh processes have it; /proc/self is its own.
     assert_eq!(forked["uid"], fresh["uid"]);
     assert_eq!(forked["environ_owner"], fresh["uid"]);
@@ -239,6 +248,56 @@ async fn forked_contexts_get_their_own_random_state_and_the_sandbox_env() {
         .run("python", "import mymod, sys\nprint(mymod.X, sys.path[1])")
         .await;
     assert_eq!(out["stdout"], "7 /workspace/lib\n", "{out}");
+}
+
+/// A sandbox's own variables over the usual ones, and a context in another directory: the
+/// fork changes what differs from the fork server's usual environment and directory.
+#[tokio::test]
+async fn a_forked_context_takes_its_sandbox_s_variables_over_the_usual_ones() {
+    let s = Server::start().await;
+    let sb = create_with_env(
+        &s,
+        json!({"HOME": "/tmp", "PATH": "/usr/bin:/bin", "EXTRA": "x"}),
+    )
+    .await;
+    let out = probe(&sb, json!({})).await;
+    assert_eq!(out["forked"], true, "{out}");
+    for (name, value) in [("HOME", "/tmp"), ("PATH", "/usr/bin:/bin"), ("EXTRA", "x")] {
+        assert_eq!(out["env"][name], value, "{out}");
+    }
+    assert_eq!(
+        out["env"]["USER"], "user",
+        "the usual ones it did not replace"
+    );
+    assert!(out["env"].get("SANDLOT_ZYGOTE").is_none(), "{out}");
+    let home = sb
+        .run("python", "import os\nprint(os.path.expanduser('~'))")
+        .await;
+    assert_eq!(home["stdout"], "/tmp\n", "{home}");
+    // Runs apply the sandbox's variables anew; between them the process's own environment
+    // shows, which must be the sandbox's too.
+    sb.run(
+        "python",
+        "import os, threading, time\nseen = []\n\
+         threading.Thread(target=lambda: (time.sleep(0.3), seen.append(os.environ['HOME']))).start()",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let between = sb.run("python", "print(seen)").await;
+    assert_eq!(between["stdout"], "['/tmp']\n", "{between}");
+
+    let (status, ctx) = sb
+        .call(
+            Method::POST,
+            "/contexts",
+            Some(json!({"language": "python", "cwd": "/tmp"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{ctx}");
+    let body = json!({"context_id": ctx["id"], "language": "python",
+        "code": "import os\nprint(os.getcwd(), [str(p) for p in _dh], os.environ['EXTRA'])"});
+    let (_, run) = sb.call(Method::POST, "/execute", Some(body)).await;
+    assert_eq!(run["stdout"], "/tmp ['/tmp'] x\n", "{run}");
 }
 
 #[tokio::test]

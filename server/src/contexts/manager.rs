@@ -8,6 +8,7 @@
 //! exited on request (bash's `exit 3`, `process.exit()`) or was stopped for being idle is
 //! started again without a word.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use super::cell::{run_in, CellOutcome, Job};
 use super::driver;
 use super::process::ContextProcess;
 use super::start::{discard, prefork, Preforked};
-use super::zygote::Zygote;
+use super::zygote::{Usual, Zygote};
 use super::{default_id, Context, Slot};
 use crate::config::Config;
 use crate::exec::launch::{self, Launch};
@@ -46,8 +47,12 @@ pub struct ContextManager {
 
 impl ContextManager {
     pub fn new(cfg: Arc<Config>, cgroups: Arc<Cgroups>, exe: PathBuf, shutdown: Shutdown) -> Self {
+        let usual = Usual {
+            env: context_env(&cfg, Default::default()),
+            workdir: defaults::WORKDIR.into(),
+        };
         let zygote = (cfg.context_zygote && cgroups.tracks_processes())
-            .then(|| Arc::new(Zygote::new(exe.clone())));
+            .then(|| Arc::new(Zygote::new(exe.clone(), usual)));
         Self {
             cfg,
             cgroups,
@@ -71,13 +76,8 @@ impl ContextManager {
         }
     }
 
-    fn result_cap(&self) -> usize {
-        self.cfg.output_cap_bytes.saturating_mul(4).max(1 << 20)
-    }
-
     fn launch(&self, sandbox: &Sandbox, cwd: &str) -> Launch {
-        let mut env = launch::environment(sandbox.env_vars(), &Default::default());
-        env.push(("SANDLOT_RESULT_LIMIT".into(), self.result_cap().to_string()));
+        let env = context_env(&self.cfg, sandbox.env_vars());
         Launch {
             exe: self.exe.clone(),
             cgroups: self.cgroups.clone(),
@@ -180,7 +180,7 @@ impl ContextManager {
         let job = Job {
             launch: self.launch(sandbox, &context.cwd),
             zygote: self.zygote.clone(),
-            result_cap: self.result_cap(),
+            result_cap: result_cap(&self.cfg),
             code: run.code,
             env,
             cwd,
@@ -244,7 +244,7 @@ impl ContextManager {
             context,
             slot,
             self.launch(sandbox, &context.cwd),
-            self.result_cap(),
+            result_cap(&self.cfg),
             self.zygote.as_deref(),
             preforked,
         )
@@ -419,4 +419,17 @@ pub(super) async fn start(
             Err(e)
         }
     }
+}
+
+/// Most a run's results may weigh together (the driver drops what comes after).
+fn result_cap(cfg: &Config) -> usize {
+    cfg.output_cap_bytes.saturating_mul(4).max(1 << 20)
+}
+
+/// A context's environment: the sandbox's variables over the server's defaults, and the
+/// driver's result limit.
+fn context_env(cfg: &Config, sandbox_env: BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut env = launch::environment(sandbox_env, &Default::default());
+    env.push(("SANDLOT_RESULT_LIMIT".into(), result_cap(cfg).to_string()));
+    env
 }

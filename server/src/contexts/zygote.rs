@@ -47,7 +47,18 @@ const FORK_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Zygote {
     exe: PathBuf,
+    usual: Usual,
     inner: tokio::sync::Mutex<Inner>,
+}
+
+/// What most contexts start with: the environment of a sandbox that sets no variables of
+/// its own, and the default working directory. The zygote takes them on before it forks, so
+/// that such a context's start changes neither (every value it would compare or set is a
+/// page it copies).
+#[derive(Debug, Clone)]
+pub struct Usual {
+    pub env: Vec<(String, String)>,
+    pub workdir: String,
 }
 
 struct Inner {
@@ -97,9 +108,10 @@ pub struct Forked {
 }
 
 impl Zygote {
-    pub fn new(exe: PathBuf) -> Self {
+    pub fn new(exe: PathBuf, usual: Usual) -> Self {
         Self {
             exe,
+            usual,
             inner: tokio::sync::Mutex::new(Inner {
                 zygote: Supervised::new("python fork server"),
                 next: 0,
@@ -221,7 +233,12 @@ impl Zygote {
             &[],
         )
         .await?;
-        let init = serde_json::json!({ "type": "init", "seccomp": programs });
+        let init = serde_json::json!({
+            "type": "init",
+            "seccomp": programs,
+            "env": self.usual.env,
+            "workdir": self.usual.workdir,
+        });
         conn.send(init.to_string().as_bytes(), &[]).await?;
         let ready = conn.answer().await?;
         if ready.get("type").and_then(|t| t.as_str()) != Some("ready") {

@@ -6,7 +6,8 @@
 # milliseconds instead of the ~250 ms a new interpreter takes.
 #
 # Control socket (fd 100, SOCK_SEQPACKET, to sandlotd only): first {"type":"init","seccomp":
-# [[[code,jt,jf,k],...],...]}, the seccomp programs the exec helper installs, answered by
+# [[[code,jt,jf,k],...],...],"env":[[k,v],...],"workdir":W}, the seccomp programs the exec
+# helper installs and what most contexts start with (see `_take_on_the_usual`), answered by
 # {"type":"ready"}; then one message per context, {"n":N,"init_pid":P} (P: the host pid of
 # the sandbox's pid 1) with four descriptors (the context's command pipe, stdout, stderr and
 # reply pipe) and optionally a fifth (its tracking cgroup's directory, cgroup v2), answered
@@ -195,12 +196,13 @@ def _confine(cfg):
 def _become_the_program(cfg):
     """What a new interpreter would have picked up from its environment at start."""
     env = dict(cfg["env"])
-    wanted = {"MPLBACKEND": f"module://{_MPL_BACKEND}", "IPYTHONDIR": "/tmp/.ipython", **env}
-    # Only what differs from the zygote's own: every change is a putenv or unsetenv.
-    for key in [k for k in os.environ if k not in wanted]:
+    wanted = _with_driver_env(env)
+    # Only what differs from the zygote's own (compared with its plain copy: reading
+    # os.environ decodes every name anew), usually nothing.
+    for key in [k for k in _zygote_env if k not in wanted]:
         del os.environ[key]
     for key, value in wanted.items():
-        if os.environ.get(key) != value:
+        if _zygote_env.get(key) != value:
             os.environ[key] = value
     sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
     # sys.path: "" first (the driver's), then PYTHONPATH, then the rest; the user's site
@@ -218,17 +220,11 @@ def _become_the_program(cfg):
         if os.path.isdir(user_site):
             site.addsitedir(user_site)
     time.tzset()
-    # What the preparation read about the host that the sandbox's own answer replaces.
-    import platform
-
-    platform._uname_cache = None
-    platform._os_release_cache = None
-    platform._platform_cache.clear()
     # The shell's own record of where it started and whose home it is.
     cwd = os.getcwd()
     shell.starting_dir = cwd
     shell.home_dir = os.path.realpath(os.path.expanduser("~"))  # IPython's get_home_dir()
-    shell.user_ns["_dh"][:] = [Path(cwd)]
+    shell.user_ns["_dh"][:] = [_usual_dirs.get(cwd) or Path(cwd)]
     # Its profile directory (the same path: IPYTHONDIR is the default), which the shell made
     # in the zygote's private /tmp, made here as the shell makes it: after the first run has
     # answered, as nothing in a run before needs it (half a millisecond off the first run).
@@ -401,6 +397,34 @@ def _collapse_into_huge_pages():
             _libc.madvise(first, last - first, _MADV_COLLAPSE)
 
 
+def _with_driver_env(env):
+    """A context's environment: the server's, and what the driver sets for itself."""
+    return {"MPLBACKEND": f"module://{_MPL_BACKEND}", "IPYTHONDIR": "/tmp/.ipython", **env}
+
+
+def _take_on_the_usual(init):
+    """After the preparation, the zygote takes on what most contexts start with: the
+    environment of a sandbox that sets nothing of its own (its HOME pointed nowhere only
+    while the preparation ran) and the default directory's `Path`. A fork then changes only
+    what its sandbox has of its own; each value it compared or set, and building a `Path`,
+    cost it copied pages (~80 together)."""
+    global _zygote_env
+    wanted = _with_driver_env(dict(init.get("env") or ()))
+    for key in [k for k in os.environ if k not in wanted]:
+        del os.environ[key]
+    os.environ.update(wanted)
+    _zygote_env = dict(os.environ)
+    if init.get("workdir"):
+        _usual_dirs[init["workdir"]] = Path(init["workdir"])
+    # What the preparation read about the host, which a sandbox must read anew: dropped
+    # here once, for every fork.
+    import platform
+
+    platform._uname_cache = None
+    platform._os_release_cache = None
+    platform._platform_cache.clear()
+
+
 def _find_tid_field():
     # glibc's fork(2) writes the child's thread id into the thread's descriptor; clone3 does
     # the same when told where (CLONE_CHILD_SETTID). Found by value: the one int in the
@@ -464,6 +488,8 @@ def _fork_into(init_pid, cgroup_fd):
 
 _control = None
 _own_pid_ns = None
+_zygote_env = {}  # os.environ as the forks find it, as a plain dict
+_usual_dirs = {}  # directory -> its Path
 _skipped_fork_handlers = []
 _profile = None
 # Where site puts the user's site directory under its base (lib/pythonX.Y/site-packages).
@@ -480,6 +506,7 @@ def _zygote():
     for program in init["seccomp"]:
         insns = (_SockFilter * len(program))(*[_SockFilter(*i) for i in program])
         _programs.append((_SockFprog(len(program), insns), insns))
+    _take_on_the_usual(init)
     import gc
     import threading
 
