@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::sandbox::isolation::CodeDelivery;
 
 const PYTHON: &str = include_str!("drivers/python.py");
+const ZYGOTE_CONTEXT: &str = include_str!("drivers/zygote_context.py");
 const ZYGOTE: &str = include_str!("drivers/zygote.py");
 const NODE: &str = include_str!("drivers/node.js");
 const BASH: &str = include_str!("drivers/bash.sh");
@@ -49,7 +50,7 @@ pub fn python_argv() -> Vec<String> {
 
 /// The python fork server's program: the python driver, then the fork loop.
 pub fn zygote_program() -> String {
-    format!("{PYTHON}\n{ZYGOTE}")
+    format!("{PYTHON}\n{ZYGOTE_CONTEXT}\n{ZYGOTE}")
 }
 
 /// Whether a python context with this environment can be forked from the fork server: the

@@ -3,6 +3,7 @@
 //! ~250 ms IPython takes to import.
 //!
 //! It runs `drivers/python.py` (imports, the shell, a warm-up run) followed by
+//! `drivers/zygote_context.py` (what a fork does to become a context) and
 //! `drivers/zygote.py` (the fork loop), started through `sandlotd __sandbox-zygote`
 //! (`sandbox::isolation::zygote`), which gives it a mount namespace with a private `/tmp`.
 //! The server talks to it over a `SOCK_SEQPACKET` socket pair: one message per context,
