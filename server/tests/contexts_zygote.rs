@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Sandbox, Server};
+use common::{first_run, Sandbox, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -345,50 +345,13 @@ print(sorted(os.listdir(pd.location)), oct(stat.S_IMODE(os.stat(pd.security_dir)
     assert_eq!(out["stdout"], "5 True\n", "{out}");
 }
 
-/// What a shell shows of its past in its first stored run.
-const SHELL_STATE: &str = r#"
-import json
-ip = get_ipython()
-hm = ip.history_manager
-print(json.dumps({
-    "count": ip.execution_count,
-    "in": list(hm.input_hist_raw),
-    "out": {str(k): repr(v) for k, v in hm.output_hist.items()},
-    "ns": sorted(ip.user_ns),
-    "last": repr(ip.last_execution_result),
-    "caches": [repr(getattr(ip.displayhook, n)) for n in ("_", "__", "___")],
-    "names": sorted(getattr(ip.compile, "_filename_map", {}).values()),
-}))
-"#;
-
 #[tokio::test]
 async fn the_first_run_in_a_context_sees_a_shell_with_no_past() {
     // The driver warms its shell up with stored runs and then puts back all they changed:
     // the first run sees what a new IPython shell shows, made here in a fresh process.
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
-    let ours = sb.run("python", SHELL_STATE).await;
-    let reference = format!(
-        "from IPython.core.interactiveshell import InteractiveShell\n\
-         from traitlets.config import Config\n\
-         c = Config()\n\
-         c.HistoryManager.enabled = False\n\
-         InteractiveShell.instance(config=c).run_cell({:?}, store_history=True)\n",
-        SHELL_STATE
-    );
-    let (_, fresh) = sb
-        .call(
-            Method::POST,
-            "/execute",
-            Some(json!({"code": reference, "language": "python", "fresh": true})),
-        )
-        .await;
-    let parse = |out: &Value| -> Value {
-        serde_json::from_str(out["stdout"].as_str().unwrap_or(""))
-            .unwrap_or_else(|e| panic!("{e}: {out}"))
-    };
-    assert_eq!(parse(&ours), parse(&fresh), "{ours}\n{fresh}");
-    assert_eq!(parse(&ours)["count"], 1);
+    first_run::assert_no_past(&sb).await;
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::Server;
+use common::{first_run, Server};
 use reqwest::Method;
 use serde_json::json;
 
@@ -101,6 +101,51 @@ async fn a_create_takes_a_sandbox_made_ahead_with_its_python_context_ready() {
     // So does one of another template.
     let base = s.create("base").await;
     assert!(!next.contains(&base.id));
+}
+
+#[tokio::test]
+async fn a_pooled_context_has_its_first_run_prepared_and_shows_none_of_it() {
+    let s = Server::start_with(Some("test-key"), &["--warm-pool", "1"]).await;
+    let ahead = pooled(&s, 1).await;
+    let sb = s.create("code-interpreter").await;
+    assert!(ahead.contains(&sb.id), "the create took the pooled one");
+    // What a context otherwise does once its first run has answered (IPython's profile
+    // directory) was done by the warm-up, before the first run.
+    let out = sb
+        .run(
+            "python",
+            "import os\nprint(os.path.isdir(get_ipython().profile_dir.startup_dir))",
+        )
+        .await;
+    assert_eq!(out["stdout"], "True\n", "{out}");
+    assert_eq!(out["execution_count"], 1, "{out}");
+    // And nothing of the warm-up runs shows in the shell.
+    let next = pooled(&s, 1).await;
+    let sb = s.create("code-interpreter").await;
+    assert!(next.contains(&sb.id), "the create took the pooled one");
+    first_run::assert_no_past(&sb).await;
+    // A sandbox made on demand makes the directory only after its first run answered.
+    let (status, body) = s
+        .cp(
+            Method::POST,
+            "/v1/sandboxes",
+            Some(json!({"template_name": "code-interpreter", "env_vars": {"A": "b"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let fresh = common::Sandbox {
+        id: body["id"].as_str().unwrap().to_string(),
+        agent: body["public_host"].as_str().unwrap().to_string(),
+        token: body["auth_token"].as_str().unwrap().to_string(),
+        http: reqwest::Client::new(),
+    };
+    let out = fresh
+        .run(
+            "python",
+            "import os\nprint(os.path.isdir(get_ipython().profile_dir.startup_dir))",
+        )
+        .await;
+    assert_eq!(out["stdout"], "False\n", "{out}");
 }
 
 /// Host processes in a sandbox's cgroups.

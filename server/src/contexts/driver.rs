@@ -117,6 +117,15 @@ pub fn run_command(
     }
 }
 
+/// The python driver's warm-up command: muted runs whose every trace it then removes (see
+/// `_warm_up` in `drivers/python.py`), answered by a `done` with this id.
+pub fn warm_up_command(id: u64) -> Vec<u8> {
+    let mut line = serde_json::to_vec(&serde_json::json!({ "type": "warm", "id": id }))
+        .expect("a command serialises");
+    line.push(b'\n');
+    line
+}
+
 /// A shell word that means exactly `s`.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

@@ -33,6 +33,9 @@ use crate::ids;
 use crate::node::{NodeError, NodeResult};
 use crate::sandbox::cgroup::Cgroups;
 use crate::sandbox::Sandbox;
+
+/// How long a pooled context's warm-up may take (a few milliseconds when the host is idle).
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(10);
 use crate::shutdown::Shutdown;
 
 pub struct ContextManager {
@@ -348,6 +351,26 @@ impl ContextManager {
         slot.process
             .as_mut()
             .is_some_and(|p| p.has_exited().is_none())
+    }
+
+    /// Has a sandbox's running default context of `language` run its driver's warm-up (for
+    /// the warm pool; python only). False if it has no such context or the warm-up failed,
+    /// in which case the context is stopped.
+    pub async fn warm_up_default(&self, sandbox: &Sandbox, language: Language) -> bool {
+        let Some(context) = sandbox.contexts.get(&default_id(language)) else {
+            return false;
+        };
+        let mut slot = context.slot.lock().await;
+        let Some(process) = slot.process.as_mut() else {
+            return false;
+        };
+        if process.warm_up(WARM_UP_TIMEOUT).await {
+            return true;
+        }
+        if let Some(mut p) = slot.process.take() {
+            p.kill().await;
+        }
+        false
     }
 
     /// Starts the idle time of every context of a sandbox now (one made ahead in the warm

@@ -293,6 +293,37 @@ impl ContextProcess {
         }
     }
 
+    /// Has a python driver run its muted warm-up (a sandbox made ahead for the warm pool):
+    /// the pages and caches a first run would fill are filled now, while nothing waits, and
+    /// nothing of it shows. False if the driver did not finish it within `within` (the
+    /// caller discards the context).
+    pub async fn warm_up(&mut self, within: Duration) -> bool {
+        let id = self.next_id;
+        self.next_id += 1;
+        let command = driver::warm_up_command(id);
+        let done = async {
+            if self.stdin.write_all(&command).await.is_err() {
+                return false;
+            }
+            let (mut out, mut err) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+            let (mut out_open, mut err_open) = (true, true);
+            loop {
+                tokio::select! {
+                    // Nothing is displayed; whatever comes is dropped.
+                    n = self.stdout.read(&mut out), if out_open => out_open = matches!(n, Ok(1..)),
+                    n = self.stderr.read(&mut err), if err_open => err_open = matches!(n, Ok(1..)),
+                    line = self.replies.next() => match line.map(|l| serde_json::from_slice::<Reply>(&l)) {
+                        None => return false,
+                        Some(Ok(Reply::Done { id: rid, exit_code })) if rid == id => return exit_code == 0,
+                        Some(Ok(Reply::Spawned { pid })) => self.pgid = Some(pid),
+                        Some(_) => {}
+                    },
+                }
+            }
+        };
+        tokio::time::timeout(within, done).await.unwrap_or(false)
+    }
+
     /// Moves what is already in the output pipes into the entry, without waiting.
     fn drain(&mut self, entry: &ProcessEntry, buf: &mut [u8]) {
         for (pipe, stream) in [

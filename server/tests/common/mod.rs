@@ -4,6 +4,7 @@
 
 pub mod fake_internet;
 pub mod files;
+pub mod first_run;
 pub mod host_procs;
 pub mod network;
 pub mod terminal;

@@ -353,8 +353,14 @@ def serve():
     for cmd in _commands():
         if cmd.get("type") == "run":
             _run(cmd)
-            while _after_first_run:
-                _after_first_run.pop(0)()
+        elif cmd.get("type") == "warm":
+            # A context made ahead (the warm pool): its first run prepared while nothing waits.
+            _warm_up()
+            _send({"type": "done", "id": cmd.get("id"), "exit_code": 0, "count": shell.execution_count - 1})
+        else:
+            continue
+        while _after_first_run:
+            _after_first_run.pop(0)()
 
 
 _warm_up()
