@@ -1,7 +1,8 @@
 # Sandlot's python context driver: one IPython InteractiveShell, driven by the server.
 #
 # Commands arrive on stdin, one JSON object per line: {"type":"run","id":N,"code":...,
-# "env":{...},"cwd":...|null}. Replies go to fd 4, one JSON object per line: "ready" once,
+# "env":{...},"cwd":...|null}, or {"type":"warm","id":N} (a context made ahead for the
+# warm pool: the warm-up runs again in it, answered by "done"). Replies go to fd 4, one JSON object per line: "ready" once,
 # then per run any number of "result" frames (MIME bundles), at most one "error", and "done"
 # with the exit code. Output is the process's own stdout/stderr (the server reads them);
 # both are flushed before "done". SIGINT interrupts a run (KeyboardInterrupt) and nothing
