@@ -102,7 +102,7 @@ export function verdicts(r) {
     v.push({ figure: 'time to interactive with contexts: create → first print(1), p50', target: `≤ ${TARGETS.contextTtiP50} ms`, value: `${ms(c.ttiWarm.median)} ms (p99 ${ms(c.ttiWarm.p99)})`, met: c.ttiWarm.median <= TARGETS.contextTtiP50 && !c.ttiWarm.errors });
     v.push({ figure: 'burst of 100 creates + first print(1) in a context: median (bursts pooled, node:http load generator)', target: `≤ ${TARGETS.contextBurstMedian} ms`, value: `${ms(c.burstWarm.median)} ms`, met: c.burstWarm.median <= TARGETS.contextBurstMedian });
     v.push({ figure: 'burst of 100 creates + first print(1) in a context: success', target: '100 %', value: pct(c.burstWarm.successRate), met: c.burstWarm.successRate === 1 });
-    if (c.memForked) v.push({ figure: 'memory per idle sandbox with a warm (forked) python context: PSS / memory cgroup', target: 'reported', value: `${mbFromKiB(c.memForked.pss.median)} / ${mbFromKiB(c.memForked.cgroup.median)} (exec'd context: ${mbFromKiB(c.memExecd.pss.median)} / ${mbFromKiB(c.memExecd.cgroup.median)})`, met: null });
+    if (c.memForked) v.push({ figure: 'memory per idle sandbox with a warm (forked) python context: PSS / memory cgroup', target: 'reported', value: `${mbFromKiB(c.memForked.pss.median)} / ${mbFromKiB(c.memForked.cgroup.median)} (${c.memPooled ? `from the warm pool: ${mbFromKiB(c.memPooled.pss.median)} / ${mbFromKiB(c.memPooled.cgroup.median)}; ` : ''}exec'd context: ${mbFromKiB(c.memExecd.pss.median)} / ${mbFromKiB(c.memExecd.cgroup.median)})`, met: null });
   }
   if (r.userns) {
     const u = r.userns;
@@ -395,12 +395,13 @@ function markdown(r, v, notesFile) {
     );
     if (c.memForked) {
       const m = (x) => [mbFromKiB(x.pss.median), mbFromKiB(x.cgroup.median)];
-      out.push('Memory per idle sandbox after one `print(1)` (medians; PSS counts pages shared with the fork server and the other contexts by their share):', '');
+      out.push('Memory per idle sandbox after one `print(1)` (medians; PSS counts pages shared with the fork server and the other contexts by their share, so it is larger where fewer contexts share them, as for the 10 pooled ones; the memory cgroup counts what each sandbox holds alone):', '');
       out.push(
         table(
           ['sandbox', 'n', 'PSS of its processes', 'memory cgroup'],
           [
-            [`forked python context`, String(c.memForked.count), ...m(c.memForked)],
+            [`forked python context (forked at create, \`--warm-pool 0\`)`, String(c.memForked.count), ...m(c.memForked)],
+            ...(c.memPooled ? [[`forked python context, from the warm pool (warmed up before it was handed out)`, String(c.memPooled.count), ...m(c.memPooled)]] : []),
             [`exec'd python context`, String(c.memExecd.count), ...m(c.memExecd)],
             ['no context (`--warm-python-context false`, a fresh run)', String(c.memCold.count), ...m(c.memCold)],
           ],

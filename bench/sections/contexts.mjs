@@ -140,16 +140,28 @@ function zygotePid(server) {
   return null;
 }
 
+/** Waits (up to 10 s) until the server's warm pool holds a sandbox (its `/metrics` gauge). */
+async function poolRefilled(server) {
+  for (let i = 0; i < 200; i++) {
+    const res = await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.apiKey}` } });
+    const ready = Number((await res.text()).match(/^sandlot_warm_pool_ready (\d+)/m)?.[1] ?? 0);
+    if (ready > 0) return;
+    await sleep(50);
+  }
+  throw new Error('the warm pool did not refill within 10 s');
+}
+
 /**
  * Memory of `count` idle sandboxes, each after one print(1) in its default python context
  * (or, with `body.fresh`, in a fresh process): per sandbox, the PSS of its processes (forked
  * pages shared with the fork server and the other contexts count by their share) and its
  * memory cgroup's usage; and the fork server's own PSS, shared by all.
  */
-async function idleMemory(server, count, body = {}) {
+async function idleMemory(server, count, body = {}, { fromPool = false } = {}) {
   const c = rawClient(server);
   const hs = [];
   for (let i = 0; i < count; i++) {
+    if (fromPool) await poolRefilled(server);
     const h = await c.create();
     await post(h, '/execute', { ...PRINT, ...body });
     hs.push(h);
@@ -308,12 +320,14 @@ export async function contexts(ctx) {
     );
     const [burstFresh] = await bursts([server], 100, { fresh: true });
     const [burstExecd] = ctx.quick ? [null] : await bursts([execd], 100, {});
-    await nopool.stop();
 
-    // 4. Memory of idle sandboxes: with a forked context, with an exec'd one, without one.
+    // 4. Memory of idle sandboxes: with a context forked at create, with one from the warm
+    // pool (which carries its warm-up's pages), with an exec'd one, without one.
     ctx.log('  memory per idle sandbox');
     const memCount = ctx.quick ? 20 : 50;
-    const memForked = await idleMemory(server, memCount);
+    const memForked = await idleMemory(nopool, memCount);
+    await nopool.stop();
+    const memPooled = await idleMemory(server, 10, {}, { fromPool: true });
     const memExecd = await idleMemory(execd, ctx.quick ? 5 : 10);
     const cold = await startServer({ 'warm-python-context': 'false' });
     let memCold;
@@ -348,6 +362,7 @@ export async function contexts(ctx) {
       burstNoPool,
       burstFetch,
       memForked,
+      memPooled,
       memExecd,
       memCold,
       scale,
