@@ -9,6 +9,7 @@ mod api;
 mod cluster;
 mod config;
 mod contexts;
+mod data_dir_lock;
 mod exec;
 mod files;
 #[doc(hidden)]

@@ -104,6 +104,8 @@ pub(crate) async fn run(mut cfg: Config, role: Option<NodeRole>) -> Result<(), S
         data_dir: std::fs::canonicalize(&cfg.data_dir).map_err(|e| e.to_string())?,
         ..cfg
     });
+    // Before anything reads or sweeps what the data dir holds; held until `run` returns.
+    let _data_dir_lock = crate::data_dir_lock::DataDirLock::acquire(&cfg.data_dir)?;
     let caps = OutputCaps {
         per_sandbox: cfg.max_stored_output_mb_per_sandbox * 1024 * 1024,
         total: cfg.max_stored_output_mb * 1024 * 1024,

@@ -76,6 +76,54 @@ async fn records_survive_kill_9_and_running_processes_become_failed() {
     );
 }
 
+/// A second sandlotd on a data dir in use is refused, and the first one's sandboxes live on
+/// (without the lock, its recovery killed them as leftovers of a crash).
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused_and_harms_nothing() {
+    let mut s = Server::start().await;
+    let sb = s.create("code-interpreter").await;
+    assert_eq!(sb.run("python", "x = 41").await["exit_code"], 0);
+
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_sandlotd"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            "other",
+            "--data-dir",
+        ])
+        .arg(&s.data_dir)
+        .env("SANDLOT_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sandlotd runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while second.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second sandlotd started on a data dir in use");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "refused: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another sandlotd (pid {}) is using the data dir",
+            s.pid()
+        )),
+        "{stderr}"
+    );
+    // The first server's sandbox, its context's state included, is untouched.
+    assert_eq!(sb.run("python", "x + 1").await["results"][0]["text"], "42");
+
+    // Once the first has gone, the directory is free again (a crash frees it too).
+    s.crash_and_restart().await;
+    let (status, list) = s.cp(Method::GET, "/v1/sandboxes", None).await;
+    assert_eq!(status, 200, "{list}");
+}
+
 #[tokio::test]
 async fn a_deleted_sandbox_stays_deleted_after_restart() {
     let mut s = Server::start().await;
