@@ -99,6 +99,78 @@ async fn deletes_in_flight_at_sigterm_leave_no_sandbox_behind() {
     assert_eq!(instance_groups(&instance), Vec::<std::path::PathBuf>::new());
 }
 
+/// The cgroup v2 directory a host process is in.
+fn v2_group_of(pid: i32) -> std::path::PathBuf {
+    let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let rel = groups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup v2 membership");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = mountinfo
+        .lines()
+        .find_map(|l| {
+            let (fields, fs) = l.split_once(" - ")?;
+            (fs.split_whitespace().next()? == "cgroup2")
+                .then(|| fields.split_whitespace().nth(4))?
+        })
+        .expect("cgroup2 is mounted");
+    std::path::Path::new(mount).join(rel.trim_start_matches('/'))
+}
+
+#[tokio::test]
+async fn processes_that_join_a_sandbox_s_group_after_its_kill_go_at_shutdown() {
+    // A process that lands in a sandbox's group after the sandbox was killed (a context
+    // forked as its sandbox went) keeps the group busy past a delete's own retries. Here
+    // the test adds one every 20 ms for 1.2 s after the stop: the shutdown kills them and
+    // removes the group all the same.
+    let mut s = Server::start_with(Some("test-key"), &["--warm-pool", "0"]).await;
+    let sb = s.create("base").await;
+    assert_eq!(sb.run("bash", "true").await["exit_code"], 0);
+    let group = v2_group_of(sandbox_inits(s.pid() as i32)[0]);
+    s.signal(libc::SIGTERM);
+    let mut joined = Vec::new();
+    let until = Instant::now() + Duration::from_millis(1200);
+    while Instant::now() < until {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        if std::fs::write(group.join("cgroup.procs"), child.id().to_string()).is_err() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break; // the group is gone
+        }
+        joined.push(child);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !joined.is_empty(),
+        "no process joined the group after the stop"
+    );
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("sandlotd exits after SIGTERM");
+    assert!(status.success(), "{status}");
+    for mut child in joined {
+        let alive = child.try_wait().unwrap().is_none();
+        if alive {
+            child.kill().unwrap();
+        }
+        child.wait().unwrap();
+        assert!(!alive, "a process in the server's groups outlived it");
+    }
+    let base = group
+        .ancestors()
+        .find(|d| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("sandlot-"))
+        })
+        .expect("the sandbox's group is under the server's sub-tree");
+    assert!(!base.exists(), "{} outlived the server", base.display());
+}
+
 /// Host pids of the sandboxes' pid 1s under `server_pid` (a pid 1 has two pids: the host's
 /// and 1 in its own namespace).
 fn sandbox_inits(server_pid: i32) -> Vec<i32> {

@@ -16,7 +16,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const ROOT: &str = "/sys/fs/cgroup";
 
@@ -276,10 +276,29 @@ impl Cgroups {
         seen.len()
     }
 
-    /// Removes our (empty) sub-trees on a clean shutdown.
-    pub fn remove_base(&self) {
+    /// Removes our sub-trees on a clean shutdown, with whatever is left in them: a group a
+    /// process joined after its sandbox was killed (a context forked as its sandbox went),
+    /// or whose last member was still exiting, outlives a delete's own retries. Everything
+    /// still in our groups is killed, round after round, and the removal retried for up to
+    /// `within`.
+    pub fn remove_base(&self, within: Duration) {
+        let deadline = Instant::now() + within;
         for base in self.bases() {
-            let _ = fs::remove_dir(base);
+            while base.exists() {
+                match &self.v2 {
+                    Some(v2) if *v2 == base => {
+                        let _ = fs::write(base.join("cgroup.kill"), "1");
+                    }
+                    _ => kill_v1_members(&base),
+                }
+                for dir in walk(&base) {
+                    let _ = fs::remove_dir(&dir);
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
