@@ -75,8 +75,10 @@ class _MplBackendFinder:
 
 
 sys.meta_path.append(_MplBackendFinder)
-os.environ.setdefault("MPLBACKEND", f"module://{_MPL_BACKEND}")
-os.environ.setdefault("IPYTHONDIR", "/tmp/.ipython")
+# What the driver adds to its environment unless it is there (a fork adds it over its own).
+_DRIVER_ENV = {"MPLBACKEND": f"module://{_MPL_BACKEND}", "IPYTHONDIR": "/tmp/.ipython"}
+for _name, _value in _DRIVER_ENV.items():
+    os.environ.setdefault(_name, _value)
 warnings.filterwarnings("ignore", message="To exit: use")
 warnings.filterwarnings("ignore", message=".*non-interactive.*cannot be shown")
 

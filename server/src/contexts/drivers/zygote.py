@@ -117,7 +117,7 @@ def _collapse_into_huge_pages():
 
 def _with_driver_env(env):
     """A context's environment: the server's, and what the driver sets for itself."""
-    return {"MPLBACKEND": f"module://{_MPL_BACKEND}", "IPYTHONDIR": "/tmp/.ipython", **env}
+    return {**_DRIVER_ENV, **env}
 
 
 def _take_on_the_usual(init):
