@@ -342,20 +342,9 @@ async fn killing_a_sandbox_ends_all_its_processes() {
 #[tokio::test]
 async fn global_env_from_create_and_the_env_routes_reaches_every_process() {
     let s = Server::start().await;
-    let (status, b) = s
-        .cp(
-            Method::POST,
-            "/v1/sandboxes",
-            Some(json!({"template_name": "code-interpreter", "env_vars": {"FROM_CREATE": "1"}})),
-        )
+    let (sb, _) = s
+        .create_from(json!({"template_name": "code-interpreter", "env_vars": {"FROM_CREATE": "1"}}))
         .await;
-    assert_eq!(status, 201);
-    let sb = common::Sandbox {
-        id: b["id"].as_str().unwrap().into(),
-        agent: b["public_host"].as_str().unwrap().into(),
-        token: b["auth_token"].as_str().unwrap().into(),
-        http: s.http.clone(),
-    };
     let (_, env) = sb.call(Method::GET, "/env", None).await;
     assert_eq!(env["env_vars"], json!({"FROM_CREATE": "1"}));
     let (status, env) = sb

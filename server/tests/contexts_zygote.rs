@@ -69,20 +69,9 @@ async fn probe(sb: &Sandbox, extra: Value) -> Value {
 }
 
 async fn create_with_env(s: &Server, env: Value) -> Sandbox {
-    let (status, body) = s
-        .cp(
-            Method::POST,
-            "/v1/sandboxes",
-            Some(json!({"template_name": "code-interpreter", "env_vars": env})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    Sandbox {
-        id: body["id"].as_str().unwrap().to_string(),
-        agent: body["public_host"].as_str().unwrap().to_string(),
-        token: body["auth_token"].as_str().unwrap().to_string(),
-        http: reqwest::Client::new(),
-    }
+    s.create_from(json!({"template_name": "code-interpreter", "env_vars": env}))
+        .await
+        .0
 }
 
 /// Restarts the sandbox's default python context: a new interpreter, forked again.

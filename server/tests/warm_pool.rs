@@ -125,20 +125,9 @@ async fn a_pooled_context_has_its_first_run_prepared_and_shows_none_of_it() {
     assert!(next.contains(&sb.id), "the create took the pooled one");
     first_run::assert_no_past(&sb).await;
     // A sandbox made on demand makes the directory only after its first run answered.
-    let (status, body) = s
-        .cp(
-            Method::POST,
-            "/v1/sandboxes",
-            Some(json!({"template_name": "code-interpreter", "env_vars": {"A": "b"}})),
-        )
+    let (fresh, _) = s
+        .create_from(json!({"template_name": "code-interpreter", "env_vars": {"A": "b"}}))
         .await;
-    assert_eq!(status, 201, "{body}");
-    let fresh = common::Sandbox {
-        id: body["id"].as_str().unwrap().to_string(),
-        agent: body["public_host"].as_str().unwrap().to_string(),
-        token: body["auth_token"].as_str().unwrap().to_string(),
-        http: reqwest::Client::new(),
-    };
     let out = fresh
         .run(
             "python",

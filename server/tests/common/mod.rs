@@ -182,20 +182,22 @@ impl Server {
     }
 
     pub async fn create(&self, template: &str) -> Sandbox {
+        self.create_from(json!({"template_name": template})).await.0
+    }
+
+    /// A sandbox made from a whole create body; with the reply.
+    pub async fn create_from(&self, body: Value) -> (Sandbox, Value) {
         let (status, body) = self
-            .cp(
-                reqwest::Method::POST,
-                "/v1/sandboxes",
-                Some(json!({"template_name": template})),
-            )
+            .cp(reqwest::Method::POST, "/v1/sandboxes", Some(body))
             .await;
         assert_eq!(status, 201, "create failed: {body}");
-        Sandbox {
+        let sandbox = Sandbox {
             id: body["id"].as_str().unwrap().to_string(),
             agent: body["public_host"].as_str().unwrap().to_string(),
             token: body["auth_token"].as_str().unwrap().to_string(),
             http: self.http.clone(),
-        }
+        };
+        (sandbox, body)
     }
 }
 

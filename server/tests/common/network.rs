@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::{Sandbox, Server};
@@ -31,15 +30,7 @@ pub async fn server(extra: &[&str]) -> Server {
 pub async fn create(s: &Server, body: Value) -> (Sandbox, Value) {
     let mut body = body;
     body["template_name"] = json!("code-interpreter");
-    let (status, b) = s.cp(Method::POST, "/v1/sandboxes", Some(body)).await;
-    assert_eq!(status, 201, "create: {b}");
-    let sandbox = Sandbox {
-        id: b["id"].as_str().unwrap().into(),
-        agent: b["public_host"].as_str().unwrap().into(),
-        token: b["auth_token"].as_str().unwrap().into(),
-        http: s.http.clone(),
-    };
-    (sandbox, b)
+    s.create_from(body).await
 }
 
 /// Runs a shell script in the sandbox; returns its stdout (stderr is in the message).
