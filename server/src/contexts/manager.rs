@@ -33,10 +33,10 @@ use crate::ids;
 use crate::node::{NodeError, NodeResult};
 use crate::sandbox::cgroup::Cgroups;
 use crate::sandbox::Sandbox;
+use crate::shutdown::Shutdown;
 
 /// How long a pooled context's warm-up may take (a few milliseconds when the host is idle).
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(10);
-use crate::shutdown::Shutdown;
 
 pub struct ContextManager {
     cfg: Arc<Config>,
