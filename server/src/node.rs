@@ -208,6 +208,8 @@ pub trait Node: TerminalNode + ContextNode + Send + Sync + 'static {
     fn sandboxes(&self) -> Vec<SandboxInfo>;
     /// Sandboxes made ahead and ready for a create to take (the warm pool).
     fn warm_pool_ready(&self) -> usize;
+    /// Creates that took a sandbox from the warm pool since the server started.
+    fn warm_pool_taken(&self) -> u64;
     /// Kills a sandbox and everything in it, and forgets it.
     async fn kill_sandbox(&self, id: &str) -> NodeResult<()>;
     async fn pause_sandbox(&self, id: &str) -> NodeResult<()>;

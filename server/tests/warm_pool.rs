@@ -32,19 +32,32 @@ async fn listed(s: &Server) -> BTreeSet<String> {
         .collect()
 }
 
+async fn metrics(s: &Server) -> String {
+    s.control(s.http.get(format!("{}/metrics", s.url)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Creates that took a pooled sandbox so far (the server's counter).
+async fn taken(s: &Server) -> u64 {
+    let page = metrics(s).await;
+    let line = page
+        .lines()
+        .find_map(|l| l.strip_prefix("sandlot_warm_pool_taken_total "))
+        .unwrap_or_else(|| panic!("no counter of pooled sandboxes taken:\n{page}"));
+    line.parse().unwrap()
+}
+
 /// Waits until the pool holds `n` ready sandboxes (its gauge in `/metrics`) and returns
 /// their ids (on disk, not listed).
 async fn pooled(s: &Server, n: usize) -> BTreeSet<String> {
     let wanted = format!("sandlot_warm_pool_ready {n}\n");
     for _ in 0..400 {
-        let page = s
-            .control(s.http.get(format!("{}/metrics", s.url)))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = metrics(s).await;
         if page.contains(&wanted) {
             let live = listed(s).await;
             let ahead: BTreeSet<String> = on_disk(s).difference(&live).cloned().collect();
@@ -101,6 +114,30 @@ async fn a_create_takes_a_sandbox_made_ahead_with_its_python_context_ready() {
     // So does one of another template.
     let base = s.create("base").await;
     assert!(!next.contains(&base.id));
+}
+
+#[tokio::test]
+async fn the_pool_fills_only_once_creates_pause() {
+    let s = Server::start_with(Some("test-key"), &["--warm-pool", "1"]).await;
+    pooled(&s, 1).await;
+    assert_eq!(taken(&s).await, 0);
+    // Creates one after another, as a burst's reach the server: the first takes the pooled
+    // sandbox, and the pool does not fill in the moments between two of them (a fill there
+    // would compete with the creates still coming, and the next create would take it).
+    for _ in 0..40 {
+        s.create("code-interpreter").await;
+    }
+    let during = taken(&s).await;
+    // 1: the first create. A pause of the test's own (a busy machine) may let one fill in.
+    assert!(
+        (1..=3).contains(&during),
+        "{during} of 40 creates in a row took a pooled sandbox"
+    );
+    // Once they stop, it fills, and the next create takes that one.
+    let ahead = pooled(&s, 1).await;
+    let sb = s.create("code-interpreter").await;
+    assert!(ahead.contains(&sb.id));
+    assert_eq!(taken(&s).await, during + 1);
 }
 
 #[tokio::test]

@@ -253,6 +253,15 @@ pub async fn server_prometheus(State(state): State<AppState>, _: ApiKey) -> Resp
     let ready = state.node.warm_pool_ready();
     let help = "Sandboxes made ahead, ready for a create to take.";
     metric(&mut page, "gauge", "sandlot_warm_pool_ready", help, ready);
+    let taken = state.node.warm_pool_taken();
+    let help = "Creates that took a sandbox from the warm pool.";
+    metric(
+        &mut page,
+        "counter",
+        "sandlot_warm_pool_taken_total",
+        help,
+        taken,
+    );
     write_families(&mut page, &sandboxes);
     let requests = {
         let map = state

@@ -263,7 +263,7 @@ const ZYGOTE_ENV: &[(&str, &str)] = &[
 
 impl Conn {
     async fn fork(&mut self, n: u64, init_pid: i32, fds: &[RawFd]) -> Result<Forked, String> {
-        let msg = serde_json::json!({ "n": n, "init_pid": init_pid }).to_string();
+        let msg = format!("{n} {init_pid}");
         self.send(msg.as_bytes(), fds).await?;
         let reply = self.answer().await?;
         if reply.get("n").and_then(|v| v.as_u64()) != Some(n) {

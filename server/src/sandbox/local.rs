@@ -278,6 +278,10 @@ impl Node for LocalNode {
         self.pool.len()
     }
 
+    fn warm_pool_taken(&self) -> u64 {
+        self.pool.taken()
+    }
+
     fn sandbox(&self, id: &str) -> NodeResult<SandboxInfo> {
         let sandbox = self.live(id)?;
         Ok(self.info_of(&sandbox))

@@ -10,13 +10,13 @@
 //! Only a create that asks for nothing a pooled sandbox lacks takes one: the pooled
 //! template, no environment, no internet access, no id of its own (a cluster's).
 //!
-//! The pool gives way: it is filled only while no create is in flight (so it never competes
-//! with one for the CPU, as in a burst), never into the last free slot of
+//! The pool gives way: it is filled only once creates have stopped for a moment (so it never
+//! competes with one for the CPU, as in a burst), never into the last free slot of
 //! `--max-sandboxes`, and a create that finds no slot free evicts a pooled sandbox first.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use sandlot_protocol::{Language, SandboxStatus};
 use tracing::warn;
@@ -34,12 +34,20 @@ use crate::time::unix_millis;
 const POOLED_TEMPLATE: &str = "code-interpreter";
 /// How often an idle pool looks whether it should fill (a claim wakes it at once).
 const FILL_CHECK: Duration = Duration::from_millis(250);
+/// How long creates must have stopped before the pool fills: a burst's creates reach the
+/// server over tens of milliseconds, and a fill in a gap between two of them (a claim ends
+/// before the next arrives) competes with all the rest for the CPU.
+const FILL_QUIET: Duration = Duration::from_millis(10);
 
 #[derive(Default)]
 pub(super) struct WarmPool {
     ready: Mutex<Vec<Arc<Sandbox>>>,
     /// Creates in flight.
     creating: AtomicUsize,
+    /// When the last create began or ended.
+    last_create: Mutex<Option<Instant>>,
+    /// Creates that took a pooled sandbox.
+    taken: AtomicU64,
     /// Held while a pooled sandbox is being made: an eviction waits for it, so the slot that
     /// fill took is not missed.
     filling: tokio::sync::Mutex<()>,
@@ -54,6 +62,20 @@ impl WarmPool {
     pub fn len(&self) -> usize {
         self.ready().len()
     }
+
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
+    }
+
+    fn note_create(&self) {
+        *self.last_create.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// How long until creates will have stopped for [`FILL_QUIET`] (zero: they have).
+    fn until_quiet(&self) -> Duration {
+        let last = *self.last_create.lock().unwrap_or_else(|p| p.into_inner());
+        last.map_or(Duration::ZERO, |at| FILL_QUIET.saturating_sub(at.elapsed()))
+    }
 }
 
 /// Counts a create in flight while it lives; its end wakes the pool.
@@ -62,6 +84,7 @@ pub(super) struct Creating<'a>(&'a WarmPool);
 impl Drop for Creating<'_> {
     fn drop(&mut self) {
         self.0.creating.fetch_sub(1, Ordering::SeqCst);
+        self.0.note_create();
         self.0.wake.notify_one();
     }
 }
@@ -82,6 +105,7 @@ impl LocalNode {
     /// Notes a create in flight until the returned guard drops.
     pub(super) fn creating(&self) -> Creating<'_> {
         self.pool.creating.fetch_add(1, Ordering::SeqCst);
+        self.pool.note_create();
         Creating(&self.pool)
     }
 
@@ -106,6 +130,7 @@ impl LocalNode {
                 self.destroy(&sandbox, false).await;
                 continue;
             }
+            self.pool.taken.fetch_add(1, Ordering::Relaxed);
             return Some(sandbox);
         }
     }
@@ -168,8 +193,16 @@ impl LocalNode {
             tokio::select! {
                 _ = shutdown.requested() => return,
                 _ = self.pool.wake.notified() => {}
-                _ = tokio::time::sleep(FILL_CHECK) => {}
+                _ = tokio::time::sleep(self.next_fill_check()) => {}
             }
+        }
+    }
+
+    /// When to look again: as creates will have stopped long enough, else the usual check.
+    fn next_fill_check(&self) -> Duration {
+        match self.pool.until_quiet() {
+            quiet if quiet.is_zero() => FILL_CHECK,
+            quiet => quiet,
         }
     }
 
@@ -179,6 +212,7 @@ impl LocalNode {
             uids.len() + 2 <= self.cfg.max_sandboxes
         };
         self.pool.creating.load(Ordering::SeqCst) == 0
+            && self.pool.until_quiet().is_zero()
             && headroom
             && self.pool.len() < self.pool_target()
     }

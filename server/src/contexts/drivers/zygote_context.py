@@ -19,11 +19,9 @@ from IPython.paths import get_ipython_package_dir
 # fork opens the sandbox's /dev/null at the same numbers.
 _kept = {}
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 
-_SYS_PIDFD_OPEN = 434  # the same number on x86-64 and aarch64
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_SECCOMP = 22
@@ -274,7 +272,7 @@ def _context(fds, in_cgroup):
         # Before joining: raising a hard limit takes the host's CAP_SYS_RESOURCE, which is
         # gone once in the sandbox's user namespace.
         _limit(cfg["rlimits"])
-        pidfd = _check(_libc.syscall(_SYS_PIDFD_OPEN, 1, 0), "pidfd_open")
+        pidfd = os.pidfd_open(1)
         joined = _libc.setns(pidfd, _NAMESPACES | (_CLONE_NEWUSER if cfg.get("user_ns") else 0))
         os.close(pidfd)
         _check(joined, "setns")
