@@ -64,6 +64,42 @@ async fn python_state_persists_and_the_last_expression_is_the_result() {
 }
 
 #[tokio::test]
+async fn ipython_s_own_syntax_works_in_the_python_context() {
+    let s = Server::start().await;
+    let sb = s.create("code-interpreter").await;
+    // Each cell: its stdout. Magics and shell escapes, also assigned; the escapes that start
+    // a line (`/` calls, `;` and `,` quote); help; a cell magic; `%` only inside a string.
+    let cells = [
+        ("%cd /tmp\nd = %pwd\nprint(d)", "/tmp\n/tmp\n"),
+        ("files = !echo one two\nprint(files)", "['one two']\n"),
+        ("/print 7", "7\n"),
+        (";print a b", "a b\n"),
+        (",print a b", "a b\n"),
+        ("%%bash\necho from bash", "from bash\n"),
+        ("print('100%')", "100%\n"),
+        ("   y = 3\n   print(y)", "3\n"),
+    ];
+    for (code, stdout) in cells {
+        let out = py(&sb, code).await;
+        assert_eq!(out["exit_code"], 0, "{code:?}: {out}");
+        assert_eq!(out["stdout"], stdout, "{code:?}: {out}");
+    }
+    let help = py(&sb, "n = 5\nn?").await;
+    assert!(
+        help["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("int([x]) -> integer"),
+        "{help}"
+    );
+    // Indentation the tokenizer rejects is an error of the cell, and the context goes on.
+    let bad = py(&sb, "if 1:\n        a = 1\n    b = 2").await;
+    assert_eq!(bad["exit_code"], 1, "{bad}");
+    assert_eq!(bad["execution_error"]["name"], "IndentationError", "{bad}");
+    assert_eq!(py(&sb, "y + 1").await["result"], "4");
+}
+
+#[tokio::test]
 async fn javascript_keeps_variables_and_awaits_at_the_top_level() {
     let s = Server::start().await;
     let sb = s.create("code-interpreter").await;
