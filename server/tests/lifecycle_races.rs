@@ -173,6 +173,49 @@ async fn processes_that_join_a_sandbox_s_group_after_its_kill_go_at_shutdown() {
     assert!(!base.exists(), "{} outlived the server", base.display());
 }
 
+#[tokio::test]
+async fn processes_that_join_a_sandbox_s_group_as_it_is_deleted_go_with_it() {
+    // As above, but the sandbox is deleted while the server runs on: its delete kills what
+    // keeps joining its groups until it can remove them, rather than giving up and leaving
+    // a live process in a deleted sandbox's group until the server stops.
+    let s = Server::start_with(Some("test-key"), &["--warm-pool", "0"]).await;
+    let sb = s.create("base").await;
+    assert_eq!(sb.run("bash", "true").await["exit_code"], 0);
+    let group = v2_group_of(sandbox_inits(s.pid() as i32)[0]);
+    let mut joined = Vec::new();
+    let mut delete = None;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        if std::fs::write(group.join("cgroup.procs"), child.id().to_string()).is_err() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break; // the group is gone
+        }
+        joined.push(child);
+        if joined.len() == 3 {
+            let (http, url) = (s.http.clone(), format!("{}/v1/sandboxes/{}", s.url, sb.id));
+            let request = s.control(http.delete(url));
+            delete = Some(tokio::spawn(async move { request.send().await }));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let answer = delete.expect("the delete was sent").await.unwrap().unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    assert!(!group.exists(), "the deleted sandbox's group is still there");
+    for mut child in joined {
+        let alive = child.try_wait().unwrap().is_none();
+        if alive {
+            child.kill().unwrap();
+        }
+        child.wait().unwrap();
+        assert!(!alive, "a process in a deleted sandbox's group lived on");
+    }
+}
+
 /// Host pids of the sandboxes' pid 1s under `server_pid` (a pid 1 has two pids: the host's
 /// and 1 in its own namespace).
 fn sandbox_inits(server_pid: i32) -> Vec<i32> {

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const ROOT: &str = "/sys/fs/cgroup";
+/// How long the sweep at start gives each leftover sandbox's groups to empty.
+const SWEEP_WAIT: Duration = Duration::from_secs(1);
 
 /// Resource limits of one sandbox.
 #[derive(Debug, Clone, Copy)]
@@ -227,16 +229,6 @@ impl Cgroups {
         }
     }
 
-    /// Kills everything in a sandbox's groups.
-    pub fn kill_sandbox(&self, sandbox: &str) {
-        if let Some(base) = &self.v2 {
-            let _ = fs::write(base.join(sandbox).join("cgroup.kill"), "1");
-        }
-        for (_, base) in &self.v1 {
-            kill_v1_members(&base.join(sandbox));
-        }
-    }
-
     /// Freezes (`true`) or thaws a sandbox. Errors when no freezer is available.
     pub fn freeze_sandbox(&self, sandbox: &str, frozen: bool) -> io::Result<()> {
         match &self.v2 {
@@ -251,11 +243,12 @@ impl Cgroups {
         }
     }
 
-    /// Removes a (dead) sandbox's groups.
-    pub fn remove_sandbox(&self, sandbox: &str) {
-        for dir in self.dirs_of(sandbox) {
-            remove_tree(&dir);
-        }
+    /// Removes a killed sandbox's groups, killing whatever is still in them round after
+    /// round for up to `within`: a process can land in a group after its sandbox was killed
+    /// (a context forked as its sandbox went), or still be exiting, and `rmdir` fails while
+    /// a member is left. False: a group is still there.
+    pub fn remove_sandbox(&self, sandbox: &str, within: Duration) -> bool {
+        self.kill_and_remove(&self.dirs_of(sandbox), within)
     }
 
     /// Kills and removes every sandbox group left by an earlier run. Returns how many
@@ -270,35 +263,44 @@ impl Cgroups {
             }
         }
         for sandbox in &seen {
-            self.kill_sandbox(sandbox);
-            self.remove_sandbox(sandbox);
+            self.remove_sandbox(sandbox, SWEEP_WAIT);
         }
         seen.len()
     }
 
-    /// Removes our sub-trees on a clean shutdown, with whatever is left in them: a group a
-    /// process joined after its sandbox was killed (a context forked as its sandbox went),
-    /// or whose last member was still exiting, outlives a delete's own retries. Everything
-    /// still in our groups is killed, round after round, and the removal retried for up to
-    /// `within`.
+    /// Removes our sub-trees on a clean shutdown, with whatever is left in them (as
+    /// [`Cgroups::remove_sandbox`] does for one sandbox, for everything a delete could not
+    /// remove).
     pub fn remove_base(&self, within: Duration) {
+        self.kill_and_remove(&self.bases(), within);
+    }
+
+    /// Kills every member of the trees under `roots` and removes their groups, again every
+    /// few milliseconds until none is left or `within` has passed. False: some are left.
+    fn kill_and_remove(&self, roots: &[PathBuf], within: Duration) -> bool {
         let deadline = Instant::now() + within;
-        for base in self.bases() {
-            while base.exists() {
+        loop {
+            let mut left = false;
+            for root in roots.iter().filter(|r| r.exists()) {
                 match &self.v2 {
-                    Some(v2) if *v2 == base => {
-                        let _ = fs::write(base.join("cgroup.kill"), "1");
+                    Some(v2) if root.starts_with(v2) => {
+                        let _ = fs::write(root.join("cgroup.kill"), "1");
                     }
-                    _ => kill_v1_members(&base),
+                    _ => kill_v1_members(root),
                 }
-                for dir in walk(&base) {
+                for dir in walk(root) {
                     let _ = fs::remove_dir(&dir);
                 }
-                if Instant::now() >= deadline {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+                left |= root.exists();
             }
+            if !left {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            // `rmdir` fails with EBUSY until the last member has been reaped.
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -504,12 +506,6 @@ fn create_in_sandbox(dir: &Path) -> io::Result<()> {
         io::ErrorKind::NotFound => io::Error::new(e.kind(), "the sandbox is gone"),
         _ => e,
     })
-}
-
-fn remove_tree(dir: &Path) {
-    for d in walk(dir) {
-        let _ = remove_dir_retrying(&d);
-    }
 }
 
 /// `rmdir` fails with EBUSY until the last member has been reaped; give it a moment.

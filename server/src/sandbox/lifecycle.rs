@@ -14,7 +14,7 @@ use tracing::warn;
 use super::init_helper::InitHelper;
 use super::isolation::{InitConfig, UserNamespace};
 use super::layout;
-use super::local::{expiry, LocalNode, INIT_READY_TIMEOUT, PROCESS_STOP_WAIT};
+use super::local::{expiry, LocalNode, INIT_READY_TIMEOUT, PROCESS_STOP_WAIT, REMAINS_WAIT};
 use super::template;
 use super::{Sandbox, SandboxState};
 use crate::exec::launch::check_env;
@@ -335,13 +335,15 @@ impl LocalNode {
     }
 
     pub(super) async fn sweep_cgroups(&self, id: &str) {
-        let cgroups = self.cgroups.clone();
-        let id = id.to_string();
-        let _ = tokio::task::spawn_blocking(move || {
-            cgroups.kill_sandbox(&id);
-            cgroups.remove_sandbox(&id);
-        })
-        .await;
+        let (cgroups, sid) = (self.cgroups.clone(), id.to_string());
+        let removed =
+            tokio::task::spawn_blocking(move || cgroups.remove_sandbox(&sid, REMAINS_WAIT)).await;
+        if !matches!(removed, Ok(true)) {
+            warn!(
+                sandbox = id,
+                "its cgroups are still busy; the server's shutdown removes them"
+            );
+        }
     }
 
     /// Kills a live sandbox's processes and its pid namespace, and removes its cgroups;

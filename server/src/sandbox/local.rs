@@ -53,9 +53,10 @@ const SANDBOX_ID_RANGE: IdRange = IdRange {
 pub(super) const INIT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a kill waits for each process to end before sweeping its cgroup anyway.
 pub(super) const PROCESS_STOP_WAIT: Duration = Duration::from_secs(5);
-/// How long a shutdown waits for the last of its groups to empty (an orphan's zombie that
-/// the host init reaps in its own time; 1.3-1.7 s on the VM this was measured on).
-const REMAINS_WAIT: Duration = Duration::from_secs(3);
+/// How long a delete or a shutdown waits for the last of its groups to empty (an orphan's
+/// zombie that the host init reaps in its own time; 1.3-1.7 s on the VM this was measured
+/// on), killing whatever joins them meanwhile.
+pub(super) const REMAINS_WAIT: Duration = Duration::from_secs(3);
 
 pub struct LocalNode {
     pub(super) cfg: Arc<Config>,
