@@ -163,13 +163,7 @@ async fn processes_that_join_a_sandbox_s_group_after_its_kill_go_at_shutdown() {
         child.wait().unwrap();
         assert!(!alive, "a process in the server's groups outlived it");
     }
-    let base = group
-        .ancestors()
-        .find(|d| {
-            d.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("sandlot-"))
-        })
-        .expect("the sandbox's group is under the server's sub-tree");
+    let base = server_subtree(&group);
     assert!(!base.exists(), "{} outlived the server", base.display());
 }
 
@@ -205,7 +199,10 @@ async fn processes_that_join_a_sandbox_s_group_as_it_is_deleted_go_with_it() {
     }
     let answer = delete.expect("the delete was sent").await.unwrap().unwrap();
     assert!(answer.status().is_success(), "{}", answer.status());
-    assert!(!group.exists(), "the deleted sandbox's group is still there");
+    assert!(
+        !group.exists(),
+        "the deleted sandbox's group is still there"
+    );
     for mut child in joined {
         let alive = child.try_wait().unwrap().is_none();
         if alive {
@@ -214,6 +211,62 @@ async fn processes_that_join_a_sandbox_s_group_as_it_is_deleted_go_with_it() {
         child.wait().unwrap();
         assert!(!alive, "a process in a deleted sandbox's group lived on");
     }
+}
+
+#[tokio::test]
+async fn a_server_that_died_for_good_is_swept_by_the_next_server_to_start() {
+    // A crashed server's sandboxes run on (by design) until a server starts on its data dir
+    // again; when none does (a temporary data dir, one moved away), the next server to start
+    // anywhere kills them and removes their groups. One with no mark of its own is left alone.
+    let mut dead = Server::start_with(Some("test-key"), &["--warm-pool", "0"]).await;
+    let sb = dead.create("base").await;
+    let init = sandbox_inits(dead.pid() as i32)[0];
+    let subtree = server_subtree(&v2_group_of(init));
+    let unmarked = subtree.with_file_name(format!("sandlot-unmarked-{}", std::process::id()));
+    std::fs::create_dir(&unmarked).unwrap();
+    dead.crash();
+
+    let next = Server::start_with(Some("test-key"), &["--warm-pool", "0"]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (is_running(init) || subtree.exists()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!is_running(init), "the dead server's sandbox was killed");
+    assert!(!subtree.exists(), "{} was removed", subtree.display());
+    assert!(
+        unmarked.exists(),
+        "a sub-tree no server marked as its own is left alone"
+    );
+    std::fs::remove_dir(&unmarked).unwrap();
+    drop(next);
+
+    // Started again on its data dir after all, the server brings the sandbox back.
+    dead.crash_and_restart().await;
+    let sb = common::Sandbox {
+        agent: format!("{}/sandboxes/{}/agent", dead.url, sb.id),
+        ..sb
+    };
+    assert_eq!(sb.run("bash", "echo back").await["stdout"], "back\n");
+}
+
+/// Whether a process exists and is not a zombie.
+fn is_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+/// The server's own cgroup sub-tree (`sandlot-<instance>`) a group is in.
+fn server_subtree(group: &std::path::Path) -> std::path::PathBuf {
+    group
+        .ancestors()
+        .find(|d| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("sandlot-"))
+        })
+        .expect("the sandbox's group is under the server's sub-tree")
+        .to_path_buf()
 }
 
 /// Host pids of the sandboxes' pid 1s under `server_pid` (a pid 1 has two pids: the host's

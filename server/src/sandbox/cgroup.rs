@@ -16,7 +16,12 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use super::subtree_lock::SubtreeLock;
 
 const ROOT: &str = "/sys/fs/cgroup";
 /// How long the sweep at start gives each leftover sandbox's groups to empty.
@@ -39,14 +44,26 @@ pub struct Cgroups {
     /// v2 base dir used for tracking, kill and freeze (and limits when `v2_limits`).
     v2: Option<PathBuf>,
     v2_limits: bool,
+    /// Our sub-tree's name (`sandlot-<instance>`) and its lock, held while the server runs
+    /// (`None` where `/run/sandlot` cannot be written: nothing will sweep it after a crash).
+    subtree: String,
+    owner: Option<Arc<SubtreeLock>>,
 }
 
 impl Cgroups {
     /// Detects the layout and creates our sub-trees, named after `instance` so that servers
     /// with different data dirs never sweep each other's sandboxes.
     pub fn detect(instance: &str) -> Self {
-        let subtree = format!("sandlot-{instance}");
-        let subtree = subtree.as_str();
+        let name = format!("sandlot-{instance}");
+        let subtree = name.as_str();
+        // Before the sub-tree exists: a server sweeping it (ours crashed) finishes first.
+        let owner = match SubtreeLock::acquire(subtree) {
+            Ok(lock) => Some(Arc::new(lock)),
+            Err(e) => {
+                warn!("cannot lock our cgroup sub-tree in /run/sandlot ({e}): after a crash, no other server will sweep it");
+                None
+            }
+        };
         let own = own_cgroups();
         let mut v1 = Vec::new();
         let mut v2 = None;
@@ -81,7 +98,13 @@ impl Cgroups {
                 }
             }
         }
-        Self { v1, v2, v2_limits }
+        Self {
+            v1,
+            v2,
+            v2_limits,
+            subtree: name,
+            owner,
+        }
     }
 
     /// One line for the start-up log.
@@ -272,7 +295,43 @@ impl Cgroups {
     /// [`Cgroups::remove_sandbox`] does for one sandbox, for everything a delete could not
     /// remove).
     pub fn remove_base(&self, within: Duration) {
-        self.kill_and_remove(&self.bases(), within);
+        // Whatever could not be removed stays marked as ours, for a later server to sweep.
+        if self.kill_and_remove(&self.bases(), within) {
+            if let Some(owner) = &self.owner {
+                owner.remove_file();
+            }
+        }
+    }
+
+    /// Kills and removes the sub-trees beside ours whose server died and was not started
+    /// again ([`SubtreeLock::take_orphaned`]). Returns how many were swept.
+    pub fn sweep_orphaned_servers(&self) -> usize {
+        let parents: Vec<PathBuf> = self
+            .bases()
+            .iter()
+            .filter_map(|b| b.parent().map(Path::to_path_buf))
+            .collect();
+        let mut names = std::collections::BTreeSet::new();
+        for parent in &parents {
+            for entry in fs::read_dir(parent).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("sandlot-") && name != self.subtree && entry.path().is_dir() {
+                    names.insert(name);
+                }
+            }
+        }
+        let mut swept = 0;
+        for name in names {
+            let Some(lock) = SubtreeLock::take_orphaned(&name) else {
+                continue;
+            };
+            let roots: Vec<PathBuf> = parents.iter().map(|p| p.join(&name)).collect();
+            if self.kill_and_remove(&roots, SWEEP_WAIT) {
+                lock.remove_file();
+            }
+            swept += 1;
+        }
+        swept
     }
 
     /// Kills every member of the trees under `roots` and removes their groups, again every

@@ -12,6 +12,7 @@ mod local;
 mod local_contexts;
 mod pool;
 mod recovery;
+mod subtree_lock;
 pub mod supervised;
 pub mod template;
 mod terminals;

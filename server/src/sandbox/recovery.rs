@@ -26,6 +26,16 @@ impl LocalNode {
                 "killed and removed sandbox cgroups left by an earlier run"
             );
         }
+        let cgroups = self.cgroups.clone();
+        let orphans = tokio::task::spawn_blocking(move || cgroups.sweep_orphaned_servers())
+            .await
+            .unwrap_or(0);
+        if orphans > 0 {
+            info!(
+                orphans,
+                "killed and removed what servers that died (and were not started again) left running"
+            );
+        }
         // Network leftovers go after the cgroups (whose kill ended the old sandboxes).
         let network = self.network.clone();
         let _ = tokio::task::spawn_blocking(move || network.sweep()).await;

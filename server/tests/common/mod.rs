@@ -110,11 +110,16 @@ impl Server {
 
     /// `kill -9` the server, then start it again on the same data dir.
     pub async fn crash_and_restart(&mut self) {
+        self.crash();
+        self.launch().await;
+    }
+
+    /// `kill -9` the server (`crash_and_restart` starts it again).
+    pub fn crash(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
             c.wait().unwrap();
         }
-        self.launch().await;
     }
 
     /// SIGTERM and wait; returns the exit status.
