@@ -35,8 +35,8 @@ const POOLED_TEMPLATE: &str = "code-interpreter";
 /// How often an idle pool looks whether it should fill (a claim wakes it at once).
 const FILL_CHECK: Duration = Duration::from_millis(250);
 /// How long creates must have stopped before the pool fills: a burst's creates reach the
-/// server over tens of milliseconds, and a fill in a gap between two of them (a claim ends
-/// before the next arrives) competes with all the rest for the CPU.
+/// server a fraction of a millisecond apart, and a fill in a gap between two of them (a
+/// claim ends before the next arrives) competes with all the rest for the CPU.
 const FILL_QUIET: Duration = Duration::from_millis(10);
 
 #[derive(Default)]
