@@ -134,35 +134,14 @@ async fn processes_that_join_a_sandbox_s_group_after_its_kill_go_at_shutdown() {
     let sb = s.create("base").await;
     assert_eq!(sb.run("bash", "true").await["exit_code"], 0);
     let group = v2_group_of(sandbox_inits(s.pid() as i32)[0]);
-    let mut joined = Vec::new();
-    let until = Instant::now() + Duration::from_millis(1500);
-    while Instant::now() < until {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        if std::fs::write(group.join("cgroup.procs"), child.id().to_string()).is_err() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break; // the group is gone
-        }
-        joined.push(child);
-        if joined.len() == 3 {
-            s.signal(libc::SIGTERM);
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let joined = keep_joining(&group, Duration::from_millis(1500), || {
+        s.signal(libc::SIGTERM)
+    })
+    .await;
     assert!(joined.len() >= 3, "the stop came");
     // Its last sweep may wait up to 3 s for the groups to empty.
     exits_0_within(&mut s, Duration::from_secs(10)).await;
-    for mut child in joined {
-        let alive = child.try_wait().unwrap().is_none();
-        if alive {
-            child.kill().unwrap();
-        }
-        child.wait().unwrap();
-        assert!(!alive, "a process in the server's groups outlived it");
-    }
+    assert_all_dead(joined, "a process in the server's groups outlived it");
     let base = server_subtree(&group);
     assert!(!base.exists(), "{} outlived the server", base.display());
 }
@@ -176,9 +155,31 @@ async fn processes_that_join_a_sandbox_s_group_as_it_is_deleted_go_with_it() {
     let sb = s.create("base").await;
     assert_eq!(sb.run("bash", "true").await["exit_code"], 0);
     let group = v2_group_of(sandbox_inits(s.pid() as i32)[0]);
-    let mut joined = Vec::new();
     let mut delete = None;
-    let until = Instant::now() + Duration::from_secs(5);
+    let joined = keep_joining(&group, Duration::from_secs(5), || {
+        let (http, url) = (s.http.clone(), format!("{}/v1/sandboxes/{}", s.url, sb.id));
+        let request = s.control(http.delete(url));
+        delete = Some(tokio::spawn(async move { request.send().await }));
+    })
+    .await;
+    let answer = delete.expect("the delete was sent").await.unwrap().unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    assert!(
+        !group.exists(),
+        "the deleted sandbox's group is still there"
+    );
+    assert_all_dead(joined, "a process in a deleted sandbox's group lived on");
+}
+
+/// Adds a new `sleep` to the cgroup v2 `group` every 2 ms until the group is gone or
+/// `within` has passed; `after_three` runs once three have joined. Returns those that joined.
+async fn keep_joining(
+    group: &std::path::Path,
+    within: Duration,
+    mut after_three: impl FnMut(),
+) -> Vec<std::process::Child> {
+    let mut joined = Vec::new();
+    let until = Instant::now() + within;
     while Instant::now() < until {
         let mut child = std::process::Command::new("sleep")
             .arg("30")
@@ -191,25 +192,22 @@ async fn processes_that_join_a_sandbox_s_group_as_it_is_deleted_go_with_it() {
         }
         joined.push(child);
         if joined.len() == 3 {
-            let (http, url) = (s.http.clone(), format!("{}/v1/sandboxes/{}", s.url, sb.id));
-            let request = s.control(http.delete(url));
-            delete = Some(tokio::spawn(async move { request.send().await }));
+            after_three();
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let answer = delete.expect("the delete was sent").await.unwrap().unwrap();
-    assert!(answer.status().is_success(), "{}", answer.status());
-    assert!(
-        !group.exists(),
-        "the deleted sandbox's group is still there"
-    );
-    for mut child in joined {
+    joined
+}
+
+/// Reaps `children`, failing with `what` if any was still alive.
+fn assert_all_dead(children: Vec<std::process::Child>, what: &str) {
+    for mut child in children {
         let alive = child.try_wait().unwrap().is_none();
         if alive {
             child.kill().unwrap();
         }
         child.wait().unwrap();
-        assert!(!alive, "a process in a deleted sandbox's group lived on");
+        assert!(!alive, "{what}");
     }
 }
 
