@@ -16,20 +16,19 @@ const LOST_IN_RESTART: &str = "sandlotd restarted while this process was running
 
 impl LocalNode {
     pub async fn recover(&self) -> std::io::Result<()> {
+        // Our own leftovers, then those of servers that died and were not started again.
         let cgroups = self.cgroups.clone();
-        let swept = tokio::task::spawn_blocking(move || cgroups.sweep())
-            .await
-            .unwrap_or(0);
+        let (swept, orphans) = tokio::task::spawn_blocking(move || {
+            (cgroups.sweep(), cgroups.sweep_orphaned_servers())
+        })
+        .await
+        .unwrap_or((0, 0));
         if swept > 0 {
             info!(
                 swept,
                 "killed and removed sandbox cgroups left by an earlier run"
             );
         }
-        let cgroups = self.cgroups.clone();
-        let orphans = tokio::task::spawn_blocking(move || cgroups.sweep_orphaned_servers())
-            .await
-            .unwrap_or(0);
         if orphans > 0 {
             info!(
                 orphans,
