@@ -26,17 +26,9 @@ impl DataDirLock {
     /// Takes the data dir, or says who holds it.
     pub fn acquire(data_dir: &Path) -> Result<Self, String> {
         let path = data_dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let err = io::Error::last_os_error();
+        let mut file =
+            open_lock_file(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        if let Err(err) = flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
             if err.kind() != io::ErrorKind::WouldBlock {
                 return Err(format!("cannot lock {}: {err}", path.display()));
             }
@@ -62,6 +54,26 @@ impl DataDirLock {
             return Err(format!("cannot write {}: {e}", path.display()));
         }
         Ok(Self { _file: file })
+    }
+}
+
+/// A lock file at `path`, made if missing (readable and writable by the server only).
+pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+/// `flock(2)` on `file` (`how`: `LOCK_EX`, with `LOCK_NB` not to wait).
+pub(crate) fn flock(file: &File, how: i32) -> io::Result<()> {
+    // SAFETY: flock on a descriptor we own.
+    match unsafe { libc::flock(file.as_raw_fd(), how) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 

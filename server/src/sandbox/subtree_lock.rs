@@ -13,9 +13,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use crate::data_dir_lock::{flock, open_lock_file};
 
 const RUN_DIR: &str = "/run/sandlot";
 
@@ -32,13 +33,7 @@ impl SubtreeLock {
         fs::create_dir_all(RUN_DIR)?;
         let path = lock_path(name);
         loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)?;
+            let file = open_lock_file(&path)?;
             flock(&file, libc::LOCK_EX)?;
             if let Some(lock) = Self::if_current(file, &path) {
                 return Ok(lock);
@@ -73,14 +68,6 @@ impl SubtreeLock {
 
 fn lock_path(name: &str) -> PathBuf {
     Path::new(RUN_DIR).join(format!("{name}.lock"))
-}
-
-fn flock(file: &File, how: i32) -> io::Result<()> {
-    // SAFETY: flock on a descriptor we own.
-    match unsafe { libc::flock(file.as_raw_fd(), how) } {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
-    }
 }
 
 #[cfg(test)]
