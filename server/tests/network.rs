@@ -347,6 +347,46 @@ async fn a_restart_sweeps_and_rebuilds_the_network_and_nothing_outlives_a_delete
     );
 }
 
+#[tokio::test]
+async fn a_dead_server_s_table_is_removed_by_the_next_server_to_start() {
+    // A server killed for good leaves its nftables table (NAT and filters for its range);
+    // the next server to start anywhere sweeps its sandboxes and then the table.
+    let _fake = FakeInternet::get();
+    let mut dead = server(&[]).await;
+    let (sb, _) = create(&dead, json!({"internet_access": true})).await;
+    let gateway = bash(&sb, "awk '/nameserver/{print $2}' /etc/resolv.conf").await;
+    let ifname = interface_with(gateway.trim()).expect("the sandbox's host-side interface");
+    let table = format!("sandlot_{}", &ifname[2..8]);
+    let tables = || {
+        let out = Command::new("nft")
+            .args(["list", "tables"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    dead.crash();
+    assert!(
+        tables().contains(&table),
+        "a crash leaves the table: {}",
+        tables()
+    );
+
+    let _next = server(&[]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tables().contains(&table)
+        || std::path::Path::new("/sys/class/net")
+            .join(&ifname)
+            .exists()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the dead server's table or interface {ifname} is still there: {}",
+            tables()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Socket inodes of the host's netfilter netlink sockets (`/proc/net/netlink`, protocol 12).
 fn netfilter_sockets() -> Vec<String> {
     std::fs::read_to_string("/proc/net/netlink")

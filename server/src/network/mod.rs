@@ -50,7 +50,7 @@ pub struct NetworkConfig {
 
 impl NetworkConfig {
     fn table(&self) -> String {
-        format!("sandlot_{}", self.instance)
+        table_of(&self.instance)
     }
 
     fn if_prefix(&self) -> String {
@@ -60,6 +60,11 @@ impl NetworkConfig {
     fn slots(&self) -> u32 {
         (self.range.size() / 4).min(0xffff) as u32
     }
+}
+
+/// The nftables table of the instance `instance`.
+fn table_of(instance: &str) -> String {
+    format!("sandlot_{instance}")
 }
 
 /// A sandbox's place in the range, reserved before its namespace exists (its resolver
@@ -133,6 +138,15 @@ impl Network {
                 count = leftovers.len(),
                 "removed network interfaces left by an earlier run"
             );
+        }
+    }
+
+    /// The tables of servers that died and were not started again (`instances`, whose
+    /// sandboxes the cgroup sweep has just killed): their NAT and filter rules would stay
+    /// on the host for good. Their interfaces went with the sandboxes' namespaces.
+    pub fn sweep_dead_servers(&self, instances: &[String]) {
+        for instance in instances {
+            nft::delete_table(&table_of(instance));
         }
     }
 

@@ -304,8 +304,8 @@ impl Cgroups {
     }
 
     /// Kills and removes the sub-trees beside ours whose server died and was not started
-    /// again ([`SubtreeLock::take_orphaned`]). Returns how many were swept.
-    pub fn sweep_orphaned_servers(&self) -> usize {
+    /// again ([`SubtreeLock::take_orphaned`]). Returns their instance names.
+    pub fn sweep_orphaned_servers(&self) -> Vec<String> {
         let parents: Vec<PathBuf> = self
             .bases()
             .iter()
@@ -320,7 +320,7 @@ impl Cgroups {
                 }
             }
         }
-        let mut swept = 0;
+        let mut swept = Vec::new();
         for name in names {
             let Some(lock) = SubtreeLock::take_orphaned(&name) else {
                 continue;
@@ -329,7 +329,7 @@ impl Cgroups {
             if self.kill_and_remove(&roots, SWEEP_WAIT) {
                 lock.remove_file();
             }
-            swept += 1;
+            swept.push(name["sandlot-".len()..].to_string());
         }
         swept
     }

@@ -18,26 +18,30 @@ impl LocalNode {
     pub async fn recover(&self) -> std::io::Result<()> {
         // Our own leftovers, then those of servers that died and were not started again.
         let cgroups = self.cgroups.clone();
-        let (swept, orphans) = tokio::task::spawn_blocking(move || {
+        let (swept, dead_servers) = tokio::task::spawn_blocking(move || {
             (cgroups.sweep(), cgroups.sweep_orphaned_servers())
         })
         .await
-        .unwrap_or((0, 0));
+        .unwrap_or_default();
         if swept > 0 {
             info!(
                 swept,
                 "killed and removed sandbox cgroups left by an earlier run"
             );
         }
-        if orphans > 0 {
+        if !dead_servers.is_empty() {
             info!(
-                orphans,
+                servers = ?dead_servers,
                 "killed and removed what servers that died (and were not started again) left running"
             );
         }
         // Network leftovers go after the cgroups (whose kill ended the old sandboxes).
         let network = self.network.clone();
-        let _ = tokio::task::spawn_blocking(move || network.sweep()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            network.sweep();
+            network.sweep_dead_servers(&dead_servers);
+        })
+        .await;
         let failed = self
             .records
             .fail_unfinished(LOST_IN_RESTART, unix_millis(SystemTime::now()))
