@@ -8,12 +8,12 @@
 //! executed `__sandbox-init` would, on the descriptors it was given.
 //!
 //! Making a network namespace (~0.8 ms here) and bringing up its `lo` (~0.3 ms) is the
-//! slowest step of a sandbox's start, and it depends on nothing about the sandbox. So while
-//! no request waits, the spawner makes a few ahead ([`NetnsPool`]); a fork joins one and the
-//! helper creates the sandbox's other namespaces in it. Such a namespace belongs to the
+//! slowest step of a sandbox's start, and it depends on nothing about the sandbox. So once
+//! requests have stopped for a moment, the spawner makes some ahead ([`NetnsPool`]); a fork
+//! joins one and the helper creates the sandbox's other namespaces in it. Such a namespace belongs to the
 //! host's user namespace rather than the sandbox's: its root holds no capability over it,
 //! which it never needed (its addresses and routes are set from outside, by the server).
-//! With the pool empty (a burst), the helper makes its own, as before.
+//! With the pool empty (deep into a burst), the helper makes its own.
 //!
 //! Protocol, on a `SOCK_SEQPACKET` socket that is the helper's stdin: a request is any text
 //! with three descriptors, the new helper's stdin, stdout and stderr; the answer is the
@@ -23,6 +23,7 @@
 //! as they do when the server dies.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use super::exec::close_fds_from;
 use super::fdpass::{recv_fds, send_fds};
@@ -30,8 +31,15 @@ use super::sys::{die, fork};
 
 const SOCKET: libc::c_int = 0;
 
-/// Network namespaces made ahead.
-const POOL_SIZE: usize = 4;
+/// Network namespaces made ahead: as many as the largest burst of requests seen so far
+/// asked for, within these bounds. Each holds ~100 KB of kernel memory while it waits, so a
+/// server that never sees a burst keeps few.
+const POOL_MIN: usize = 4;
+const POOL_MAX: usize = 32;
+
+/// Namespaces are made ahead only once requests have stopped for this long: made between a
+/// burst's requests, each would cost the burst as much as the helper making its own.
+const FILL_QUIET: Duration = Duration::from_millis(10);
 
 pub fn main() -> ! {
     close_fds_from(3);
@@ -39,16 +47,25 @@ pub fn main() -> ! {
     // exited children are reaped by the kernel: nobody here waits for them.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     let mut pool = NetnsPool::new();
+    let mut last_request: Option<Instant> = None;
     loop {
-        if pool.wants_more() && !request_waiting() {
-            pool.make_one();
-            continue;
+        if pool.wants_more() {
+            let quiet_left =
+                last_request.map_or(Duration::ZERO, |at| FILL_QUIET.saturating_sub(at.elapsed()));
+            if !request_waiting(quiet_left) {
+                if quiet_left.is_zero() {
+                    pool.note_quiet();
+                    pool.make_one();
+                }
+                continue;
+            }
         }
         let fds = match recv_fds(SOCKET, 3, 0) {
             Ok(Some((fds, _))) => fds,
             Ok(None) => std::process::exit(0),
             Err(e) => die("receive a request", e),
         };
+        last_request = Some(Instant::now());
         let answer = match start(fds, pool.take()) {
             Ok((pid, pidfd)) => {
                 send_fds(SOCKET, &[pidfd.as_raw_fd()], pid.to_string().as_bytes(), 0)
@@ -105,15 +122,16 @@ fn start(fds: Vec<OwnedFd>, netns: Option<OwnedFd>) -> std::io::Result<(libc::pi
     Ok((pid, unsafe { std::os::fd::FromRawFd::from_raw_fd(pidfd) }))
 }
 
-/// Whether a request is waiting on the socket.
-fn request_waiting() -> bool {
+/// Whether a request is waiting on the socket, or arrives within `within`.
+fn request_waiting(within: Duration) -> bool {
     let mut fd = libc::pollfd {
         fd: SOCKET,
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: polling one descriptor of ours, without waiting.
-    unsafe { libc::poll(&mut fd, 1, 0) != 0 }
+    let timeout_ms = within.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: polling one descriptor of ours.
+    unsafe { libc::poll(&mut fd, 1, timeout_ms) != 0 }
 }
 
 /// Network namespaces made ahead, each with its `lo` up.
@@ -122,6 +140,10 @@ struct NetnsPool {
     /// does not let us make them (then every helper makes its own, and fails there if it must).
     home: Option<OwnedFd>,
     ready: Vec<OwnedFd>,
+    /// How many to keep ready.
+    target: usize,
+    /// Requests since requests last stopped.
+    burst: usize,
 }
 
 impl NetnsPool {
@@ -132,15 +154,24 @@ impl NetnsPool {
         Self {
             home,
             ready: Vec::new(),
+            target: POOL_MIN,
+            burst: 0,
         }
     }
 
     fn wants_more(&self) -> bool {
-        self.home.is_some() && self.ready.len() < POOL_SIZE
+        self.home.is_some() && self.ready.len() < self.target
     }
 
     fn take(&mut self) -> Option<OwnedFd> {
+        self.burst += 1;
         self.ready.pop()
+    }
+
+    /// Requests have stopped: the burst that just ended may raise the target.
+    fn note_quiet(&mut self) {
+        self.target = self.target.max(self.burst.min(POOL_MAX));
+        self.burst = 0;
     }
 
     fn make_one(&mut self) {
@@ -169,5 +200,35 @@ impl NetnsPool {
                 self.home = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_keeps_as_many_as_the_largest_burst_asked_for_within_bounds() {
+        let mut pool = NetnsPool {
+            home: None,
+            ready: Vec::new(),
+            target: POOL_MIN,
+            burst: 0,
+        };
+        let burst = |pool: &mut NetnsPool, n| {
+            for _ in 0..n {
+                pool.take();
+            }
+            pool.note_quiet();
+            pool.target
+        };
+        assert_eq!(
+            burst(&mut pool, 1),
+            POOL_MIN,
+            "one create at a time keeps the minimum"
+        );
+        assert_eq!(burst(&mut pool, 12), 12);
+        assert_eq!(burst(&mut pool, 3), 12, "a smaller burst does not lower it");
+        assert_eq!(burst(&mut pool, 100), POOL_MAX);
     }
 }
