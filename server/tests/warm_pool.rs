@@ -99,14 +99,15 @@ async fn a_create_takes_a_sandbox_made_ahead_with_its_python_context_ready() {
     assert_eq!(out["execution_count"], 1, "{out}");
     assert_eq!(out["results"][0]["text"], "42", "{out}");
 
-    // The pool fills again; a create that asks for an environment gets a new sandbox.
+    // The pool fills again; a create that asks for a variable only an interpreter's start
+    // reads gets a new sandbox.
     let next = pooled(&s, 1).await;
     assert!(next.is_disjoint(&ahead));
     let (status, body) = s
         .cp(
             Method::POST,
             "/v1/sandboxes",
-            Some(json!({"template_name": "code-interpreter", "env_vars": {"A": "b"}})),
+            Some(json!({"template_name": "code-interpreter", "env_vars": {"PYTHONHASHSEED": "7"}})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -162,9 +163,8 @@ async fn a_pooled_context_has_its_first_run_prepared_and_shows_none_of_it() {
     assert!(next.contains(&sb.id), "the create took the pooled one");
     first_run::assert_no_past(&sb).await;
     // A sandbox made on demand makes the directory only after its first run answered.
-    let (fresh, _) = s
-        .create_from(json!({"template_name": "code-interpreter", "env_vars": {"A": "b"}}))
-        .await;
+    let s = Server::start_with(Some("test-key"), &["--warm-pool", "0"]).await;
+    let fresh = s.create("code-interpreter").await;
     let out = fresh
         .run(
             "python",
@@ -172,6 +172,34 @@ async fn a_pooled_context_has_its_first_run_prepared_and_shows_none_of_it() {
         )
         .await;
     assert_eq!(out["stdout"], "False\n", "{out}");
+}
+
+#[tokio::test]
+async fn a_create_with_variables_takes_a_pooled_sandbox_whose_context_starts_with_them() {
+    let s = Server::start_with(Some("test-key"), &["--warm-pool", "1"]).await;
+    let ahead = pooled(&s, 1).await;
+    let env = json!({"GREETING": "hi", "TZ": "Asia/Tokyo", "PYTHONPATH": "/workspace/lib"});
+    let (sb, _) = s
+        .create_from(json!({"template_name": "code-interpreter", "env_vars": env}))
+        .await;
+    assert!(ahead.contains(&sb.id), "the create took the pooled one");
+    assert_eq!(taken(&s).await, 1);
+    // As if it had started with them: its environment and its children's, and what an
+    // interpreter reads from them at start (the time zone, the import path).
+    let out = sb
+        .run(
+            "python",
+            "import os, subprocess, sys, time\n\
+             print(os.environ['GREETING'], time.tzname[0], sys.path[1])\n\
+             print(subprocess.run('echo $GREETING', shell=True, capture_output=True, text=True).stdout, end='')",
+        )
+        .await;
+    assert_eq!(out["stdout"], "hi JST /workspace/lib\nhi\n", "{out}");
+    assert_eq!(out["execution_count"], 1, "{out}");
+    // And so do the sandbox's other processes and its record.
+    assert_eq!(sb.run("bash", "echo $GREETING").await["stdout"], "hi\n");
+    let (_, vars) = sb.call(Method::GET, "/env", None).await;
+    assert_eq!(vars["env_vars"]["GREETING"], "hi", "{vars}");
 }
 
 /// Host processes in a sandbox's cgroups.

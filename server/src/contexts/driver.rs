@@ -126,6 +126,16 @@ pub fn warm_up_command(id: u64) -> Vec<u8> {
     line
 }
 
+/// The python driver's command that gives a context made ahead its sandbox's environment
+/// (`_take_env` in `drivers/zygote_context.py`), answered by a `done` with this id: exit code
+/// 0, or 1 from a driver that cannot (an exec'd one).
+pub fn env_command(id: u64, env: &[(String, String)]) -> Vec<u8> {
+    let mut line = serde_json::to_vec(&serde_json::json!({ "type": "env", "id": id, "env": env }))
+        .expect("a command serialises");
+    line.push(b'\n');
+    line
+}
+
 /// A shell word that means exactly `s`.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

@@ -22,7 +22,7 @@ use tracing::warn;
 
 use super::cell::{run_in, CellOutcome, Job};
 use super::driver;
-use super::process::ContextProcess;
+use super::process::{ContextProcess, Quiet};
 use super::start::{discard, prefork, Preforked};
 use super::zygote::{Usual, Zygote};
 use super::{default_id, Context, Slot};
@@ -357,6 +357,31 @@ impl ContextManager {
     /// the warm pool; python only). False if it has no such context or the warm-up failed,
     /// in which case the context is stopped.
     pub async fn warm_up_default(&self, sandbox: &Sandbox, language: Language) -> bool {
+        self.quiet_to_default(sandbox, language, Quiet::WarmUp)
+            .await
+    }
+
+    /// Gives a sandbox made ahead (the warm pool), and handed to a create with variables of
+    /// its own, a default python context that has them as if it had started with them.
+    /// False if it has no such context or the driver could not (the context is stopped).
+    pub async fn give_env_to_default(
+        &self,
+        sandbox: &Sandbox,
+        env_vars: BTreeMap<String, String>,
+    ) -> bool {
+        let env = context_env(&self.cfg, env_vars);
+        self.quiet_to_default(sandbox, Language::Python, Quiet::TakeEnv(&env))
+            .await
+    }
+
+    /// Has a sandbox's running default context of `language` carry out `command`; stops
+    /// the context if it fails.
+    async fn quiet_to_default(
+        &self,
+        sandbox: &Sandbox,
+        language: Language,
+        command: Quiet<'_>,
+    ) -> bool {
         let Some(context) = sandbox.contexts.get(&default_id(language)) else {
             return false;
         };
@@ -364,7 +389,7 @@ impl ContextManager {
         let Some(process) = slot.process.as_mut() else {
             return false;
         };
-        if process.warm_up(WARM_UP_TIMEOUT).await {
+        if process.quiet(command, WARM_UP_TIMEOUT).await {
             return true;
         }
         if let Some(mut p) = slot.process.take() {

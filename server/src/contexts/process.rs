@@ -77,6 +77,16 @@ fn code_of(status: std::process::ExitStatus) -> i32 {
 }
 
 /// A live driver.
+/// What a python driver made ahead for the warm pool is told, beside runs.
+pub enum Quiet<'a> {
+    /// Its muted warm-up: the pages and caches a first run would fill are filled now, while
+    /// nothing waits, and nothing of it shows.
+    WarmUp,
+    /// Its sandbox's whole environment, as if it had started with it (a pooled sandbox
+    /// handed to a create with variables of its own).
+    TakeEnv(&'a [(String, String)]),
+}
+
 pub struct ContextProcess {
     pub(super) lifeline: Lifeline,
     pub(super) stdin: pipe::Sender,
@@ -293,16 +303,23 @@ impl ContextProcess {
         }
     }
 
-    /// Has a python driver run its muted warm-up (a sandbox made ahead for the warm pool):
-    /// the pages and caches a first run would fill are filled now, while nothing waits, and
-    /// nothing of it shows. False if the driver did not finish it within `within` (the
-    /// caller discards the context).
-    pub async fn warm_up(&mut self, within: Duration) -> bool {
+    /// Has the python driver carry out a command that shows nothing ([`Quiet`]): whether it
+    /// answered within `within` with exit code 0 (if not, the caller discards the context).
+    pub async fn quiet(&mut self, command: Quiet<'_>, within: Duration) -> bool {
         let id = self.next_id;
         self.next_id += 1;
-        let command = driver::warm_up_command(id);
+        let line = match command {
+            Quiet::WarmUp => driver::warm_up_command(id),
+            Quiet::TakeEnv(env) => driver::env_command(id, env),
+        };
+        self.quiet_command(id, &line, within).await
+    }
+
+    /// Sends a driver command that shows nothing and waits for its `done` (`id`): whether
+    /// it came within `within` with exit code 0.
+    async fn quiet_command(&mut self, id: u64, command: &[u8], within: Duration) -> bool {
         let done = async {
-            if self.stdin.write_all(&command).await.is_err() {
+            if self.stdin.write_all(command).await.is_err() {
                 return false;
             }
             let (mut out, mut err) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);

@@ -52,7 +52,7 @@ impl LocalNode {
             Some(t) => Some(unix_millis(expiry(now, t)?)),
         };
         if let Some(sandbox) = self.claim(&spec).await {
-            let record = self.adopt(&sandbox, spec.timeout_seconds, expires_at_ms);
+            let record = self.adopt(&sandbox, &spec, expires_at_ms);
             if let Err(e) = self.catalog.insert_sandbox(&record) {
                 self.destroy(&sandbox, false).await;
                 return Err(e.into());

@@ -8,7 +8,11 @@
 //! idles it, and after a crash recovery sweeps it with the other leftovers. The create that
 //! takes it writes its record (its timeout, its creation time: now) and makes it live.
 //! Only a create that asks for nothing a pooled sandbox lacks takes one: the pooled
-//! template, no environment, no internet access, no id of its own (a cluster's).
+//! template, no internet access, no id of its own (a cluster's), and no variables that only
+//! an interpreter's start reads (`PYTHON*` but `PYTHONPATH`, locales: those of a context
+//! forked at create, [`crate::contexts::driver::forkable_env`]). Other variables are given
+//! to the pooled sandbox's context as it is taken, which makes them its environment as if
+//! it had started with them (`os.environ`, `sys.path`, the time zone, the home directory).
 //!
 //! The pool gives way: it is filled only once creates have stopped for a moment (so it never
 //! competes with one for the CPU, as in a burst), never into the last free slot of
@@ -24,6 +28,7 @@ use tracing::warn;
 use super::lifecycle::until_none;
 use super::local::LocalNode;
 use super::{template, Sandbox};
+use crate::contexts::driver::forkable_env;
 use crate::ids;
 use crate::node::{NodeError, SandboxSpec};
 use crate::shutdown::Shutdown;
@@ -112,10 +117,11 @@ impl LocalNode {
     /// A pooled sandbox for `spec`, made live with its record written; `None` when the
     /// create asks for something a pooled sandbox lacks or the pool is empty.
     pub(super) async fn claim(&self, spec: &SandboxSpec) -> Option<Arc<Sandbox>> {
+        let env: Vec<(String, String)> = spec.env_vars.clone().into_iter().collect();
         let eligible = spec.id.is_none()
             && !spec.internet_access
             && spec.network.is_none()
-            && spec.env_vars.is_empty()
+            && (env.is_empty() || (self.cfg.context_zygote && forkable_env(&env)))
             && template::find(&spec.template).is_some_and(|t| t.name == POOLED_TEMPLATE);
         if !eligible {
             return None;
@@ -130,23 +136,37 @@ impl LocalNode {
                 self.destroy(&sandbox, false).await;
                 continue;
             }
+            if !env.is_empty() {
+                *sandbox.env_vars.lock().unwrap_or_else(|p| p.into_inner()) = spec.env_vars.clone();
+                if self.cfg.warm_python_context
+                    && !self
+                        .contexts
+                        .give_env_to_default(&sandbox, spec.env_vars.clone())
+                        .await
+                {
+                    // Made now instead, as if the pool were empty.
+                    self.destroy(&sandbox, false).await;
+                    return None;
+                }
+            }
             self.pool.taken.fetch_add(1, Ordering::Relaxed);
             return Some(sandbox);
         }
     }
 
-    /// Makes a claimed sandbox live: its creation time, its timeout, its record.
+    /// Makes a claimed sandbox live: its creation time, its timeout, its record (its
+    /// variables were given to it by [`Self::claim`]).
     pub(super) fn adopt(
         &self,
         sandbox: &Arc<Sandbox>,
-        timeout_seconds: Option<u64>,
+        spec: &SandboxSpec,
         expires_at_ms: Option<i64>,
     ) -> SandboxRecord {
         let now = SystemTime::now();
         *sandbox.created_at.lock().unwrap_or_else(|p| p.into_inner()) = now;
         {
             let mut st = sandbox.state();
-            st.timeout_seconds = timeout_seconds;
+            st.timeout_seconds = spec.timeout_seconds;
             st.expires_at = expires_at_ms.map(crate::time::from_unix_millis);
         }
         self.contexts.touch(sandbox);
@@ -158,8 +178,8 @@ impl LocalNode {
             uid: sandbox.uid,
             internet_access: false,
             network: None,
-            env_vars: Default::default(),
-            timeout_seconds,
+            env_vars: spec.env_vars.clone(),
+            timeout_seconds: spec.timeout_seconds,
             expires_at_ms,
             created_at_ms: unix_millis(now),
             token_generation: 0,

@@ -1,8 +1,10 @@
 # Sandlot's python context driver: one IPython InteractiveShell, driven by the server.
 #
 # Commands arrive on stdin, one JSON object per line: {"type":"run","id":N,"code":...,
-# "env":{...},"cwd":...|null}, or {"type":"warm","id":N} (a context made ahead for the
-# warm pool: the warm-up runs again in it, answered by "done"). Replies go to fd 4, one JSON object per line: "ready" once,
+# "env":{...},"cwd":...|null}, {"type":"warm","id":N} (a context made ahead for the
+# warm pool: the warm-up runs again in it, answered by "done") or {"type":"env","id":N,
+# "env":[[k,v],...]} (such a context handed to a sandbox with variables of its own: its whole
+# environment from now on, answered by "done"). Replies go to fd 4, one JSON object per line: "ready" once,
 # then per run any number of "result" frames (MIME bundles), at most one "error", and "done"
 # with the exit code. Output is the process's own stdout/stderr (the server reads them);
 # both are flushed before "done". SIGINT interrupts a run (KeyboardInterrupt) and nothing
@@ -383,6 +385,13 @@ def serve():
             # A context made ahead (the warm pool): its first run prepared while nothing waits.
             _warm_up()
             _send({"type": "done", "id": cmd.get("id"), "exit_code": 0, "count": shell.execution_count - 1})
+        elif cmd.get("type") == "env":
+            # A context made ahead, handed to a sandbox with variables of its own: they become
+            # its environment, as if it had started with them (forked contexts only).
+            taken = "_take_env" in globals()
+            if taken:
+                _take_env(dict(cmd.get("env") or ()), dict(os.environ))
+            _send({"type": "done", "id": cmd.get("id"), "exit_code": 0 if taken else 1, "count": shell.execution_count - 1})
         else:
             continue
         while _after_first_run:

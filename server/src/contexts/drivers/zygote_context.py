@@ -149,21 +149,37 @@ def _confine(cfg):
 
 
 def _become_the_program(cfg):
-    """What a new interpreter would have picked up from its environment at start."""
-    env = dict(cfg["env"])
+    """What a new interpreter would have picked up from its environment and directory at
+    start."""
+    # Compared with the zygote's plain copy: reading os.environ decodes every name anew.
+    _take_env(dict(cfg["env"]), _zygote_env)
+    # The shell's own record of where it started.
+    cwd = os.getcwd()
+    shell.starting_dir = cwd
+    shell.user_ns["_dh"][:] = [_usual_dirs.get(cwd) or Path(cwd)]
+    # Its profile directory (the same path: IPYTHONDIR is the default), which the shell made
+    # in the zygote's private /tmp, made here as the shell makes it: after the first run has
+    # answered, as nothing in a run before needs it (half a millisecond off the first run).
+    _after_first_run.append(_make_profile_dir)
+
+
+def _take_env(env, current):
+    """Makes `env` (and what the driver adds) this interpreter's environment, with what a new
+    interpreter would have picked up from it at start. `current` is a plain copy of
+    os.environ as it is: only what differs is set, usually nothing."""
     wanted = _with_driver_env(env)
-    # Only what differs from the zygote's own (compared with its plain copy: reading
-    # os.environ decodes every name anew), usually nothing.
-    for key in [k for k in _zygote_env if k not in wanted]:
+    for key in [k for k in current if k not in wanted]:
         del os.environ[key]
     for key, value in wanted.items():
-        if _zygote_env.get(key) != value:
+        if current.get(key) != value:
             os.environ[key] = value
     sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
     # sys.path: "" first (the driver's), then PYTHONPATH, then the rest; the user's site
     # directory under the new HOME if it exists (site.py's rule at start).
-    extra = [p for p in env.get("PYTHONPATH", "").split(":") if p]
-    sys.path[1:1] = extra
+    old_extra = [p for p in current.get("PYTHONPATH", "").split(":") if p]
+    if sys.path[1 : 1 + len(old_extra)] == old_extra:
+        del sys.path[1 : 1 + len(old_extra)]
+    sys.path[1:1] = [p for p in env.get("PYTHONPATH", "").split(":") if p]
     # site's cached answers are the zygote's: dropped, so whatever asks later gets the
     # sandbox's. The check itself is site's rule (PYTHONUSERBASE, else ~/.local), without
     # site's machinery.
@@ -172,18 +188,10 @@ def _become_the_program(cfg):
     if site.ENABLE_USER_SITE:
         base = env.get("PYTHONUSERBASE") or os.path.expanduser("~/.local")
         user_site = os.path.join(base, _USER_SITE_UNDER_BASE)
-        if os.path.isdir(user_site):
+        if os.path.isdir(user_site) and user_site not in sys.path:
             site.addsitedir(user_site)
     time.tzset()
-    # The shell's own record of where it started and whose home it is.
-    cwd = os.getcwd()
-    shell.starting_dir = cwd
     shell.home_dir = os.path.realpath(os.path.expanduser("~"))  # IPython's get_home_dir()
-    shell.user_ns["_dh"][:] = [_usual_dirs.get(cwd) or Path(cwd)]
-    # Its profile directory (the same path: IPYTHONDIR is the default), which the shell made
-    # in the zygote's private /tmp, made here as the shell makes it: after the first run has
-    # answered, as nothing in a run before needs it (half a millisecond off the first run).
-    _after_first_run.append(_make_profile_dir)
 
 
 def _profile_layout():
