@@ -38,6 +38,10 @@ use crate::shutdown::Shutdown;
 /// How long a pooled context's warm-up may take (a few milliseconds when the host is idle).
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a pooled context may take to take its sandbox's variables (well under a
+/// millisecond): a create waits for it, and makes a sandbox anew (~10 ms) if it gives up.
+const TAKE_ENV_TIMEOUT: Duration = Duration::from_secs(1);
+
 pub struct ContextManager {
     cfg: Arc<Config>,
     cgroups: Arc<Cgroups>,
@@ -63,6 +67,11 @@ impl ContextManager {
             shutdown,
             zygote,
         }
+    }
+
+    /// Whether python contexts are forked (from the fork server) rather than executed.
+    pub fn forks_python(&self) -> bool {
+        self.zygote.is_some()
     }
 
     /// Starts the python fork server (at server start: the first context need not wait).
@@ -357,7 +366,7 @@ impl ContextManager {
     /// the warm pool; python only). False if it has no such context or the warm-up failed,
     /// in which case the context is stopped.
     pub async fn warm_up_default(&self, sandbox: &Sandbox, language: Language) -> bool {
-        self.quiet_to_default(sandbox, language, Quiet::WarmUp)
+        self.quiet_to_default(sandbox, language, Quiet::WarmUp, WARM_UP_TIMEOUT)
             .await
     }
 
@@ -370,8 +379,13 @@ impl ContextManager {
         env_vars: BTreeMap<String, String>,
     ) -> bool {
         let env = context_env(&self.cfg, env_vars);
-        self.quiet_to_default(sandbox, Language::Python, Quiet::TakeEnv(&env))
-            .await
+        self.quiet_to_default(
+            sandbox,
+            Language::Python,
+            Quiet::TakeEnv(&env),
+            TAKE_ENV_TIMEOUT,
+        )
+        .await
     }
 
     /// Has a sandbox's running default context of `language` carry out `command`; stops
@@ -381,6 +395,7 @@ impl ContextManager {
         sandbox: &Sandbox,
         language: Language,
         command: Quiet<'_>,
+        within: Duration,
     ) -> bool {
         let Some(context) = sandbox.contexts.get(&default_id(language)) else {
             return false;
@@ -389,7 +404,7 @@ impl ContextManager {
         let Some(process) = slot.process.as_mut() else {
             return false;
         };
-        if process.quiet(command, WARM_UP_TIMEOUT).await {
+        if process.quiet(command, within).await {
             return true;
         }
         if let Some(mut p) = slot.process.take() {

@@ -141,11 +141,12 @@ impl Network {
         }
     }
 
-    /// The tables of servers that died and were not started again (`instances`, whose
-    /// sandboxes the cgroup sweep has just killed): their NAT and filter rules would stay
-    /// on the host for good. Their interfaces went with the sandboxes' namespaces.
-    pub fn sweep_dead_servers(&self, instances: &[String]) {
-        for instance in instances {
+    /// The table of a server that died and was not started again (`instance`, whose
+    /// sandboxes the cgroup sweep has just killed): its NAT and filter rules would stay on
+    /// the host for good. Its interfaces went with the sandboxes' namespaces.
+    pub fn sweep_dead_server(&self, instance: &str) {
+        // A name this server's own kind makes (8 hex digits), never anything else.
+        if instance.len() == 8 && instance.bytes().all(|b| b.is_ascii_hexdigit()) {
             nft::delete_table(&table_of(instance));
         }
     }

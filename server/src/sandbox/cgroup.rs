@@ -304,8 +304,10 @@ impl Cgroups {
     }
 
     /// Kills and removes the sub-trees beside ours whose server died and was not started
-    /// again ([`SubtreeLock::take_orphaned`]). Returns their instance names.
-    pub fn sweep_orphaned_servers(&self) -> Vec<String> {
+    /// again ([`SubtreeLock::take_orphaned`]); for each one gone, `also` is called with its
+    /// instance name while its lock is still held (a server restarting on that data dir
+    /// waits until then). Returns their instance names.
+    pub fn sweep_orphaned_servers(&self, mut also: impl FnMut(&str)) -> Vec<String> {
         let parents: Vec<PathBuf> = self
             .bases()
             .iter()
@@ -329,10 +331,13 @@ impl Cgroups {
                 continue;
             };
             let roots: Vec<PathBuf> = parents.iter().map(|p| p.join(&name)).collect();
+            // Something left: the lock file stays, for a later server to try again.
             if self.kill_and_remove(&roots, SWEEP_WAIT) {
+                let instance = &name["sandlot-".len()..];
+                also(instance);
                 lock.remove_file();
+                swept.push(instance.to_string());
             }
-            swept.push(name["sandlot-".len()..].to_string());
         }
         swept
     }

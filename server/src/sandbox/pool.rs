@@ -8,11 +8,12 @@
 //! idles it, and after a crash recovery sweeps it with the other leftovers. The create that
 //! takes it writes its record (its timeout, its creation time: now) and makes it live.
 //! Only a create that asks for nothing a pooled sandbox lacks takes one: the pooled
-//! template, no internet access, no id of its own (a cluster's), and no variables that only
-//! an interpreter's start reads (`PYTHON*` but `PYTHONPATH`, locales: those of a context
-//! forked at create, [`crate::contexts::driver::forkable_env`]). Other variables are given
-//! to the pooled sandbox's context as it is taken, which makes them its environment as if
-//! it had started with them (`os.environ`, `sys.path`, the time zone, the home directory).
+//! template, no internet access, no id of its own (a cluster's), and variables only where
+//! python contexts are forked and a fork could start with them
+//! ([`crate::contexts::driver::forkable_env`]: none that only an interpreter's start
+//! reads). They are given to the pooled sandbox's context as it is taken, which makes them
+//! its environment as if it had started with them (`os.environ`, `sys.path`, the time zone,
+//! the home directory).
 //!
 //! The pool gives way: it is filled only once creates have stopped for a moment (so it never
 //! competes with one for the CPU, as in a burst), never into the last free slot of
@@ -121,7 +122,7 @@ impl LocalNode {
         let eligible = spec.id.is_none()
             && !spec.internet_access
             && spec.network.is_none()
-            && (env.is_empty() || (self.cfg.context_zygote && forkable_env(&env)))
+            && (env.is_empty() || (self.contexts.forks_python() && forkable_env(&env)))
             && template::find(&spec.template).is_some_and(|t| t.name == POOLED_TEMPLATE);
         if !eligible {
             return None;

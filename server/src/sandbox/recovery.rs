@@ -17,9 +17,13 @@ const LOST_IN_RESTART: &str = "sandlotd restarted while this process was running
 impl LocalNode {
     pub async fn recover(&self) -> std::io::Result<()> {
         // Our own leftovers, then those of servers that died and were not started again.
-        let cgroups = self.cgroups.clone();
+        let (cgroups, network) = (self.cgroups.clone(), self.network.clone());
         let (swept, dead_servers) = tokio::task::spawn_blocking(move || {
-            (cgroups.sweep(), cgroups.sweep_orphaned_servers())
+            let swept = cgroups.sweep();
+            // A dead server's table goes once its sandboxes are gone, under its lock.
+            let dead =
+                cgroups.sweep_orphaned_servers(|instance| network.sweep_dead_server(instance));
+            (swept, dead)
         })
         .await
         .unwrap_or_default();
@@ -37,11 +41,7 @@ impl LocalNode {
         }
         // Network leftovers go after the cgroups (whose kill ended the old sandboxes).
         let network = self.network.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            network.sweep();
-            network.sweep_dead_servers(&dead_servers);
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || network.sweep()).await;
         let failed = self
             .records
             .fail_unfinished(LOST_IN_RESTART, unix_millis(SystemTime::now()))

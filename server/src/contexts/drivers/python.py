@@ -390,7 +390,11 @@ def serve():
             # its environment, as if it had started with them (forked contexts only).
             taken = "_take_env" in globals()
             if taken:
-                _take_env(dict(cmd.get("env") or ()), dict(os.environ))
+                try:
+                    _take_env(dict(cmd.get("env") or ()), dict(os.environ))
+                except BaseException as e:  # the server makes the sandbox anew
+                    sys.stderr.write(f"[sandlot: could not take the environment: {e!r}]\n")
+                    taken = False
             _send({"type": "done", "id": cmd.get("id"), "exit_code": 0 if taken else 1, "count": shell.execution_count - 1})
         else:
             continue
