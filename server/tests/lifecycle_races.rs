@@ -348,3 +348,59 @@ async fn sandboxes_deleted_before_their_context_warmed_leave_no_group() {
         .collect();
     assert!(left.is_empty(), "groups of deleted sandboxes: {left:?}");
 }
+
+#[tokio::test]
+async fn a_context_asked_of_a_sandbox_whose_pid_1_just_died_is_refused_and_the_fork_server_lives_on(
+) {
+    // A sandbox's pid 1 dead but not yet reaped (its helper stopped): the server still
+    // counts it live, the fork server can open it but not enter its namespace, and
+    // refuses. The refusal is an answer, not a fault: the fork server is not restarted.
+    let s = Server::start_with(Some("test-key"), &["--warm-pool", "0"]).await;
+    let sb = s.create("code-interpreter").await;
+    assert_eq!(sb.run("python", "1 + 1").await["result"], "2");
+    let zygote = common::zygote_pid(s.pid()).expect("the fork server runs");
+    let init = sandbox_inits(s.pid() as i32)[0];
+    let helper = parent_of(init);
+    // SAFETY: signals to processes of this test's own server.
+    unsafe {
+        libc::kill(helper, libc::SIGSTOP);
+        libc::kill(init, libc::SIGKILL);
+    }
+    while is_running(init) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, body) = sb
+        .call(
+            reqwest::Method::POST,
+            "/contexts",
+            Some(json!({"language": "python"})),
+        )
+        .await;
+    // SAFETY: as above.
+    unsafe { libc::kill(helper, libc::SIGCONT) };
+    // Refused, the start went on to the exec helper, which cannot join a dead sandbox either.
+    assert!(!(200..300).contains(&status), "{status} {body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("join sandbox"),
+        "the exec helper's own failure: {body}"
+    );
+    assert_eq!(
+        common::zygote_pid(s.pid()),
+        Some(zygote),
+        "the fork server was not restarted"
+    );
+    // It forks the next sandbox's contexts as before.
+    let next = s.create("code-interpreter").await;
+    assert_eq!(next.run("python", "2 + 2").await["result"], "4");
+    assert_eq!(common::zygote_pid(s.pid()), Some(zygote));
+}
+
+/// The parent of a host process.
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(") ").unwrap();
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}

@@ -261,7 +261,13 @@ pub async fn prefork(
 /// and removes its group.
 pub async fn discard(cgroups: &Arc<Cgroups>, sandbox_id: &str, group: &str) {
     let (c, sid, g) = (cgroups.clone(), sandbox_id.to_string(), group.to_string());
-    let _ = tokio::task::spawn_blocking(move || c.kill_process(&sid, &g)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        // Removed, not only killed: a start that goes on (through the exec helper after a
+        // failed fork) makes a group of the same name.
+        c.kill_process(&sid, &g);
+        c.remove_process(&sid, &g);
+    })
+    .await;
 }
 
 /// The tracking group of a fork: the `tasks`/`cgroup.procs` files it joins itself (joining
