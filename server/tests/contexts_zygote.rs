@@ -494,25 +494,3 @@ async fn an_idle_context_stops_and_the_next_run_starts_a_new_one_quietly() {
     assert_eq!(out["result"], "1", "forked again: {out}");
     assert!(out.get("execution_error").is_none(), "{out}");
 }
-
-#[tokio::test]
-async fn a_context_starts_through_the_exec_helper_when_the_fork_server_does_not_answer() {
-    let s = Server::start().await;
-    let sb = s.create("code-interpreter").await;
-    assert_eq!(sb.run("python", "1 + 1").await["result"], "2");
-    let stuck = common::zygote_pid(s.pid()).expect("the fork server runs");
-    // SAFETY: stopping the fork server this test's server started.
-    unsafe { libc::kill(stuck, libc::SIGSTOP) };
-    // The restarted context's fork gets no answer: after the fork's time limit the context
-    // is made by the exec helper, in a tracking group of the same name as the failed fork's.
-    restart_default_python(&sb).await;
-    let probed = probe(&sb, json!({})).await;
-    // SAFETY: as above (the server has replaced it by now).
-    unsafe { libc::kill(stuck, libc::SIGCONT) };
-    assert_eq!(probed["forked"], false, "an exec'd context: {probed}");
-    assert_eq!(sb.run("python", "2 + 2").await["result"], "4");
-    // The fork server is replaced, and forks the next sandbox's context.
-    let next = s.create("code-interpreter").await;
-    assert_eq!(probe(&next, json!({})).await["forked"], true);
-    assert_ne!(common::zygote_pid(s.pid()), Some(stuck));
-}
