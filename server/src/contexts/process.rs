@@ -76,7 +76,6 @@ fn code_of(status: std::process::ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
-/// A live driver.
 /// What a python driver made ahead for the warm pool is told, beside runs.
 pub enum Quiet<'a> {
     /// Its muted warm-up: the pages and caches a first run would fill are filled now, while
@@ -87,6 +86,7 @@ pub enum Quiet<'a> {
     TakeEnv(&'a [(String, String)]),
 }
 
+/// A live driver.
 pub struct ContextProcess {
     pub(super) lifeline: Lifeline,
     pub(super) stdin: pipe::Sender,
@@ -312,14 +312,8 @@ impl ContextProcess {
             Quiet::WarmUp => driver::warm_up_command(id),
             Quiet::TakeEnv(env) => driver::env_command(id, env),
         };
-        self.quiet_command(id, &line, within).await
-    }
-
-    /// Sends a driver command that shows nothing and waits for its `done` (`id`): whether
-    /// it came within `within` with exit code 0.
-    async fn quiet_command(&mut self, id: u64, command: &[u8], within: Duration) -> bool {
         let done = async {
-            if self.stdin.write_all(command).await.is_err() {
+            if self.stdin.write_all(&line).await.is_err() {
                 return false;
             }
             let (mut out, mut err) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);

@@ -24,6 +24,8 @@ use tracing::warn;
 use super::subtree_lock::SubtreeLock;
 
 const ROOT: &str = "/sys/fs/cgroup";
+/// A server's sub-tree is this followed by its instance name.
+const SUBTREE_PREFIX: &str = "sandlot-";
 /// How long the sweep at start gives each leftover sandbox's groups to empty.
 const SWEEP_WAIT: Duration = Duration::from_secs(1);
 
@@ -54,7 +56,7 @@ impl Cgroups {
     /// Detects the layout and creates our sub-trees, named after `instance` so that servers
     /// with different data dirs never sweep each other's sandboxes.
     pub fn detect(instance: &str) -> Self {
-        let name = format!("sandlot-{instance}");
+        let name = format!("{SUBTREE_PREFIX}{instance}");
         let subtree = name.as_str();
         // Before the sub-tree exists: a server sweeping it (ours crashed) finishes first.
         let owner = match SubtreeLock::acquire(subtree) {
@@ -317,7 +319,7 @@ impl Cgroups {
         for parent in &parents {
             for entry in fs::read_dir(parent).into_iter().flatten().flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with("sandlot-")
+                if name.starts_with(SUBTREE_PREFIX)
                     && name != self.subtree
                     && entry.file_type().is_ok_and(|t| t.is_dir())
                 {
@@ -333,7 +335,7 @@ impl Cgroups {
             let roots: Vec<PathBuf> = parents.iter().map(|p| p.join(&name)).collect();
             // Something left: the lock file stays, for a later server to try again.
             if self.kill_and_remove(&roots, SWEEP_WAIT) {
-                let instance = &name["sandlot-".len()..];
+                let instance = &name[SUBTREE_PREFIX.len()..];
                 also(instance);
                 lock.remove_file();
                 swept.push(instance.to_string());

@@ -130,8 +130,8 @@ fn request_waiting(within: Duration) -> bool {
         revents: 0,
     };
     let timeout_ms = within.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: polling one descriptor of ours.
     // An error (none is expected) counts as a request: the receive that follows says more.
+    // SAFETY: polling one descriptor of ours.
     unsafe { libc::poll(&mut fd, 1, timeout_ms) != 0 }
 }
 
